@@ -1,0 +1,267 @@
+"""What the coder works on: the target file, and for tests the code under test (pure lookups).
+
+:func:`build_job` turns an :class:`~coditect.agents.base.AgentContext` into a :class:`CodeJob`:
+which file to write, its current source, whether it is a test file and, for tests, which
+functions they should exercise (their signatures and docstrings and the import line to use).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect.agents.base import AgentContext
+from coditect.agents.prompts import failures_block
+from coditect.agents.validation import module_name
+from coditect.domain.paths import is_test_path
+from coditect.domain.tasks import Intent
+from coditect.errors import AgentError
+
+__all__ = [
+    "CodeJob",
+    "build_job",
+    "failing_line",
+    "is_test_path",
+    "sha256_text",
+    "signature_and_doc",
+    "write_atomic",
+]
+
+_MAX_SUBJECTS = 4
+# A short function is shown whole to the test writer: with only a signature (and maybe no
+# docstring) a small model guesses what the function does, and guesses wrong.
+_WHOLE_SUBJECT_LINES = 15
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class CodeJob:
+    """One file for the coder to change.
+
+    Attributes:
+        path: Target file, relative to the workspace.
+        original: Its current source, None when it does not exist yet.
+        subject_path: For tests: the module under test (relative path), else "".
+        subject_names: For tests: the functions or classes to test.
+        subject_text: For tests: their signatures and docstrings.
+        failures: The failing tests to fix (a prompt block), or "".
+        notes: Analyzer findings about the functions the request names, one per line, or "".
+    """
+
+    path: str
+    is_tests: bool
+    original: str | None
+    subject_path: str = ""
+    subject_names: tuple[str, ...] = ()
+    subject_text: str = ""
+    failures: str = ""
+    notes: str = ""
+
+    @property
+    def self_module(self) -> str:
+        """Dotted module name of the target file."""
+        return module_name(self.path)
+
+    @property
+    def import_line(self) -> str:
+        """``from pkg.mod import a, b`` for the code under test, or ""."""
+        if not (self.subject_path and self.subject_names):
+            return ""
+        return f"from {module_name(self.subject_path)} import {', '.join(self.subject_names)}"
+
+
+def _read(workspace: Path, rel: str) -> str | None:
+    path = workspace / rel
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
+
+def _defs(source: str | None) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
+    if not source:
+        return {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return {n.name: n for n in tree.body if isinstance(n, kinds)}
+
+
+def signature_and_doc(source: str, name: str, *, whole_up_to: int = 0) -> str:
+    """The ``def`` line(s) and docstring of top-level ``name`` in ``source`` ("" if absent).
+
+    Args:
+        source: A module's source.
+        name: A top-level function or class in it.
+        whole_up_to: Give the whole definition instead when it has at most this many lines.
+    """
+    node = _defs(source).get(name)
+    if node is None:
+        return ""
+    lines = source.splitlines()
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    last = node.end_lineno or node.lineno
+    if last - first + 1 <= whole_up_to:
+        return "\n".join(lines[first - 1 : last])
+    body0 = node.body[0]
+    head = lines[first - 1 : body0.lineno - 1]
+    doc = ast.get_docstring(node, clean=False)
+    if doc is not None:
+        head += lines[body0.lineno - 1 : body0.end_lineno]
+    indent = " " * (body0.col_offset or 4)
+    return "\n".join([*head, f"{indent}..."])
+
+
+def _candidates(ctx: AgentContext) -> list[str]:
+    paths = [*ctx.action.read_files, *ctx.action.write_files, *ctx.task.target_files]
+    if ctx.upstream.analysis is not None:
+        paths += [m.path for m in ctx.upstream.analysis.source_modules]
+    return [p for p in dict.fromkeys(paths) if p.endswith(".py")]
+
+
+def _mentioned(ctx: AgentContext) -> set[str]:
+    return set(_WORD.findall(f"{ctx.request} {ctx.task.description} {ctx.task.feedback}"))
+
+
+def _code_target(ctx: AgentContext) -> str:
+    explicit = [p for p in (*ctx.action.write_files, *ctx.task.target_files) if p.endswith(".py")]
+    for path in explicit:
+        if not is_test_path(path):
+            return path
+    sources = [p for p in _candidates(ctx) if not is_test_path(p)]
+    text = f"{ctx.request} {ctx.task.description}"
+    words = _mentioned(ctx)
+    for path in sources:  # a path named in the request
+        if path in text:
+            return path
+    for path in sources:  # the module defining a function the request names
+        if words & set(_defs(_read(ctx.workspace, path))):
+            return path
+    plain = [p for p in sources if Path(p).name != "__init__.py"]
+    if plain:
+        return sorted(plain)[0]
+    raise AgentError(f"task {ctx.task.id}: no source file to write (action.write_files is empty)")
+
+
+def _subjects(ctx: AgentContext) -> tuple[str, tuple[str, ...]]:
+    for change in reversed(ctx.upstream.code):
+        for edit in change.edits:
+            names = (*edit.added_symbols, *edit.replaced_symbols)
+            if names and not is_test_path(edit.path):
+                return edit.path, tuple(names[:_MAX_SUBJECTS])
+    words = _mentioned(ctx)
+    for path in _candidates(ctx):
+        if is_test_path(path):
+            continue
+        found = [n for n in _defs(_read(ctx.workspace, path)) if n in words]
+        if found:
+            return path, tuple(found[:_MAX_SUBJECTS])
+    return "", ()
+
+
+def _tests_target(ctx: AgentContext, subject_path: str) -> str:
+    for path in (*ctx.action.write_files, *ctx.task.target_files):
+        if path.endswith(".py") and is_test_path(path):
+            return path
+    if subject_path:
+        return f"tests/test_{Path(subject_path).stem}.py"
+    raise AgentError(f"task {ctx.task.id}: no test file to write and no code under test found")
+
+
+def failing_line(detail: str) -> str:
+    """The test's own failing source line in a pytest trace (the first ``>`` line), or ""."""
+    for line in detail.splitlines():
+        if line.startswith(">"):
+            return line[1:].strip()
+    return ""
+
+
+def _failures(ctx: AgentContext) -> str:
+    tests = ctx.upstream.tests
+    pairs = []
+    for f in tests.failures if tests else ():
+        where = failing_line(f.detail)
+        message = f.message or f.detail
+        pairs.append((f.test_id, f"`{where}` -> {message}" if where else message))
+    return failures_block(pairs, ctx.task.feedback)
+
+
+def _notes(ctx: AgentContext, path: str) -> str:
+    analysis = ctx.upstream.analysis
+    if analysis is None:
+        return ""
+    words = _mentioned(ctx)
+    lines = [
+        f"Note: {f.path}:{f.line}: {f.message}"
+        for f in analysis.findings
+        if f.path == path and any(f"{w}()" in f.message for w in words)
+    ]
+    return "".join(line + "\n" for line in lines[:3])
+
+
+def build_job(ctx: AgentContext) -> CodeJob:
+    """Work out the coder's target file and prompt material for ``ctx``.
+
+    Raises:
+        AgentError: No file to write can be determined.
+    """
+    if ctx.task.intent is not Intent.WRITE_TESTS:
+        path = _code_target(ctx)
+        return CodeJob(
+            path=path,
+            is_tests=False,
+            original=_read(ctx.workspace, path),
+            failures=_failures(ctx),
+            notes=_notes(ctx, path),
+        )
+    subject_path, names = _subjects(ctx)
+    path = _tests_target(ctx, subject_path)
+    if not names:
+        subject_path = _subject_for_test_file(ctx, path)
+        public = [n for n in _defs(_read(ctx.workspace, subject_path)) if not n.startswith("_")]
+        names = tuple(public[:_MAX_SUBJECTS])
+    source = (_read(ctx.workspace, subject_path) or "") if subject_path else ""
+    text = "\n\n".join(
+        filter(
+            None, (signature_and_doc(source, n, whole_up_to=_WHOLE_SUBJECT_LINES) for n in names)
+        )
+    )
+    return CodeJob(
+        path=path,
+        is_tests=True,
+        original=_read(ctx.workspace, path),
+        subject_path=subject_path,
+        subject_names=names,
+        subject_text=text,
+        failures=_failures(ctx),
+    )
+
+
+def _subject_for_test_file(ctx: AgentContext, test_path: str) -> str:
+    stem = Path(test_path).stem.removeprefix("test_").removesuffix("_test")
+    for path in _candidates(ctx):
+        if not is_test_path(path) and Path(path).stem == stem:
+            return path
+    return ""
+
+
+def sha256_text(text: str | None) -> str:
+    """Hex SHA-256 of ``text`` as UTF-8; "" for None (a file that does not exist)."""
+    return "" if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,270 @@
+"""The Coder agent: asks the model for new or changed definitions and merges them into one file.
+
+One generation = one model call; its answer is extracted, merged into the target file and checked
+statically (compiles, imports resolve, names are bound, a test file has tests). An answer that
+fails is sent back with the reason, up to ``max_generations`` calls; then the task fails with an
+:class:`~coditect.errors.AgentError` that says what was wrong with the model's output.
+"""
+
+from __future__ import annotations
+
+import time
+
+from coditect.agents.base import Agent, AgentContext, RetryPolicy
+from coditect.agents.codejob import CodeJob, build_job, sha256_text, write_atomic
+from coditect.agents.codemerge import (
+    MergeError,
+    MergeResult,
+    identical_definitions,
+    merge_source,
+)
+from coditect.agents.extract import cap_asserts, extract_code, salvage_truncated
+from coditect.agents.fixups import auto_import, drop_foreign_tests, unshadow_imports
+from coditect.agents.prompts import (
+    CODE_SYSTEM,
+    TESTS_SYSTEM,
+    code_prompt,
+    rejected_prompt,
+    tests_prompt,
+)
+from coditect.agents.validation import ProjectView, check_source
+from coditect.domain.events import AgentAct, AgentLearn, AgentThink
+from coditect.domain.results import CodeChange, FileEdit
+from coditect.domain.tasks import Intent
+from coditect.errors import AgentError
+from coditect.llm.base import Message, ModelResponse, ModelSettings
+
+__all__ = ["MAX_ASSERTS_PER_TEST", "MAX_TESTS_PER_ANSWER", "CoderAgent"]
+
+#: Asserts kept per generated test function (see :func:`~coditect.agents.extract.cap_asserts`).
+MAX_ASSERTS_PER_TEST = 5
+#: Test functions kept from one answer (the first ones; later ones are the least reliable).
+MAX_TESTS_PER_ANSWER = 5
+_MAX_ECHO_CHARS = 1200
+
+
+class _Rejected(Exception):
+    """An answer that cannot be used; the message goes back to the model."""
+
+
+class CoderAgent(Agent):
+    """Writes code (intent ``write_code``) or tests (``write_tests``) into one file with the model.
+
+    Args:
+        max_generations: Model calls per task, the first one included.
+        max_tokens: Output limit per call for code (the answer holds only new or changed
+            definitions).
+        max_test_tokens: Output limit per call for tests (a runaway list of asserts is cut
+            there and salvaged).
+        retry: Backoff for retryable errors (a model that is briefly unavailable).
+    """
+
+    name = "coder"
+    capabilities = frozenset({"code"})
+
+    def __init__(
+        self,
+        *,
+        max_generations: int = 3,
+        max_tokens: int = 400,
+        max_test_tokens: int = 200,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(retry=retry)
+        self.max_generations = max_generations
+        self.max_tokens = max_tokens
+        self.max_test_tokens = max_test_tokens
+
+    async def execute(self, ctx: AgentContext) -> CodeChange:
+        """Generate, merge, check and write; returns the :class:`CodeChange`.
+
+        Raises:
+            AgentError: Not a coding task, no target file, or no usable answer after
+                ``max_generations`` calls (not retryable).
+            ModelError: The model call failed (retried by :meth:`run` when retryable).
+        """
+        if ctx.task.intent not in (Intent.WRITE_CODE, Intent.WRITE_TESTS):
+            raise AgentError(f"the coder cannot do a {ctx.task.intent.value} task")
+        job = build_job(ctx)
+        messages = [
+            Message(role="system", content=TESTS_SYSTEM if job.is_tests else CODE_SYSTEM),
+            Message(role="user", content=_user_prompt(ctx, job)),
+        ]
+        errors: list[str] = []
+        rejected: set[str] = set()
+        for generation in range(1, self.max_generations + 1):
+            await self._think(ctx, job, generation, messages)
+            response = await self._ask(ctx, messages)
+            try:
+                merged = self._merge(ctx, job, response)
+            except _Rejected as exc:
+                errors.append(str(exc))
+                await self._generated(ctx, response, f"rejected: {exc}", ok=False)
+                reason = str(exc)
+                if response.text.strip() in rejected:
+                    # At temperature 0 the same conversation gives the same answer: change it.
+                    reason += " You gave this same answer before; take a different approach."
+                rejected.add(response.text.strip())
+                messages = [
+                    *messages[:2],
+                    Message(role="assistant", content=_clip(response.text)),
+                    Message(role="user", content=rejected_prompt(reason)),
+                ]
+                continue
+            await self._generated(ctx, response, f"usable: {_changes(merged)}", ok=True)
+            if errors:
+                await ctx.emit(
+                    AgentLearn(
+                        mission_id=ctx.mission_id,
+                        task_id=ctx.task.id,
+                        agent=self.name,
+                        lesson=f"answer for {job.path} fixed after: {errors[-1]}",
+                    )
+                )
+            return await self._write(ctx, job, merged, generation)
+        raise AgentError(
+            f"the model gave no usable code for {job.path} in {self.max_generations} generation(s): "
+            + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
+            retryable=False,
+        )
+
+    async def _think(
+        self, ctx: AgentContext, job: CodeJob, generation: int, messages: list[Message]
+    ) -> None:
+        what = "tests for " + ", ".join(job.subject_names) if job.is_tests else "code"
+        chars = sum(len(m.content) for m in messages)
+        await ctx.emit(
+            AgentThink(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                text=f"generation {generation}: asking {ctx.model.name} for {what} in {job.path} "
+                f"({chars} prompt chars{', with failing tests' if job.failures else ''})",
+            )
+        )
+
+    async def _generated(
+        self, ctx: AgentContext, response: ModelResponse, detail: str, *, ok: bool
+    ) -> None:
+        await ctx.emit(
+            AgentAct(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                action="generate",
+                ok=ok,
+                detail=detail,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                duration_s=response.latency_s,
+            )
+        )
+
+    async def _ask(self, ctx: AgentContext, messages: list[Message]) -> ModelResponse:
+        tests = ctx.task.intent is Intent.WRITE_TESTS
+        settings = ModelSettings(
+            max_tokens=self.max_test_tokens if tests else self.max_tokens,
+            temperature=0.0,
+            purpose="tests" if tests else "code",
+        )
+        return await ctx.model.request(messages, settings)
+
+    def _merge(self, ctx: AgentContext, job: CodeJob, response: ModelResponse) -> MergeResult:
+        try:
+            code = extract_code(response.text)
+            if job.is_tests and response.finish_reason == "length":
+                code = salvage_truncated(code)
+            elif response.finish_reason == "length":
+                raise MergeError(
+                    "the answer was cut off (too long): write only the new or changed code"
+                )
+            code = (
+                cap_asserts(
+                    code,
+                    MAX_ASSERTS_PER_TEST,
+                    max_tests=MAX_TESTS_PER_ANSWER,
+                    unchanged=identical_definitions(job.original, code),
+                )
+                if job.is_tests
+                else drop_foreign_tests(code)
+            )
+            code = unshadow_imports(code)
+            merged = merge_source(job.original, code, self_module=job.self_module)
+            merged = auto_import(merged, job, ctx.workspace)
+        except MergeError as exc:
+            raise _Rejected(str(exc)) from exc
+        if not (merged.added or merged.replaced):
+            same = ", ".join(merged.unchanged) or "the file"
+            raise _Rejected(
+                f"your code is the same as the current {same}, nothing changed. "
+                f"Change it to do this: {ctx.request.strip()}"
+            )
+        if job.is_tests and not any(
+            n.startswith("test") for n in (*merged.added, *merged.replaced)
+        ):
+            raise _Rejected(f"the answer defines no test function (def test_...) for {job.path}")
+        view = ProjectView(ctx.workspace, {job.path: merged.source})
+        problems = check_source(merged.source, path=job.path, view=view, require_tests=job.is_tests)
+        if problems:
+            raise _Rejected("; ".join(problems))
+        return merged
+
+    async def _write(
+        self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
+    ) -> CodeChange:
+        started = time.monotonic()
+        write_atomic(ctx.workspace / job.path, merged.source)
+        edit = FileEdit(
+            path=job.path,
+            before_sha256=sha256_text(job.original),
+            after_sha256=sha256_text(merged.source),
+            added_symbols=merged.added,
+            replaced_symbols=merged.replaced,
+        )
+        summary = f"{job.path}: {_changes(merged)} ({generation} generation(s))"
+        await ctx.emit(
+            AgentAct(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                action="write_file",
+                detail=summary,
+                duration_s=time.monotonic() - started,
+            )
+        )
+        return CodeChange(edits=(edit,), generations=generation, summary=summary)
+
+
+def _user_prompt(ctx: AgentContext, job: CodeJob) -> str:
+    if job.is_tests:
+        return tests_prompt(
+            request=ctx.request,
+            description=ctx.task.description,
+            path=job.path,
+            source=job.original or "",
+            subject=job.subject_text,
+            import_line=job.import_line,
+            names=job.subject_names,
+            failures=job.failures,
+        )
+    return code_prompt(
+        request=ctx.request,
+        description=ctx.task.description,
+        path=job.path,
+        source=job.original or "",
+        failures=job.failures,
+        notes=job.notes,
+    )
+
+
+def _changes(merged: MergeResult) -> str:
+    parts = [
+        f"added {', '.join(merged.added)}" if merged.added else "",
+        f"replaced {', '.join(merged.replaced)}" if merged.replaced else "",
+    ]
+    return "; ".join(p for p in parts if p)
+
+
+def _clip(answer: str) -> str:
+    """An earlier answer as echoed back in a repair round (a runaway answer is cut short)."""
+    return answer if len(answer) <= _MAX_ECHO_CHARS else answer[:_MAX_ECHO_CHARS] + "\n[...]"

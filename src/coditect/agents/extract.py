@@ -1,0 +1,98 @@
+"""Getting usable code out of a model's answer (pure functions, no I/O).
+
+:func:`extract_code` finds the fenced block(s) and tolerates prose and missing fences;
+:func:`salvage_truncated` rescues an answer cut off by the token limit; :func:`cap_asserts`
+trims the long enumerations of cases a small model tends to write in tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Collection
+
+from coditect.agents.codemerge import MergeError
+
+__all__ = ["cap_asserts", "extract_code", "salvage_truncated"]
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
+_CODE_START = re.compile(r"^(?:def |async def |class |import |from \S+ import |@)")
+_DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def extract_code(answer: str) -> str:
+    """The Python code in a model answer.
+
+    Fenced blocks (```python ... ```, also unclosed at the end) are joined; without fences, prose
+    lines before the first line that looks like code are skipped.
+
+    Raises:
+        MergeError: The answer contains no code.
+    """
+    blocks = [
+        body
+        for lang, body in _FENCE.findall(answer)
+        if lang.lower() in ("", "python", "py", "python3")
+    ]
+    blocks = [b.strip("\n") for b in blocks if b.strip()]
+    if blocks:
+        return "\n\n".join(blocks) + "\n"
+    lines = answer.strip("\n").splitlines()
+    for i, line in enumerate(lines):
+        if _CODE_START.match(line):
+            return "\n".join(lines[i:]).rstrip() + "\n"
+    raise MergeError("the answer contains no Python code block")
+
+
+def salvage_truncated(code: str) -> str:
+    """Drop trailing lines of an answer cut off mid-statement until the rest parses.
+
+    Raises:
+        MergeError: No complete definition is left.
+    """
+    lines = code.rstrip("\n").splitlines()
+    while lines:
+        candidate = "\n".join(lines).rstrip() + "\n"
+        try:
+            tree = ast.parse(candidate)
+        except SyntaxError:
+            lines.pop()
+            continue
+        if any(isinstance(n, _DEF_TYPES) for n in tree.body):
+            return candidate
+        break
+    raise MergeError("the answer was cut off before a complete definition (too long)")
+
+
+def cap_asserts(
+    code: str, limit: int, *, max_tests: int = 0, unchanged: Collection[str] = ()
+) -> str:
+    """Keep the first ``limit`` top-level asserts of each ``test_`` function.
+
+    A small model tends to enumerate cases until it runs out of tokens, and its later values are
+    the least reliable; the first few carry the test. With ``max_tests``, only that many test
+    functions are kept as well, not counting the ``unchanged`` ones (copies of existing tests,
+    left alone).
+    """
+    tree = ast.parse(code)
+    tests = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.name.startswith("test")
+        and n.name not in unchanged
+    ]
+    keep = tests[:max_tests] if max_tests else tests
+    drop: list[tuple[int, int]] = [
+        (min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno or n.lineno)
+        for n in tests[len(keep) :]
+    ]
+    for node in keep:
+        asserts = [s for s in node.body if isinstance(s, ast.Assert)]
+        drop.extend((s.lineno, s.end_lineno or s.lineno) for s in asserts[limit:])
+    if not drop:
+        return code
+    lines = code.splitlines()
+    for first, last in sorted(drop, reverse=True):
+        del lines[first - 1 : last]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,113 @@
+"""Mechanical fixes to a model's answer that save a repair round with a small model.
+
+Tests written into a source file are dropped; imports the answer forgot (the code under test,
+``pytest``, a standard-library module) are added; a function that hides the library function it
+wraps (``from math import gcd; def gcd(a, b): return gcd(a, b)``) calls it qualified instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from coditect.agents.codejob import CodeJob
+from coditect.agents.codemerge import MergeResult
+from coditect.agents.importmerge import ensure_imports
+from coditect.agents.validation import module_name, undefined_names
+
+__all__ = ["auto_import", "drop_foreign_tests", "unshadow_imports"]
+
+
+def drop_foreign_tests(code: str) -> str:
+    """Tests the model put in a source file's answer do not belong there: drop them."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # merge_source reports it
+    lines = code.splitlines()
+    for node in reversed(tree.body):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            del lines[first - 1 : node.end_lineno]
+    return "\n".join(lines) + "\n"
+
+
+def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResult:
+    """Add imports a small model often forgets: the code under test, pytest, stdlib modules."""
+    try:
+        missing = undefined_names(ast.parse(merged.source))
+    except SyntaxError:
+        return merged
+    subject = set(job.subject_names)
+    if job.subject_path and (workspace / job.subject_path).is_file():
+        subject |= {
+            n.name
+            for n in ast.parse((workspace / job.subject_path).read_text()).body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+    lines = []
+    for name in missing:
+        if name in subject and job.subject_path:
+            lines.append(f"from {module_name(job.subject_path)} import {name}")
+        elif name == "pytest" or name in sys.stdlib_module_names:
+            lines.append(f"import {name}")
+    if not lines:
+        return merged
+    source, added = ensure_imports(merged.source, "\n".join(lines))
+    return MergeResult(
+        source=source,
+        added=merged.added,
+        replaced=merged.replaced,
+        imports_added=(*merged.imports_added, *added),
+        unchanged=merged.unchanged,
+    )
+
+
+class _Qualify(ast.NodeTransformer):
+    def __init__(self, name: str, module: str) -> None:
+        self.name, self.module, self.count = name, module, 0
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id != self.name or not isinstance(node.ctx, ast.Load):
+            return node
+        self.count += 1
+        attr = ast.parse(f"{self.module}.{self.name}", mode="eval").body
+        return ast.copy_location(attr, node)
+
+
+def unshadow_imports(code: str) -> str:
+    """Rewrite ``from m import f`` + ``def f(...): return f(...)`` to call ``m.f``.
+
+    A small model asked for ``gcd`` often imports ``math.gcd`` and wraps it in a function of the
+    same name, which then calls itself forever. It meant the library function: qualify the calls
+    and import the module. Code without that pattern is returned unchanged.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    body: list[ast.stmt] = []
+    changed = False
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            hidden = [a for a in node.names if a.asname is None and a.name in funcs]
+            if hidden:
+                changed = True
+                node.names = [a for a in node.names if a not in hidden]
+                calls = 0
+                for alias in hidden:
+                    fixer = _Qualify(alias.name, node.module)
+                    for stmt in funcs[alias.name].body:
+                        fixer.visit(stmt)
+                    calls += fixer.count
+                if calls:
+                    body.append(ast.Import(names=[ast.alias(name=node.module)]))
+                if not node.names:
+                    continue
+        body.append(node)
+    if not changed:
+        return code
+    tree.body = body
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"

@@ -1,0 +1,142 @@
+"""Adding missing imports to a Python source (pure functions, no I/O).
+
+New imports go after the file's leading imports (or after the module docstring); a name from a
+module the file already imports from with a one-line ``from m import a, b`` extends that line.
+"""
+
+from __future__ import annotations
+
+import ast
+
+__all__ = ["Missing", "add_imports", "ensure_imports", "missing_imports"]
+
+_DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_MAX_IMPORT_LINE = 100
+
+Missing = tuple[str, str, tuple[str, ...]]
+"""A missing import: (``"import"`` or ``"from"``, module, names)."""
+
+
+def _span(node: ast.stmt) -> tuple[int, int]:
+    first = node.lineno
+    if isinstance(node, _DEF_TYPES) and node.decorator_list:
+        first = min(d.lineno for d in node.decorator_list)
+    return first, node.end_lineno or node.lineno
+
+
+def missing_imports(
+    original: ast.Module, imports: tuple[ast.Import | ast.ImportFrom, ...]
+) -> list[Missing]:
+    """The imports among ``imports`` that the module ``original`` lacks."""
+    have_modules = {
+        (a.name, a.asname) for n in original.body if isinstance(n, ast.Import) for a in n.names
+    }
+    have_from = {
+        (n.module or "", n.level, a.name, a.asname)
+        for n in original.body
+        if isinstance(n, ast.ImportFrom)
+        for a in n.names
+    }
+    missing: list[Missing] = []
+    for node in imports:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if (a.name, a.asname) not in have_modules:
+                    have_modules.add((a.name, a.asname))
+                    missing.append(("import", _alias(a), ()))
+        else:
+            module = "." * node.level + (node.module or "")
+            names = []
+            for a in node.names:
+                key = (node.module or "", node.level, a.name, a.asname)
+                if key not in have_from:
+                    have_from.add(key)
+                    names.append(_alias(a))
+            if names:
+                missing.append(("from", module, tuple(names)))
+    return missing
+
+
+def _alias(a: ast.alias) -> str:
+    return f"{a.name} as {a.asname}" if a.asname else a.name
+
+
+def _import_anchor(tree: ast.Module) -> int:
+    """Line after which new imports go (0: at the top of the file)."""
+    anchor = 0
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            anchor = _span(node)[1]  # the module docstring
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            anchor = _span(node)[1]
+        elif isinstance(node, _DEF_TYPES):
+            break
+    return anchor
+
+
+def _extend_from_import(
+    lines: list[str], tree: ast.Module, module: str, names: tuple[str, ...]
+) -> str | None:
+    """Add ``names`` to an existing one-line ``from module import ...``; the new line or None."""
+    first_def = min(
+        (_span(n)[0] for n in tree.body if isinstance(n, _DEF_TYPES)), default=len(lines) + 1
+    )
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or node.lineno != node.end_lineno:
+            continue
+        if node.lineno > first_def:
+            break
+        if "." * node.level + (node.module or "") != module or any(
+            a.name == "*" for a in node.names
+        ):
+            continue
+        merged = sorted({_alias(a) for a in node.names} | set(names))
+        line = f"from {module} import {', '.join(merged)}"
+        if len(line) <= _MAX_IMPORT_LINE and lines[node.lineno - 1].strip().startswith("from "):
+            lines[node.lineno - 1] = line
+            return line
+    return None
+
+
+def add_imports(lines: list[str], tree: ast.Module, missing: list[Missing]) -> list[str]:
+    """Insert ``missing`` into ``lines`` (the source of ``tree``, edited in place); lines added.
+
+    Only the module's leading import block is touched, so edits further down keep ``tree``'s
+    line numbers of that block valid.
+    """
+    added: list[str] = []
+    new_lines: list[str] = []
+    for kind, module, names in missing:
+        if kind == "from":
+            extended = _extend_from_import(lines, tree, module, names)
+            if extended is not None:
+                added.append(extended)
+                continue
+            new_lines.append(f"from {module} import {', '.join(names)}")
+        else:
+            new_lines.append(f"import {module}")
+    if new_lines:
+        anchor = _import_anchor(tree)
+        has_imports = any(isinstance(n, ast.Import | ast.ImportFrom) for n in tree.body)
+        block = new_lines if has_imports or anchor == 0 else ["", *new_lines]
+        if anchor == 0 and lines:
+            block = [*block, ""]
+        lines[anchor:anchor] = block
+        added.extend(new_lines)
+    return added
+
+
+def ensure_imports(original: str, import_code: str) -> tuple[str, tuple[str, ...]]:
+    """Add the imports in ``import_code`` that ``original`` lacks; the new source and lines added.
+
+    Raises:
+        ValueError: Either text does not parse.
+    """
+    try:
+        tree, wanted = ast.parse(original), ast.parse(import_code)
+    except SyntaxError as exc:
+        raise ValueError(f"cannot add imports: {exc.msg} (line {exc.lineno})") from exc
+    imports = tuple(n for n in wanted.body if isinstance(n, ast.Import | ast.ImportFrom))
+    lines = original.splitlines()
+    added = add_imports(lines, tree, missing_imports(tree, imports))
+    return "\n".join(lines) + "\n", tuple(added)

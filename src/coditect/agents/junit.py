@@ -1,0 +1,115 @@
+"""Parsing pytest's JUnit XML into counts and categorised failures (pure, ``xml.etree`` only).
+
+Categories, checked in this order for each failing or erroring test case:
+
+* ``SYNTAX``: ``SyntaxError`` / ``IndentationError`` anywhere in the message or trace;
+* ``COLLECTION``: an ``<error>`` that pytest reports for a module it could not collect
+  (message ``collection failure``, empty ``classname``) or an import error while collecting;
+* ``ASSERTION``: a ``<failure>`` whose exception is an ``AssertionError`` (``assert ...``);
+* ``EXCEPTION``: any other exception in a test, its setup or teardown.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from coditect.domain.results import FailureCategory, TestFailure
+
+__all__ = ["JUnitCounts", "categorize", "parse_junit"]
+
+_SYNTAX = re.compile(r"\b(SyntaxError|IndentationError|TabError)\b")
+_IMPORT = re.compile(r"\b(ImportError|ModuleNotFoundError)\b")
+_EXC_NAME = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Iteration))\b"
+)
+_MAX_DETAIL = 2000
+
+
+@dataclass(frozen=True)
+class JUnitCounts:
+    """What a JUnit XML report says."""
+
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    failures: tuple[TestFailure, ...]
+    duration_s: float
+
+
+def categorize(
+    message: str, detail: str, *, is_error: bool, collection: bool = False
+) -> FailureCategory:
+    """The category of one failing test from its message and trace (see the module docstring)."""
+    text = f"{message}\n{detail}"
+    if _SYNTAX.search(text):
+        return FailureCategory.SYNTAX
+    if collection or (is_error and _IMPORT.search(message)):
+        return FailureCategory.COLLECTION
+    first = message.strip()
+    if first.startswith("assert ") or first.startswith("AssertionError"):
+        return FailureCategory.ASSERTION
+    match = _EXC_NAME.match(first)
+    if match is not None or is_error:
+        return FailureCategory.EXCEPTION
+    return FailureCategory.ASSERTION
+
+
+def _test_id(case: ET.Element) -> str:
+    classname, name = case.get("classname", ""), case.get("name", "")
+    if not classname:  # collection errors: name is the dotted module
+        return name.replace(".", "/") + ".py" if name else "(collection)"
+    module = classname.replace(".", "/")
+    return f"{module}.py::{name}"
+
+
+def _failure(case: ET.Element, element: ET.Element) -> TestFailure:
+    message = element.get("message", "") or ""
+    detail = (element.text or "").strip()
+    is_error = element.tag == "error"
+    collection = is_error and (
+        message == "collection failure" or not case.get("classname") or not case.get("name")
+    )
+    category = categorize(message, detail, is_error=is_error, collection=collection)
+    return TestFailure(
+        test_id=_test_id(case),
+        category=category,
+        message=message.strip().splitlines()[0][:500] if message.strip() else _last_e_line(detail),
+        detail=detail[-_MAX_DETAIL:],
+    )
+
+
+def _last_e_line(detail: str) -> str:
+    lines = [ln[1:].strip() for ln in detail.splitlines() if ln.startswith("E ")]
+    return (lines[-1] if lines else detail.strip().splitlines()[-1] if detail.strip() else "")[:500]
+
+
+def parse_junit(xml_text: str) -> JUnitCounts:
+    """Counts and failures from a JUnit XML document (``<testsuites>`` or one ``<testsuite>``).
+
+    Raises:
+        ValueError: The text is not well-formed XML.
+    """
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise ValueError(f"malformed JUnit XML: {exc}") from exc
+    passed = failed = errors = skipped = 0
+    failures: list[TestFailure] = []
+    for case in root.iter("testcase"):
+        failure, error = case.find("failure"), case.find("error")
+        if failure is not None:
+            failed += 1
+            failures.append(_failure(case, failure))
+        elif error is not None:
+            errors += 1
+            failures.append(_failure(case, error))
+        elif case.find("skipped") is not None:
+            skipped += 1
+        else:
+            passed += 1
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    duration = sum(float(s.get("time", "0") or 0) for s in suites)
+    return JUnitCounts(passed, failed, errors, skipped, tuple(failures), duration)

@@ -1,0 +1,128 @@
+"""Prompt templates for the coder, tuned for a small local model (Qwen2.5-Coder-1.5B-Instruct).
+
+Short prompts (prompt processing costs time too) that ask for only the new or changed top-level
+definitions in one fenced block, never the whole file: fewer output tokens, and the merge keeps
+the rest of the file exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CODE_SYSTEM",
+    "CODE_USER",
+    "FAILURES",
+    "REJECTED",
+    "TESTS_SYSTEM",
+    "TESTS_USER",
+    "code_prompt",
+    "failures_block",
+    "rejected_prompt",
+    "tests_prompt",
+]
+
+CODE_SYSTEM = """\
+You are an expert Python developer. Reply with one ```python code block and nothing else.
+Put in it only the functions or classes you add or change (with any imports they need), \
+complete and with a docstring. Do not repeat unchanged code. No example usage, no prints, \
+no tests."""
+
+CODE_USER = """\
+Request: {request}
+{task}File {path}:
+```python
+{source}
+```
+{notes}{failures}Write only the new or changed code for {path}."""
+
+TESTS_SYSTEM = """\
+You are an expert Python developer writing pytest tests. Reply with one ```python code block \
+and nothing else: the import line, then at most 3 new test functions (def test_...), each short \
+(at most 4 plain asserts, values you are sure of). Do not repeat existing tests."""
+
+TESTS_USER = """\
+Request: {request}
+{task}Code under test:
+```python
+{subject}
+```
+Import it with: {import_line}
+Existing test file {path}:
+```python
+{source}
+```
+{failures}Write new pytest tests for {names}."""
+
+FAILURES = """\
+These tests failed:
+{items}
+Fix the code so that they pass.
+"""
+
+REJECTED = """\
+Your answer was rejected: {error}
+Reply again with one ```python block that fixes this."""
+
+_MAX_FAILURES = 5
+_MAX_MESSAGE_CHARS = 300
+
+
+def _task_line(request: str, description: str) -> str:
+    if not description or description.strip() == request.strip():
+        return ""
+    return f"Task: {description.strip()}\n"
+
+
+def failures_block(failures: Sequence[tuple[str, str]], feedback: str = "") -> str:
+    """The failing tests of a repair round: ``(test id, message)`` pairs and free feedback."""
+    items = [
+        f"- {tid}: {msg.strip()[:_MAX_MESSAGE_CHARS]}" for tid, msg in failures[:_MAX_FAILURES]
+    ]
+    if feedback.strip():
+        items.append(f"- {feedback.strip()[: _MAX_MESSAGE_CHARS * 2]}")
+    return FAILURES.format(items="\n".join(items)) if items else ""
+
+
+def code_prompt(
+    *, request: str, description: str, path: str, source: str, failures: str = "", notes: str = ""
+) -> str:
+    """The user prompt asking for new or changed code in ``path``."""
+    return CODE_USER.format(
+        notes=notes,
+        request=request.strip(),
+        task=_task_line(request, description),
+        path=path,
+        source=source.rstrip() or "# (new file)",
+        failures=failures,
+    )
+
+
+def tests_prompt(
+    *,
+    request: str,
+    description: str,
+    path: str,
+    source: str,
+    subject: str,
+    import_line: str,
+    names: Sequence[str],
+    failures: str = "",
+) -> str:
+    """The user prompt asking for new tests in ``path`` of the code in ``subject``."""
+    failures = failures.replace("Fix the code", "Fix the tests") if failures else ""
+    return TESTS_USER.format(
+        request=request.strip(),
+        task=_task_line(request, description),
+        subject=subject.rstrip() or "# (not found)",
+        import_line=import_line or "(the module's functions)",
+        path=path,
+        source=source.rstrip() or "# (new file)",
+        failures=failures,
+        names=", ".join(names) or "the code under test",
+    )
+
+
+def rejected_prompt(error: str) -> str:
+    """The follow-up message after an answer that could not be used."""
+    return REJECTED.format(error=error)

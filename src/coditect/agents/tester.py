@@ -1,0 +1,176 @@
+"""The Tester agent: runs the test command in the sandbox and reads the JUnit XML it writes.
+
+Counts come from the XML (never from scraping the console output). A failing test run is a
+normal result (a :class:`~coditect.domain.results.TestReport` whose ``ok`` is False); only a
+sandbox that cannot run at all raises (:class:`~coditect.errors.SandboxError`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path, PurePosixPath
+
+from coditect.agents.base import Agent, AgentContext, RetryPolicy
+from coditect.agents.junit import categorize, parse_junit
+from coditect.domain.events import AgentAct, AgentThink
+from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.errors import AgentError
+from coditect.sandbox.base import SandboxLimits, SandboxRequest, SandboxResult
+
+__all__ = ["DEFAULT_JUNIT_PATH", "TesterAgent", "junit_path_of", "report_from_run"]
+
+DEFAULT_JUNIT_PATH = ".coditect/junit.xml"
+_NO_TESTS_COLLECTED = 5
+_TAIL_CHARS = 2000
+
+
+def junit_path_of(argv: tuple[str, ...]) -> str | None:
+    """The ``--junitxml`` (or ``--junit-xml``) path in a pytest command, None if absent."""
+    for i, arg in enumerate(argv):
+        for flag in ("--junitxml", "--junit-xml"):
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+    return None
+
+
+def _command(ctx: AgentContext) -> tuple[tuple[str, ...], str]:
+    argv = ctx.action.command or (
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *ctx.action.test_selection,
+    )
+    junit = junit_path_of(argv)
+    if junit is None:
+        junit = DEFAULT_JUNIT_PATH
+        argv = (*argv, f"--junitxml={junit}")
+    if PurePosixPath(junit).is_absolute() or ".." in PurePosixPath(junit).parts:
+        raise AgentError(f"the JUnit path must be relative and inside the workspace: {junit!r}")
+    return argv, junit
+
+
+def _tail(result: SandboxResult) -> str:
+    text = (result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")).strip()
+    return text[-_TAIL_CHARS:]
+
+
+def report_from_run(
+    argv: tuple[str, ...], result: SandboxResult, junit_xml: str | None
+) -> TestReport:
+    """Build the report of one test run from the sandbox result and the JUnit XML (if written)."""
+    tail = _tail(result)
+    base = TestReport(command=argv, duration_s=result.duration_s, output_tail=tail)
+    if result.timed_out or result.killed_by in ("timeout", "cpu"):
+        why = "its CPU time limit" if result.killed_by == "cpu" else "its time limit"
+        failure = TestFailure(
+            test_id="(test run)",
+            category=FailureCategory.TIMEOUT,
+            message=f"the test run was stopped at {why} after {result.duration_s:.1f}s",
+            detail=tail[-500:],
+        )
+        return base.model_copy(update={"errors": 1, "failures": (failure,), "timed_out": True})
+    counts = None
+    if junit_xml is not None:
+        try:
+            counts = parse_junit(junit_xml)
+        except ValueError:
+            counts = None
+    if counts is not None:
+        return base.model_copy(
+            update={
+                "passed": counts.passed,
+                "failed": counts.failed,
+                "errors": counts.errors,
+                "skipped": counts.skipped,
+                "failures": counts.failures,
+            }
+        )
+    if result.exit_code == _NO_TESTS_COLLECTED:
+        return base
+    last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {result.exit_code}"
+    failure = TestFailure(
+        test_id="(test run)",
+        category=categorize(last, tail, is_error=True),
+        message=f"no JUnit report (exit code {result.exit_code}): {last}"[:500],
+        detail=tail[-500:],
+    )
+    return base.model_copy(update={"errors": 1, "failures": (failure,)})
+
+
+class TesterAgent(Agent):
+    """Runs the tests in the sandbox (capability ``test``); uses no model."""
+
+    __test__ = False  # not a pytest test class
+    name = "tester"
+    capabilities = frozenset({"test"})
+
+    def __init__(self, *, retry: RetryPolicy | None = None) -> None:
+        super().__init__(retry=retry)
+
+    async def execute(self, ctx: AgentContext) -> TestReport:
+        """Run ``ctx.action.command`` and return the parsed :class:`TestReport`.
+
+        Raises:
+            SandboxError: The sandbox could not run the command at all.
+            AgentError: The command's JUnit path points outside the workspace.
+        """
+        argv, junit = _command(ctx)
+        junit_file = ctx.workspace / junit
+        junit_file.parent.mkdir(parents=True, exist_ok=True)
+        junit_file.unlink(missing_ok=True)  # never read a stale report
+        timeout_s = ctx.action.timeout_s
+        await ctx.emit(
+            AgentThink(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                text=f"running {' '.join(argv)} (timeout {timeout_s:g}s)",
+            )
+        )
+        request = SandboxRequest(
+            argv=argv,
+            workdir=ctx.workspace,
+            limits=SandboxLimits(wall_timeout_s=timeout_s, cpu_s=max(1, math.ceil(timeout_s)) + 5),
+        )
+        started = time.monotonic()
+        result = await ctx.sandbox.run(request)
+        report = report_from_run(argv, result, _read_and_delete(junit_file))
+        await ctx.emit(
+            AgentAct(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                action="run_tests",
+                ok=report.ok,
+                detail=f"{_describe(report)} (sandbox: {result.backend or ctx.sandbox.name})",
+                duration_s=time.monotonic() - started,
+            )
+        )
+        return report
+
+
+def _read_and_delete(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _describe(report: TestReport) -> str:
+    text = (
+        f"{report.passed} passed, {report.failed} failed, {report.errors} errors, "
+        f"{report.skipped} skipped in {report.duration_s:.1f}s"
+    )
+    if report.timed_out:
+        text += " (timed out)"
+    for f in report.failures[:3]:
+        text += f"; {f.category.value}: {f.test_id}: {f.message[:120]}"
+    return text

@@ -1,0 +1,396 @@
+"""``coditect serve orchestrator|taskqueue``, ``coditect worker`` and ``coditect submit``.
+
+Every option can also be set by a ``CODITECT_<NAME>`` environment variable or in a TOML
+config file (``--config``/``CODITECT_CONFIG``); flags win over the environment, which wins
+over the file. docs/distributed.md lists every setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from coditect.errors import CoditectError, InputError
+
+__all__ = ["register", "serve_app"]
+
+serve_app = typer.Typer(
+    help="Run a distributed-mode service (see docs/distributed.md).", no_args_is_help=True
+)
+
+EXIT_FAILED, EXIT_INPUT = 1, 2
+
+# --- shared options (each also CODITECT_<NAME> in the environment) -------------------------------
+Config = Annotated[
+    Path | None, typer.Option(help="TOML settings file (env CODITECT_CONFIG).", show_default=False)
+]
+Listen = Annotated[
+    str | None,
+    typer.Option(help="host:port to listen on (env CODITECT_LISTEN).", show_default=False),
+]
+Nats = Annotated[
+    str | None,
+    typer.Option(
+        "--nats", help="NATS URL, JetStream on (env CODITECT_NATS_URL).", show_default=False
+    ),
+]
+Redis = Annotated[
+    str | None,
+    typer.Option("--redis", help="Redis URL (env CODITECT_REDIS_URL).", show_default=False),
+]
+RedisCluster = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-cluster",
+        help="Redis Cluster nodes host:port,... (env CODITECT_REDIS_CLUSTER).",
+        show_default=False,
+    ),
+]
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Metadata database, postgresql://... (env CODITECT_DB_URL).",
+        show_default=False,
+    ),
+]
+TaskQueueAddr = Annotated[
+    str | None,
+    typer.Option(
+        "--taskqueue",
+        help="Task queue service host:port (env CODITECT_TASKQUEUE).",
+        show_default=False,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        help="Bearer token (servers require it, clients send it) (env CODITECT_TOKEN).",
+        show_default=False,
+    ),
+]
+TlsCert = Annotated[
+    Path | None,
+    typer.Option(help="PEM certificate of this end (env CODITECT_TLS_CERT).", show_default=False),
+]
+TlsKey = Annotated[
+    Path | None,
+    typer.Option(help="PEM key of this end (env CODITECT_TLS_KEY).", show_default=False),
+]
+TlsCa = Annotated[
+    Path | None,
+    typer.Option(
+        help="PEM CA that verifies the other end (env CODITECT_TLS_CA).", show_default=False
+    ),
+]
+RequireClientCert = Annotated[
+    bool | None,
+    typer.Option(
+        "--tls-require-client-cert/--no-tls-require-client-cert",
+        help="Mutual TLS: demand a client certificate (env CODITECT_TLS_REQUIRE_CLIENT_CERT).",
+        show_default=False,
+    ),
+]
+Llm = Annotated[
+    str | None,
+    typer.Option(
+        help="Model: local, scripted:fibonacci or a provider spec (env CODITECT_LLM).",
+        show_default=False,
+    ),
+]
+Deadline = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        help="Deadline of each gRPC call, s (env CODITECT_RPC_DEADLINE_S).",
+        show_default=False,
+    ),
+]
+ConnectWait = Annotated[
+    float | None,
+    typer.Option(
+        "--connect-wait",
+        help="Retry NATS/Redis/database at start for this long, s (env CODITECT_CONNECT_WAIT_S).",
+        show_default=False,
+    ),
+]
+QueueName = Annotated[
+    str | None,
+    typer.Option(
+        help="JetStream stream/subject name (env CODITECT_QUEUE_NAME).", show_default=False
+    ),
+]
+AckWait = Annotated[
+    float | None,
+    typer.Option(
+        help="Redeliver a task after this long without a heartbeat, s (env CODITECT_ACK_WAIT_S).",
+        show_default=False,
+    ),
+]
+LogLevel = Annotated[str, typer.Option(help="Log level.")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Any:
+    from coditect.distributed.settings import load_settings
+
+    return load_settings(config, **overrides)
+
+
+def _fail(exc: CoditectError) -> typer.Exit:
+    console = Console(stderr=True)
+    console.print(f"[bold red]error:[/] {exc.message}")
+    if exc.hint:
+        console.print(f"[dim]hint:[/] {exc.hint}")
+    return typer.Exit(EXIT_INPUT if isinstance(exc, InputError) else EXIT_FAILED)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _ready(name: str, host: str) -> Any:
+    def announce(port: int) -> None:
+        sys.stdout.write(f"coditect {name} listening on {host}:{port}\n")
+        sys.stdout.flush()
+
+    return announce
+
+
+@serve_app.command("orchestrator")
+def serve_orchestrator(
+    config: Config = None,
+    listen: Listen = None,
+    taskqueue: TaskQueueAddr = None,
+    db: Db = None,
+    token: Token = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_require_client_cert: RequireClientCert = None,
+    llm: Llm = None,
+    deadline: Deadline = None,
+    connect_wait: ConnectWait = None,
+    nats: Nats = None,
+    redis: Redis = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Serve the Orchestrator: plans missions, creates their branches, drives them to an end.
+
+    --nats/--redis are accepted for symmetry; the orchestrator reaches both through the task
+    queue service.
+    """
+    from coditect.distributed.app import run_until_signalled, start_orchestrator
+
+    _logging(log_level)
+    try:
+        cfg = _settings(
+            config, listen=listen, taskqueue=taskqueue, db_url=db, token=token, tls_cert=tls_cert,
+            tls_key=tls_key, tls_ca=tls_ca, tls_require_client_cert=tls_require_client_cert, llm=llm,
+            rpc_deadline_s=deadline, connect_wait_s=connect_wait, nats_url=nats, redis_url=redis,
+        )  # fmt: skip
+
+        async def main() -> None:
+            svc = await start_orchestrator(cfg)
+            await run_until_signalled(svc, _ready("orchestrator", cfg.listen.rsplit(":", 1)[0]))
+
+        asyncio.run(main())
+    except CoditectError as exc:
+        raise _fail(exc) from None
+
+
+@serve_app.command("taskqueue")
+def serve_taskqueue(
+    config: Config = None,
+    listen: Listen = None,
+    nats: Nats = None,
+    redis: Redis = None,
+    redis_cluster: RedisCluster = None,
+    token: Token = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    tls_require_client_cert: RequireClientCert = None,
+    connect_wait: ConnectWait = None,
+    queue_name: QueueName = None,
+    ack_wait: AckWait = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Serve the TaskQueue: tasks onto NATS JetStream, task state and results in Redis."""
+    from coditect.distributed.app import run_until_signalled, start_taskqueue
+
+    _logging(log_level)
+    try:
+        cfg = _settings(
+            config, listen=listen, nats_url=nats, redis_url=redis, redis_cluster=redis_cluster,
+            token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
+            tls_require_client_cert=tls_require_client_cert, connect_wait_s=connect_wait,
+            queue_name=queue_name, ack_wait_s=ack_wait,
+        )  # fmt: skip
+
+        async def main() -> None:
+            svc = await start_taskqueue(cfg)
+            await run_until_signalled(svc, _ready("taskqueue", cfg.listen.rsplit(":", 1)[0]))
+
+        asyncio.run(main())
+    except CoditectError as exc:
+        raise _fail(exc) from None
+
+
+def worker(
+    capabilities: Annotated[
+        str | None,
+        typer.Option(
+            help="Task kinds to lease: analyze,code,test (env CODITECT_CAPABILITIES).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Config = None,
+    taskqueue: TaskQueueAddr = None,
+    nats: Nats = None,
+    redis: Redis = None,
+    redis_cluster: RedisCluster = None,
+    token: Token = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    llm: Llm = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Sandbox backend (env CODITECT_SANDBOX).", show_default=False)
+    ] = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(help="This worker's name (env CODITECT_WORKER_ID).", show_default=False),
+    ] = None,
+    connect_wait: ConnectWait = None,
+    queue_name: QueueName = None,
+    ack_wait: AckWait = None,
+    burst: Annotated[bool, typer.Option(help="Exit when no task is waiting.")] = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run a worker: lease tasks, clone the mission branch, run the agents, push, report."""
+    from coditect.distributed.app import run_worker
+
+    _logging(log_level)
+    try:
+        cfg = _settings(
+            config, capabilities=capabilities, taskqueue=taskqueue, nats_url=nats, redis_url=redis,
+            redis_cluster=redis_cluster, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
+            llm=llm, sandbox=sandbox, worker_id=worker_id, connect_wait_s=connect_wait,
+            queue_name=queue_name, ack_wait_s=ack_wait,
+        )  # fmt: skip
+        sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
+        sys.stdout.flush()
+        asyncio.run(run_worker(cfg, burst=burst))
+    except CoditectError as exc:
+        raise _fail(exc) from None
+
+
+def submit(
+    request: Annotated[str, typer.Argument(help="What to change, in plain words.")],
+    repo: Annotated[
+        str, typer.Option("--repo", "-r", help="Git URL or path the workers can reach.")
+    ],
+    server: Annotated[
+        str | None,
+        typer.Option(help="Orchestrator host:port (env CODITECT_SERVER).", show_default=False),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Stream events until the mission ends.")
+    ] = False,
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="Print the plan; start nothing.")
+    ] = False,
+    base_ref: Annotated[str, typer.Option(help="Branch, tag or commit to start from.")] = "",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the report with --watch).")
+    ] = False,
+    config: Config = None,
+    token: Token = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
+    deadline: Deadline = None,
+) -> None:
+    """Submit a mission to an orchestrator; with --watch, follow it to its end."""
+    from coditect.api.clients import OrchestratorClient
+    from coditect.distributed.app import client_options
+    from coditect.domain.mission import MissionOutcome
+
+    console = Console(stderr=as_json)
+    try:
+        cfg = _settings(
+            config, server=server, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
+            rpc_deadline_s=deadline,
+        )  # fmt: skip
+    except CoditectError as exc:
+        raise _fail(exc) from None
+
+    async def main() -> int:
+        async with OrchestratorClient(client_options(cfg, cfg.server)) as client:
+            resp = await client.submit(
+                request,
+                repo,
+                base_ref=base_ref,
+                plan_only=plan_only,
+                deadline_s=max(cfg.rpc_deadline_s, 60.0),
+            )
+            plan = [
+                {
+                    "id": t.id,
+                    "intent": t.intent,
+                    "depends_on": list(t.depends_on),
+                    "capability": t.capability,
+                }
+                for t in resp.plan.tasks
+            ]
+            if not watch:
+                if as_json:
+                    out = {"mission_id": resp.mission_id, "branch": resp.branch, "plan": plan}
+                    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+                else:
+                    console.print(
+                        f"mission [bold]{resp.mission_id}[/] on branch {resp.branch or '-'}"
+                    )
+                    for t in plan:
+                        after = f" after {', '.join(t['depends_on'])}" if t["depends_on"] else ""
+                        console.print(f"  {t['id']} {t['intent']}{after}")
+                return 0
+            console.print(f"mission {resp.mission_id}: {len(plan)} task(s), branch {resp.branch}")
+            async for event in client.watch(resp.mission_id):
+                state = getattr(event, "state", "")
+                console.print(
+                    f"[dim]{event.ts:%H:%M:%S}[/] {event.type} {event.task_id} {state} {getattr(event, 'error', '')}"
+                )
+            report = await client.get(resp.mission_id)
+            if as_json:
+                sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+            else:
+                console.print(
+                    f"{report.status.value}: {report.reason or report.branch} {report.commit[:10]}"
+                )
+            return 0 if report.status is MissionOutcome.SUCCESS else EXIT_FAILED
+
+    try:
+        code = asyncio.run(main())
+    except CoditectError as exc:
+        raise _fail(exc) from None
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``worker`` and ``submit`` to the ``coditect`` command."""
+    app.add_typer(serve_app, name="serve")
+    app.command("worker")(worker)
+    app.command("submit")(submit)

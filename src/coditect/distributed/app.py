@@ -1,0 +1,264 @@
+"""Composition root of the distributed mode: settings in, running services and workers out.
+
+Like :mod:`coditect.runtime` for one process, this is where concrete backends (NATS, Redis,
+SQL, gRPC) are chosen; the service logic receives them through constructors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coditect.api.clients import ClientOptions, TaskQueueClient
+from coditect.api.server import GrpcServer, ServerOptions, start_server
+from coditect.api.services import (
+    ORCHESTRATOR_SERVICE,
+    TASK_QUEUE_SERVICE,
+    OrchestratorServicer,
+    TaskQueueServicer,
+)
+from coditect.bus.workqueue import JetStreamWorkQueue, WorkQueueConfig
+from coditect.distributed.orchestrator import CoordinatorSettings, MissionCoordinator
+from coditect.distributed.settings import DistributedSettings
+from coditect.distributed.taskqueue import TaskQueueService
+from coditect.distributed.worker import Worker, WorkerSettings
+from coditect.errors import StoreError
+from coditect.llm.base import Model
+from coditect.orchestrator.goals import GoalPolicy
+from coditect.state.redis_world import connect_redis
+from coditect.state.sql import SqlStore
+
+__all__ = [
+    "RunningService",
+    "open_store",
+    "run_until_signalled",
+    "run_worker",
+    "start_orchestrator",
+    "start_taskqueue",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningService:
+    """A started gRPC service and what to close when it stops."""
+
+    grpc: GrpcServer
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.grpc.port
+
+    async def stop(self) -> None:
+        """Stop serving, then close the backends (in reverse order of opening)."""
+        await self.grpc.stop()
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+def _server_options(cfg: DistributedSettings) -> ServerOptions:
+    return ServerOptions(
+        listen=cfg.listen, token=cfg.token, tls=cfg.tls, max_message_bytes=cfg.max_message_bytes
+    )
+
+
+def client_options(cfg: DistributedSettings, address: str) -> ClientOptions:
+    """Client settings for ``address`` from ``cfg``."""
+    return ClientOptions(
+        address=address,
+        token=cfg.token,
+        tls=cfg.tls,
+        deadline_s=cfg.rpc_deadline_s,
+        retries=cfg.rpc_retries,
+        max_message_bytes=cfg.max_message_bytes,
+    )
+
+
+def _workqueue_config(cfg: DistributedSettings) -> WorkQueueConfig:
+    name = cfg.queue_name
+    return WorkQueueConfig(
+        stream=f"{name.upper().replace('-', '_')}_TASKS",
+        subject_prefix=f"{name}.tasks",
+        dlq_stream=f"{name.upper().replace('-', '_')}_DLQ",
+        dlq_prefix=f"{name}.dlq",
+        ack_wait_s=cfg.ack_wait_s,
+        max_deliveries=cfg.max_deliveries,
+    )
+
+
+async def _redis(cfg: DistributedSettings) -> Any:
+    nodes = cfg.cluster_nodes
+    if nodes:
+        return await connect_redis(cluster_nodes=nodes, max_wait_s=cfg.connect_wait_s)
+    return await connect_redis(cfg.redis_url, max_wait_s=cfg.connect_wait_s)
+
+
+async def open_store(cfg: DistributedSettings) -> SqlStore:
+    """The metadata store, retried with backoff for ``connect_wait_s``.
+
+    Raises:
+        StoreError: The database did not answer in time.
+    """
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + cfg.connect_wait_s
+    delay_s = 0.1
+    while True:
+        try:
+            return await asyncio.to_thread(SqlStore, cfg.database_url)
+        except StoreError as exc:
+            if loop.time() + delay_s > deadline:
+                raise StoreError(
+                    f"cannot open the metadata database within {cfg.connect_wait_s:g}s: {exc.message}",
+                    hint="is PostgreSQL running, and is --db right?",
+                ) from exc
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
+
+
+async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
+    """Connect NATS and Redis (bounded retries), then serve the TaskQueue service."""
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        workqueue = await JetStreamWorkQueue.connect(
+            cfg.nats_url, config=_workqueue_config(cfg), max_wait_s=cfg.connect_wait_s
+        )
+        closers.append(workqueue.close)
+        redis = await _redis(cfg)
+        closers.append(redis.aclose)
+        servicer = TaskQueueServicer(TaskQueueService(workqueue=workqueue, redis=redis))
+        server = await start_server(_server_options(cfg), servicer.register, [TASK_QUEUE_SERVICE])
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                await close()
+        raise
+    return RunningService(grpc=server, closers=closers)
+
+
+async def start_orchestrator(
+    cfg: DistributedSettings, *, model: Model | None = None
+) -> RunningService:
+    """Open the metadata store, connect to the task queue service, serve the Orchestrator."""
+    from coditect.runtime import build_model
+
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        store = await open_store(cfg)
+        closers.append(store.close)
+        model = model or build_model(cfg.llm)
+        closers.append(model.aclose)
+        tasks = TaskQueueClient(client_options(cfg, cfg.taskqueue))
+        closers.append(tasks.aclose)
+        coordinator = MissionCoordinator(
+            model=model,
+            store=store,
+            tasks=tasks,
+            settings=CoordinatorSettings(
+                work_dir=cfg.home / "orchestrator",
+                policy=GoalPolicy(
+                    mission_timeout_s=cfg.mission_timeout_s,
+                    error_threshold=cfg.error_threshold,
+                    max_repairs=cfg.max_repairs,
+                ),
+            ),
+        )
+        closers.append(coordinator.aclose)
+        servicer = OrchestratorServicer(coordinator)
+        server = await start_server(_server_options(cfg), servicer.register, [ORCHESTRATOR_SERVICE])
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                await close()
+        raise
+    return RunningService(grpc=server, closers=closers)
+
+
+async def build_worker(
+    cfg: DistributedSettings, *, model: Model | None = None
+) -> tuple[Worker, list[Callable[[], Awaitable[Any]]]]:
+    """A connected worker and its closers (NATS and Redis retried for ``connect_wait_s``)."""
+    from coditect.agents.analyzer import AnalyzerAgent
+    from coditect.agents.coder import CoderAgent
+    from coditect.agents.tester import TesterAgent
+    from coditect.orchestrator.allocator import ResourceAllocator
+    from coditect.runtime import build_model, build_sandbox
+
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        workqueue = await JetStreamWorkQueue.connect(
+            cfg.nats_url, config=_workqueue_config(cfg), max_wait_s=cfg.connect_wait_s
+        )
+        closers.append(workqueue.close)
+        redis = await _redis(cfg)
+        closers.append(redis.aclose)
+        sink = TaskQueueClient(client_options(cfg, cfg.taskqueue))
+        closers.append(sink.aclose)
+        model = model or build_model(cfg.llm)
+        closers.append(model.aclose)
+        worker = Worker(
+            settings=WorkerSettings(
+                capabilities=cfg.capability_list,
+                cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
+                worker_id=cfg.worker_id,
+                task_timeout_s=cfg.task_timeout_s,
+                test_timeout_s=cfg.test_timeout_s,
+                task_delay_s=cfg.task_delay_s,
+            ),
+            workqueue=workqueue,
+            sink=sink,
+            redis=redis,
+            model=model,
+            sandbox=build_sandbox(cfg.sandbox),
+            allocator=ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()]),
+        )
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                await close()
+        raise
+    return worker, closers
+
+
+async def run_worker(
+    cfg: DistributedSettings, *, model: Model | None = None, burst: bool = False
+) -> int:
+    """Run a worker until SIGTERM/SIGINT (or idle, with ``burst``); returns tasks done."""
+    worker, closers = await build_worker(cfg, model=model)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run(burst=burst)
+    finally:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                await close()
+    return worker.tasks_done
+
+
+async def run_until_signalled(
+    service: RunningService, on_ready: Callable[[int], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if on_ready is not None:
+        on_ready(service.port)
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()

@@ -1,0 +1,168 @@
+"""Settings of the distributed services: flags, ``CODITECT_*`` environment variables, a TOML file.
+
+Precedence, highest first: command-line flags, environment variables, the config file
+(``--config`` or ``CODITECT_CONFIG``), defaults. Every field is documented in docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from coditect.api.security import TlsConfig
+from coditect.api.server import DEFAULT_MAX_MESSAGE_BYTES
+from coditect.config import default_home
+from coditect.errors import ConfigError
+
+__all__ = ["DistributedSettings", "load_settings"]
+
+
+class DistributedSettings(BaseSettings):
+    """Every setting of ``coditect serve``, ``coditect worker`` and ``coditect submit``.
+
+    Attributes:
+        home: State directory (clones of mission repositories, the default SQLite database).
+        listen: ``host:port`` a service listens on.
+        server: ``host:port`` of the orchestrator (``coditect submit``).
+        taskqueue: ``host:port`` of the task queue service (orchestrator and workers).
+        nats_url: NATS server with JetStream.
+        redis_url: Redis server (``redis://host:port/db``); ignored when ``redis_cluster`` is set.
+        redis_cluster: Redis Cluster nodes, ``host:port,host:port,...``.
+        db_url: Mission metadata database (``postgresql://...``; default SQLite in ``home``).
+        token: Bearer token required by servers and sent by clients ("" disables it).
+        tls_cert, tls_key: This end's certificate and key (PEM).
+        tls_ca: CA that verifies the other end (servers: client certificates; clients: the server).
+        tls_require_client_cert: Servers demand a client certificate (mutual TLS).
+        max_message_bytes: Largest gRPC message sent or received.
+        rpc_deadline_s: Deadline of each gRPC call.
+        rpc_retries: Extra attempts of an idempotent call after UNAVAILABLE / DEADLINE_EXCEEDED.
+        connect_wait_s: How long NATS, Redis and the database are retried at start.
+        llm: Model of the planner (orchestrator) and the agents (workers).
+        sandbox: Sandbox backend of the workers.
+        capabilities: What a worker leases, comma-separated.
+        worker_id: A worker's name (default ``<hostname>-<pid>``).
+        queue_name: Names the JetStream streams (``<NAME>_TASKS``, ``<NAME>_DLQ``) and subjects.
+        ack_wait_s: A leased task is redelivered when its worker is silent this long.
+        max_deliveries: Deliveries of a task before it is dead-lettered.
+        mission_timeout_s, task_timeout_s, test_timeout_s, max_repairs, error_threshold:
+            As in one-process mode.
+        task_delay_s: Workers sleep this long before each task (for fault-injection tests).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    listen: str = "127.0.0.1:50051"
+    server: str = "127.0.0.1:50051"
+    taskqueue: str = "127.0.0.1:50052"
+    nats_url: str = "nats://127.0.0.1:4222"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: str = ""
+    db_url: str = ""
+    token: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_require_client_cert: bool = False
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    rpc_deadline_s: float = Field(default=10.0, gt=0)
+    rpc_retries: int = Field(default=3, ge=0)
+    connect_wait_s: float = Field(default=10.0, ge=0)
+    llm: str = "local"
+    sandbox: str = "auto"
+    capabilities: str = "analyze,code,test"
+    worker_id: str = ""
+    queue_name: str = Field(default="coditect", pattern=r"^[a-z][a-z0-9_-]*$")
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    max_deliveries: int = Field(default=5, ge=1)
+    mission_timeout_s: float = Field(default=900.0, gt=0)
+    task_timeout_s: float = Field(default=300.0, gt=0)
+    test_timeout_s: float = Field(default=120.0, gt=0)
+    max_repairs: int = Field(default=2, ge=0, le=10)
+    error_threshold: int = Field(default=6, ge=1)
+    task_delay_s: float = Field(default=0.0, ge=0)
+
+    @property
+    def tls(self) -> TlsConfig:
+        """The TLS files as a :class:`TlsConfig`."""
+        return TlsConfig(
+            cert=self.tls_cert,
+            key=self.tls_key,
+            ca=self.tls_ca,
+            require_client_cert=self.tls_require_client_cert,
+        )
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the metadata database (``postgresql://`` uses psycopg 3)."""
+        url = self.db_url or f"sqlite:///{self.home / 'distributed.db'}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def capability_list(self) -> tuple[str, ...]:
+        """The worker's capabilities."""
+        return tuple(c.strip() for c in self.capabilities.split(",") if c.strip())
+
+    @property
+    def cluster_nodes(self) -> list[tuple[str, int]] | None:
+        """Redis Cluster nodes, or None for a single server."""
+        if not self.redis_cluster:
+            return None
+        nodes = []
+        for item in self.redis_cluster.split(","):
+            host, _, port = item.strip().rpartition(":")
+            nodes.append((host, int(port)))
+        return nodes
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> DistributedSettings:
+    """Settings from flags (``overrides``; None values are ignored), env and a TOML file.
+
+    Raises:
+        ConfigError: The config file cannot be read or parsed, or a value is invalid.
+    """
+    path = config or (
+        Path(os.environ["CODITECT_CONFIG"]) if os.environ.get("CODITECT_CONFIG") else None
+    )
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        file_values = data.get("coditect", data)
+
+    class _WithFile(DistributedSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                env_settings,
+                InitSettingsSource(settings_cls, init_kwargs=file_values),
+            )
+
+    try:
+        loaded = _WithFile(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    return DistributedSettings.model_validate(loaded.model_dump())

@@ -1,0 +1,338 @@
+"""A worker process: lease tasks from JetStream, run the same agents, push, report back.
+
+For each task the worker resets its own clone of the mission branch to the branch head, runs
+the one-process steps (parametrise, expect, agent, rescan, check), commits the changed files
+and pushes them, then reports the outcome to the task queue service.
+
+At-least-once delivery means a task can run twice (a worker dies after pushing, before the
+ack). The push is therefore done under a Redis lock per mission with a fencing token, and
+recorded in ``coditect:applied:{<mission_id>}`` (task id -> outcome JSON): a redelivered task
+whose change is already recorded is reported again instead of applied again. A push whose
+commit landed but whose record did not (a crash in between) is recognised by the commit's
+``Coditect-Task`` trailer on the branch head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from coditect.agents.base import AgentContext, Upstream
+from coditect.bus.jetstream import BusError
+from coditect.bus.workqueue import JetStreamWorkQueue, Lease
+from coditect.distributed.messages import TaskBody, WorkerOutcome
+from coditect.distributed.repos import GitError, RepoCache, git, task_trailer
+from coditect.domain.actions import FileRecord, ViolationKind
+from coditect.errors import AgentError, CoditectError
+from coditect.llm.base import Model
+from coditect.orchestrator.allocator import ResourceAllocator
+from coditect.orchestrator.usage import UsageMeter
+from coditect.sandbox.base import Sandbox
+from coditect.state.redis_locks import RedisLock
+from coditect.taskqueue.consistency import ConsistencyChecker
+from coditect.taskqueue.parametrize import Parametrizer
+from coditect.taskqueue.world_model import WorldModel
+
+__all__ = ["ResultSink", "Worker", "WorkerSettings", "default_worker_id"]
+
+_log = logging.getLogger(__name__)
+_FATAL = {ViolationKind.SYNTAX_ERROR, ViolationKind.MISSING_FILE, ViolationKind.UNEXPECTED_CHANGE}
+
+
+def default_worker_id() -> str:
+    """``<hostname>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ResultSink(Protocol):
+    """Where a worker reports to (the task queue service's gRPC client in production)."""
+
+    async def complete(
+        self,
+        mission_id: str,
+        task_id: str,
+        *,
+        worker: str,
+        outcome_json: str,
+        attempt: int,
+        files: list[FileRecord],
+    ) -> None:
+        """The task is done."""
+        ...
+
+    async def fail(
+        self,
+        mission_id: str,
+        task_id: str,
+        *,
+        worker: str,
+        error: str,
+        retryable: bool,
+        attempt: int,
+    ) -> None:
+        """The task failed."""
+        ...
+
+    async def heartbeat(self, mission_id: str, task_id: str, *, worker: str) -> None:
+        """The task is running here."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Knobs of a worker.
+
+    Attributes:
+        capabilities: Which task kinds to lease (``analyze``, ``code``, ``test``).
+        cache_dir: Where the worker keeps its clones.
+        task_timeout_s: A task's agent is stopped after this long.
+        poll_s: How long one fetch waits for a task.
+        push_lock_ttl_s: TTL of the per-mission push lock.
+        task_delay_s: Sleep before each task (fault-injection tests only).
+    """
+
+    capabilities: tuple[str, ...]
+    cache_dir: Path
+    worker_id: str = ""
+    task_timeout_s: float = 300.0
+    test_timeout_s: float = 120.0
+    poll_s: float = 0.5
+    push_lock_ttl_s: float = 60.0
+    task_delay_s: float = 0.0
+
+
+class Worker:
+    """Leases and runs tasks until stopped (or, in burst mode, until idle)."""
+
+    def __init__(
+        self,
+        *,
+        settings: WorkerSettings,
+        workqueue: JetStreamWorkQueue,
+        sink: ResultSink,
+        redis: Any,
+        model: Model,
+        sandbox: Sandbox,
+        allocator: ResourceAllocator,
+        prefix: str = "coditect",
+    ) -> None:
+        self.settings = settings
+        self.worker_id = settings.worker_id or default_worker_id()
+        self.workqueue = workqueue
+        self.sink = sink
+        self.redis = redis
+        self.model = model
+        self.sandbox = sandbox
+        self.allocator = allocator
+        self.repos = RepoCache(settings.cache_dir / "repos")
+        self.parametrizer = Parametrizer(test_timeout_s=settings.test_timeout_s)
+        self.checker = ConsistencyChecker()
+        self._prefix = prefix
+        self._stop = asyncio.Event()
+        self.tasks_done = 0
+
+    def stop(self) -> None:
+        """Finish the current task, then return from :meth:`run`."""
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Lease and run tasks of every capability in turn.
+
+        Args:
+            burst: Return once a full round over the capabilities found nothing.
+        """
+        caps: Sequence[str] = self.settings.capabilities
+        per_cap_s = max(self.settings.poll_s / max(len(caps), 1), 0.05)
+        backoff_s = 0.1
+        while not self._stop.is_set():
+            found = False
+            try:
+                for cap in caps:
+                    for lease in await self.workqueue.fetch(cap, batch=1, timeout_s=per_cap_s):
+                        found = True
+                        await self.process(lease)
+                    if self._stop.is_set():
+                        return
+            except BusError as exc:  # NATS went away: the client reconnects by itself
+                _log.warning("fetching tasks failed, retrying in %.1fs: %s", backoff_s, exc)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            backoff_s = 0.1
+            if burst and not found:
+                return
+
+    async def process(self, lease: Lease) -> None:
+        """Run one leased task and settle the lease (ack, nak for a retry, or term)."""
+        msg = lease.message
+        last = lease.num_delivered >= self.workqueue.config.max_deliveries
+        try:
+            async with lease.keep_alive():
+                await self.sink.heartbeat(msg.mission_id, msg.task_id, worker=self.worker_id)
+                await self._handle(TaskBody.model_validate_json(msg.body), lease.num_delivered)
+        except CoditectError as exc:
+            retry = exc.retryable and not last
+            _log.warning(
+                "task %s/%s failed (retry=%s): %s", msg.mission_id, msg.task_id, retry, exc
+            )
+            await self._report_failure(
+                msg.mission_id, msg.task_id, str(exc), retry, lease.num_delivered
+            )
+            await (lease.nak() if retry else lease.term(str(exc)))
+            return
+        except ValueError as exc:  # a malformed body will not get better
+            await self._report_failure(
+                msg.mission_id, msg.task_id, f"bad task body: {exc}", False, 0
+            )
+            await lease.term(f"bad task body: {exc}")
+            return
+        except Exception as exc:  # e.g. a Redis connection error: try again, within limits
+            _log.warning("task %s/%s failed: %r", msg.mission_id, msg.task_id, exc)
+            await self._report_failure(
+                msg.mission_id, msg.task_id, repr(exc), not last, lease.num_delivered
+            )
+            await (lease.term(repr(exc)) if last else lease.nak())
+            return
+        await lease.ack()
+        self.tasks_done += 1
+
+    async def _report_failure(
+        self, mid: str, tid: str, error: str, retry: bool, attempt: int
+    ) -> None:
+        try:
+            await self.sink.fail(
+                mid, tid, worker=self.worker_id, error=error, retryable=retry, attempt=attempt
+            )
+        except CoditectError as exc:  # the lease is still settled; JetStream redelivers if naked
+            _log.warning("could not report the failure of %s/%s: %s", mid, tid, exc)
+
+    def _applied_key(self, mission_id: str) -> str:
+        return f"{self._prefix}:applied:{{{mission_id}}}"
+
+    async def _handle(self, body: TaskBody, delivery: int) -> None:
+        task = body.task
+        done = await self.redis.hget(self._applied_key(body.mission_id), task.id)
+        if done is not None:  # an earlier delivery applied it: report again, do not redo
+            _log.info("task %s/%s already applied; reporting it again", body.mission_id, task.id)
+            path, _ = await self.repos.checkout(body.repo, body.mission_id, body.branch)
+            await self._complete(
+                body, done.decode() if isinstance(done, bytes) else done, path, delivery
+            )
+            return
+        if self.settings.task_delay_s:
+            await asyncio.sleep(self.settings.task_delay_s)
+        path, base = await self.repos.checkout(body.repo, body.mission_id, body.branch)
+        outcome = await self._run_agent(body, path)
+        outcome = await self._apply_once(body, path, base, outcome)
+        await self._complete(body, outcome.model_dump_json(), path, delivery)
+
+    async def _complete(self, body: TaskBody, outcome_json: str, path: Path, delivery: int) -> None:
+        world = WorldModel(path)
+        await asyncio.to_thread(world.scan)
+        await self.sink.complete(
+            body.mission_id,
+            body.task.id,
+            worker=self.worker_id,
+            outcome_json=outcome_json,
+            attempt=delivery,
+            files=world.records(),
+        )
+
+    async def _run_agent(self, body: TaskBody, path: Path) -> WorkerOutcome:
+        task = body.task
+        world = WorldModel(path)
+        await asyncio.to_thread(world.scan)
+        initial = world.snapshot()
+        upstream = Upstream.from_results(list(body.upstream))
+        action = self.parametrizer.parametrize(task, world, upstream, body.request)
+        expectation = self.checker.expect(task, action, world)
+        agent = self.allocator.allocate(task.capability)
+        meter = UsageMeter(self.model)
+        attempts = 1
+
+        def on_attempt(n: int) -> None:
+            nonlocal attempts
+            attempts = n
+
+        ctx = AgentContext(
+            mission_id=body.mission_id,
+            request=body.request,
+            task=task,
+            action=action,
+            workspace=path,
+            model=meter,
+            sandbox=self.sandbox,
+            upstream=upstream,
+        )
+        t0 = time.monotonic()
+        try:
+            result = await asyncio.wait_for(
+                agent.run(ctx, on_attempt=on_attempt), self.settings.task_timeout_s
+            )
+        except TimeoutError:
+            raise AgentError(
+                f"timed out after {self.settings.task_timeout_s:.0f}s", retryable=True
+            ) from None
+        await asyncio.to_thread(world.scan)
+        violations = self.checker.check(expectation, world, result)
+        fatal = [v for v in violations if v.kind in _FATAL]
+        if fatal:
+            raise AgentError("; ".join(f"{v.kind}: {v.message}" for v in fatal), retryable=False)
+        final = world.snapshot()
+        changed = sorted(p for p in set(initial) | set(final) if initial.get(p) != final.get(p))
+        return WorkerOutcome(
+            result=result,
+            violations=violations,
+            agent=f"{agent.name}@{self.worker_id}",
+            attempts=attempts,
+            input_tokens=meter.input_tokens,
+            output_tokens=meter.output_tokens,
+            duration_s=round(time.monotonic() - t0, 3),
+            changed_files=changed,
+        )
+
+    async def _apply_once(
+        self, body: TaskBody, path: Path, base: str, outcome: WorkerOutcome
+    ) -> WorkerOutcome:
+        """Commit and push under the mission's lock; record the outcome so it is applied once."""
+        key = self._applied_key(body.mission_id)
+        trailer = task_trailer(body.mission_id, body.task.id)
+        lock = RedisLock(
+            self.redis,
+            f"push.{body.mission_id}",
+            ttl_s=self.settings.push_lock_ttl_s,
+            wait_s=self.settings.push_lock_ttl_s,
+        )
+        async with lock:
+            token = lock.fencing_token
+            done = await self.redis.hget(key, body.task.id)
+            if done is not None:
+                return WorkerOutcome.model_validate_json(done)
+            commit = ""
+            if outcome.changed_files:
+                remote = await self.repos.remote_head(path, body.branch)
+                if remote != base:
+                    # The branch moved since our checkout: only an earlier delivery of this very
+                    # task may have moved it (tasks of a mission run one at a time).
+                    await git(path, "fetch", "-q", "origin", f"refs/heads/{body.branch}")
+                    if trailer not in await self.repos.commit_message(path, "FETCH_HEAD"):
+                        raise GitError(
+                            f"branch {body.branch} moved to {remote[:10]} during the task"
+                        )
+                    commit = remote
+                else:
+                    message = f"{body.task.id}: {body.task.description[:60]}\n\n{trailer}\nCoditect-Fence: {token}"
+                    commit = await self.repos.commit(path, outcome.changed_files, message)
+                    if not await lock.extend():
+                        raise GitError("lost the push lock before pushing; retrying the task")
+                    await self.repos.push(path, body.branch)
+            outcome = outcome.model_copy(update={"commit": commit, "fencing_token": token})
+            await self.redis.hset(key, body.task.id, outcome.model_dump_json())
+        return outcome

@@ -1,0 +1,106 @@
+"""Template plans: the fallback when the model's plan is invalid twice, one per request kind.
+
+The request kind is read from the request's words. Every template ends with a test run that depends
+on every task that writes something, so no mission can succeed without tests passing.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from coditect.domain.graph import TaskGraph
+from coditect.domain.tasks import Intent, TaskSpec
+
+__all__ = ["RequestKind", "classify_request", "template_plan"]
+
+
+class RequestKind(StrEnum):
+    """Broad kinds of request, each with its own template plan."""
+
+    ADD_FEATURE = "add_feature"
+    FIX_BUG = "fix_bug"
+    ADD_TESTS = "add_tests"
+    REFACTOR = "refactor"
+    DOCUMENT = "document"
+
+
+_RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
+    (
+        RequestKind.ADD_TESTS,
+        re.compile(r"\b(add|write|create)\b.*\btests?\b(?! for the new)", re.I),
+    ),
+    (
+        RequestKind.FIX_BUG,
+        re.compile(r"\b(fix|bug|broken|wrong|incorrect|crash|make .* raise)\b", re.I),
+    ),
+    (RequestKind.DOCUMENT, re.compile(r"\b(docstring|document|documentation|comment)s?\b", re.I)),
+    (
+        RequestKind.REFACTOR,
+        re.compile(r"\b(refactor|simplify|clean ?up|rename|restructure)\b", re.I),
+    ),
+)
+
+
+def classify_request(request: str) -> RequestKind:
+    """The kind of ``request``; ADD_FEATURE unless the words say otherwise."""
+    for kind, pattern in _RULES:
+        if pattern.search(request):
+            return kind
+    return RequestKind.ADD_FEATURE
+
+
+def template_plan(request: str, *, has_tests: bool = True) -> TaskGraph:
+    """A safe plan for ``request``.
+
+    Args:
+        request: The user's request.
+        has_tests: Whether the repository already has tests; without any, a task writes them.
+    """
+    kind = classify_request(request)
+    tasks = [
+        TaskSpec(
+            id="analyze",
+            intent=Intent.ANALYZE,
+            description="Inspect the repository: modules, functions, tests and test command.",
+            priority=10,
+        )
+    ]
+    write_ids: list[str] = []
+    if kind is not RequestKind.ADD_TESTS:
+        tasks.append(
+            TaskSpec(
+                id="code",
+                intent=Intent.WRITE_CODE,
+                description=request,
+                depends_on=("analyze",),
+            )
+        )
+        write_ids.append("code")
+    if (
+        kind in (RequestKind.ADD_FEATURE, RequestKind.ADD_TESTS, RequestKind.FIX_BUG)
+        or not has_tests
+    ):
+        desc = (
+            request
+            if kind is RequestKind.ADD_TESTS
+            else f"Write pytest tests that check this change: {request}"
+        )
+        tasks.append(
+            TaskSpec(
+                id="tests",
+                intent=Intent.WRITE_TESTS,
+                description=desc,
+                depends_on=tuple(write_ids) or ("analyze",),
+            )
+        )
+        write_ids.append("tests")
+    tasks.append(
+        TaskSpec(
+            id="run_tests",
+            intent=Intent.RUN_TESTS,
+            description="Run the test suite and check that every test passes.",
+            depends_on=tuple(write_ids),
+        )
+    )
+    return TaskGraph(tasks)

@@ -1,0 +1,139 @@
+"""The composition root: the only module that knows the concrete backends.
+
+Everything else receives its model, sandbox, store and bus through constructors, so tests swap
+them by passing their own (e.g. a scripted model) to :func:`build_runtime`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coditect.agents.analyzer import AnalyzerAgent
+from coditect.agents.coder import CoderAgent
+from coditect.agents.tester import TesterAgent
+from coditect.bus.base import EventBus
+from coditect.bus.memory import MemoryBus
+from coditect.config import Settings
+from coditect.errors import ConfigError
+from coditect.llm.base import Model
+from coditect.llm.cache import SqliteCacheStore
+from coditect.llm.ledger import Ledger, SqliteLedger
+from coditect.orchestrator.allocator import ResourceAllocator
+from coditect.orchestrator.goals import GoalPolicy
+from coditect.orchestrator.mission import MissionRunner, MissionSettings
+from coditect.reuse import PlanReuse, Reuse, TaskReuse, open_reuse_store
+from coditect.reuse.semantic import load_embedder
+from coditect.sandbox.base import Sandbox
+from coditect.state.sql import SqlStore
+from coditect.taskqueue.parametrize import Parametrizer
+
+__all__ = ["Runtime", "build_model", "build_reuse", "build_runtime", "build_sandbox"]
+
+
+def build_model(spec: str) -> Model:
+    """The model named by ``spec`` (``local`` is the embedded model)."""
+    if spec in ("local", ""):
+        from coditect.llm.local import LocalModel
+
+        return LocalModel()
+    if spec == "scripted:fibonacci":
+        from coditect.llm.demo import fibonacci_model
+
+        return fibonacci_model()
+    try:
+        from coditect.llm.registry import model_from_spec
+    except ImportError as exc:  # pragma: no cover - the registry ships with the package
+        raise ConfigError(f"unknown model {spec!r}", hint="use --llm local") from exc
+    return model_from_spec(spec)
+
+
+def build_sandbox(name: str) -> Sandbox:
+    """The sandbox backend (or the per-action policy for ``auto``)."""
+    from coditect.sandbox.policy import build_sandbox as build
+
+    return build(name)
+
+
+@dataclass
+class Runtime:
+    """A wired CODITECT instance for one process."""
+
+    settings: Settings
+    model: Model
+    sandbox: Sandbox
+    store: SqlStore
+    bus: EventBus
+    runner: MissionRunner
+    ledger: Ledger | None = None
+    reuse: Reuse | None = None
+
+    async def aclose(self) -> None:
+        """Release the model, bus, stores and ledger."""
+        await self.bus.close()
+        await self.store.close()
+        if self.ledger is not None:
+            await self.ledger.close()
+        if self.reuse is not None:
+            await self.reuse.close()
+        await self.model.aclose()
+
+
+def build_reuse(settings: Settings, model: Model) -> Reuse:
+    """The reuse stores named by ``settings`` (the sentence embedder only if installed)."""
+    store = open_reuse_store(settings.reuse_url, home=settings.home)
+    return Reuse(
+        tasks=TaskReuse(store, model=model.name),
+        plans=PlanReuse(store, embedder=load_embedder),
+        responses=SqliteCacheStore(f"sqlite:///{settings.home / 'llm_cache.db'}"),
+    )
+
+
+def build_runtime(
+    settings: Settings | None = None,
+    *,
+    model: Model | None = None,
+    sandbox: Sandbox | None = None,
+    bus: EventBus | None = None,
+) -> Runtime:
+    """Wire the embedded backends from ``settings``; pass objects to override any of them."""
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    model = model or build_model(settings.llm)
+    sandbox = sandbox or build_sandbox(settings.sandbox)
+    store = SqlStore(settings.database_url)
+    bus = bus or MemoryBus()
+    ledger = SqliteLedger(settings.database_url)
+    reuse = build_reuse(settings, model) if settings.reuse else None
+    allocator = ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()])
+    runner = MissionRunner(
+        model=model,
+        sandbox=sandbox,
+        store=store,
+        bus=bus,
+        allocator=allocator,
+        settings=MissionSettings(
+            policy=GoalPolicy(
+                mission_timeout_s=settings.mission_timeout_s,
+                error_threshold=settings.error_threshold,
+                max_repairs=settings.max_repairs,
+            ),
+            task_timeout_s=settings.task_timeout_s,
+            state_dir=settings.home,
+            reuse=settings.reuse,
+            budget_usd=settings.budget_usd,
+            budget_tokens=settings.budget_tokens,
+        ),
+        ledger=ledger,
+        reuse=reuse,
+        parametrizer=Parametrizer(test_timeout_s=settings.test_timeout_s),
+    )
+    return Runtime(
+        settings=settings,
+        model=model,
+        sandbox=sandbox,
+        store=store,
+        bus=bus,
+        runner=runner,
+        ledger=ledger,
+        reuse=reuse,
+    )

@@ -1,0 +1,56 @@
+"""SQLAlchemy table definitions shared by the SQLite store and (later) PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "EventRow", "FileIndexRow", "MissionRow"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every CODITECT table."""
+
+
+class MissionRow(Base):
+    """One mission; the full report is kept as JSON next to the indexed columns."""
+
+    __tablename__ = "missions"
+
+    mission_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    request: Mapped[str] = mapped_column(Text)
+    repo: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    wall_s: Mapped[float] = mapped_column(default=0.0)
+    report_json: Mapped[str] = mapped_column(Text)
+
+
+class EventRow(Base):
+    """One event of a mission's event log."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_mission_seq", "mission_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    mission_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class FileIndexRow(Base):
+    """The world model's knowledge of one file of one project."""
+
+    __tablename__ = "file_index"
+
+    root_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))

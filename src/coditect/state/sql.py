@@ -1,0 +1,173 @@
+"""The SQL state store (SQLite embedded; the same code serves PostgreSQL through SQLAlchemy)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from coditect.domain.actions import FileRecord
+from coditect.domain.events import Event, event_adapter
+from coditect.domain.mission import MissionReport
+from coditect.errors import InputError, StoreError
+from coditect.state.base import FileIndexStore, MissionStore
+from coditect.state.models import Base, EventRow, FileIndexRow, MissionRow
+
+__all__ = ["SqlStore", "sqlite_url"]
+
+T = TypeVar("T")
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite database file."""
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class SqlStore(MissionStore, FileIndexStore):
+    """Mission reports, event logs and file indexes in a SQL database.
+
+    Calls run in a worker thread so the event loop is never blocked by disk I/O.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        try:
+            self._engine: Engine = create_engine(url, echo=echo, future=True)
+            if url.startswith("sqlite"):
+                event.listen(self._engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self._engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open state store {url}: {exc}") from exc
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    async def _run(self, fn: Callable[[Session], T]) -> T:
+        def work() -> T:
+            try:
+                with self._sessions.begin() as session:
+                    return fn(session)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"state store {self.url} failed: {exc}") from exc
+
+        return await asyncio.to_thread(work)
+
+    async def save_report(self, report: MissionReport) -> None:
+        """Insert or replace a mission report."""
+        row = MissionRow(
+            mission_id=report.mission_id,
+            status=report.status.value,
+            request=report.request,
+            repo=report.repo,
+            started_at=report.started_at,
+            wall_s=report.wall_s,
+            report_json=report.model_dump_json(),
+        )
+        await self._run(lambda s: s.merge(row))
+
+    async def get_report(self, mission_id: str) -> MissionReport | None:
+        """One report by id or unique id prefix."""
+
+        def work(s: Session) -> str | None:
+            exact = s.get(MissionRow, mission_id)
+            if exact is not None:
+                return exact.report_json
+            rows = s.scalars(
+                select(MissionRow).where(MissionRow.mission_id.startswith(mission_id)).limit(2)
+            ).all()
+            if len(rows) > 1:
+                raise InputError(
+                    f"mission id prefix {mission_id!r} is ambiguous",
+                    hint="give more characters of the id (see `coditect status`)",
+                )
+            return rows[0].report_json if rows else None
+
+        raw = await self._run(work)
+        return MissionReport.model_validate_json(raw) if raw is not None else None
+
+    async def list_reports(self, limit: int = 50) -> list[MissionReport]:
+        """Most recent first."""
+        rows = await self._run(
+            lambda s: list(
+                s.scalars(
+                    select(MissionRow.report_json)
+                    .order_by(MissionRow.started_at.desc())
+                    .limit(limit)
+                )
+            )
+        )
+        return [MissionReport.model_validate_json(r) for r in rows]
+
+    async def append_events(self, events: Sequence[Event]) -> None:
+        """Append events (an event id already stored is ignored)."""
+        if not events:
+            return
+        rows = [
+            EventRow(
+                event_id=e.event_id,
+                mission_id=e.mission_id,
+                type=e.type,
+                ts=e.ts,
+                body=e.model_dump_json(),
+            )
+            for e in events
+        ]
+
+        def work(s: Session) -> None:
+            ids = [r.event_id for r in rows]
+            known = set(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(ids))))
+            s.add_all(r for r in rows if r.event_id not in known)
+
+        await self._run(work)
+
+    async def list_events(self, mission_id: str) -> list[Event]:
+        """A mission's events in append order."""
+        bodies = await self._run(
+            lambda s: list(
+                s.scalars(
+                    select(EventRow.body)
+                    .where(EventRow.mission_id == mission_id)
+                    .order_by(EventRow.seq)
+                )
+            )
+        )
+        return [event_adapter.validate_json(b) for b in bodies]
+
+    async def load_file_index(self, root_key: str) -> list[FileRecord]:
+        """Saved file records of one project."""
+        rows = await self._run(
+            lambda s: list(s.scalars(select(FileIndexRow).where(FileIndexRow.root_key == root_key)))
+        )
+        return [
+            FileRecord(path=r.path, size=r.size, mtime_ns=r.mtime_ns, sha256=r.sha256) for r in rows
+        ]
+
+    async def save_file_index(self, root_key: str, records: Iterable[FileRecord]) -> None:
+        """Replace the saved file records of one project."""
+        rows = [
+            FileIndexRow(
+                root_key=root_key, path=r.path, size=r.size, mtime_ns=r.mtime_ns, sha256=r.sha256
+            )
+            for r in records
+        ]
+
+        def work(s: Session) -> None:
+            s.execute(delete(FileIndexRow).where(FileIndexRow.root_key == root_key))
+            s.add_all(rows)
+
+        await self._run(work)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        self._engine.dispose()

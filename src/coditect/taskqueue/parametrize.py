@@ -1,0 +1,250 @@
+"""The parametrization engine: turns a task's intent into a concrete action.
+
+Rules, by intent:
+
+- ``ANALYZE`` -> ``READ_FILES``: every ``.py`` file plus the test/packaging configuration files
+  (``pyproject.toml``, ``setup.cfg``, ``pytest.ini``, ``tox.ini``) that exist.
+- ``WRITE_CODE`` -> ``WRITE_FILES`` of ONE source module, chosen by
+  :func:`~coditect.taskqueue.targets.choose_module`
+  (a repair task, one with ``feedback``, keeps to the module the earlier code task wrote).
+  It reads the module and its package ``__init__.py``.
+- ``WRITE_TESTS`` -> ``WRITE_FILES`` of the test file of one module: a test file named in
+  ``target_files``, else the module the upstream code task wrote, else :func:`choose_module`'s.
+  The test file is the existing ``test_<module>.py`` (or ``<module>_test.py``), else a new
+  ``test_<module>.py`` in the directory that holds most test files (``tests/`` if none).
+- ``RUN_TESTS`` -> ``RUN_COMMAND`` ``python -m pytest -q -p no:cacheprovider
+  --junitxml=.coditect/junit.xml [selection]``. The selection is the test files written by upstream
+  code tasks plus every test file that imports a module they changed (or its package, which may
+  re-export it). When no upstream code change is known, or nothing matches, the selection is
+  empty: the whole suite runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from coditect.agents.base import Upstream
+from coditect.domain.actions import Action, ActionKind, FileRecord
+from coditect.domain.results import AnalysisReport
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.taskqueue.targets import (
+    ModuleChoice,
+    choose_module,
+    dotted_names,
+    imports_any,
+    is_test_path,
+    module_for_test,
+    parse_imports,
+    parse_symbols,
+    target_test_file,
+)
+from coditect.taskqueue.world_model import WorldModel
+
+__all__ = [
+    "CONFIG_FILES",
+    "JUNIT_PATH",
+    "ModuleChoice",
+    "Parametrizer",
+    "choose_module",
+    "is_test_path",
+    "pytest_command",
+    "target_test_file",
+]
+
+#: Configuration files an analysis reads when they exist at the project root.
+CONFIG_FILES: tuple[str, ...] = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini")
+#: Where the test run writes its JUnit XML (inside the ignored ``.coditect/`` directory).
+JUNIT_PATH = ".coditect/junit.xml"
+
+
+def pytest_command(selection: Sequence[str] = ()) -> tuple[str, ...]:
+    """The sandboxed test command, running ``selection`` (or the whole suite when empty)."""
+    return (
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={JUNIT_PATH}",
+        *selection,
+    )
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+class Parametrizer:
+    """Maps a task's intent to a concrete :class:`Action` using the world model.
+
+    Args:
+        timeout_s: Time limit of read and write actions.
+        test_timeout_s: Time limit of test runs.
+    """
+
+    def __init__(self, *, timeout_s: float = 120.0, test_timeout_s: float = 300.0) -> None:
+        self.timeout_s = timeout_s
+        self.test_timeout_s = test_timeout_s
+        self._symbols: dict[str, tuple[str, ...]] = {}  # sha256 -> names
+        self._imports: dict[str, frozenset[str]] = {}  # sha256 -> imports
+
+    def parametrize(
+        self, task: TaskSpec, world: WorldModel, upstream: Upstream, request: str
+    ) -> Action:
+        """The concrete action for ``task`` (see the module docstring for the rules)."""
+        if task.intent is Intent.ANALYZE:
+            return self._analyze(task, world)
+        if task.intent is Intent.WRITE_CODE:
+            module = self.choose(task, world, upstream, request).path
+            files = set(world.files())
+            init = f"{module.rpartition('/')[0]}/__init__.py".lstrip("/")
+            reads = [p for p in (module, init) if p in files]
+            return Action(
+                intent=task.intent,
+                kind=ActionKind.WRITE_FILES,
+                read_files=tuple(reads),
+                write_files=(module,),
+                timeout_s=self.timeout_s,
+            )
+        if task.intent is Intent.WRITE_TESTS:
+            return self._write_tests(task, world, upstream, request)
+        return self._run_tests(task, world, upstream)
+
+    def choose(
+        self, task: TaskSpec, world: WorldModel, upstream: Upstream, request: str
+    ) -> ModuleChoice:
+        """The module a WRITE_CODE task changes (see :func:`choose_module`).
+
+        A repair task (one with ``feedback``) keeps to the module the latest code task wrote.
+        """
+        files = world.files()
+        if task.feedback and not task.target_files:
+            for change in reversed(upstream.code):
+                for p in change.paths:
+                    if p.endswith(".py") and not is_test_path(p) and p in world:
+                        return ModuleChoice(p, "upstream")
+        text = f"{task.description}\n{request}"
+        return choose_module(
+            text,
+            files,
+            self._symbol_map(world, upstream.analysis),
+            targets=task.target_files,
+            sizes={p: r.size for p, r in _py_records(world)},
+        )
+
+    def _analyze(self, task: TaskSpec, world: WorldModel) -> Action:
+        files = world.files()
+        reads = [p for p in files if p.endswith(".py")] + [c for c in CONFIG_FILES if c in world]
+        return Action(
+            intent=task.intent,
+            kind=ActionKind.READ_FILES,
+            read_files=tuple(reads),
+            timeout_s=self.timeout_s,
+        )
+
+    def _write_tests(
+        self, task: TaskSpec, world: WorldModel, upstream: Upstream, request: str
+    ) -> Action:
+        files = world.files()
+        modules = [p for p in files if p.endswith(".py") and not is_test_path(p)]
+        test: str | None = next(
+            (t for t in task.target_files if t.endswith(".py") and is_test_path(t)), None
+        )
+        module: str | None = module_for_test(test, modules) if test else None
+        if test is None:
+            if not task.target_files:
+                module = next(
+                    (
+                        p
+                        for change in reversed(upstream.code)
+                        for p in change.paths
+                        if p.endswith(".py") and not is_test_path(p) and p in world
+                    ),
+                    None,
+                )
+            if module is None:
+                module = self.choose(task, world, upstream, request).path
+            test = target_test_file(module, files)
+        reads = [p for p in (module, test) if p is not None and p in world]
+        return Action(
+            intent=task.intent,
+            kind=ActionKind.WRITE_FILES,
+            read_files=tuple(reads),
+            write_files=(test,),
+            timeout_s=self.timeout_s,
+        )
+
+    def _run_tests(self, task: TaskSpec, world: WorldModel, upstream: Upstream) -> Action:
+        selection = self.test_selection(world, upstream)
+        return Action(
+            intent=task.intent,
+            kind=ActionKind.RUN_COMMAND,
+            command=pytest_command(selection),
+            test_selection=selection,
+            timeout_s=self.test_timeout_s,
+        )
+
+    def test_selection(self, world: WorldModel, upstream: Upstream) -> tuple[str, ...]:
+        """Test files to run after the upstream code changes (empty: the whole suite)."""
+        written: list[str] = []
+        changed: set[str] = set()
+        for change in upstream.code:
+            for p in change.paths:
+                if not p.endswith(".py") or p not in world:
+                    continue
+                if is_test_path(p):
+                    written.append(p)
+                else:
+                    changed |= dotted_names(p)
+        selected = dict.fromkeys(p for p in written if p.rpartition("/")[2] != "conftest.py")
+        if changed:
+            analysis = upstream.analysis
+            known = {m.path: m.imports for m in analysis.modules} if analysis else {}
+            for path, rec in _py_records(world):
+                name = path.rpartition("/")[2]
+                if not is_test_path(path) or name == "conftest.py" or path in selected:
+                    continue
+                if not (name.startswith("test_") or name.endswith("_test.py")):
+                    continue
+                imports: Iterable[str] = self._imports_of(world, path, rec.sha256)
+                if path in known:
+                    imports = {*imports, *known[path]}
+                if imports_any(imports, changed):
+                    selected[path] = None
+        return tuple(sorted(selected))
+
+    def _symbol_map(
+        self, world: WorldModel, analysis: AnalysisReport | None
+    ) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        if analysis is not None:
+            for m in analysis.modules:
+                if m.path in world and not m.is_test:
+                    out[m.path] = (*m.functions, *m.classes)
+        for path, rec in _py_records(world):
+            if path in out or is_test_path(path):
+                continue
+            names = self._symbols.get(rec.sha256)
+            if names is None:
+                names = parse_symbols(_read(world, path))
+                self._symbols[rec.sha256] = names
+            out[path] = names
+        return out
+
+    def _imports_of(self, world: WorldModel, path: str, sha: str) -> frozenset[str]:
+        cached = self._imports.get(sha)
+        if cached is None:
+            cached = frozenset(parse_imports(_read(world, path)))
+            self._imports[sha] = cached
+        return cached
+
+
+def _py_records(world: WorldModel) -> list[tuple[str, FileRecord]]:
+    return [(r.path, r) for r in world.glob("**/*.py")]
+
+
+def _read(world: WorldModel, path: str) -> str:
+    try:
+        return world.read_text(path)
+    except OSError:
+        return ""

@@ -1,0 +1,253 @@
+"""Distributed mode end to end: every service a separate OS process.
+
+Orchestrator, task queue and workers run as ``python -m coditect ...`` processes talking over
+real gRPC (TLS + bearer token), NATS JetStream, Redis and PostgreSQL, started by the session
+fixtures on free ports. Faults are injected with real signals (kill -9, SIGTERM + restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient
+from coditect.api.devcerts import make_dev_certs
+from coditect.api.security import TlsConfig
+
+pytestmark = pytest.mark.slow  # separate processes: about a minute in all
+
+REQUEST = "Add a function to calculate the nth Fibonacci number"
+TOKEN = "e2e-token"
+_WAIT_S = 60.0
+
+
+class Proc:
+    """A ``coditect`` subprocess with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.log = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self._fh = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coditect", *args],
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: no {pattern!r} in time; log:\n{self.text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._fh.close()
+        return self.proc.returncode
+
+
+class Cluster:
+    """Starts the services of one test; all share its env (token, TLS, backends)."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.procs: list[Proc] = []
+        self.tq_port = 0
+        self.orch_port = 0
+
+    def start(self, name: str, *args: str, **env: str) -> Proc:
+        proc = Proc(name, list(args), {**self.env, **env}, self.tmp)
+        self.procs.append(proc)
+        return proc
+
+    def start_taskqueue(self, port: int = 0) -> Proc:
+        tq = self.start("taskqueue", "serve", "taskqueue", "--listen", f"127.0.0.1:{port}")
+        self.tq_port = int(tq.wait_for(r"taskqueue listening on [\d.]+:(\d+)").group(1))
+        self.env["CODITECT_TASKQUEUE"] = f"127.0.0.1:{self.tq_port}"
+        return tq
+
+    def start_orchestrator(self) -> Proc:
+        orch = self.start("orchestrator", "serve", "orchestrator", "--listen", "127.0.0.1:0")
+        self.orch_port = int(orch.wait_for(r"orchestrator listening on [\d.]+:(\d+)").group(1))
+        self.env["CODITECT_SERVER"] = f"127.0.0.1:{self.orch_port}"
+        return orch
+
+    def start_worker(self, name: str, capabilities: str = "analyze,code,test", **env: str) -> Proc:
+        w = self.start(name, "worker", "--capabilities", capabilities, "--worker-id", name, **env)
+        w.wait_for("worker .* started")
+        return w
+
+    def client_options(self, port: int) -> ClientOptions:
+        return ClientOptions(
+            address=f"127.0.0.1:{port}",
+            token=TOKEN,
+            tls=TlsConfig(ca=Path(self.env["CODITECT_TLS_CA"])),
+        )
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"=== {p.name}\n{p.text()[-2500:]}" for p in self.procs)
+
+
+@pytest.fixture
+def cluster(tmp_path, nats_url, redis_url, postgres_url):
+    certs = make_dev_certs(tmp_path / "certs")
+    env = {
+        **os.environ,
+        "CODITECT_HOME": str(tmp_path / "home"),
+        "CODITECT_NATS_URL": nats_url,
+        "CODITECT_REDIS_URL": redis_url,
+        "CODITECT_DB_URL": postgres_url,
+        "CODITECT_TOKEN": TOKEN,
+        # Every process presents the server certificate and trusts the test CA: servers use
+        # cert/key, clients verify the other end with the CA.
+        "CODITECT_TLS_CERT": str(certs.server_cert),
+        "CODITECT_TLS_KEY": str(certs.server_key),
+        "CODITECT_TLS_CA": str(certs.ca),
+        "CODITECT_QUEUE_NAME": "e2e" + uuid.uuid4().hex[:8],
+        "CODITECT_LLM": "scripted:fibonacci",
+        "CODITECT_SANDBOX": "subprocess",
+        "CODITECT_ACK_WAIT_S": "2",
+        "CODITECT_CONNECT_WAIT_S": "5",
+        "CODITECT_RPC_RETRIES": "20",
+        "CODITECT_MISSION_TIMEOUT_S": "120",
+        "PYTHONUNBUFFERED": "1",
+    }
+    c = Cluster(tmp_path, env)
+    yield c
+    c.stop()
+
+
+def _commits(git, repo: Path, branch: str) -> list[str]:
+    return git(repo, "log", "--format=%B%x00", f"main..{branch}").split("\x00")[:-1]
+
+
+async def _tasks(cluster: Cluster, mission_id: str):
+    async with TaskQueueClient(cluster.client_options(cluster.tq_port)) as tq:
+        return {v.record.task_id: v.record for v in await tq.get_tasks(mission_id)}
+
+
+async def _wait_running(cluster: Cluster, mission_id: str, task_id: str, worker: str) -> None:
+    async with asyncio.timeout(_WAIT_S):
+        while True:
+            rec = (await _tasks(cluster, mission_id)).get(task_id)
+            if rec is not None and rec.state == "running" and rec.worker == worker:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def _final_report(cluster: Cluster, mission_id: str):
+    async with OrchestratorClient(cluster.client_options(cluster.orch_port)) as client:
+        async with asyncio.timeout(_WAIT_S * 2):
+            async for _event in client.watch(mission_id):
+                pass
+        return await client.get(mission_id)
+
+
+def test_fibonacci_mission_across_processes(cluster, calculator_repo, git):
+    cluster.start_taskqueue()
+    cluster.start_orchestrator()
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    submit = subprocess.run(
+        [sys.executable, "-m", "coditect", "submit", REQUEST, "--repo", str(calculator_repo), "--watch", "--json"],
+        env=cluster.env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert submit.returncode == 0, submit.stderr + cluster.logs()
+    report = json.loads(submit.stdout)
+    assert report["status"] == "SUCCESS", report["reason"] + cluster.logs()
+    assert [t["intent"] for t in report["tasks"]] == [
+        "analyze",
+        "write_code",
+        "write_tests",
+        "run_tests",
+    ]
+    assert set(report["changed_files"]) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 7
+    assert {t["agent"].split("@")[1] for t in report["tasks"]} <= {"w1", "w2"}
+    assert git(calculator_repo, "rev-parse", report["branch"]).strip() == report["commit"]
+    assert len(_commits(git, calculator_repo, report["branch"])) == 2
+
+
+async def test_worker_killed_mid_task_is_redelivered_and_applied_once(
+    cluster, calculator_repo, git
+):
+    cluster.start_taskqueue()
+    cluster.start_orchestrator()
+    cluster.start_worker("fast", "analyze,test")
+    slow = cluster.start_worker("slow", "code", CODITECT_TASK_DELAY_S="60")
+    async with OrchestratorClient(cluster.client_options(cluster.orch_port)) as client:
+        resp = await client.submit(REQUEST, str(calculator_repo))
+    await _wait_running(cluster, resp.mission_id, "t2", "slow")
+    slow.stop(signal.SIGKILL)
+    cluster.start_worker("rescuer", "code")
+    report = await _final_report(cluster, resp.mission_id)
+    assert report.status == "SUCCESS", report.reason + cluster.logs()
+    assert report.tasks[1].agent.endswith("@rescuer")
+    messages = _commits(git, calculator_repo, resp.branch)
+    assert sum(f"Coditect-Task: {resp.mission_id}/t2" in m for m in messages) == 1, messages
+    assert sum(f"Coditect-Task: {resp.mission_id}/t3" in m for m in messages) == 1, messages
+
+
+async def test_task_queue_restart_mid_mission(cluster, calculator_repo):
+    tq = cluster.start_taskqueue()
+    port = cluster.tq_port
+    cluster.start_orchestrator()
+    cluster.start_worker("w1", CODITECT_TASK_DELAY_S="2")
+    async with OrchestratorClient(cluster.client_options(cluster.orch_port)) as client:
+        resp = await client.submit(REQUEST, str(calculator_repo))
+    await _wait_running(cluster, resp.mission_id, "t2", "w1")
+    assert tq.stop(signal.SIGKILL) != 0
+    cluster.start_taskqueue(port)  # same address: clients reconnect by themselves
+    report = await _final_report(cluster, resp.mission_id)
+    assert report.status == "SUCCESS", report.reason + cluster.logs()
+
+
+@pytest.mark.parametrize("down", ["nats", "redis"])
+def test_backend_down_at_start_is_a_clear_error_not_a_hang(cluster, down):
+    from infra.servers import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    env = {"CODITECT_CONNECT_WAIT_S": "2"}
+    env["CODITECT_NATS_URL" if down == "nats" else "CODITECT_REDIS_URL"] = (
+        f"nats://{dead}" if down == "nats" else f"redis://{dead}/0"
+    )
+    t0 = time.monotonic()
+    for args in (["serve", "taskqueue", "--listen", "127.0.0.1:0"], ["worker"]):
+        proc = cluster.start(f"{down}-down", *args, **env)
+        code = proc.proc.wait(timeout=60)
+        out = proc.text()
+        assert code == 1, out
+        assert ("cannot connect to NATS" if down == "nats" else "cannot reach Redis") in out, out
+        assert dead in out and "Traceback" not in out
+    assert time.monotonic() - t0 < 60

@@ -1,0 +1,106 @@
+"""The distributed pipeline in one test process: real gRPC, JetStream, Redis and PostgreSQL.
+
+The services run as asyncio tasks here (quick to debug); tests/e2e/test_distributed.py runs
+the same pieces as separate OS processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient
+from coditect.distributed.app import build_worker, start_orchestrator, start_taskqueue
+from coditect.distributed.settings import DistributedSettings
+from coditect.llm.demo import fibonacci_model
+
+TOKEN = "tok"
+REQUEST = "Add a function to calculate the nth Fibonacci number"
+
+
+@pytest.fixture
+async def cluster(tmp_path, nats_url, redis_url, postgres_url, queue_name, certs):
+    """Task queue + orchestrator servers (TLS + token) and a factory of in-process workers."""
+    common = {
+        "home": tmp_path / "home",
+        "nats_url": nats_url,
+        "redis_url": redis_url,
+        "db_url": postgres_url,
+        "token": TOKEN,
+        "queue_name": queue_name,
+        "connect_wait_s": 3.0,
+        # Long enough that a loaded CI machine does not redeliver a task that is still running
+        # (redelivery itself is covered by the kill -9 test in tests/e2e/test_distributed.py).
+        "ack_wait_s": 10.0,
+        "llm": "scripted:fibonacci",
+        "sandbox": "subprocess",
+    }
+    server_tls = {"tls_cert": certs.server_cert, "tls_key": certs.server_key, "tls_ca": certs.ca}
+    tq = await start_taskqueue(DistributedSettings(**common, **server_tls, listen="127.0.0.1:0"))
+    # Clients verify the server with the CA; servers present their own certificate.
+    client_tls = {"tls_ca": certs.ca}
+    orch_cfg = DistributedSettings(
+        **common, **server_tls, listen="127.0.0.1:0", taskqueue=f"127.0.0.1:{tq.port}"
+    )
+    # The orchestrator is a client of the task queue: it verifies it with the same CA.
+    orch = await start_orchestrator(orch_cfg, model=fibonacci_model())
+    workers: list[asyncio.Task] = []
+    closers = []
+
+    async def start_worker(name: str, **kw):
+        cfg = DistributedSettings(
+            **{**common, **kw}, **client_tls, taskqueue=f"127.0.0.1:{tq.port}", worker_id=name
+        )
+        worker, close = await build_worker(cfg, model=fibonacci_model())
+        closers.extend(close)
+        workers.append(asyncio.create_task(worker.run()))
+        return worker
+
+    yield orch, tq, start_worker, client_tls
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    for close in reversed(closers):
+        await close()
+    await orch.stop()
+    await tq.stop()
+
+
+async def test_fibonacci_mission_over_grpc_jetstream_redis_postgres(
+    cluster, calculator_repo, git, certs
+):
+    orch, tq, start_worker, _ = cluster
+    await start_worker("w1")
+    await start_worker("w2")
+    from coditect.api.security import TlsConfig
+
+    opts = ClientOptions(address=f"127.0.0.1:{orch.port}", token=TOKEN, tls=TlsConfig(ca=certs.ca))
+    async with OrchestratorClient(opts) as client:
+        resp = await client.submit(REQUEST, str(calculator_repo))
+        assert [t.id for t in resp.plan.tasks] == ["t1", "t2", "t3", "t4"]
+        events = []
+        async with asyncio.timeout(120):
+            async for event in client.watch(resp.mission_id):
+                events.append(event)
+        report = await client.get(resp.mission_id)
+    assert report.status == "SUCCESS", (
+        report.reason,
+        [(t.id, t.status, t.agent, t.error) for t in report.tasks],
+    )
+    assert set(report.changed_files) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert report.tests.failed == 0 and report.tests.passed >= 7
+    assert all(t.status == "complete" for t in report.tasks)
+    assert events[-1].type == "mission.state" and events[-1].state == "complete"
+    # The change is on the mission branch of the user's repository, one commit per changing task.
+    log = git(calculator_repo, "log", "--format=%s", f"main..{resp.branch}").splitlines()
+    assert len(log) == 2, log
+    assert git(calculator_repo, "rev-parse", resp.branch).strip() == report.commit
+    assert "def fibonacci" in git(
+        calculator_repo, "show", f"{resp.branch}:calculator/arithmetic.py"
+    )
+    # The world model of the branch is queryable through the task queue service.
+    tq_opts = ClientOptions(address=f"127.0.0.1:{tq.port}", token=TOKEN, tls=TlsConfig(ca=certs.ca))
+    async with TaskQueueClient(tq_opts) as tqc:
+        files = await tqc.query_world(resp.mission_id, "tests/*.py")
+    assert "tests/test_arithmetic.py" in {f.path for f in files}

@@ -1,0 +1,180 @@
+import ast
+
+import pytest
+
+from coditect.agents.codemerge import MergeError, merge_source
+from coditect.agents.extract import extract_code
+from coditect.agents.importmerge import ensure_imports
+
+ORIGINAL = '''"""Module doc."""
+
+import math
+
+from pkg.util import helper
+
+
+# A comment above add stays.
+def add(a, b):
+    """Add."""
+    return a + b
+
+
+@decorator
+def old(x):
+    return x
+
+
+class Box:
+    pass
+'''
+
+
+def test_extract_fenced_block_with_prose_around():
+    answer = "Sure! Here it is:\n```python\ndef f():\n    return 1\n```\nThis returns 1."
+    assert extract_code(answer) == "def f():\n    return 1\n"
+
+
+def test_extract_joins_several_blocks_and_accepts_py_or_bare_fences():
+    answer = "```py\ndef f():\n    pass\n```\ntext\n```\ndef g():\n    pass\n```"
+    code = extract_code(answer)
+    assert "def f" in code and "def g" in code
+
+
+def test_extract_ignores_non_python_blocks():
+    answer = "```bash\npip install x\n```\n```python\ndef f():\n    pass\n```"
+    assert extract_code(answer) == "def f():\n    pass\n"
+
+
+def test_extract_unclosed_fence_at_end_of_answer():
+    assert extract_code("```python\ndef f():\n    return 2") == "def f():\n    return 2\n"
+
+
+def test_extract_without_fences_skips_leading_prose():
+    answer = "Here is the function:\ndef f():\n    return 3\n"
+    assert extract_code(answer) == "def f():\n    return 3\n"
+
+
+def test_extract_without_code_raises():
+    with pytest.raises(MergeError, match="no Python code"):
+        extract_code("I cannot help with that.")
+
+
+def test_new_definition_is_appended_after_two_blank_lines():
+    result = merge_source(ORIGINAL, "def sub(a, b):\n    return a - b\n")
+    assert result.added == ("sub",) and result.replaced == ()
+    assert result.source.endswith("class Box:\n    pass\n\n\ndef sub(a, b):\n    return a - b\n")
+    assert result.source.startswith(ORIGINAL.rstrip("\n"))
+
+
+def test_existing_definition_is_replaced_in_place_keeping_comments():
+    result = merge_source(ORIGINAL, "def add(a, b):\n    return b + a\n")
+    assert result.replaced == ("add",) and result.added == ()
+    src = result.source
+    assert "# A comment above add stays.\ndef add(a, b):\n    return b + a\n" in src
+    assert src.index("def add") < src.index("def old") < src.index("class Box")
+    assert '"""Add."""' not in src
+
+
+def test_replacement_covers_the_decorators_of_the_old_definition():
+    result = merge_source(ORIGINAL, "@other\ndef old(x):\n    return -x\n")
+    assert "@decorator" not in result.source
+    assert "@other\ndef old(x):\n    return -x" in result.source
+    ast.parse(result.source)
+
+
+def test_class_replacement_and_identical_definitions_are_not_changes():
+    same = 'def add(a, b):\n    """Add."""\n    return a + b\n'
+    result = merge_source(ORIGINAL, same + "\nclass Box:\n    size = 1\n")
+    assert result.replaced == ("Box",) and result.added == ()
+    assert not merge_source(ORIGINAL, same).changed
+
+
+def test_missing_imports_are_added_after_existing_imports():
+    code = "import os\nimport math\nfrom pkg.util import helper, other\n\ndef f():\n    return os.sep\n"
+    result = merge_source(ORIGINAL, code)
+    assert "import os" in result.imports_added
+    lines = result.source.splitlines()
+    assert lines.index("import os") < lines.index("def add(a, b):")
+    assert "from pkg.util import helper, other" in lines  # the existing line is extended
+    assert lines.count("import math") == 1
+
+
+def test_imports_go_after_the_module_docstring_when_there_are_none():
+    result = merge_source(
+        '"""Doc."""\n\n\ndef a():\n    pass\n', "import re\n\ndef b():\n    return re\n"
+    )
+    assert result.source.startswith('"""Doc."""\n\nimport re\n')
+    ast.parse(result.source)
+
+
+def test_imports_at_top_of_file_without_docstring_or_imports():
+    result = merge_source("def a():\n    pass\n", "import re\n\ndef b():\n    return re\n")
+    assert result.source.startswith("import re\n\ndef a")
+
+
+def test_main_block_prints_and_example_calls_are_dropped():
+    code = (
+        "def f(n):\n    return n\n\nprint(f(3))\nresult = f(4)\n"
+        'if __name__ == "__main__":\n    print(f(5))\n'
+    )
+    result = merge_source(ORIGINAL, code)
+    assert "print" not in result.source and "result =" not in result.source
+    assert result.added == ("f",)
+
+
+def test_constant_assignments_are_kept():
+    result = merge_source(ORIGINAL, "LIMIT = 10\n\ndef f():\n    return LIMIT\n")
+    assert result.added == ("LIMIT", "f")
+
+
+def test_self_import_of_the_target_module_is_dropped():
+    code = "from pkg.mod import add\n\ndef f():\n    return add(1, 2)\n"
+    result = merge_source(ORIGINAL, code, self_module="pkg.mod")
+    assert "from pkg.mod" not in result.source
+
+
+def test_answer_that_does_not_parse_is_rejected():
+    with pytest.raises(MergeError, match="does not parse"):
+        merge_source(ORIGINAL, "def f(:\n    pass\n")
+
+
+def test_answer_without_definitions_is_rejected():
+    with pytest.raises(MergeError, match="no function or class"):
+        merge_source(ORIGINAL, "import os\nprint(1)\n")
+
+
+def test_new_file_gets_imports_then_definitions():
+    code = "import pytest\nfrom calc.ops import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    result = merge_source(None, code)
+    assert result.source == (
+        "import pytest\nfrom calc.ops import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    )
+    assert result.added == ("test_add",)
+
+
+def test_last_duplicate_in_answer_wins():
+    result = merge_source(None, "def f():\n    return 1\n\ndef f():\n    return 2\n")
+    assert result.source.count("def f") == 1 and "return 2" in result.source
+
+
+def test_ensure_imports_adds_only_missing_lines():
+    source, added = ensure_imports(ORIGINAL, "import math\nimport json\n")
+    assert added == ("import json",)
+    assert source.count("import math") == 1
+
+
+def test_formatting_only_differences_are_unchanged():
+    result = merge_source(ORIGINAL, 'def add(a,b):\n    """Add."""\n    return a+b  # same\n')
+    assert result.unchanged == ("add",) and not result.changed
+
+
+def test_salvage_and_caps():
+    from coditect.agents.extract import cap_asserts, salvage_truncated
+
+    cut = "def test_a():\n    assert 1\n\ndef test_b():\n    assert f(2"
+    assert salvage_truncated(cut) == "def test_a():\n    assert 1\n"
+    with pytest.raises(MergeError, match="cut off"):
+        salvage_truncated("def test_a(:")
+    many = "".join(f"def test_{i}():\n    assert {i}\n    assert {i}\n\n" for i in range(4))
+    capped = cap_asserts(many, 1, max_tests=2)
+    assert capped.count("def test_") == 2 and capped.count("assert") == 2

@@ -1,0 +1,350 @@
+import ast
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from coditect.agents.base import AgentContext, Upstream
+from coditect.agents.coder import CoderAgent
+from coditect.domain.actions import Action, ActionKind
+from coditect.domain.events import AgentAct, AgentLearn, AgentThink
+from coditect.domain.results import CodeChange, FailureCategory, FileEdit, TestFailure, TestReport
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.errors import AgentError
+from coditect.llm.base import ModelResponse, Usage
+from coditect.llm.testing import FunctionModel, ScriptedModel
+
+FIB = (
+    '```python\ndef fibonacci(n):\n    """Return the nth Fibonacci number."""\n'
+    "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n```"
+)
+
+
+def make_ctx(
+    ws: Path,
+    model,
+    *,
+    intent=Intent.WRITE_CODE,
+    request="Add fibonacci",
+    write=("calculator/arithmetic.py",),
+    upstream=None,
+    feedback="",
+):
+    events = []
+
+    async def emit(event):
+        events.append(event)
+
+    ctx = AgentContext(
+        mission_id="m",
+        request=request,
+        task=TaskSpec(id="t", intent=intent, description=request, feedback=feedback),
+        action=Action(
+            intent=intent,
+            kind=ActionKind.WRITE_FILES,
+            write_files=write,
+            read_files=("calculator/arithmetic.py", "calculator/stats.py"),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=None,
+        upstream=upstream or Upstream(),
+        emit=emit,  # type: ignore[arg-type]
+    )
+    return ctx, events
+
+
+async def test_adds_a_new_function_and_reports_the_edit(calc):
+    before = (calc / "calculator/arithmetic.py").read_bytes()
+    model = ScriptedModel([FIB])
+    ctx, events = make_ctx(calc, model)
+    change = await CoderAgent().execute(ctx)
+    text = (calc / "calculator/arithmetic.py").read_text()
+    assert text.startswith(before.decode()) and "def fibonacci(n):" in text
+    [edit] = change.edits
+    assert edit.added_symbols == ("fibonacci",) and edit.replaced_symbols == ()
+    assert edit.before_sha256 == hashlib.sha256(before).hexdigest()
+    assert edit.after_sha256 == hashlib.sha256(text.encode()).hexdigest()
+    assert change.generations == 1
+    assert any(isinstance(e, AgentThink) for e in events)
+    assert any(isinstance(e, AgentAct) and e.action == "write_file" for e in events)
+    [gen] = [e for e in events if isinstance(e, AgentAct) and e.action == "generate"]
+    assert gen.ok and gen.output_tokens > 0 and "added fibonacci" in gen.detail
+    # The prompt carried the request and the current file.
+    user = model.calls[0][0][1].content
+    assert "Add fibonacci" in user and "def divide(a, b):" in user
+
+
+async def test_replaces_an_existing_function_in_place(calc):
+    fixed = (
+        '```python\ndef median(values):\n    """Median."""\n    ordered = sorted(values)\n'
+        "    mid = len(ordered) // 2\n    if len(ordered) % 2:\n        return ordered[mid]\n"
+        "    return (ordered[mid - 1] + ordered[mid]) / 2\n```"
+    )
+    ctx, _ = make_ctx(
+        calc, ScriptedModel([fixed]), request="Fix median", write=("calculator/stats.py",)
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.edits[0].replaced_symbols == ("median",)
+    text = (calc / "calculator/stats.py").read_text()
+    assert text.index("def mean") < text.index("def median") < text.index("def value_range")
+    assert "(ordered[mid - 1] + ordered[mid]) / 2" in text
+
+
+async def test_repair_round_after_invalid_code(calc):
+    model = ScriptedModel(["```python\ndef fibonacci(n:\n    return n\n```", FIB])
+    ctx, events = make_ctx(calc, model)
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2
+    repair = model.calls[1][0]
+    assert repair[-2].role == "assistant" and "does not parse" in repair[-1].content
+    assert any(isinstance(e, AgentAct) and not e.ok for e in events)
+    assert any(isinstance(e, AgentLearn) for e in events)
+
+
+async def test_unresolved_import_is_rejected(calc):
+    bad = "```python\nimport numpyy_not_installed\n\ndef f():\n    return numpyy_not_installed\n```"
+    model = ScriptedModel([bad, FIB])
+    ctx, _ = make_ctx(calc, model)
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2
+    assert "numpyy_not_installed" in model.calls[1][0][-1].content
+    assert "numpyy" not in (calc / "calculator/arithmetic.py").read_text()
+
+
+async def test_import_of_a_name_the_project_module_lacks_is_rejected(calc):
+    bad = "```python\nfrom calculator.stats import nothing_here\n\ndef f():\n    return nothing_here\n```"
+    model = ScriptedModel([bad] * 3)
+    ctx, _ = make_ctx(calc, model)
+    with pytest.raises(AgentError) as info:
+        await CoderAgent().execute(ctx)
+    assert "'nothing_here' is not defined in calculator/stats.py" in str(info.value)
+
+
+async def test_gives_up_after_three_bad_answers_without_writing(calc):
+    before = (calc / "calculator/arithmetic.py").read_text()
+    model = ScriptedModel(["Sorry, I cannot.", "still no code", "```python\nprint(1)\n```"])
+    ctx, _ = make_ctx(calc, model)
+    with pytest.raises(AgentError) as info:
+        await CoderAgent().execute(ctx)
+    assert len(model.calls) == 3 and info.value.retryable is False
+    assert "different approach" not in model.calls[2][0][-1].content
+    assert "3 generation(s)" in str(info.value) and "no Python code" in str(info.value)
+    assert (calc / "calculator/arithmetic.py").read_text() == before
+
+
+async def test_answer_that_only_repeats_the_file_is_rejected(calc):
+    same = '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n```'
+    model = ScriptedModel([same, FIB])
+    change = await CoderAgent().execute(make_ctx(calc, model)[0])
+    assert change.generations == 2 and "same as the current add" in model.calls[1][0][-1].content
+
+
+async def test_truncated_code_answer_is_rejected(calc):
+    cut = ModelResponse(
+        text="```python\ndef fibonacci(n):\n    a = 1\n",
+        usage=Usage(),
+        model_name="x",
+        finish_reason="length",
+    )
+    model = ScriptedModel([cut, FIB])
+    change = await CoderAgent().execute(make_ctx(calc, model)[0])
+    assert change.generations == 2 and "cut off" in model.calls[1][0][-1].content
+
+
+def upstream_with_fib():
+    edit = FileEdit(path="calculator/arithmetic.py", after_sha256="x", added_symbols=("fibonacci",))
+    return Upstream(code=(CodeChange(edits=(edit,)),))
+
+
+async def test_write_tests_prompt_and_merge(calc):
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text()
+        + '\n\ndef fibonacci(n):\n    """Return the nth Fibonacci number."""\n    return n\n'
+    )
+    answer = (
+        "```python\nfrom calculator.arithmetic import fibonacci\n\n"
+        "def test_fibonacci():\n    assert fibonacci(1) == 1\n```"
+    )
+    model = ScriptedModel([answer])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.edits[0].added_symbols == ("test_fibonacci",)
+    text = (calc / "tests/test_arithmetic.py").read_text()
+    assert "from calculator.arithmetic import add, divide, fibonacci, multiply, subtract" in text
+    user = model.calls[0][0][1].content
+    assert "from calculator.arithmetic import fibonacci" in user
+    assert '"""Return the nth Fibonacci number."""\n    return n' in user  # short: shown whole
+
+
+async def test_write_tests_adds_forgotten_import_and_caps_runaway_asserts(calc):
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    asserts = "".join(f"    assert fibonacci({i}) == {i}\n" for i in range(40))
+    cut = ModelResponse(
+        text=f"```python\ndef test_fib():\n{asserts}    assert fibonacci(4",
+        usage=Usage(),
+        model_name="x",
+        finish_reason="length",
+    )
+    ctx, _ = make_ctx(
+        calc,
+        ScriptedModel([cut]),
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_new.py",),
+        upstream=upstream_with_fib(),
+    )
+    await CoderAgent().execute(ctx)
+    text = (calc / "tests/test_new.py").read_text()
+    assert text.startswith("from calculator.arithmetic import fibonacci\n")
+    assert text.count("assert ") == 5
+    ast.parse(text)
+
+
+async def test_write_tests_requires_a_test_function(calc):
+    helper = "```python\ndef helper():\n    return 1\n```"
+    model = ScriptedModel([helper] * 3)
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    with pytest.raises(AgentError, match="no test function"):
+        await CoderAgent().execute(ctx)
+
+
+async def test_repair_task_prompt_carries_failing_tests(calc):
+    failing = TestReport(
+        failed=1,
+        failures=(
+            TestFailure(
+                test_id="tests/test_stats.py::test_median_even",
+                category=FailureCategory.ASSERTION,
+                message="assert 2 == 2.5",
+                detail="    def test_median_even():\n>       assert median([1, 2, 3, 4]) == 2.5\nE   assert 2 == 2.5",
+            ),
+        ),
+    )
+    seen = []
+
+    def answer(messages, settings):
+        seen.append(messages[-1].content)
+        return "```python\ndef median(values):\n    return 2.5\n```"
+
+    ctx, _ = make_ctx(
+        calc,
+        FunctionModel(answer),
+        request="Fix median",
+        write=("calculator/stats.py",),
+        upstream=Upstream(tests=failing),
+        feedback="median([1, 2, 3, 4]) is wrong",
+    )
+    await CoderAgent().execute(ctx)
+    assert "test_median_even: `assert median([1, 2, 3, 4]) == 2.5` -> assert 2 == 2.5" in seen[0]
+    assert "median([1, 2, 3, 4]) is wrong" in seen[0]
+
+
+async def test_tests_dropped_from_a_code_answer(calc):
+    answer = FIB + "\n```python\ndef test_fibonacci():\n    assert fibonacci(1) == 1\n```"
+    await CoderAgent().execute(make_ctx(calc, ScriptedModel([answer]))[0])
+    assert "test_fibonacci" not in (calc / "calculator/arithmetic.py").read_text()
+
+
+async def test_refuses_other_intents(calc):
+    ctx, _ = make_ctx(calc, ScriptedModel([]), intent=Intent.RUN_TESTS)
+    with pytest.raises(AgentError, match="cannot do a run_tests task"):
+        await CoderAgent().execute(ctx)
+
+
+def test_signature_and_doc_of_a_long_function():
+    from coditect.agents.codejob import signature_and_doc
+
+    body = "".join(f"    x{i} = {i}\n" for i in range(20))
+    src = f'@cache\ndef big(a,\n        b):\n    """Doc."""\n{body}    return a\n'
+    assert (
+        signature_and_doc(src, "big", whole_up_to=15)
+        == '@cache\ndef big(a,\n        b):\n    """Doc."""\n    ...'
+    )
+    assert signature_and_doc(src, "big", whole_up_to=50) == src.rstrip("\n")
+    assert signature_and_doc(src, "missing") == ""
+
+
+async def test_analyzer_findings_about_the_named_function_reach_the_prompt(calc):
+    from coditect.agents.analyzer import analyze_project
+
+    analysis = analyze_project(calc)
+    model = ScriptedModel(["```python\ndef median(values):\n    return 0\n```"])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        request="Fix the bug in median",
+        write=("calculator/stats.py",),
+        upstream=Upstream(analysis=analysis),
+    )
+    await CoderAgent().execute(ctx)
+    prompt = model.calls[0][0][1].content
+    assert "Note: calculator/stats.py:17: the if in median()" in prompt
+    assert "value_range has no docstring" not in prompt
+
+
+async def test_a_repeated_bad_answer_is_called_out(calc):
+    model = ScriptedModel(["no code"] * 3)
+    with pytest.raises(AgentError):
+        await CoderAgent().execute(make_ctx(calc, model)[0])
+    assert "different approach" not in model.calls[1][0][-1].content
+    assert "same answer before; take a different approach" in model.calls[2][0][-1].content
+
+
+def test_unshadow_imports():
+    from coditect.agents.fixups import unshadow_imports
+
+    code = 'from math import gcd, pi\n\ndef gcd(a, b):\n    """G."""\n    return gcd(a, b)\n'
+    fixed = unshadow_imports(code)
+    assert (
+        fixed
+        == 'import math\nfrom math import pi\n\ndef gcd(a, b):\n    """G."""\n    return math.gcd(a, b)\n'
+    )
+    assert unshadow_imports("def f():\n    return 1\n") == "def f():\n    return 1\n"
+    # Imported but not called: the import is just dropped.
+    assert (
+        unshadow_imports("from m import f\n\ndef f():\n    return 1\n")
+        == "def f():\n    return 1\n"
+    )
+
+
+async def test_wrapper_that_would_call_itself_is_fixed(calc):
+    answer = (
+        '```python\nfrom math import gcd\n\ndef gcd(a, b):\n    """G."""\n    return gcd(a, b)\n```'
+    )
+    change = await CoderAgent().execute(
+        make_ctx(calc, ScriptedModel([answer]), request="Add gcd")[0]
+    )
+    assert change.generations == 1
+    text = (calc / "calculator/arithmetic.py").read_text()
+    assert "return math.gcd(a, b)" in text and text.startswith(
+        '"""Basic arithmetic operations."""\n\nimport math\n'
+    )
+
+
+async def test_copies_of_existing_tests_do_not_count_against_the_cap(calc):
+    existing = (calc / "tests/test_arithmetic.py").read_text()
+    body = existing.split("\n\n\n", 1)[1]  # the five existing tests, verbatim
+    answer = f"```python\n{body}\n\ndef test_new():\n    assert add(1, 1) == 2\n```"
+    ctx, _ = make_ctx(
+        calc,
+        ScriptedModel([answer]),
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.edits[0].added_symbols == ("test_new",)

@@ -1,0 +1,156 @@
+from pathlib import Path
+
+import pytest
+
+from coditect.agents.base import AgentContext
+from coditect.agents.tester import TesterAgent, junit_path_of, report_from_run
+from coditect.domain.actions import Action, ActionKind
+from coditect.domain.events import AgentAct
+from coditect.domain.results import FailureCategory as C
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.errors import SandboxError
+from coditect.sandbox.base import Sandbox, SandboxResult
+from coditect.sandbox.subprocess import SubprocessSandbox
+
+CMD = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=.coditect/junit.xml")
+
+
+def project(root: Path, files: dict[str, str]) -> Path:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+async def run(root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None):
+    events = []
+
+    async def emit(event):
+        events.append(event)
+
+    ctx = AgentContext(
+        mission_id="m",
+        request="r",
+        task=TaskSpec(id="run_tests", intent=Intent.RUN_TESTS, description="run"),
+        action=Action(
+            intent=Intent.RUN_TESTS,
+            kind=ActionKind.RUN_COMMAND,
+            command=command,
+            timeout_s=timeout_s,
+        ),
+        workspace=root,
+        model=None,
+        sandbox=sandbox or SubprocessSandbox(),  # type: ignore[arg-type]
+        emit=emit,
+    )
+    report = await TesterAgent().execute(ctx)
+    return report, events
+
+
+async def test_all_pass_and_junit_file_is_removed(tmp_path):
+    root = project(
+        tmp_path, {"tests/test_ok.py": "def test_a():\n    assert 1\n\ndef test_b():\n    pass\n"}
+    )
+    report, events = await run(root)
+    assert report.ok and report.passed == 2 and report.failures == ()
+    assert not (root / ".coditect" / "junit.xml").exists()
+    assert any(isinstance(e, AgentAct) and e.ok for e in events)
+
+
+async def test_assertion_failure_is_a_normal_result(tmp_path):
+    root = project(
+        tmp_path,
+        {"tests/test_x.py": "def test_a():\n    assert 1 == 2\n\ndef test_b():\n    pass\n"},
+    )
+    report, _ = await run(root)
+    assert not report.ok and (report.passed, report.failed) == (1, 1)
+    [failure] = report.failures
+    assert failure.category is C.ASSERTION and failure.test_id == "tests/test_x.py::test_a"
+    assert "assert 1 == 2" in failure.message
+
+
+async def test_exception_in_test(tmp_path):
+    root = project(tmp_path, {"tests/test_x.py": "def test_a():\n    raise KeyError('k')\n"})
+    report, _ = await run(root)
+    assert report.failed == 1 and report.failures[0].category is C.EXCEPTION
+    assert "KeyError" in report.failures[0].message
+
+
+async def test_collection_import_error(tmp_path):
+    root = project(
+        tmp_path, {"tests/test_x.py": "import no_such_module_xyz\n\ndef test_a():\n    pass\n"}
+    )
+    report, _ = await run(root)
+    assert report.errors == 1 and report.passed == 0
+    assert report.failures[0].category is C.COLLECTION
+
+
+async def test_syntax_error_in_imported_module(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/mod.py": "def f(:\n    pass\n",
+            "tests/test_x.py": "from pkg.mod import f\n\ndef test_a():\n    assert f\n",
+        },
+    )
+    report, _ = await run(root)
+    assert report.errors == 1 and report.failures[0].category is C.SYNTAX
+
+
+async def test_timeout(tmp_path):
+    root = project(
+        tmp_path, {"tests/test_x.py": "import time\n\ndef test_a():\n    time.sleep(30)\n"}
+    )
+    report, _ = await run(root, timeout_s=2.0)
+    assert report.timed_out and not report.ok
+    assert [f.category for f in report.failures] == [C.TIMEOUT]
+
+
+async def test_no_tests_collected(tmp_path):
+    root = project(tmp_path, {"tests/test_x.py": "X = 1\n"})
+    report, _ = await run(root)
+    assert report.passed == 0 and report.errors == 0 and not report.ok
+
+
+async def test_missing_junit_path_is_added_to_the_command(tmp_path):
+    root = project(tmp_path, {"tests/test_x.py": "def test_a():\n    pass\n"})
+    report, _ = await run(root, command=("python", "-m", "pytest", "-q", "-p", "no:cacheprovider"))
+    assert report.ok and "--junitxml=.coditect/junit.xml" in report.command
+
+
+async def test_crash_without_junit_file(tmp_path):
+    root = project(tmp_path, {})
+    report, _ = await run(root, command=("python", "-c", "raise SystemExit(3)"))
+    assert report.errors == 1 and not report.ok
+    assert "no JUnit report (exit code 3)" in report.failures[0].message
+
+
+async def test_sandbox_errors_propagate(tmp_path):
+    class Broken(Sandbox):
+        async def run(self, request):
+            raise SandboxError("no sandbox here")
+
+    with pytest.raises(SandboxError):
+        await run(project(tmp_path, {}), sandbox=Broken())
+
+
+def test_junit_path_forms():
+    assert junit_path_of(("pytest", "--junitxml=a/b.xml")) == "a/b.xml"
+    assert junit_path_of(("pytest", "--junit-xml", "c.xml")) == "c.xml"
+    assert junit_path_of(("pytest",)) is None
+
+
+def test_report_from_unreadable_xml_falls_back_to_output():
+    result = SandboxResult(exit_code=1, stdout="E   SyntaxError: bad\n")
+    report = report_from_run(("pytest",), result, "<broken")
+    assert report.errors == 1 and report.failures[0].category is C.SYNTAX
+
+
+def test_cpu_limit_kill_counts_as_timeout():
+    result = SandboxResult(exit_code=-9, killed_by="cpu", duration_s=3.0)
+    report = report_from_run(("pytest",), result, None)
+    assert report.timed_out and report.failures[0].category is C.TIMEOUT
+    assert "CPU time limit" in report.failures[0].message

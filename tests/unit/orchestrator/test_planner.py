@@ -1,0 +1,210 @@
+import json
+
+import pytest
+
+from coditect.domain import Intent
+from coditect.errors import ModelUnavailableError, PlanError
+from coditect.llm.base import Message, Model, ModelResponse, Usage
+from coditect.orchestrator.planner import Planner, parse_plan, validate_plan
+
+
+class Answers(Model):
+    """Answers from a list; raises a given error instead when the item is an exception."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls: list[list[Message]] = []
+
+    @property
+    def name(self):
+        return "test:answers"
+
+    async def request(self, messages, settings=None):
+        self.calls.append(list(messages))
+        item = self.answers.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return ModelResponse(
+            text=item, usage=Usage(input_tokens=10, output_tokens=5), model_name=self.name
+        )
+
+
+GOOD = {
+    "tasks": [
+        {"id": "a", "intent": "analyze", "description": "look", "depends_on": []},
+        {
+            "id": "c",
+            "intent": "write_code",
+            "description": "fib",
+            "depends_on": ["a"],
+            "target_files": ["calculator/arithmetic.py"],
+        },
+        {"id": "w", "intent": "write_tests", "description": "test fib", "depends_on": ["c"]},
+        {"id": "r", "intent": "run_tests", "description": "run", "depends_on": ["w"]},
+    ]
+}
+CYCLIC = {
+    "tasks": [
+        {"id": "a", "intent": "analyze", "description": "look", "depends_on": ["r"]},
+        {"id": "c", "intent": "write_code", "description": "x", "depends_on": ["a"]},
+        {"id": "r", "intent": "run_tests", "description": "run", "depends_on": ["c"]},
+    ]
+}
+
+
+async def test_valid_plan_from_the_model():
+    model = Answers("```json\n" + json.dumps(GOOD) + "\n```")
+    out = await Planner(model).plan("Add fib", ["calculator/arithmetic.py"], has_tests=True)
+    assert out.source == "model"
+    assert out.graph.order == ("a", "c", "w", "r")
+    assert out.graph["c"].target_files == ("calculator/arithmetic.py",)
+    assert out.usage.input_tokens == 10
+    assert "calculator/arithmetic.py" in model.calls[0][-1].content
+
+
+async def test_cyclic_plan_is_sent_back_with_the_error_then_accepted():
+    model = Answers(json.dumps(CYCLIC), json.dumps(GOOD))
+    out = await Planner(model).plan("Add fib", [], has_tests=True)
+    assert out.source == "model-repaired"
+    assert "cycle" in out.errors[0]
+    repair = model.calls[1][-1].content
+    assert "cycle" in repair and "invalid" in repair
+    assert out.usage.input_tokens == 20
+
+
+async def test_two_bad_answers_fall_back_to_the_template():
+    model = Answers("I think you should write code", "{not json")
+    out = await Planner(model).plan("Add a function to reverse a string", [], has_tests=False)
+    assert out.source == "template"
+    assert len(out.errors) == 2
+    assert out.graph[out.graph.order[-1]].intent is Intent.RUN_TESTS
+
+
+async def test_model_down_before_any_answer_is_an_error_not_a_silent_template():
+    with pytest.raises(ModelUnavailableError):
+        await Planner(Answers(ModelUnavailableError("down"))).plan("x", [], has_tests=True)
+
+
+async def test_retryable_model_failure_falls_back():
+    model = Answers(ModelUnavailableError("busy", retryable=True))
+    out = await Planner(model).plan("Add x", [], has_tests=True)
+    assert out.source == "template"
+
+
+def test_planner_truncates_long_file_lists():
+    msgs = Planner(Answers(), max_files_listed=3).messages("r", [f"f{i}.py" for i in range(10)])
+    assert "and 7 more" in msgs[-1].content
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("no json here", "intent 'json'"),
+        ("", "no task"),
+        ("t1 analyze\n???", "cannot read the line"),
+        ('{"tasks": []}', "non-empty"),
+        ('{"tasks": [1]}', "not an object"),
+        ('{"tasks": [{"id": "a", "intent": "dance", "description": "x"}]}', "intent"),
+        ('{"tasks": [{"id": "a", "intent": "analyze"', "not valid JSON"),
+        ('{"tasks": [{"id": "a b", "intent": "analyze"}]}', "field id"),
+    ],
+)
+def test_parse_errors_are_explained(text, message):
+    with pytest.raises(PlanError, match=message):
+        parse_plan(text)
+
+
+def spec_list(*tasks):
+    return parse_plan(json.dumps({"tasks": list(tasks)}))
+
+
+@pytest.mark.parametrize(
+    "tasks, message",
+    [
+        (
+            [
+                {"id": "c", "intent": "write_code", "description": "x", "depends_on": []},
+                {"id": "r", "intent": "run_tests", "description": "x", "depends_on": ["c"]},
+            ],
+            "no analyze",
+        ),
+        (
+            [
+                {"id": "a", "intent": "analyze", "description": "x", "depends_on": []},
+                {"id": "c", "intent": "write_code", "description": "x", "depends_on": ["a"]},
+            ],
+            "no run_tests",
+        ),
+        (
+            [
+                {"id": "a", "intent": "analyze", "description": "x", "depends_on": []},
+                {"id": "r", "intent": "run_tests", "description": "x", "depends_on": ["a"]},
+            ],
+            "no write_code",
+        ),
+        (
+            [
+                {"id": "a", "intent": "analyze", "description": "x", "depends_on": []},
+                {"id": "c", "intent": "write_code", "description": "x", "depends_on": []},
+                {"id": "r", "intent": "run_tests", "description": "x", "depends_on": ["c", "a"]},
+            ],
+            "must depend on the analyze",
+        ),
+        (
+            [
+                {"id": "a", "intent": "analyze", "description": "x", "depends_on": []},
+                {"id": "c", "intent": "write_code", "description": "x", "depends_on": ["a"]},
+                {"id": "r", "intent": "run_tests", "description": "x", "depends_on": ["a"]},
+            ],
+            "every write task",
+        ),
+        (
+            [
+                {"id": f"a{i}", "intent": "analyze", "description": "x", "depends_on": []}
+                for i in range(9)
+            ],
+            "at most",
+        ),
+    ],
+)
+def test_semantic_validation(tasks, message):
+    with pytest.raises(PlanError, match=message):
+        validate_plan(spec_list(*tasks))
+
+
+LINES = """t1 analyze
+t2 write_code after t1 file calculator/arithmetic.py
+t3 write_tests after t2 file tests/test_arithmetic.py
+t4 run_tests after t3, t2"""
+
+
+async def test_line_format_plan():
+    out = await Planner(Answers(LINES)).plan("Add fib", [], has_tests=True)
+    g = out.graph
+    assert out.source == "model" and g.order == ("t1", "t2", "t3", "t4")
+    assert g["t2"].target_files == ("calculator/arithmetic.py",)
+    assert g["t2"].description == "Add fib"
+    assert "Add fib" in g["t3"].description
+    assert g["t4"].depends_on == ("t3", "t2")
+
+
+def test_outline_lists_top_level_names(tmp_path):
+    from coditect.orchestrator.outline import outline
+
+    (tmp_path / "a.py").write_text("def f():\n    pass\nclass C:\n    pass\n")
+    (tmp_path / "bad.py").write_text("def (:\n")
+    (tmp_path / "r.md").write_text("x")
+    assert outline(tmp_path, ["r.md", "a.py", "bad.py"]) == [
+        "a.py: f, C",
+        "bad.py: (does not parse)",
+        "r.md",
+    ]
+
+
+async def test_a_tests_only_request_gets_no_write_code_task():
+    model = Answers(LINES, LINES)
+    out = await Planner(model).plan("Add a test for the value_range function", [], has_tests=True)
+    assert out.source == "template"
+    assert "only asks for tests" in out.errors[0]
+    assert [t.intent for t in out.graph] == [Intent.ANALYZE, Intent.WRITE_TESTS, Intent.RUN_TESTS]
+    assert "only asks for tests" in model.calls[1][-1].content
