@@ -36,24 +36,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import os
-import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from coditect.errors import SandboxError, SandboxUnavailableError
-from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest, SandboxResult
+from coditect.sandbox.base import Sandbox, SandboxRequest, SandboxResult
+from coditect.sandbox.spawner import ChildSetup, run_captured
+from coditect.sandbox.subprocess import ProcessOutcome, rlimits_for, run_process
 
 __all__ = ["BubblewrapSandbox", "project_lent_to"]
 
@@ -251,21 +249,23 @@ class BubblewrapSandbox(Sandbox):
         inner: Sequence[str],
         stage: Path,
         status_fd: int,
-    ) -> tuple[list[str], Callable[[], None]]:
-        """The bubblewrap argv, and the ``preexec_fn`` that prepares its process (module doc)."""
-        rlimits = _rlimits(request.limits)
+    ) -> tuple[list[str], ChildSetup]:
+        """The bubblewrap argv, and what the spawn helper prepares for its process (module doc)."""
+        rlimits = rlimits_for(request.limits)
         if not self._as_root:
             sources = [str(bind.source) for bind in binds]
             argv = [*self._bwrap_argv(request, binds, sources, status_fd), "--", *inner]
-            return argv, _child_setup(rlimits)
+            return argv, ChildSetup(rlimits=rlimits)
         stage.chmod(0o755)
         sources = []
         for index, _ in enumerate(binds):
             (stage / str(index)).mkdir()
             sources.append(str(stage / str(index)))
-        staged = [(str(bind.source), source) for bind, source in zip(binds, sources, strict=True)]
+        staged = tuple(
+            (str(bind.source), source) for bind, source in zip(binds, sources, strict=True)
+        )
         argv = [*self._bwrap_argv(request, binds, sources, status_fd), "--", *inner]
-        return argv, _child_setup(rlimits, stage=staged, uid=self._uid, gid=self._gid)
+        return argv, ChildSetup(stage=staged, uid=self._uid, gid=self._gid, rlimits=rlimits)
 
     # -- running it ----------------------------------------------------------------------
 
@@ -282,20 +282,19 @@ class BubblewrapSandbox(Sandbox):
     ) -> SandboxResult:
         status_read, status_write = os.pipe()
         try:
-            command, setup = self._command(request, binds, inner, stage, status_write)
-            started = time.monotonic()
+            # bubblewrap gets the status pipe as its descriptor 3 (the first extra one).
+            command, setup = self._command(request, binds, inner, stage, 3)
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                outcome = await run_process(
+                    command,
+                    cwd=None,
                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
-                    pass_fds=(status_write,),
-                    start_new_session=True,
-                    preexec_fn=setup,
+                    stdin=request.stdin,
+                    limits=request.limits,
+                    setup=setup,
+                    extra_fds=(status_write,),
                 )
-            except subprocess.SubprocessError as exc:
+            except SandboxError as exc:
                 raise SandboxError(
                     f"could not prepare the sandbox process: {exc}",
                     hint="mount namespaces and setresuid need root or an "
@@ -303,8 +302,6 @@ class BubblewrapSandbox(Sandbox):
                 ) from exc
             os.close(status_write)
             status_write = -1
-            outcome = await _communicate(proc, request.stdin, request.limits)
-            duration = time.monotonic() - started
             status = _read_status(status_read)
         finally:
             os.close(status_read)
@@ -324,7 +321,7 @@ class BubblewrapSandbox(Sandbox):
                 f"bubblewrap could not start the command: {outcome.stderr.strip()}",
                 hint="its message is above; `coditect sandbox backends` shows what can run here",
             )
-        return _result(self.name, outcome, duration, status, request.limits.cpu_s)
+        return _result(self.name, outcome, status, request.limits.cpu_s)
 
 
 # -- helpers: probing -------------------------------------------------------------------------
@@ -362,18 +359,11 @@ def _probe(bwrap: str) -> str:
             binds = [_Bind(Path(project), _PROJECT_DEST, writable=True)]
             # Status JSON goes to stderr (fd 2): only the exit code matters here.
             command, setup = sandbox._command(request, binds, ["/usr/bin/true"], Path(stage), 2)
-            proc = subprocess.run(
-                command,
-                capture_output=True,
-                timeout=20,
-                check=False,
-                env={"PATH": "/usr/bin:/bin"},
-                preexec_fn=setup,
-            )
-    except (OSError, subprocess.SubprocessError) as exc:
+            code, stderr = run_captured(command, env={"PATH": "/usr/bin:/bin"}, setup=setup)
+    except (OSError, SandboxError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    if proc.returncode != 0:
-        return "bwrap failed: " + proc.stderr.decode(errors="replace").strip()[-300:]
+    if code != 0:
+        return "bwrap failed: " + stderr.strip()[-300:]
     return ""
 
 
@@ -386,61 +376,6 @@ def _root_links() -> list[str]:
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
     return argv
-
-
-def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
-    return [
-        # Soft limit first (SIGXCPU, reported as "cpu"), SIGKILL one second later at the hard one.
-        (resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1),
-        (resource.RLIMIT_AS, limits.max_memory_bytes, limits.max_memory_bytes),
-        (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes),
-        (resource.RLIMIT_FSIZE, limits.max_file_bytes, limits.max_file_bytes),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _child_setup(
-    rlimits: Sequence[tuple[int, int, int]],
-    *,
-    stage: Sequence[tuple[str, str]] = (),
-    uid: int | None = None,
-    gid: int | None = None,
-) -> Callable[[], None]:
-    """The ``preexec_fn`` of bubblewrap's process: staging mounts, privilege drop, rlimits.
-
-    Everything it needs is resolved here, in the parent; the child only makes system calls.
-    With ``stage`` (root only), the child enters a private mount namespace, bind-mounts each
-    ``(source, staging path)`` pair, then drops to ``uid:gid`` with no supplementary groups and
-    ``no_new_privs``. The rlimits come last, so bubblewrap and the command inherit them.
-    """
-    libc = _libc()
-    unshare, mount, prctl = libc.unshare, libc.mount, libc.prctl
-    pairs = [(os.fsencode(source), os.fsencode(target)) for source, target in stage]
-
-    def check(code: int, what: str) -> None:
-        if code != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}")
-
-    def apply() -> None:  # pragma: no cover - runs in the child, between fork and exec
-        if uid is not None and gid is not None:
-            check(unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-            check(mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
-            for source, target in pairs:
-                check(mount(source, target, None, _MS_BIND, None), "bind-mount a source")
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            check(prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
-        for which, soft, hard in rlimits:
-            resource.setrlimit(which, (soft, hard))
-
-    return apply
 
 
 def _under(path: Path, parent: str) -> bool:
@@ -544,73 +479,6 @@ def _chown_tree(top: Path, uid: int, gid: int, *, only_uid: int | None) -> None:
 # -- helpers: process I/O ---------------------------------------------------------------------
 
 
-@dataclass
-class _Outcome:
-    exit_code: int
-    stdout: str
-    stderr: str
-    timed_out: bool
-
-
-async def _read_tail(stream: asyncio.StreamReader | None, cap: int) -> str:
-    """Read ``stream`` to its end, keeping the last ``cap`` bytes (a test summary is at the end)."""
-    if stream is None:
-        return ""
-    kept = bytearray()
-    dropped = 0
-    while chunk := await stream.read(65536):
-        kept += chunk
-        if len(kept) > cap:
-            dropped += len(kept) - cap
-            del kept[: len(kept) - cap]
-    text = kept.decode(errors="replace")
-    return _TRUNCATED.format(n=len(kept)) + text if dropped else text
-
-
-async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
-    if proc.stdin is None:
-        return
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        if data:
-            proc.stdin.write(data)
-            await proc.stdin.drain()
-        proc.stdin.close()
-
-
-async def _communicate(
-    proc: asyncio.subprocess.Process, stdin: bytes, limits: SandboxLimits
-) -> _Outcome:
-    reads = asyncio.gather(
-        _read_tail(proc.stdout, limits.max_output_bytes),
-        _read_tail(proc.stderr, limits.max_output_bytes),
-        _feed(proc, stdin),
-    )
-    timed_out = False
-    try:
-        await asyncio.wait_for(proc.wait(), timeout=limits.wall_timeout_s)
-    except TimeoutError:
-        timed_out = True
-        _kill(proc)
-        await proc.wait()
-    except BaseException:
-        _kill(proc)
-        await proc.wait()
-        reads.cancel()
-        raise
-    try:
-        stdout, stderr, _ = await asyncio.wait_for(reads, timeout=5)
-    except TimeoutError:
-        stdout, stderr = "", "[the sandbox's output did not close]"
-    assert proc.returncode is not None
-    return _Outcome(proc.returncode, stdout, stderr, timed_out)
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    """Kill bubblewrap; ``--die-with-parent`` and the pid namespace take the sandbox down too."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _read_status(fd: int) -> dict[str, int]:
     """Merge the JSON objects bubblewrap wrote to its status pipe."""
     os.set_blocking(fd, False)
@@ -628,9 +496,10 @@ def _read_status(fd: int) -> dict[str, int]:
 
 
 def _result(
-    backend: str, outcome: _Outcome, duration_s: float, status: dict[str, int], cpu_limit_s: float
+    backend: str, outcome: ProcessOutcome, status: dict[str, int], cpu_limit_s: float
 ) -> SandboxResult:
-    code = status.get("exit-code", outcome.exit_code)
+    code = status.get("exit-code", outcome.returncode)
+    duration_s = outcome.duration_s
     killed_by = ""
     if outcome.timed_out:
         killed_by, code = "timeout", -signal.SIGKILL

@@ -6,8 +6,9 @@ processes' ``/proc`` entries. What it does provide:
 
 - an environment built only from :meth:`Sandbox.clean_env` (no host secrets are inherited);
 - the project directory as the working directory;
-- rlimits set in the child before ``exec``: CPU seconds, address space, process count (not
-  enforced by the kernel for root) and file size;
+- rlimits set in the child before ``exec`` (by the spawn helper, :mod:`coditect.sandbox.spawner`):
+  CPU seconds, address space, process count (not enforced by the kernel for root), file size
+  and no core dumps;
 - a new session (process group), killed as a whole at the wall-clock deadline and after the
   command ends, so background children do not outlive it;
 - output capped at ``max_output_bytes`` per stream (the tail is kept: a test summary is at the end).
@@ -24,18 +25,18 @@ import contextlib
 import os
 import resource
 import signal
-import subprocess as _subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coditect.errors import SandboxError
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest, SandboxResult
+from coditect.sandbox.spawner import ChildSetup, SpawnFailedError, default_spawner
 
-__all__ = ["ProcessOutcome", "SubprocessSandbox", "check_workdir", "run_process"]
+__all__ = ["ProcessOutcome", "SubprocessSandbox", "check_workdir", "rlimits_for", "run_process"]
 
 _PYTHON_NAMES = frozenset({"python", "python3"})
 _TRUNCATED = "[... output truncated by the sandbox: the last {n} bytes follow]\n"
@@ -79,7 +80,7 @@ class SubprocessSandbox(Sandbox):
             env=self.clean_env(request.env),
             stdin=request.stdin,
             limits=limits,
-            preexec_fn=_rlimit_setter(limits),
+            setup=ChildSetup(rlimits=rlimits_for(limits)),
         )
         return outcome.to_result(self.name, cpu_limit_s=limits.cpu_s)
 
@@ -98,26 +99,18 @@ def check_workdir(workdir: Path) -> Path:
     return path.resolve()
 
 
-def _rlimit_setter(limits: SandboxLimits) -> Callable[[], None]:
-    """A ``preexec_fn`` that applies ``limits`` in the child, between fork and exec."""
+def rlimits_for(limits: SandboxLimits) -> tuple[tuple[int, int, int], ...]:
+    """The ``(resource, soft, hard)`` rlimits that enforce ``limits`` on a command."""
     cpu = limits.cpu_s
-    settings = (
+    return (
         # The soft limit sends SIGXCPU; the hard limit one second later SIGKILLs a process that
         # ignores it.
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_AS, (limits.max_memory_bytes, limits.max_memory_bytes)),
-        (resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes)),
-        (resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes)),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_AS, limits.max_memory_bytes, limits.max_memory_bytes),
+        (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes),
+        (resource.RLIMIT_FSIZE, limits.max_file_bytes, limits.max_file_bytes),
+        (resource.RLIMIT_CORE, 0, 0),
     )
-
-    def apply() -> None:  # pragma: no cover - runs in the child
-        for which, (soft, hard) in settings:
-            _, old_hard = resource.getrlimit(which)
-            if old_hard != resource.RLIM_INFINITY:
-                soft, hard = min(soft, old_hard), min(hard, old_hard)
-            resource.setrlimit(which, (soft, hard))
-
-    return apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,64 +161,80 @@ class ProcessOutcome:
 async def run_process(
     argv: Sequence[str],
     *,
-    cwd: Path,
+    cwd: Path | None,
     env: Mapping[str, str],
     stdin: bytes,
     limits: SandboxLimits,
-    preexec_fn: Callable[[], None] | None = None,
+    setup: ChildSetup | None = None,
+    extra_fds: Sequence[int] = (),
 ) -> ProcessOutcome:
     """Run ``argv`` in a new session and collect its capped output; never hangs.
 
-    At the wall-clock deadline, and again when the command ends, the whole process group is
-    SIGKILLed. Pipes held open by an escaped grandchild are abandoned after a short grace period.
+    The command is started by the spawn helper (:mod:`coditect.sandbox.spawner`) with ``setup``
+    applied between fork and exec; ``extra_fds`` become its descriptors 3, 4... At the
+    wall-clock deadline, and again when the command ends, the whole process group is SIGKILLed.
+    Pipes held open by an escaped grandchild are abandoned after a short grace period.
 
     Raises:
         SandboxError: The program could not be started.
     """
     start = time.monotonic()
     loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def on_exit(code: int) -> None:  # called from the spawner's reader thread
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(_resolve, exited, code)
+
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    in_read, in_write = os.pipe() if stdin else (os.open(os.devnull, os.O_RDONLY), -1)
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitProtocol(loop),
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=_subprocess.PIPE if stdin else _subprocess.DEVNULL,
-            stdout=_subprocess.PIPE,
-            stderr=_subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=preexec_fn,
+        pid = await asyncio.to_thread(
+            default_spawner().spawn,
+            list(argv),
+            env=env,
+            fds=[in_read, out_write, err_write, *extra_fds],
+            cwd=None if cwd is None else str(cwd),
+            setup=setup or ChildSetup(),
+            on_exit=on_exit,
         )
-    except (OSError, _subprocess.SubprocessError) as exc:
+    except SpawnFailedError as exc:
+        for fd in (out_read, err_read, in_write):
+            _close(fd)
         raise SandboxError(f"cannot start {argv[0]!r}: {exc}") from exc
-    proc = asyncio.subprocess.Process(transport, protocol, loop)
+    except BaseException:
+        for fd in (out_read, err_read, in_write):
+            _close(fd)
+        raise
+    finally:
+        for fd in (in_read, out_write, err_write):
+            _close(fd)
     cap = limits.max_output_bytes
-    out_task = asyncio.ensure_future(_read_tail(proc.stdout, cap))
-    err_task = asyncio.ensure_future(_read_tail(proc.stderr, cap))
-    feed_task = asyncio.ensure_future(_feed(proc, stdin))
+    out_task = asyncio.ensure_future(_read_tail(out_read, cap))
+    err_task = asyncio.ensure_future(_read_tail(err_read, cap))
+    feed_task = asyncio.ensure_future(_feed(in_write, stdin))
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(protocol.exited), timeout=limits.wall_timeout_s)
+            returncode = await asyncio.wait_for(
+                asyncio.shield(exited), timeout=limits.wall_timeout_s
+            )
         except TimeoutError:
             timed_out = True
-            kill_group(proc.pid)
-            await protocol.exited
+            kill_group(pid)
+            returncode = await exited
         duration_s = time.monotonic() - start
         # Background children of the command must not outlive it (or keep its pipes open).
-        kill_group(proc.pid)
+        kill_group(pid)
         stdout, stderr = await _collect(out_task, err_task, feed_task)
-        if stdout is None or stderr is None:
-            transport.close()  # pipes an escaped process still holds
     except BaseException:
-        kill_group(proc.pid)
+        kill_group(pid)
         for task in (out_task, err_task, feed_task):
             task.cancel()
-        transport.close()
         raise
-    assert proc.returncode is not None
     return ProcessOutcome(
-        proc.returncode,
+        returncode,
         _ESCAPED.format(stream="stdout") if stdout is None else stdout,
         _ESCAPED.format(stream="stderr") if stderr is None else stderr,
         duration_s,
@@ -233,21 +242,15 @@ async def run_process(
     )
 
 
-class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Stream protocol that also reports the child's exit.
+def _resolve(future: asyncio.Future[int], code: int) -> None:
+    if not future.done():
+        future.set_result(code)
 
-    ``Process.wait()`` only returns once every pipe is closed, so a background grandchild holding
-    stdout would keep it waiting; ``exited`` resolves when the child itself is reaped.
-    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=_CHUNK, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
+def _close(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def kill_group(pgid: int) -> None:
@@ -271,26 +274,47 @@ async def _collect(
     return stdout, stderr
 
 
-async def _read_tail(stream: asyncio.StreamReader | None, cap: int) -> str:
-    """Read ``stream`` to its end, keeping the last ``cap`` bytes."""
-    if stream is None:
-        return ""
-    kept = bytearray()
-    dropped = 0
-    while chunk := await stream.read(_CHUNK):
-        kept += chunk
-        if len(kept) > cap:
-            excess = len(kept) - cap
-            dropped += excess
-            del kept[:excess]
+async def _read_tail(fd: int, cap: int) -> str:
+    """Read the pipe ``fd`` to its end, keeping the last ``cap`` bytes; closes ``fd``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_CHUNK, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        kept = bytearray()
+        dropped = 0
+        while chunk := await reader.read(_CHUNK):
+            kept += chunk
+            if len(kept) > cap:
+                excess = len(kept) - cap
+                dropped += excess
+                del kept[:excess]
+    finally:
+        transport.close()
     text = kept.decode(errors="replace")
     return _TRUNCATED.format(n=len(kept)) + text if dropped else text
 
 
-async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
-    if proc.stdin is None:
+async def _feed(fd: int, data: bytes) -> None:
+    """Write ``data`` to the pipe ``fd`` without blocking the loop, then close it."""
+    if fd < 0:
         return
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        proc.stdin.write(data)
-        await proc.stdin.drain()
-    proc.stdin.close()
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    try:
+        os.set_blocking(fd, False)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                writable: asyncio.Future[int] = loop.create_future()
+                loop.add_writer(fd, _resolve, writable, 0)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(fd)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        os.close(fd)
