@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, text
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coditect.archive.errors import ArchiveError
 from coditect.archive.schema import SourceRecord
-from coditect.state.models import Base
+from coditect.errors import StoreError
+from coditect.state.migrate import ensure_schema
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -84,7 +85,7 @@ archive_cursors = Table(
     "archive_cursors",
     _cursor_meta,
     Column("dest", String(512), primary_key=True),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
 )
 
 
@@ -111,9 +112,9 @@ class SqliteSource(Source):
             self._engine = create_engine(database_url, future=True)
             if database_url.startswith("sqlite"):
                 event.listen(self._engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self._engine)
-            _cursor_meta.create_all(self._engine)
-        except SQLAlchemyError as exc:
+            # The state database's migrations own these tables (coditect.state.migrate).
+            ensure_schema(self._engine)
+        except (SQLAlchemyError, StoreError) as exc:
             raise ArchiveError(f"cannot open the event log {database_url}: {exc}") from exc
 
     def _cursor_sync(self) -> int:

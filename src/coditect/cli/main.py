@@ -41,6 +41,10 @@ from coditect.cli import costs_cmd  # noqa: E402
 
 app.command(name="costs")(costs_cmd.costs)
 
+from coditect.cli import db_cmd  # noqa: E402
+
+app.add_typer(db_cmd.app, name="db")
+
 try:  # the sandbox command group ships with the sandbox backends
     from coditect.cli import sandbox_cmd
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
+from coditect.state.migrate import ensure_schema
 
 __all__ = [
     "CallContext",
@@ -229,20 +230,22 @@ class SqliteLedger(Ledger):
     """A ledger in the ``llm_calls`` table of a SQL database (SQLAlchemy Core).
 
     Args:
-        url: A SQLAlchemy URL, e.g. ``sqlite:///.coditect/state.db``; the table is created if
-            missing. Calls run in a worker thread so the event loop never waits on disk.
+        url: A SQLAlchemy URL, e.g. ``sqlite:///.coditect/state.db``; the state database's
+            schema is created or migrated (:mod:`coditect.state.migrate`). Calls run in a worker
+            thread so the event loop never waits on disk.
 
     Raises:
-        StoreError: The database cannot be opened.
+        StoreError: The database cannot be opened or its schema cannot be used.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         try:
             self._engine: Engine = create_engine(url)
-            _metadata.create_all(self._engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the LLM ledger {url}: {exc}") from exc
+        # ``llm_calls`` lives in the state database, whose migrations own it.
+        ensure_schema(self._engine)
 
     async def _run(self, fn: Callable[[Any], T]) -> T:
         def work() -> T:

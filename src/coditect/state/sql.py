@@ -16,7 +16,8 @@ from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.errors import InputError, StoreError
 from coditect.state.base import FileIndexStore, MissionStore
-from coditect.state.models import Base, EventRow, FileIndexRow, MissionRow
+from coditect.state.migrate import ensure_schema
+from coditect.state.models import EventRow, FileIndexRow, MissionRow
 
 __all__ = ["SqlStore", "sqlite_url"]
 
@@ -39,18 +40,32 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
 class SqlStore(MissionStore, FileIndexStore):
     """Mission reports, event logs and file indexes in a SQL database.
 
-    Calls run in a worker thread so the event loop is never blocked by disk I/O.
+    Calls run in a worker thread so the event loop is never blocked by disk I/O. Opening it
+    brings the schema to the newest migration (:func:`coditect.state.migrate.ensure_schema`).
+
+    Args:
+        url: SQLAlchemy URL of the state database.
+        echo: Log every SQL statement.
+        auto_migrate: Upgrade an older schema on open; None reads ``CODITECT_DB_AUTO_MIGRATE``.
+
+    Raises:
+        StoreError: The database cannot be opened, or its schema cannot be used (see
+            :func:`~coditect.state.migrate.ensure_schema`).
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, auto_migrate: bool | None = None) -> None:
         self.url = url
         try:
             self._engine: Engine = create_engine(url, echo=echo, future=True)
             if url.startswith("sqlite"):
                 event.listen(self._engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self._engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {url}: {exc}") from exc
+        try:
+            ensure_schema(self._engine, auto_migrate=auto_migrate)
+        except StoreError:
+            self._engine.dispose()
+            raise
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     async def _run(self, fn: Callable[[Session], T]) -> T:
