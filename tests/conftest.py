@@ -12,7 +12,7 @@ import coditect.api  # noqa: F401  (turns gRPC fork support off before any chann
 from coditect.llm.guard import override_allow_model_requests
 
 # Session fixtures nats_url, redis_url, redis_cluster_nodes: servers of our own on free ports.
-pytest_plugins = ["infra.servers", "infra.pg", "infra.s3"]
+pytest_plugins = ["infra.servers", "infra.pg", "infra.s3", "infra.otel"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "calculator"

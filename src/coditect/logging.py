@@ -29,12 +29,15 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "logging_configured",
+    "set_span_id_provider",
     "set_trace_id_provider",
     "unconfigure_logging",
 ]
 
 #: Returns the current trace id (e.g. from OpenTelemetry) or "" when there is none.
 _trace_id_provider: list[Callable[[], str]] = []
+#: Returns the current span id or "" (added as ``span_id`` next to a provided ``trace_id``).
+_span_id_provider: list[Callable[[], str]] = []
 
 _HANDLER_NAME = "coditect-structlog"
 #: The root logger's level before configure_logging (restored by unconfigure_logging).
@@ -48,6 +51,13 @@ def set_trace_id_provider(provider: Callable[[], str] | None) -> None:
         _trace_id_provider.append(provider)
 
 
+def set_span_id_provider(provider: Callable[[], str] | None) -> None:
+    """Take ``span_id`` from ``provider()`` on lines where none was bound (None removes it)."""
+    _span_id_provider.clear()
+    if provider is not None:
+        _span_id_provider.append(provider)
+
+
 def _add_trace_id(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -55,6 +65,10 @@ def _add_trace_id(
         trace_id = _trace_id_provider[0]()
         if trace_id:
             event_dict["trace_id"] = trace_id
+    if not event_dict.get("span_id") and _span_id_provider:
+        span_id = _span_id_provider[0]()
+        if span_id:
+            event_dict["span_id"] = span_id
     return event_dict
 
 

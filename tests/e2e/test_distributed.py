@@ -184,6 +184,8 @@ def test_fibonacci_mission_across_processes(cluster, calculator_repo, git):
         env=cluster.env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert submit.returncode == 0, submit.stderr + cluster.logs()
+    # --watch shows what the agents on the workers do, not only the tasks' states.
+    assert re.search(r"agent\.act t2 \w+@w[12] generate", submit.stderr), submit.stderr
     report = json.loads(submit.stdout)
     assert report["status"] == "SUCCESS", report["reason"] + cluster.logs()
     assert [t["intent"] for t in report["tasks"]] == [
@@ -251,3 +253,22 @@ def test_backend_down_at_start_is_a_clear_error_not_a_hang(cluster, down):
         assert ("cannot connect to NATS" if down == "nats" else "cannot reach Redis") in out, out
         assert dead in out and "Traceback" not in out
     assert time.monotonic() - t0 < 60
+
+
+async def test_orchestrator_restart_mid_mission_resumes_it(cluster, calculator_repo, git):
+    cluster.start_taskqueue()
+    orch = cluster.start_orchestrator()
+    cluster.start_worker("w1", CODITECT_TASK_DELAY_S="2")
+    async with OrchestratorClient(cluster.client_options(cluster.orch_port)) as client:
+        resp = await client.submit(REQUEST, str(calculator_repo))
+    await _wait_running(cluster, resp.mission_id, "t2", "w1")
+    assert orch.stop(signal.SIGKILL) != 0
+    again = cluster.start_orchestrator()  # a new process: finds the mission RUNNING, resumes it
+    report = await _final_report(cluster, resp.mission_id)
+    assert report.status == "SUCCESS", report.reason + cluster.logs()
+    assert f"resuming mission {resp.mission_id} after 1 step(s)" in again.text()
+    assert [t.status for t in report.tasks] == ["complete"] * 4
+    assert set(report.changed_files) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    messages = _commits(git, calculator_repo, resp.branch)
+    for task_id in ("t2", "t3"):
+        assert sum(f"Coditect-Task: {resp.mission_id}/{task_id}" in m for m in messages) == 1

@@ -256,6 +256,22 @@ class TaskQueueClient(_Client):
             "Lease", self.stub.Lease, msg, retry=False, deadline_s=wait_s + self.options.deadline_s
         )
 
+    async def cancel_tasks(self, mission_id: str, reason: str = "") -> None:
+        """Cancel a mission's tasks on the workers (idempotent, retried)."""
+        msg = task_queue_pb2.CancelTasksRequest(mission_id=mission_id, reason=reason)
+        await self._call("CancelTasks", self.stub.CancelTasks, msg)
+
+    async def put_checkpoint(self, mission_id: str, state_json: str) -> None:
+        """Keep the orchestrator's checkpoint of a mission (idempotent, retried)."""
+        msg = task_queue_pb2.Checkpoint(mission_id=mission_id, state_json=state_json)
+        await self._call("PutCheckpoint", self.stub.PutCheckpoint, msg)
+
+    async def get_checkpoint(self, mission_id: str) -> str:
+        """The mission's last checkpoint ("" when none is kept)."""
+        msg = task_queue_pb2.GetCheckpointRequest(mission_id=mission_id)
+        resp = await self._call("GetCheckpoint", self.stub.GetCheckpoint, msg)
+        return str(resp.state_json)
+
     async def query_world(self, mission_id: str, glob: str = "") -> list[FileRecord]:
         """The mission's world model as last reported by a worker."""
         resp = await self._call(

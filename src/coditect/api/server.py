@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from coditect.api.errors import status_for
 from coditect.api.security import TlsConfig, TokenAuthInterceptor
+from coditect.api.tracing import ServerTracingInterceptor, client_interceptors
 from coditect.errors import CoditectError
 
 __all__ = [
@@ -87,7 +88,9 @@ async def start_server(
         ConfigError: TLS files are missing or unreadable.
         CoditectError: The address cannot be bound.
     """
-    interceptors = [TokenAuthInterceptor(options.token)] if options.token else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServerTracingInterceptor()]
+    if options.token:
+        interceptors.append(TokenAuthInterceptor(options.token))
     server = grpc.aio.server(
         interceptors=interceptors, options=channel_options(options.max_message_bytes)
     )
@@ -116,11 +119,17 @@ def open_channel(
     tls: TlsConfig | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> grpc.aio.Channel:
-    """A channel to ``address`` (``host:port``), over TLS when ``tls`` has files."""
+    """A channel to ``address`` (``host:port``), over TLS when ``tls`` has files.
+
+    Every call carries the caller's trace context (``traceparent`` in the metadata).
+    """
     opts = channel_options(max_message_bytes)
+    interceptors = client_interceptors()
     if tls is not None and tls.enabled:
-        return grpc.aio.secure_channel(address, tls.channel_credentials(), options=opts)
-    return grpc.aio.insecure_channel(address, options=opts)
+        return grpc.aio.secure_channel(
+            address, tls.channel_credentials(), options=opts, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CoditectError) -> None:

@@ -167,6 +167,24 @@ class TaskQueueServicer(task_queue_pb2_grpc.TaskQueueServicer):  # type: ignore[
         return task_queue_pb2.GetTasksResponse(tasks=out)
 
     @handle_errors
+    async def CancelTasks(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802, D102
+        await self.service.cancel_tasks(_need(request.mission_id, "mission_id"), request.reason)
+        return task_queue_pb2.Ack(ok=True)
+
+    @handle_errors
+    async def PutCheckpoint(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802, D102
+        await self.service.put_checkpoint(
+            _need(request.mission_id, "mission_id"), _need(request.state_json, "state_json")
+        )
+        return task_queue_pb2.Ack(ok=True)
+
+    @handle_errors
+    async def GetCheckpoint(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802, D102
+        mission_id = _need(request.mission_id, "mission_id")
+        state = await self.service.get_checkpoint(mission_id)
+        return task_queue_pb2.Checkpoint(mission_id=mission_id, state_json=state)
+
+    @handle_errors
     async def QueryWorldModel(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802, D102
         files = await self.service.query_world(
             _need(request.mission_id, "mission_id"), request.glob

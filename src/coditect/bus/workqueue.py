@@ -24,7 +24,8 @@ import contextlib
 import enum
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,6 +158,21 @@ class DeadLetter(BaseModel):
     seq: int
 
 
+def _dead_letter_of(msg: Msg) -> DeadLetter:
+    headers = msg.headers or {}
+    try:
+        message: TaskMessage | None = TaskMessage.model_validate_json(msg.data)
+    except ValueError:
+        message = None
+    return DeadLetter(
+        message=message,
+        data=msg.data,
+        reason=headers.get(REASON_HEADER, ""),
+        deliveries=int(headers.get(DELIVERIES_HEADER, "0")),
+        seq=int(msg.metadata.sequence.stream),
+    )
+
+
 class LeaseOutcome(enum.StrEnum):
     """What :meth:`JetStreamWorkQueue.process` did with a lease."""
 
@@ -172,6 +188,10 @@ class Lease:
         message: The task.
         num_delivered: 1 on the first delivery, 2 on the first redelivery, ...
         stream_seq: Sequence of the message in the work-queue stream.
+        headers: The message's headers (the publisher's trace context, ``traceparent``).
+        enqueued_at: When the message was stored in the stream (None if the server did not say).
+        outcome: How the lease was settled: "" (not yet), ``acked``, ``retry`` or
+            ``dead_lettered``.
     """
 
     def __init__(self, queue: JetStreamWorkQueue, msg: Msg, message: TaskMessage) -> None:
@@ -180,6 +200,9 @@ class Lease:
         self.message = message
         self.num_delivered = int(msg.metadata.num_delivered)
         self.stream_seq = int(msg.metadata.sequence.stream)
+        self.headers: dict[str, str] = dict(msg.headers or {})
+        self.enqueued_at: datetime | None = msg.metadata.timestamp
+        self.outcome = ""
         self._done = False
 
     @property
@@ -198,11 +221,13 @@ class Lease:
     async def ack(self) -> None:
         """The task is finished: remove it from the queue (waits for the server to confirm)."""
         self._done = True
+        self.outcome = LeaseOutcome.ACKED.value
         await self._settle("ack", self._msg.ack_sync(timeout=self._queue.config.publish.timeout_s))
 
     async def nak(self, delay_s: float | None = None) -> None:
         """Give the task back for redelivery, after ``delay_s`` (default: the config's backoff)."""
         self._done = True
+        self.outcome = LeaseOutcome.RETRY.value
         delay = self._queue.nak_delay_s(self.num_delivered) if delay_s is None else delay_s
         await self._settle("nak", self._msg.nak(delay=delay))
 
@@ -210,6 +235,7 @@ class Lease:
         """Give the task up: move it to the dead-letter stream and remove it from the queue."""
         await self._queue._dead_letter(self._msg, self.message, reason, self.num_delivered)
         self._done = True
+        self.outcome = LeaseOutcome.DEAD_LETTERED.value
         await self._settle("term", self._msg.term())
 
     async def in_progress(self) -> None:
@@ -301,8 +327,15 @@ class JetStreamWorkQueue:
         delay = self.config.nak_delay_s * 2 ** max(num_delivered - 1, 0)
         return float(min(delay, self.config.nak_delay_max_s))
 
-    async def enqueue(self, msg: TaskMessage) -> PublishResult:
+    async def enqueue(
+        self, msg: TaskMessage, *, headers: Mapping[str, str] | None = None
+    ) -> PublishResult:
         """Add a task; ``result.duplicate`` is True if its ``message_id`` was already stored.
+
+        Args:
+            msg: The task.
+            headers: Extra NATS headers, e.g. the trace context (``traceparent``); a worker
+                finds them in :attr:`Lease.headers`.
 
         Raises:
             BusError: The stream did not acknowledge it after every retry.
@@ -314,7 +347,25 @@ class JetStreamWorkQueue:
             msg.model_dump_json().encode(),
             msg_id=msg.message_id,
             policy=self.config.publish,
+            headers=dict(headers) if headers else None,
         )
+
+    async def depth(self) -> dict[str, int]:
+        """Messages in the work-queue stream (waiting or leased, not yet settled), by capability.
+
+        Raises:
+            BusError: The server did not answer.
+        """
+        self._check_open()
+        from nats.errors import Error as NatsError
+
+        prefix = self.config.subject_prefix + "."
+        try:
+            info = await self._js.stream_info(self.config.stream, subjects_filter=prefix + ">")
+        except NatsError as exc:
+            raise BusError(f"cannot read the depth of {self.config.stream}: {exc!r}") from exc
+        subjects = info.state.subjects or {}
+        return {s[len(prefix) :]: int(n) for s, n in subjects.items() if s.startswith(prefix)}
 
     async def _pull(self, capability: str) -> Any:
         sub = self._pulls.get(capability)
@@ -466,22 +517,62 @@ class JetStreamWorkQueue:
                 if pending == 0:
                     return out
                 for msg in await sub.fetch(min(pending, 256), timeout=5.0):
-                    headers = msg.headers or {}
-                    try:
-                        message: TaskMessage | None = TaskMessage.model_validate_json(msg.data)
-                    except ValueError:
-                        message = None
-                    out.append(
-                        DeadLetter(
-                            message=message,
-                            data=msg.data,
-                            reason=headers.get(REASON_HEADER, ""),
-                            deliveries=int(headers.get(DELIVERIES_HEADER, "0")),
-                            seq=int(msg.metadata.sequence.stream),
-                        )
-                    )
+                    out.append(_dead_letter_of(msg))
         finally:
             await sub.unsubscribe()
+
+    async def follow_dead_letters(
+        self, durable: str, *, batch: int = 16, poll_s: float = 1.0
+    ) -> AsyncIterator[DeadLetter]:
+        """Dead letters as they arrive, through the durable consumer ``durable``, until closed.
+
+        Every process that follows with the same ``durable`` shares one position: each dead
+        letter goes to one of them, and letters written while none was running are delivered
+        when one starts again (only letters written after the consumer was first created).
+        A letter is acknowledged when the caller asks for the next one, so a letter whose
+        handling was interrupted by a crash is delivered again (after ``ack_wait_s``).
+
+        Raises:
+            BusError: The consumer cannot be set up, or NATS was lost (retryable).
+        """
+        self._check_open()
+        from nats.errors import Error as NatsError
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        cfg = self.config
+        consumer = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=f"{cfg.dlq_prefix}.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=cfg.ack_wait_s,
+            deliver_policy=DeliverPolicy.NEW,
+        )
+        try:
+            await self._js.add_consumer(cfg.dlq_stream, consumer)
+            sub = await self._js.pull_subscribe_bind(durable, stream=cfg.dlq_stream)
+        except NatsError as exc:
+            raise BusError(f"cannot set up dead-letter consumer {durable}: {exc}") from exc
+        while not self._closed:
+            try:
+                msgs = await sub.fetch(batch, timeout=poll_s)
+            except (NatsTimeout, TimeoutError):  # nothing new (a batch fetch raises the latter)
+                continue
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._closed and task is not None and not task.cancelling():
+                    return
+                raise
+            except NatsError as exc:
+                if self._closed:
+                    return
+                raise BusError(f"fetch of dead letters failed: {exc!r}") from exc
+            for msg in msgs:
+                yield _dead_letter_of(msg)
+                try:
+                    await msg.ack()
+                except NatsError as exc:  # delivered again after ack_wait: handlers are idempotent
+                    _log.debug("ack of dead letter %s failed: %r", msg.metadata.sequence, exc)
 
     def _check_open(self) -> None:
         if self._closed:

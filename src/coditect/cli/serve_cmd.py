@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from coditect.domain.events import (
+    AgentAct,
+    AgentLearn,
+    AgentThink,
+    Event,
+    MissionState,
+    TaskState,
+)
 from coditect.errors import CoditectError, InputError
 
 __all__ = ["register", "serve_app"]
@@ -135,6 +142,14 @@ AckWait = Annotated[
     ),
 ]
 LogLevel = Annotated[str, typer.Option(help="Log level.")]
+MetricsListen = Annotated[
+    str | None,
+    typer.Option(
+        help="Serve Prometheus metrics on host:port at /metrics; off by default "
+        "(env CODITECT_METRICS_LISTEN).",
+        show_default=False,
+    ),
+]
 
 
 def _settings(config: Path | None, **overrides: Any) -> Any:
@@ -152,11 +167,16 @@ def _fail(exc: CoditectError) -> typer.Exit:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from coditect.logging import configure_logging
+
+    configure_logging(level=level.upper())
+
+
+def _telemetry(cfg: Any, service: str) -> None:
+    """Export this process's spans if an OTLP endpoint or a trace file is configured."""
+    from coditect.telemetry.tracing import setup_tracing
+
+    setup_tracing(service, otlp_endpoint=cfg.otlp_endpoint, trace_file=cfg.trace_file)
 
 
 def _ready(name: str, host: str) -> Any:
@@ -183,12 +203,15 @@ def serve_orchestrator(
     connect_wait: ConnectWait = None,
     nats: Nats = None,
     redis: Redis = None,
+    queue_name: QueueName = None,
+    metrics_listen: MetricsListen = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the Orchestrator: plans missions, creates their branches, drives them to an end.
 
-    --nats/--redis are accepted for symmetry; the orchestrator reaches both through the task
-    queue service.
+    It reads the agents' events of its missions from NATS (the <NAME>_EVENTS stream) and
+    reaches the work queue and Redis through the task queue service; --redis is accepted for
+    symmetry.
     """
     from coditect.distributed.app import run_until_signalled, start_orchestrator
 
@@ -198,7 +221,9 @@ def serve_orchestrator(
             config, listen=listen, taskqueue=taskqueue, db_url=db, token=token, tls_cert=tls_cert,
             tls_key=tls_key, tls_ca=tls_ca, tls_require_client_cert=tls_require_client_cert, llm=llm,
             rpc_deadline_s=deadline, connect_wait_s=connect_wait, nats_url=nats, redis_url=redis,
+            queue_name=queue_name, metrics_listen=metrics_listen,
         )  # fmt: skip
+        _telemetry(cfg, "orchestrator")
 
         async def main() -> None:
             svc = await start_orchestrator(cfg)
@@ -224,6 +249,7 @@ def serve_taskqueue(
     connect_wait: ConnectWait = None,
     queue_name: QueueName = None,
     ack_wait: AckWait = None,
+    metrics_listen: MetricsListen = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the TaskQueue: tasks onto NATS JetStream, task state and results in Redis."""
@@ -235,8 +261,9 @@ def serve_taskqueue(
             config, listen=listen, nats_url=nats, redis_url=redis, redis_cluster=redis_cluster,
             token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             tls_require_client_cert=tls_require_client_cert, connect_wait_s=connect_wait,
-            queue_name=queue_name, ack_wait_s=ack_wait,
+            queue_name=queue_name, ack_wait_s=ack_wait, metrics_listen=metrics_listen,
         )  # fmt: skip
+        _telemetry(cfg, "taskqueue")
 
         async def main() -> None:
             svc = await start_taskqueue(cfg)
@@ -276,6 +303,7 @@ def worker(
     queue_name: QueueName = None,
     ack_wait: AckWait = None,
     burst: Annotated[bool, typer.Option(help="Exit when no task is waiting.")] = False,
+    metrics_listen: MetricsListen = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run a worker: lease tasks, clone the mission branch, run the agents, push, report."""
@@ -287,8 +315,9 @@ def worker(
             config, capabilities=capabilities, taskqueue=taskqueue, nats_url=nats, redis_url=redis,
             redis_cluster=redis_cluster, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             llm=llm, sandbox=sandbox, worker_id=worker_id, connect_wait_s=connect_wait,
-            queue_name=queue_name, ack_wait_s=ack_wait,
+            queue_name=queue_name, ack_wait_s=ack_wait, metrics_listen=metrics_listen,
         )  # fmt: skip
+        _telemetry(cfg, "worker")
         sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
         sys.stdout.flush()
         asyncio.run(run_worker(cfg, burst=burst))
@@ -333,9 +362,13 @@ def submit(
             config, server=server, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             rpc_deadline_s=deadline,
         )  # fmt: skip
+        _telemetry(cfg, "client")
     except CoditectError as exc:
         raise _fail(exc) from None
 
+    from coditect.telemetry import tracing
+
+    @tracing.traced("coditect.submit", kind=tracing.SpanKind.CLIENT)
     async def main() -> int:
         async with OrchestratorClient(client_options(cfg, cfg.server)) as client:
             resp = await client.submit(
@@ -368,10 +401,7 @@ def submit(
                 return 0
             console.print(f"mission {resp.mission_id}: {len(plan)} task(s), branch {resp.branch}")
             async for event in client.watch(resp.mission_id):
-                state = getattr(event, "state", "")
-                console.print(
-                    f"[dim]{event.ts:%H:%M:%S}[/] {event.type} {event.task_id} {state} {getattr(event, 'error', '')}"
-                )
+                console.print(f"[dim]{event.ts:%H:%M:%S}[/] {_event_line(event)}", markup=True)
             report = await client.get(resp.mission_id)
             if as_json:
                 sys.stdout.write(report.model_dump_json(indent=2) + "\n")
@@ -387,6 +417,25 @@ def submit(
         raise _fail(exc) from None
     if code:
         raise typer.Exit(code)
+
+
+def _event_line(event: Event) -> str:
+    """One watched event as text: type, task, agent and what it says."""
+    from rich.markup import escape
+
+    match event:
+        case AgentThink():
+            what = event.text
+        case AgentAct():
+            what = f"{event.action}{'' if event.ok else ' (failed)'}: {event.detail}"
+        case AgentLearn():
+            what = event.lesson
+        case TaskState():
+            what = f"{event.state.value} {event.error}"
+        case MissionState():
+            what = f"{event.state.value} {event.reason}"
+    head = " ".join(x for x in (event.type, event.task_id, event.agent) if x)
+    return escape(f"{head} {what.strip()[:200]}")
 
 
 def register(app: typer.Typer) -> None:

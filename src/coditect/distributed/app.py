@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from coditect.api.services import (
     OrchestratorServicer,
     TaskQueueServicer,
 )
+from coditect.bus.jetstream import JetStreamBus, JetStreamConfig
 from coditect.bus.workqueue import JetStreamWorkQueue, WorkQueueConfig
 from coditect.distributed.orchestrator import CoordinatorSettings, MissionCoordinator
 from coditect.distributed.settings import DistributedSettings
@@ -32,6 +33,8 @@ from coditect.llm.base import Model
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.state.redis_world import connect_redis
 from coditect.state.sql import SqlStore
+from coditect.telemetry.metrics import MetricsServer, poll_queue_depth, serve_metrics
+from coditect.telemetry.wrappers import MeteredModel, MeteredSandbox
 
 __all__ = [
     "RunningService",
@@ -51,6 +54,8 @@ class RunningService:
 
     grpc: GrpcServer
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    #: The ``/metrics`` endpoint, when ``metrics_listen`` is set.
+    metrics: MetricsServer | None = None
 
     @property
     def port(self) -> int:
@@ -95,6 +100,35 @@ def _workqueue_config(cfg: DistributedSettings) -> WorkQueueConfig:
     )
 
 
+def _events_config(cfg: DistributedSettings) -> JetStreamConfig:
+    name = cfg.queue_name
+    return JetStreamConfig(
+        stream=f"{name.upper().replace('-', '_')}_EVENTS", subject_prefix=f"{name}.events"
+    )
+
+
+def _background(work: Coroutine[Any, Any, None], name: str) -> Callable[[], Awaitable[None]]:
+    """Run ``work`` as a task of the service; returns the closer that stops it."""
+    task = asyncio.get_running_loop().create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.wait([task])
+
+    return stop
+
+
+def _serve_metrics(
+    cfg: DistributedSettings, closers: list[Callable[[], Awaitable[Any]]]
+) -> MetricsServer | None:
+    """The ``/metrics`` endpoint on ``cfg.metrics_listen`` (None when it is off)."""
+    if not cfg.metrics_listen:
+        return None
+    server = serve_metrics(cfg.metrics_listen)
+    closers.append(server.close)
+    return server
+
+
 async def _redis(cfg: DistributedSettings) -> Any:
     nodes = cfg.cluster_nodes
     if nodes:
@@ -106,7 +140,8 @@ async def open_store(cfg: DistributedSettings) -> SqlStore:
     """The metadata store, retried with backoff for ``connect_wait_s``.
 
     Raises:
-        StoreError: The database did not answer in time.
+        StoreError: The database did not answer in time, or refused for a reason that waiting
+            cannot fix (``retryable`` False: an unknown schema revision, auto-migration off).
     """
     cfg.home.mkdir(parents=True, exist_ok=True)
     loop = asyncio.get_running_loop()
@@ -116,6 +151,8 @@ async def open_store(cfg: DistributedSettings) -> SqlStore:
         try:
             return await asyncio.to_thread(SqlStore, cfg.database_url)
         except StoreError as exc:
+            if not exc.retryable:  # e.g. a schema newer than this CODITECT: waiting cannot help
+                raise
             if loop.time() + delay_s > deadline:
                 raise StoreError(
                     f"cannot open the metadata database within {cfg.connect_wait_s:g}s: {exc.message}",
@@ -135,14 +172,19 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
         closers.append(workqueue.close)
         redis = await _redis(cfg)
         closers.append(redis.aclose)
-        servicer = TaskQueueServicer(TaskQueueService(workqueue=workqueue, redis=redis))
+        service = TaskQueueService(workqueue=workqueue, redis=redis)
+        closers.append(_background(service.watch_dead_letters(), "dead-letters"))
+        servicer = TaskQueueServicer(service)
+        metrics = _serve_metrics(cfg, closers)
+        if metrics is not None:
+            closers.append(_background(poll_queue_depth(workqueue.depth), "queue-depth"))
         server = await start_server(_server_options(cfg), servicer.register, [TASK_QUEUE_SERVICE])
     except BaseException:
         for close in reversed(closers):
             with contextlib.suppress(Exception):
                 await close()
         raise
-    return RunningService(grpc=server, closers=closers)
+    return RunningService(grpc=server, closers=closers, metrics=metrics)
 
 
 async def start_orchestrator(
@@ -155,14 +197,19 @@ async def start_orchestrator(
     try:
         store = await open_store(cfg)
         closers.append(store.close)
-        model = model or build_model(cfg.llm)
+        model = MeteredModel(model or build_model(cfg.llm))
         closers.append(model.aclose)
         tasks = TaskQueueClient(client_options(cfg, cfg.taskqueue))
         closers.append(tasks.aclose)
+        events = await JetStreamBus.connect(
+            cfg.nats_url, config=_events_config(cfg), max_wait_s=cfg.connect_wait_s
+        )
+        closers.append(events.close)
         coordinator = MissionCoordinator(
             model=model,
             store=store,
             tasks=tasks,
+            events=events,
             settings=CoordinatorSettings(
                 work_dir=cfg.home / "orchestrator",
                 policy=GoalPolicy(
@@ -173,14 +220,16 @@ async def start_orchestrator(
             ),
         )
         closers.append(coordinator.aclose)
+        await coordinator.start()
         servicer = OrchestratorServicer(coordinator)
+        metrics = _serve_metrics(cfg, closers)
         server = await start_server(_server_options(cfg), servicer.register, [ORCHESTRATOR_SERVICE])
     except BaseException:
         for close in reversed(closers):
             with contextlib.suppress(Exception):
                 await close()
         raise
-    return RunningService(grpc=server, closers=closers)
+    return RunningService(grpc=server, closers=closers, metrics=metrics)
 
 
 async def build_worker(
@@ -203,7 +252,11 @@ async def build_worker(
         closers.append(redis.aclose)
         sink = TaskQueueClient(client_options(cfg, cfg.taskqueue))
         closers.append(sink.aclose)
-        model = model or build_model(cfg.llm)
+        events = await JetStreamBus.connect(
+            cfg.nats_url, config=_events_config(cfg), max_wait_s=cfg.connect_wait_s
+        )
+        closers.append(events.close)
+        model = MeteredModel(model or build_model(cfg.llm))
         closers.append(model.aclose)
         worker = Worker(
             settings=WorkerSettings(
@@ -217,10 +270,12 @@ async def build_worker(
             workqueue=workqueue,
             sink=sink,
             redis=redis,
+            events=events,
             model=model,
-            sandbox=build_sandbox(cfg.sandbox),
+            sandbox=MeteredSandbox(build_sandbox(cfg.sandbox)),
             allocator=ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()]),
         )
+        _serve_metrics(cfg, closers)
     except BaseException:
         for close in reversed(closers):
             with contextlib.suppress(Exception):

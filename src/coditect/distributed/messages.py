@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from coditect.domain.actions import Violation
 from coditect.domain.results import TaskResult
 from coditect.domain.tasks import TaskSpec
 
-__all__ = ["TaskBody", "WorkerOutcome", "branch_for"]
+__all__ = ["CheckpointStep", "MissionCheckpoint", "TaskBody", "WorkerOutcome", "branch_for"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -59,3 +61,35 @@ class WorkerOutcome(BaseModel):
     commit: str = ""
     changed_files: list[str] = Field(default_factory=list)
     fencing_token: int = 0
+
+
+class CheckpointStep(BaseModel):
+    """One thing the orchestrator decided about a mission, in order.
+
+    Attributes:
+        kind: ``complete`` (the task's outcome is in the task queue service), ``fail`` (with
+            ``error``) or ``repair`` (``tasks`` replace the failed ``task_id``).
+    """
+
+    model_config = _FROZEN
+
+    kind: Literal["complete", "fail", "repair"]
+    task_id: str
+    error: str = ""
+    tasks: list[TaskSpec] = Field(default_factory=list)
+
+
+class MissionCheckpoint(BaseModel):
+    """What a restarted orchestrator needs, besides the stored report, to resume a mission.
+
+    Attributes:
+        base: The commit the mission branch started from.
+        plan: The planned tasks.
+        steps: Completions, failures and repair rounds so far, oldest first.
+    """
+
+    model_config = _FROZEN
+
+    base: str
+    plan: list[TaskSpec]
+    steps: list[CheckpointStep] = Field(default_factory=list)

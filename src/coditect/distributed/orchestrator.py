@@ -18,11 +18,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from coditect.api.errors import NotFoundError
-from coditect.distributed.messages import TaskBody, WorkerOutcome, branch_for
+from coditect.bus.base import EventBus
+from coditect.distributed.messages import (
+    CheckpointStep,
+    MissionCheckpoint,
+    TaskBody,
+    WorkerOutcome,
+    branch_for,
+)
 from coditect.distributed.repos import RepoCache, git
 from coditect.domain.events import Event, MissionState, TaskState
 from coditect.domain.graph import TaskGraph
@@ -39,6 +47,7 @@ from coditect.state.base import MissionStore
 from coditect.state.redis_world import TaskStateRecord
 from coditect.taskqueue.queue import TaskQueue
 from coditect.taskqueue.world_model import WorldModel
+from coditect.telemetry import metrics, tracing
 
 __all__ = ["CoordinatorSettings", "MissionCoordinator", "StoredTaskView", "TaskQueuePort"]
 
@@ -65,6 +74,18 @@ class TaskQueuePort(Protocol):
         """The stored states of a mission's tasks."""
         ...
 
+    async def cancel_tasks(self, mission_id: str, reason: str = "") -> None:
+        """Make workers stop the mission's running task and drop its queued ones."""
+        ...
+
+    async def put_checkpoint(self, mission_id: str, state_json: str) -> None:
+        """Keep the mission's checkpoint (replacing the previous one)."""
+        ...
+
+    async def get_checkpoint(self, mission_id: str) -> str:
+        """The mission's last checkpoint ("" when none is kept)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CoordinatorSettings:
@@ -73,11 +94,18 @@ class CoordinatorSettings:
     Attributes:
         work_dir: Where the orchestrator keeps its clones of mission repositories.
         poll_s: How often task states are read back from the task queue service.
+        cancel_timeout_s: How long a cancel waits for the task queue service to pass it on.
+        resume_scan: How many of the latest missions :meth:`MissionCoordinator.start` looks
+            through for unfinished ones to resume.
+        resume_wait_s: How long a call about a mission waits for that resume pass.
     """
 
     work_dir: Path
     policy: GoalPolicy = field(default_factory=GoalPolicy)
     poll_s: float = 0.05
+    cancel_timeout_s: float = 10.0
+    resume_scan: int = 1000
+    resume_wait_s: float = 30.0
 
 
 @dataclass
@@ -87,6 +115,8 @@ class _Mission:
     queue: TaskQueue
     base: str
     clone: Path
+    plan: list[TaskSpec] = field(default_factory=list)
+    steps: list[CheckpointStep] = field(default_factory=list)
     runs: dict[str, TaskRun] = field(default_factory=dict)
     results: list[TaskResult] = field(default_factory=list)
     tests_written: list[str] = field(default_factory=list)
@@ -106,8 +136,22 @@ class MissionCoordinator:
         tasks: TaskQueuePort,
         settings: CoordinatorSettings,
         planner: Planner | None = None,
+        events: EventBus | None = None,
     ) -> None:
+        """Wire the coordinator to its model, stores and task queue.
+
+        Args:
+            model: The planner's model.
+            store: Mission reports and event history (PostgreSQL in production).
+            tasks: The task queue service.
+            settings: Knobs.
+            planner: The planner (default: one on ``model``).
+            events: Where workers publish their agents' events (agent.think / act / learn);
+                those of this coordinator's running missions are kept and streamed by
+                :meth:`watch`.
+        """
         self.model = model
+        self.events = events
         self.store = store
         self.tasks = tasks
         self.settings = settings
@@ -115,6 +159,22 @@ class MissionCoordinator:
         self.repos = RepoCache(settings.work_dir / "repos")
         self._missions: dict[str, _Mission] = {}
         self._outlines: dict[Path, tuple[list[str], bool]] = {}
+        self._relay: asyncio.Task[None] | None = None
+        self._resuming: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self, *, resume: bool = True) -> None:
+        """Follow the workers' agent events and resume unfinished missions (call once).
+
+        Args:
+            resume: Drive on the missions that the store still has as RUNNING (an earlier
+                orchestrator stopped or died while they ran), from their checkpoints.
+        """
+        loop = asyncio.get_running_loop()
+        if self.events is not None and self._relay is None:
+            self._relay = loop.create_task(self._relay_agent_events(), name="agent-events")
+        if resume and self._resuming is None:
+            self._resuming = loop.create_task(self._resume_all(), name="resume-missions")
 
     # --- API ---------------------------------------------------------------------------------
     async def submit(
@@ -149,6 +209,7 @@ class MissionCoordinator:
             queue=TaskQueue(),
             base=base,
             clone=mirror,
+            plan=graph.specs(),
         )
         m.queue.push_graph(graph)
         for task in graph:
@@ -162,6 +223,7 @@ class MissionCoordinator:
         self._missions[mid] = m
         await self.store.save_report(report)
         await self._emit(m, MissionState(mission_id=mid, state=GoalState.RUNNING))
+        metrics.mission_started()
         m.driver = asyncio.get_running_loop().create_task(self._drive(m), name=f"mission-{mid}")
         return report, graph, base
 
@@ -171,6 +233,7 @@ class MissionCoordinator:
         Raises:
             NotFoundError: No such mission.
         """
+        await self._resumed()
         m = self._missions.get(mission_id)
         if m is not None:
             return m.report
@@ -181,6 +244,7 @@ class MissionCoordinator:
 
     async def watch(self, mission_id: str) -> AsyncIterator[Event]:
         """The mission's events from the start, then live until it ends."""
+        await self._resumed()
         m = self._missions.get(mission_id)
         live: asyncio.Queue[Event | None] = asyncio.Queue()
         if m is not None:
@@ -207,12 +271,22 @@ class MissionCoordinator:
 
     async def cancel(self, mission_id: str, reason: str = "") -> bool:
         """Cancel a running mission; False when it had already ended."""
+        await self._resumed()
         m = self._missions.get(mission_id)
         if m is None:
             await self.get(mission_id)  # NotFoundError for an unknown id
             return False
         if m.driver is None or m.driver.done():
             return False
+        # Workers first, so that a task already leased stops before it pushes its change.
+        try:
+            await asyncio.wait_for(
+                self.tasks.cancel_tasks(mission_id, reason or "cancelled by the user"),
+                timeout=self.settings.cancel_timeout_s,
+            )
+        except (CoditectError, TimeoutError) as exc:
+            _log.warning("mission %s: could not stop its running task: %s", mission_id, exc)
+            m.report.notes.append(f"cancel: the running task may not have stopped ({exc})")
         m.driver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await m.driver
@@ -227,7 +301,12 @@ class MissionCoordinator:
         return m.report
 
     async def aclose(self) -> None:
-        """Cancel running missions (they are stored as CANCELLED)."""
+        """Stop driving missions; they stay RUNNING in the store and the next start resumes them."""
+        self._closing = True
+        for task in (self._relay, self._resuming):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
         for m in list(self._missions.values()):
             if m.driver is not None and not m.driver.done():
                 m.driver.cancel()
@@ -249,6 +328,7 @@ class MissionCoordinator:
             self._outlines[tree] = cached
         return cached
 
+    @tracing.traced("orchestrator.plan")
     async def _plan(
         self, mid: str, request: str, repo: str, tree: Path
     ) -> tuple[MissionReport, TaskGraph]:
@@ -266,14 +346,19 @@ class MissionCoordinator:
             report.notes.append("planner: " + "; ".join(outcome.errors))
         return report, outcome.graph
 
+    @tracing.traced("orchestrator.mission")
     async def _drive(self, m: _Mission) -> None:
         report = m.report
+        tracing.set_attributes({"coditect.mission_id": report.mission_id})
         try:
-            await asyncio.wait_for(self._execute(m), timeout=self.settings.policy.mission_timeout_s)
+            left_s = self.settings.policy.mission_timeout_s - (time.monotonic() - m.started)
+            await asyncio.wait_for(self._execute(m), timeout=max(left_s, 0.0))
             await self._finish(m)
         except TimeoutError:
             self._end(report, MissionOutcome.FAILED, "the mission timed out")
         except asyncio.CancelledError:
+            if self._closing:  # the orchestrator stops: the mission stays RUNNING, to resume
+                raise
             m.goals.cancel()
             self._end(
                 report, MissionOutcome.CANCELLED, "cancelled; the mission branch is left as it was"
@@ -288,12 +373,14 @@ class MissionCoordinator:
         await self._close(m)
 
     async def _execute(self, m: _Mission) -> None:
+        await self._save_checkpoint(m)
         while not m.goals.done:
             task = m.queue.pop_ready()
             if task is None:
                 break
             await self._run_task(m, task)
             self._sync(m)
+            await self._save_checkpoint(m)
             await self.store.save_report(m.report)
         state, reason = m.goals.mission_state()
         if state is GoalState.COMPLETE:
@@ -305,8 +392,10 @@ class MissionCoordinator:
                 reason or "no task is ready but the plan is not complete",
             )
 
+    @tracing.traced("orchestrator.task")
     async def _run_task(self, m: _Mission, task: TaskSpec) -> None:
         mid = m.report.mission_id
+        tracing.set_attributes({"coditect.mission_id": mid, "coditect.task_id": task.id})
         m.goals.start(task.id)
         body = TaskBody(
             mission_id=mid,
@@ -316,7 +405,9 @@ class MissionCoordinator:
             task=task,
             upstream=list(m.results),
         )
-        await self._retrying(lambda: self.tasks.enqueue(mid, task, body.model_dump_json(), 1))
+        views = await self._retrying(lambda: self.tasks.get_tasks(mid))
+        if not any(v.record.task_id == task.id for v in views):  # else: resumed, already queued
+            await self._retrying(lambda: self.tasks.enqueue(mid, task, body.model_dump_json(), 1))
         running_seen = False
         while True:
             await asyncio.sleep(self.settings.poll_s)
@@ -386,6 +477,7 @@ class MissionCoordinator:
                 return
         m.goals.complete(task.id)
         m.queue.complete(task.id)
+        m.steps.append(CheckpointStep(kind="complete", task_id=task.id))
         await self._emit(
             m,
             TaskState(
@@ -401,6 +493,7 @@ class MissionCoordinator:
         m.runs[task.id].error = error
         m.goals.fail(task.id, error)
         m.queue.fail(task.id)
+        m.steps.append(CheckpointStep(kind="fail", task_id=task.id, error=error))
         await self._emit(
             m,
             TaskState(
@@ -423,6 +516,7 @@ class MissionCoordinator:
         m.goals.supersede(failed.id, [fix, retest])
         m.queue.push(fix)
         m.queue.push(retest)
+        m.steps.append(CheckpointStep(kind="repair", task_id=failed.id, tasks=[fix, retest]))
         m.runs[failed.id].superseded_by = retest.id
         for t in (fix, retest):
             m.runs[t.id] = TaskRun(
@@ -442,6 +536,122 @@ class MissionCoordinator:
             return
         report.diff = await git(m.clone, "diff", m.base, head)
         report.commit = head
+
+    async def _relay_agent_events(self) -> None:
+        """Keep and stream the agent events of running missions (until the bus closes)."""
+        assert self.events is not None
+        delay_s = 0.1
+        while True:
+            try:
+                async for event in self.events.subscribe("agent.>"):
+                    delay_s = 0.1
+                    m = self._missions.get(event.mission_id)
+                    if m is None:  # another orchestrator's mission
+                        continue
+                    # Late ones (the mission ended meanwhile) are still kept, not streamed.
+                    try:
+                        await self._emit(m, event)
+                    except CoditectError as exc:  # the event is lost, the mission goes on
+                        _log.warning("could not keep %s of %s: %s", event.type, event.task_id, exc)
+                return
+            except CoditectError as exc:
+                if not exc.retryable:  # the bus was closed
+                    return
+                _log.warning("agent events lost, resubscribing in %.1fs: %s", delay_s, exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 5.0)
+
+    # --- checkpoints and resume -----------------------------------------------------------------
+    async def _save_checkpoint(self, m: _Mission) -> None:
+        mid = m.report.mission_id
+        state = MissionCheckpoint(base=m.base, plan=m.plan, steps=m.steps).model_dump_json()
+        await self._retrying(lambda: self.tasks.put_checkpoint(mid, state))
+
+    async def _resumed(self) -> None:
+        """Wait (bounded) for the resume pass of :meth:`start`.
+
+        A resumed mission is then answered live, from memory, not from its stored report.
+        """
+        task = self._resuming
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=self.settings.resume_wait_s)
+
+    async def _resume_all(self) -> None:
+        """Resume the missions the store has as RUNNING (an earlier orchestrator stopped)."""
+        try:
+            reports = await self.store.list_reports(limit=self.settings.resume_scan)
+        except CoditectError as exc:
+            _log.error("cannot list the missions to resume: %s", exc)
+            return
+        for report in reports:
+            if report.status is not MissionOutcome.RUNNING or report.mission_id in self._missions:
+                continue
+            try:
+                await self._resume(report)
+            except Exception as exc:  # e.g. no checkpoint, or the repository is gone
+                _log.warning("mission %s cannot be resumed: %r", report.mission_id, exc)
+                self._end(report, MissionOutcome.FAILED, f"cannot resume the mission: {exc}")
+                with contextlib.suppress(CoditectError):
+                    await self.store.save_report(report)
+
+    async def _resume(self, report: MissionReport) -> None:
+        """Rebuild a mission from its report, checkpoint and stored task states; drive it on."""
+        mid = report.mission_id
+        raw = await self._retrying(lambda: self.tasks.get_checkpoint(mid))
+        if not raw:
+            raise CoditectError("the task queue service keeps no checkpoint of it", retryable=False)
+        cp = MissionCheckpoint.model_validate_json(raw)
+        graph = TaskGraph(cp.plan)
+        m = _Mission(
+            report=report,
+            goals=GoalManager(graph, self.settings.policy),
+            queue=TaskQueue(),
+            base=cp.base,
+            clone=await self.repos.mirror(report.repo, cp.base),
+            plan=list(cp.plan),
+            steps=list(cp.steps),
+            runs={t.id: t for t in report.tasks},
+        )
+        m.queue.push_graph(graph)
+        views = {
+            v.record.task_id: v for v in await self._retrying(lambda: self.tasks.get_tasks(mid))
+        }
+        for step in cp.steps:
+            if step.kind == "repair":
+                m.goals.supersede(step.task_id, step.tasks)
+                for t in step.tasks:
+                    m.queue.push(t)
+                continue
+            view = views.get(step.task_id)
+            if view is not None and view.outcome_json:  # as _settle kept it
+                result = WorkerOutcome.model_validate_json(view.outcome_json).result
+                m.results.append(result)
+                if isinstance(result, CodeChange) and m.goals.graph[step.task_id].intent is (
+                    Intent.WRITE_TESTS
+                ):
+                    m.tests_written.extend(p for p in result.paths if p not in m.tests_written)
+            elif step.kind == "complete":
+                raise CoditectError(f"the result of task {step.task_id} is no longer stored")
+            m.goals.start(step.task_id)
+            if step.kind == "fail":
+                m.goals.fail(step.task_id, step.error)
+                m.queue.fail(step.task_id)
+            else:
+                m.goals.complete(step.task_id)
+                m.queue.complete(step.task_id)
+        elapsed_s = (datetime.now(UTC) - report.started_at).total_seconds()
+        m.started = time.monotonic() - max(elapsed_s, 0.0)
+        report.notes.append(f"resumed after {len(cp.steps)} step(s) by a new orchestrator")
+        self._sync(m)
+        self._missions[mid] = m
+        _log.info("resuming mission %s after %d step(s)", mid, len(cp.steps))
+        await self._emit(
+            m,
+            MissionState(
+                mission_id=mid, state=GoalState.RUNNING, reason="resumed by a new orchestrator"
+            ),
+        )
+        m.driver = asyncio.get_running_loop().create_task(self._drive(m), name=f"mission-{mid}")
 
     # --- helpers -------------------------------------------------------------------------------
     async def _emit(self, m: _Mission, event: Event) -> None:
@@ -463,6 +673,7 @@ class MissionCoordinator:
         report.reason = reason
 
     async def _close(self, m: _Mission) -> None:
+        metrics.mission_ended(m.report.status.value)
         self._sync(m)
         m.report.wall_s = round(time.monotonic() - m.started, 3)
         state = {

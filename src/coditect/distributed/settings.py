@@ -57,6 +57,11 @@ class DistributedSettings(BaseSettings):
         mission_timeout_s, task_timeout_s, test_timeout_s, max_repairs, error_threshold:
             As in one-process mode.
         task_delay_s: Workers sleep this long before each task (for fault-injection tests).
+        metrics_listen: ``host:port`` of the Prometheus ``/metrics`` endpoint ("" = off; port
+            0 picks a free one).
+        otlp_endpoint: OTLP/HTTP collector URL spans are exported to ("" falls back to the
+            standard ``OTEL_EXPORTER_OTLP_ENDPOINT``; neither set = no export).
+        trace_file: Append finished spans to this file as JSON lines (debugging, tests).
     """
 
     model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore")
@@ -91,6 +96,9 @@ class DistributedSettings(BaseSettings):
     max_repairs: int = Field(default=2, ge=0, le=10)
     error_threshold: int = Field(default=6, ge=1)
     task_delay_s: float = Field(default=0.0, ge=0)
+    metrics_listen: str = Field(default="", pattern=r"^(|.+:\d{1,5})$")
+    otlp_endpoint: str = ""
+    trace_file: Path | None = None
 
     @property
     def tls(self) -> TlsConfig:

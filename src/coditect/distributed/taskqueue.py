@@ -11,21 +11,37 @@ through :meth:`TaskQueueService.lease` (JetStream redelivers those after ``ack_w
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from coditect.bus.workqueue import JetStreamWorkQueue, Lease, TaskMessage
+from coditect.bus.workqueue import DeadLetter, JetStreamWorkQueue, Lease, TaskMessage
 from coditect.domain.actions import FileRecord
 from coditect.domain.tasks import GoalState, TaskSpec
-from coditect.errors import InputError, StoreError
+from coditect.errors import CoditectError, InputError, StoreError
 from coditect.state.redis_world import RedisFileIndexStore, RedisTaskStateStore, TaskStateRecord
+from coditect.telemetry import metrics, tracing
 
 __all__ = ["LeasedTask", "StoredTask", "TaskQueueService", "message_id_for"]
 
 _log = logging.getLogger(__name__)
+
+
+def cancel_key(mission_id: str, prefix: str = "coditect") -> str:
+    """The Redis key whose presence tells workers a mission was cancelled (value: the reason)."""
+    return f"{prefix}:cancel:{{{mission_id}}}"
+
+
+class _CountedStates(RedisTaskStateStore):
+    """The task state store, counting each state recorded (``coditect_tasks_total``)."""
+
+    async def set(self, record: TaskStateRecord) -> None:
+        """Store ``record``, then count its state."""
+        await super().set(record)
+        metrics.TASKS.labels(state=record.state.value).inc()
 
 
 def message_id_for(mission_id: str, task_id: str, attempt: int) -> str:
@@ -58,10 +74,12 @@ class TaskQueueService:
     ) -> None:
         self.workqueue = workqueue
         self.redis = redis
-        self.states = RedisTaskStateStore(redis, prefix=prefix)
+        self.states = _CountedStates(redis, prefix=prefix)
         self.files = RedisFileIndexStore(redis, prefix=prefix)
         self._prefix = prefix
         self._leases: dict[str, Lease] = {}
+        #: How long a mission's cancel flag and checkpoint are kept.
+        self.cancel_ttl_s = 7 * 24 * 3600
 
     def _results_key(self, mission_id: str) -> str:
         return f"{self._prefix}:results:{{{mission_id}}}"
@@ -82,15 +100,25 @@ class TaskQueueService:
             )
         )
         await self.redis.hdel(self._results_key(mission_id), task.id)
-        published = await self.workqueue.enqueue(
-            TaskMessage(
-                mission_id=mission_id,
-                task_id=task.id,
-                capability=task.capability,
-                body=body_json,
-                message_id=msg_id,
+        attributes: dict[str, str | int | None] = {
+            "coditect.mission_id": mission_id,
+            "coditect.task_id": task.id,
+            "coditect.capability": task.capability,
+            "coditect.attempt": attempt,
+        }
+        with tracing.span(
+            "taskqueue.publish", kind=tracing.SpanKind.PRODUCER, attributes=attributes
+        ):
+            published = await self.workqueue.enqueue(
+                TaskMessage(
+                    mission_id=mission_id,
+                    task_id=task.id,
+                    capability=task.capability,
+                    body=body_json,
+                    message_id=msg_id,
+                ),
+                headers=tracing.inject(),  # the worker's span continues this trace
             )
-        )
         return msg_id, published.duplicate
 
     async def lease(self, capabilities: list[str], worker: str, wait_s: float) -> LeasedTask | None:
@@ -102,6 +130,7 @@ class TaskQueueService:
             leases = await self.workqueue.fetch(cap, batch=1, timeout_s=per_cap)
             if leases:
                 lease = leases[0]
+                metrics.observe_lease_latency(cap, lease.enqueued_at)
                 lease_id = uuid.uuid4().hex
                 self._leases[lease_id] = lease
                 await self.heartbeat(lease.message.mission_id, lease.message.task_id, worker, "")
@@ -190,6 +219,111 @@ class TaskQueueService:
         lease = self._leases.get(lease_id) if lease_id else None
         if lease is not None:
             await lease.in_progress()
+
+    async def settle_dead_letter(self, letter: DeadLetter) -> bool:
+        """Mark the task of a dead letter FAILED with its reason; False if nothing changed.
+
+        A task already in a final state (its worker reported the failure itself, or the
+        mission was cancelled) is left as it is, so handling a letter twice is harmless.
+        """
+        msg = letter.message
+        if msg is None:
+            return False
+        current = await self.states.get(msg.mission_id, msg.task_id)
+        if current is None or current.state.is_terminal:
+            return False
+        reason = letter.reason or "no reason recorded"
+        await self.states.set(
+            TaskStateRecord(
+                mission_id=msg.mission_id,
+                task_id=msg.task_id,
+                state=GoalState.FAILED,
+                attempt=current.attempt,
+                worker=current.worker,
+                error=f"dead-lettered: {reason}",
+            )
+        )
+        _log.warning("task %s/%s dead-lettered: %s", msg.mission_id, msg.task_id, reason)
+        return True
+
+    async def watch_dead_letters(self, *, max_backoff_s: float = 5.0) -> None:
+        """Settle every new dead letter (see :meth:`settle_dead_letter`) until the queue closes.
+
+        Runs in the service for its whole life; NATS or Redis errors are retried with backoff.
+        """
+        durable = f"{self.workqueue.config.consumer_prefix}-dlq-settle"
+        delay_s = 0.1
+        while True:
+            try:
+                async for letter in self.workqueue.follow_dead_letters(durable):
+                    await self.settle_dead_letter(letter)
+                    delay_s = 0.1
+                return
+            except CoditectError as exc:
+                if not exc.retryable:  # e.g. the queue was closed
+                    _log.warning("stopped watching dead letters: %s", exc)
+                    return
+                _log.warning("watching dead letters failed, retrying in %.1fs: %s", delay_s, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, max_backoff_s)
+            except Exception as exc:  # keep watching through NATS and Redis outages
+                _log.warning("watching dead letters failed, retrying in %.1fs: %r", delay_s, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, max_backoff_s)
+
+    async def cancel_tasks(self, mission_id: str, reason: str = "") -> int:
+        """Cancel a mission's tasks; returns how many were not final yet (idempotent).
+
+        Sets the mission's cancel flag, which workers check before and while they run a task
+        and before they push: a running task is stopped, a queued one is dropped when leased.
+        """
+        if not mission_id:
+            raise InputError("mission_id is required")
+        reason = reason or "the mission was cancelled"
+        try:
+            await self.redis.set(cancel_key(mission_id, self._prefix), reason, ex=self.cancel_ttl_s)
+        except Exception as exc:
+            raise StoreError(f"cannot cancel the tasks of {mission_id}: {exc!r}") from exc
+        count = 0
+        for rec in await self.states.list_tasks(mission_id):
+            if rec.state.is_terminal:
+                continue
+            count += 1
+            await self.states.set(
+                TaskStateRecord(
+                    mission_id=mission_id,
+                    task_id=rec.task_id,
+                    state=GoalState.CANCELLED,
+                    attempt=rec.attempt,
+                    worker=rec.worker,
+                    error=reason,
+                )
+            )
+        return count
+
+    def _checkpoint_key(self, mission_id: str) -> str:
+        return f"{self._prefix}:checkpoint:{{{mission_id}}}"
+
+    async def put_checkpoint(self, mission_id: str, state_json: str) -> None:
+        """Keep the orchestrator's checkpoint of a mission (replacing the previous one)."""
+        if not mission_id or not state_json:
+            raise InputError("a checkpoint needs a mission_id and its state")
+        try:
+            await self.redis.set(self._checkpoint_key(mission_id), state_json, ex=self.cancel_ttl_s)
+        except Exception as exc:
+            raise StoreError(f"cannot store the checkpoint of {mission_id}: {exc!r}") from exc
+
+    async def get_checkpoint(self, mission_id: str) -> str:
+        """The mission's last checkpoint ("" when none is kept)."""
+        if not mission_id:
+            raise InputError("mission_id is required")
+        try:
+            raw = await self.redis.get(self._checkpoint_key(mission_id))
+        except Exception as exc:
+            raise StoreError(f"cannot read the checkpoint of {mission_id}: {exc!r}") from exc
+        if raw is None:
+            return ""
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def get_tasks(self, mission_id: str) -> list[StoredTask]:
         """Every stored task of ``mission_id`` with its outcome."""

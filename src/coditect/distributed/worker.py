@@ -19,17 +19,20 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from coditect.agents.base import AgentContext, Upstream
+from coditect.bus.base import EventBus
 from coditect.bus.jetstream import BusError
 from coditect.bus.workqueue import JetStreamWorkQueue, Lease
 from coditect.distributed.messages import TaskBody, WorkerOutcome
 from coditect.distributed.repos import GitError, RepoCache, git, task_trailer
+from coditect.distributed.taskqueue import cancel_key
 from coditect.domain.actions import FileRecord, ViolationKind
+from coditect.domain.events import Event
 from coditect.errors import AgentError, CoditectError
 from coditect.llm.base import Model
 from coditect.orchestrator.allocator import ResourceAllocator
@@ -39,6 +42,8 @@ from coditect.state.redis_locks import RedisLock
 from coditect.taskqueue.consistency import ConsistencyChecker
 from coditect.taskqueue.parametrize import Parametrizer
 from coditect.taskqueue.world_model import WorldModel
+from coditect.telemetry import metrics
+from coditect.telemetry.tasks import observe_lease
 
 __all__ = ["ResultSink", "Worker", "WorkerSettings", "default_worker_id"]
 
@@ -96,6 +101,7 @@ class WorkerSettings:
         poll_s: How long one fetch waits for a task.
         push_lock_ttl_s: TTL of the per-mission push lock.
         task_delay_s: Sleep before each task (fault-injection tests only).
+        cancel_poll_s: How often a running task's mission is checked for a cancel.
     """
 
     capabilities: tuple[str, ...]
@@ -106,6 +112,11 @@ class WorkerSettings:
     poll_s: float = 0.5
     push_lock_ttl_s: float = 60.0
     task_delay_s: float = 0.0
+    cancel_poll_s: float = 0.5
+
+
+class _Cancelled(Exception):
+    """The mission was cancelled (found out just before pushing)."""
 
 
 class Worker:
@@ -121,6 +132,7 @@ class Worker:
         model: Model,
         sandbox: Sandbox,
         allocator: ResourceAllocator,
+        events: EventBus | None = None,
         prefix: str = "coditect",
     ) -> None:
         self.settings = settings
@@ -131,12 +143,14 @@ class Worker:
         self.model = model
         self.sandbox = sandbox
         self.allocator = allocator
+        self.events = events
         self.repos = RepoCache(settings.cache_dir / "repos")
         self.parametrizer = Parametrizer(test_timeout_s=settings.test_timeout_s)
         self.checker = ConsistencyChecker()
         self._prefix = prefix
         self._stop = asyncio.Event()
         self.tasks_done = 0
+        self.tasks_cancelled = 0
 
     def stop(self) -> None:
         """Finish the current task, then return from :meth:`run`."""
@@ -157,7 +171,8 @@ class Worker:
                 for cap in caps:
                     for lease in await self.workqueue.fetch(cap, batch=1, timeout_s=per_cap_s):
                         found = True
-                        await self.process(lease)
+                        with observe_lease(lease, worker=self.worker_id):
+                            await self.process(lease)
                     if self._stop.is_set():
                         return
             except BusError as exc:  # NATS went away: the client reconnects by itself
@@ -173,10 +188,23 @@ class Worker:
         """Run one leased task and settle the lease (ack, nak for a retry, or term)."""
         msg = lease.message
         last = lease.num_delivered >= self.workqueue.config.max_deliveries
+        cancelled = await self._cancel_reason(msg.mission_id)
+        if cancelled is not None:  # cancelled while the task waited in the queue
+            await self._drop(lease, cancelled)
+            return
         try:
             async with lease.keep_alive():
                 await self.sink.heartbeat(msg.mission_id, msg.task_id, worker=self.worker_id)
-                await self._handle(TaskBody.model_validate_json(msg.body), lease.num_delivered)
+                body = TaskBody.model_validate_json(msg.body)
+                cancelled = await self._unless_cancelled(
+                    msg.mission_id, self._handle(body, lease.num_delivered)
+                )
+            if cancelled is not None:
+                await self._drop(lease, cancelled)
+                return
+        except _Cancelled as exc:
+            await self._drop(lease, str(exc))
+            return
         except CoditectError as exc:
             retry = exc.retryable and not last
             _log.warning(
@@ -202,6 +230,72 @@ class Worker:
             return
         await lease.ack()
         self.tasks_done += 1
+
+    async def _cancel_reason(self, mission_id: str) -> str | None:
+        """Why the mission was cancelled, or None while it was not (or Redis cannot tell)."""
+        try:
+            raw = await self.redis.get(cancel_key(mission_id, self._prefix))
+        except Exception as exc:  # not knowing is not a reason to stop; checked again soon
+            _log.debug("cannot read the cancel flag of %s: %r", mission_id, exc)
+            return None
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def _unless_cancelled(
+        self, mission_id: str, work: Coroutine[Any, Any, None]
+    ) -> str | None:
+        """Run ``work`` while polling the mission's cancel flag; the reason if it was stopped.
+
+        Raises:
+            Whatever ``work`` raised.
+        """
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(work)
+        watch = loop.create_task(self._wait_cancelled(mission_id))
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # this worker itself is being stopped
+            task.cancel()
+            watch.cancel()
+            await asyncio.wait({task, watch})
+            raise
+        if task.done():
+            watch.cancel()
+            await asyncio.wait({watch})
+            task.result()
+            return None
+        task.cancel()
+        await asyncio.wait({task})
+        return watch.result()
+
+    async def _wait_cancelled(self, mission_id: str) -> str:
+        while True:
+            await asyncio.sleep(self.settings.cancel_poll_s)
+            reason = await self._cancel_reason(mission_id)
+            if reason is not None:
+                return reason
+
+    async def _drop(self, lease: Lease, reason: str) -> None:
+        """The mission was cancelled: remove the task from the queue without reporting it."""
+        msg = lease.message
+        _log.info("task %s/%s dropped: %s", msg.mission_id, msg.task_id, reason)
+        self.tasks_cancelled += 1
+        try:
+            await lease.ack()
+        except BusError as exc:  # redelivered later, and dropped again then
+            _log.warning("could not drop %s/%s: %s", msg.mission_id, msg.task_id, exc)
+
+    async def _publish(self, event: Event) -> None:
+        """Publish an agent's event (named ``<agent>@<worker>``); losing one never fails a task."""
+        if self.events is None:
+            return
+        if event.agent and "@" not in event.agent:
+            event = event.model_copy(update={"agent": f"{event.agent}@{self.worker_id}"})
+        try:
+            await self.events.publish(event)
+        except CoditectError as exc:
+            _log.warning("could not publish %s of %s: %s", event.type, event.task_id, exc)
 
     async def _report_failure(
         self, mid: str, tid: str, error: str, retry: bool, attempt: int
@@ -270,6 +364,7 @@ class Worker:
             model=meter,
             sandbox=self.sandbox,
             upstream=upstream,
+            emit=self._publish,
         )
         t0 = time.monotonic()
         try:
@@ -282,6 +377,7 @@ class Worker:
             ) from None
         await asyncio.to_thread(world.scan)
         violations = self.checker.check(expectation, world, result)
+        metrics.count_violations(v.kind for v in violations)
         fatal = [v for v in violations if v.kind in _FATAL]
         if fatal:
             raise AgentError("; ".join(f"{v.kind}: {v.message}" for v in fatal), retryable=False)
@@ -315,6 +411,9 @@ class Worker:
             done = await self.redis.hget(key, body.task.id)
             if done is not None:
                 return WorkerOutcome.model_validate_json(done)
+            cancelled = await self._cancel_reason(body.mission_id)
+            if cancelled is not None:
+                raise _Cancelled(cancelled)
             commit = ""
             if outcome.changed_files:
                 remote = await self.repos.remote_head(path, body.branch)

@@ -104,3 +104,57 @@ async def test_fibonacci_mission_over_grpc_jetstream_redis_postgres(
     async with TaskQueueClient(tq_opts) as tqc:
         files = await tqc.query_world(resp.mission_id, "tests/*.py")
     assert "tests/test_arithmetic.py" in {f.path for f in files}
+
+
+async def test_one_trace_follows_a_mission_through_orchestrator_queue_and_worker(
+    cluster, calculator_repo, certs, spans
+):
+    """The trace context crosses gRPC (metadata) and NATS (message headers)."""
+    from opentelemetry.trace import format_trace_id
+
+    from coditect.api.security import TlsConfig
+    from coditect.telemetry import tracing
+
+    orch, _tq, start_worker, _ = cluster
+    await start_worker("w1")
+    opts = ClientOptions(address=f"127.0.0.1:{orch.port}", token=TOKEN, tls=TlsConfig(ca=certs.ca))
+    async with OrchestratorClient(opts) as client:
+        with tracing.span("test.submit", kind=tracing.SpanKind.CLIENT) as root:
+            resp = await client.submit(REQUEST, str(calculator_repo))
+        async with asyncio.timeout(120):
+            async for _event in client.watch(resp.mission_id):
+                pass
+        report = await client.get(resp.mission_id)
+    assert report.status == "SUCCESS", report.reason
+    trace_id = root.get_span_context().trace_id
+
+    def mission_spans():
+        return [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id]
+
+    # A span ends just after the work it covers (e.g. the ack after the report): wait for them.
+    async with asyncio.timeout(30):
+        while {"orchestrator.mission", "worker.task"} - {s.name for s in mission_spans()} or (
+            sum(s.name == "worker.task" for s in mission_spans()) < 4
+        ):
+            await asyncio.sleep(0.05)
+    finished = mission_spans()
+    names = {s.name for s in finished}
+    # orchestrator
+    assert {"coditect.v1.Orchestrator/SubmitMission", "orchestrator.plan"} <= names, names
+    assert {"orchestrator.mission", "orchestrator.task"} <= names, names
+    # task queue: gRPC server spans (context from the metadata) and the NATS publish
+    assert {"coditect.v1.TaskQueue/Enqueue", "taskqueue.publish"} <= names, names
+    assert {"coditect.v1.TaskQueue/Heartbeat", "coditect.v1.TaskQueue/Complete"} <= names, names
+    # worker: one span per task, each a child of the publish that queued it (NATS headers)
+    publishes = {s.context.span_id: s for s in finished if s.name == "taskqueue.publish"}
+    tasks = [s for s in finished if s.name == "worker.task"]
+    assert sorted(s.attributes["coditect.task_id"] for s in tasks) == ["t1", "t2", "t3", "t4"]
+    for s in tasks:
+        assert s.parent is not None and s.parent.span_id in publishes
+        parent = publishes[s.parent.span_id]
+        assert parent.attributes["coditect.task_id"] == s.attributes["coditect.task_id"]
+        assert s.attributes["coditect.outcome"] == "acked"
+        assert s.attributes["coditect.mission_id"] == resp.mission_id
+    assert format_trace_id(trace_id) in {
+        format_trace_id(s.context.trace_id) for s in finished if s.name == "llm.request"
+    }

@@ -159,3 +159,25 @@ class WorldModelSnapshot(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     files: _containers.RepeatedCompositeFieldContainer[FileEntry]
     def __init__(self, files: _Optional[_Iterable[_Union[FileEntry, _Mapping]]] = ...) -> None: ...
+
+class CancelTasksRequest(_message.Message):
+    __slots__ = ("mission_id", "reason")
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    mission_id: str
+    reason: str
+    def __init__(self, mission_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("mission_id", "state_json")
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    mission_id: str
+    state_json: str
+    def __init__(self, mission_id: _Optional[str] = ..., state_json: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("mission_id",)
+    MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    mission_id: str
+    def __init__(self, mission_id: _Optional[str] = ...) -> None: ...

@@ -71,6 +71,21 @@ class TaskQueueStub:
                 request_serializer=coditect_dot_v1_dot_task__queue__pb2.WorldModelQuery.SerializeToString,
                 response_deserializer=coditect_dot_v1_dot_task__queue__pb2.WorldModelSnapshot.FromString,
                 _registered_method=True)
+        self.CancelTasks = channel.unary_unary(
+                '/coditect.v1.TaskQueue/CancelTasks',
+                request_serializer=coditect_dot_v1_dot_task__queue__pb2.CancelTasksRequest.SerializeToString,
+                response_deserializer=coditect_dot_v1_dot_task__queue__pb2.Ack.FromString,
+                _registered_method=True)
+        self.PutCheckpoint = channel.unary_unary(
+                '/coditect.v1.TaskQueue/PutCheckpoint',
+                request_serializer=coditect_dot_v1_dot_task__queue__pb2.Checkpoint.SerializeToString,
+                response_deserializer=coditect_dot_v1_dot_task__queue__pb2.Ack.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/coditect.v1.TaskQueue/GetCheckpoint',
+                request_serializer=coditect_dot_v1_dot_task__queue__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=coditect_dot_v1_dot_task__queue__pb2.Checkpoint.FromString,
+                _registered_method=True)
 
 
 class TaskQueueServicer:
@@ -122,6 +137,27 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelTasks(self, request, context):
+        """Cancel a mission's tasks: workers stop a running one and drop queued ones (idempotent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCheckpoint(self, request, context):
+        """The orchestrator's checkpoint of a mission (its plan and progress), kept in Redis so that
+        a restarted orchestrator can resume the mission.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskQueueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +195,21 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.QueryWorldModel,
                     request_deserializer=coditect_dot_v1_dot_task__queue__pb2.WorldModelQuery.FromString,
                     response_serializer=coditect_dot_v1_dot_task__queue__pb2.WorldModelSnapshot.SerializeToString,
+            ),
+            'CancelTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTasks,
+                    request_deserializer=coditect_dot_v1_dot_task__queue__pb2.CancelTasksRequest.FromString,
+                    response_serializer=coditect_dot_v1_dot_task__queue__pb2.Ack.SerializeToString,
+            ),
+            'PutCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCheckpoint,
+                    request_deserializer=coditect_dot_v1_dot_task__queue__pb2.Checkpoint.FromString,
+                    response_serializer=coditect_dot_v1_dot_task__queue__pb2.Ack.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=coditect_dot_v1_dot_task__queue__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=coditect_dot_v1_dot_task__queue__pb2.Checkpoint.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +402,87 @@ class TaskQueue:
             '/coditect.v1.TaskQueue/QueryWorldModel',
             coditect_dot_v1_dot_task__queue__pb2.WorldModelQuery.SerializeToString,
             coditect_dot_v1_dot_task__queue__pb2.WorldModelSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coditect.v1.TaskQueue/CancelTasks',
+            coditect_dot_v1_dot_task__queue__pb2.CancelTasksRequest.SerializeToString,
+            coditect_dot_v1_dot_task__queue__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coditect.v1.TaskQueue/PutCheckpoint',
+            coditect_dot_v1_dot_task__queue__pb2.Checkpoint.SerializeToString,
+            coditect_dot_v1_dot_task__queue__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coditect.v1.TaskQueue/GetCheckpoint',
+            coditect_dot_v1_dot_task__queue__pb2.GetCheckpointRequest.SerializeToString,
+            coditect_dot_v1_dot_task__queue__pb2.Checkpoint.FromString,
             options,
             channel_credentials,
             insecure,
