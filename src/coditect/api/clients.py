@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry.trace import Span
 
 from coditect.api._pb import (
     orchestrator_pb2,
@@ -25,6 +27,7 @@ from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.state.redis_world import TaskStateRecord
+from coditect.telemetry import tracing
 
 __all__ = ["ClientOptions", "OrchestratorClient", "TaskQueueClient"]
 
@@ -250,11 +253,42 @@ class TaskQueueClient(_Client):
     async def lease(
         self, capabilities: list[str], worker: str, wait_s: float = 1.0
     ) -> task_queue_pb2.LeaseResponse:
-        """Lease one task through the service (not retried: a lost answer would lose the lease)."""
+        """Lease one task through the service (not retried: a lost answer would lose the lease).
+
+        Run the task inside :meth:`task_span` so that it joins the mission's trace.
+        """
         msg = task_queue_pb2.LeaseRequest(capabilities=capabilities, worker=worker, wait_s=wait_s)
         return await self._call(
             "Lease", self.stub.Lease, msg, retry=False, deadline_s=wait_s + self.options.deadline_s
         )
+
+    @staticmethod
+    @contextlib.contextmanager
+    def task_span(leased: task_queue_pb2.LeaseResponse, *, worker: str) -> Iterator[Span]:
+        """A CONSUMER span ``worker.task`` for a task leased with :meth:`lease`.
+
+        Its parent is the trace context the task was enqueued in (the response's
+        ``trace_headers``), so the task, and the Heartbeat/Complete/Fail calls made inside the
+        block, belong to the mission's trace::
+
+            leased = await client.lease(["code"], "w1")
+            with client.task_span(leased, worker="w1"):
+                await client.complete(leased.mission_id, leased.task_id, ...)
+        """
+        with tracing.span(
+            "worker.task",
+            parent=dict(leased.trace_headers),
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={
+                "coditect.mission_id": leased.mission_id,
+                "coditect.task_id": leased.task_id,
+                "coditect.capability": leased.capability,
+                "coditect.worker": worker,
+                "coditect.delivery": leased.delivery,
+                "messaging.system": "grpc",
+            },
+        ) as span:
+            yield span
 
     async def cancel_tasks(self, mission_id: str, reason: str = "") -> None:
         """Cancel a mission's tasks on the workers (idempotent, retried)."""

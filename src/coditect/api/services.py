@@ -116,6 +116,7 @@ class TaskQueueServicer(task_queue_pb2_grpc.TaskQueueServicer):  # type: ignore[
             capability=m.capability,
             body_json=m.body,
             delivery=leased.delivery,
+            trace_headers=leased.trace_headers,
         )
 
     @handle_errors

@@ -8,7 +8,8 @@ Layout (see docs/distributed.md):
 * one durable pull consumer per capability (``workers-code``) is shared by every worker of
   that capability: each message goes to one of them;
 * stream ``CODITECT_DLQ`` (LIMITS retention) captures ``coditect.dlq.>``: messages that failed
-  for good, with the reason in the ``Coditect-Reason`` header.
+  for good, with the reason in the ``Coditect-Reason`` header and the original message's own
+  headers (its trace context, ``traceparent``) kept.
 
 A leased message that is neither acknowledged nor kept alive with ``in_progress()`` within
 ``ack_wait_s`` (its worker died) is delivered again, to any worker. The delivery limit is
@@ -147,6 +148,8 @@ class DeadLetter(BaseModel):
         reason: Why it was given up.
         deliveries: How many times it had been delivered.
         seq: Its sequence in the dead-letter stream.
+        headers: The original message's own headers (the publisher's trace context,
+            ``traceparent``), without the ``Nats-*`` and ``Coditect-*`` ones.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -156,6 +159,14 @@ class DeadLetter(BaseModel):
     reason: str
     deliveries: int
     seq: int
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+def _own_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers a publisher set (trace context...), without the server's and ours."""
+    return {
+        k: v for k, v in (headers or {}).items() if not k.lower().startswith(("nats-", "coditect-"))
+    }
 
 
 def _dead_letter_of(msg: Msg) -> DeadLetter:
@@ -170,6 +181,7 @@ def _dead_letter_of(msg: Msg) -> DeadLetter:
         reason=headers.get(REASON_HEADER, ""),
         deliveries=int(headers.get(DELIVERIES_HEADER, "0")),
         seq=int(msg.metadata.sequence.stream),
+        headers=_own_headers(headers),
     )
 
 
@@ -410,6 +422,7 @@ class JetStreamWorkQueue:
         try:
             msgs = await sub.fetch(batch, timeout=timeout_s)
         except NatsTimeout:
+            _raise_if_cancelling()
             return []
         except asyncio.CancelledError:
             # close() cancels a fetch in flight; only a cancellation of our own task propagates.
@@ -421,6 +434,8 @@ class JetStreamWorkQueue:
             if self._closed:
                 return []
             raise BusError(f"fetch of {capability} tasks failed: {exc!r}") from exc
+        # Messages fetched while our task was being cancelled stay unacked: redelivered later.
+        _raise_if_cancelling()
         leases = []
         for msg in msgs:
             lease = await self._admit(msg)
@@ -455,7 +470,11 @@ class JetStreamWorkQueue:
             msg.data,
             msg_id=f"dlq-{msg_id}",
             policy=self.config.publish,
-            headers={REASON_HEADER: reason[:1000], DELIVERIES_HEADER: str(deliveries)},
+            headers={
+                **_own_headers(msg.headers),  # the trace context goes with the letter
+                REASON_HEADER: reason[:1000],
+                DELIVERIES_HEADER: str(deliveries),
+            },
         )
 
     async def lease(
@@ -584,3 +603,16 @@ class JetStreamWorkQueue:
             return
         self._closed = True
         await self._nc.close()
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation that nats-py's fetch swallowed.
+
+    On Python 3.11 ``asyncio.wait_for`` (inside nats-py's fetch) returns the result, or raises
+    its timeout, when the cancellation arrives as the inner wait completes: the caller's
+    ``cancel()`` is lost and a worker loop would poll on forever. The task still counts the
+    request (``Task.cancelling()``), so it is honoured here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

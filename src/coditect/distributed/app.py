@@ -33,7 +33,12 @@ from coditect.llm.base import Model
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.state.redis_world import connect_redis
 from coditect.state.sql import SqlStore
-from coditect.telemetry.metrics import MetricsServer, poll_queue_depth, serve_metrics
+from coditect.telemetry.metrics import (
+    MetricsServer,
+    poll_queue_depth,
+    poll_task_counts,
+    serve_metrics,
+)
 from coditect.telemetry.wrappers import MeteredModel, MeteredSandbox
 
 __all__ = [
@@ -173,11 +178,13 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
         redis = await _redis(cfg)
         closers.append(redis.aclose)
         service = TaskQueueService(workqueue=workqueue, redis=redis)
+        await service.states.ensure_counts()  # rebuilt from the task states if Redis has none
         closers.append(_background(service.watch_dead_letters(), "dead-letters"))
         servicer = TaskQueueServicer(service)
         metrics = _serve_metrics(cfg, closers)
         if metrics is not None:
             closers.append(_background(poll_queue_depth(workqueue.depth), "queue-depth"))
+            closers.append(_background(poll_task_counts(service.states.counts), "task-counts"))
         server = await start_server(_server_options(cfg), servicer.register, [TASK_QUEUE_SERVICE])
     except BaseException:
         for close in reversed(closers):

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import structlog
+
 from coditect.api.errors import NotFoundError
 from coditect.bus.base import EventBus
 from coditect.distributed.messages import (
@@ -39,6 +41,7 @@ from coditect.domain.results import CodeChange, TaskResult, TestReport
 from coditect.domain.tasks import GoalState, Intent, TaskSpec
 from coditect.errors import CoditectError, InputError
 from coditect.llm.base import Model
+from coditect.logging import bind_mission
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
@@ -350,6 +353,8 @@ class MissionCoordinator:
     async def _drive(self, m: _Mission) -> None:
         report = m.report
         tracing.set_attributes({"coditect.mission_id": report.mission_id})
+        # Each mission is driven by its own asyncio task: the ids stay on its log lines only.
+        structlog.contextvars.bind_contextvars(mission_id=report.mission_id)
         try:
             left_s = self.settings.policy.mission_timeout_s - (time.monotonic() - m.started)
             await asyncio.wait_for(self._execute(m), timeout=max(left_s, 0.0))
@@ -378,7 +383,8 @@ class MissionCoordinator:
             task = m.queue.pop_ready()
             if task is None:
                 break
-            await self._run_task(m, task)
+            with bind_mission(m.report.mission_id, task_id=task.id):
+                await self._run_task(m, task)
             self._sync(m)
             await self._save_checkpoint(m)
             await self.store.save_report(m.report)

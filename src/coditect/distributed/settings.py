@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -100,6 +100,19 @@ class DistributedSettings(BaseSettings):
     otlp_endpoint: str = ""
     trace_file: Path | None = None
 
+    @field_validator("redis_cluster")
+    @classmethod
+    def _check_cluster_nodes(cls, value: str) -> str:
+        """Reject a node list that is not ``host:port,host:port,...`` when loading."""
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"redis_cluster: {item!r} is not host:port; give the nodes as "
+                    "host:port,host:port,... (e.g. 10.0.0.1:7000,10.0.0.2:7000)"
+                )
+        return value
+
     @property
     def tls(self) -> TlsConfig:
         """The TLS files as a :class:`TlsConfig`."""
@@ -130,8 +143,8 @@ class DistributedSettings(BaseSettings):
         if not self.redis_cluster:
             return None
         nodes = []
-        for item in self.redis_cluster.split(","):
-            host, _, port = item.strip().rpartition(":")
+        for item in filter(None, (part.strip() for part in self.redis_cluster.split(","))):
+            host, _, port = item.rpartition(":")
             nodes.append((host, int(port)))
         return nodes
 

@@ -4,6 +4,7 @@ Redis layout (besides :class:`~coditect.state.redis_world.RedisTaskStateStore`'s
 
     coditect:results:{<mission_id>}   hash  task_id -> WorkerOutcome JSON
     coditect:files:{<mission_id>}     hash  the mission branch's file index (world model)
+    coditect:task-counts              hash  state -> tasks in it (coditect.distributed.task_counts)
 
 The service keeps nothing in memory that a restart would lose, except leases handed out
 through :meth:`TaskQueueService.lease` (JetStream redelivers those after ``ack_wait``).
@@ -15,14 +16,15 @@ import asyncio
 import fnmatch
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coditect.bus.workqueue import DeadLetter, JetStreamWorkQueue, Lease, TaskMessage
+from coditect.distributed.task_counts import CountedTaskStateStore
 from coditect.domain.actions import FileRecord
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.errors import CoditectError, InputError, StoreError
-from coditect.state.redis_world import RedisFileIndexStore, RedisTaskStateStore, TaskStateRecord
+from coditect.state.redis_world import RedisFileIndexStore, TaskStateRecord
 from coditect.telemetry import metrics, tracing
 
 __all__ = ["LeasedTask", "StoredTask", "TaskQueueService", "message_id_for"]
@@ -33,15 +35,6 @@ _log = logging.getLogger(__name__)
 def cancel_key(mission_id: str, prefix: str = "coditect") -> str:
     """The Redis key whose presence tells workers a mission was cancelled (value: the reason)."""
     return f"{prefix}:cancel:{{{mission_id}}}"
-
-
-class _CountedStates(RedisTaskStateStore):
-    """The task state store, counting each state recorded (``coditect_tasks_total``)."""
-
-    async def set(self, record: TaskStateRecord) -> None:
-        """Store ``record``, then count its state."""
-        await super().set(record)
-        metrics.TASKS.labels(state=record.state.value).inc()
 
 
 def message_id_for(mission_id: str, task_id: str, attempt: int) -> str:
@@ -56,6 +49,8 @@ class LeasedTask:
     lease_id: str
     message: TaskMessage
     delivery: int
+    #: The trace context the task was enqueued in (``traceparent``...), for the worker's span.
+    trace_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class TaskQueueService:
     ) -> None:
         self.workqueue = workqueue
         self.redis = redis
-        self.states = _CountedStates(redis, prefix=prefix)
+        self.states = CountedTaskStateStore(redis, prefix=prefix)
         self.files = RedisFileIndexStore(redis, prefix=prefix)
         self._prefix = prefix
         self._leases: dict[str, Lease] = {}
@@ -135,7 +130,10 @@ class TaskQueueService:
                 self._leases[lease_id] = lease
                 await self.heartbeat(lease.message.mission_id, lease.message.task_id, worker, "")
                 return LeasedTask(
-                    lease_id=lease_id, message=lease.message, delivery=lease.num_delivered
+                    lease_id=lease_id,
+                    message=lease.message,
+                    delivery=lease.num_delivered,
+                    trace_headers=tracing.context_headers(lease.headers),
                 )
         return None
 
@@ -233,16 +231,27 @@ class TaskQueueService:
         if current is None or current.state.is_terminal:
             return False
         reason = letter.reason or "no reason recorded"
-        await self.states.set(
-            TaskStateRecord(
-                mission_id=msg.mission_id,
-                task_id=msg.task_id,
-                state=GoalState.FAILED,
-                attempt=current.attempt,
-                worker=current.worker,
-                error=f"dead-lettered: {reason}",
+        with tracing.span(  # in the mission's trace: the letter keeps the task's context
+            "taskqueue.dead_letter",
+            parent=letter.headers,
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={
+                "coditect.mission_id": msg.mission_id,
+                "coditect.task_id": msg.task_id,
+                "coditect.capability": msg.capability,
+                "coditect.reason": reason[:200],
+            },
+        ):
+            await self.states.set(
+                TaskStateRecord(
+                    mission_id=msg.mission_id,
+                    task_id=msg.task_id,
+                    state=GoalState.FAILED,
+                    attempt=current.attempt,
+                    worker=current.worker,
+                    error=f"dead-lettered: {reason}",
+                )
             )
-        )
         _log.warning("task %s/%s dead-lettered: %s", msg.mission_id, msg.task_id, reason)
         return True
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coditect.agents.base import AgentContext, Upstream
+from coditect.agents.base import Agent, AgentContext, Upstream
 from coditect.bus.base import EventBus
 from coditect.domain.actions import Violation, ViolationKind
 from coditect.domain.events import AgentAct, Event, MissionState, TaskState
@@ -33,6 +34,7 @@ from coditect.llm.base import Model
 from coditect.llm.budget import Budget, BudgetModel
 from coditect.llm.cache import CachingModel
 from coditect.llm.ledger import CallContext, Ledger, LedgerModel, MemoryLedger
+from coditect.logging import bind_mission
 from coditect.orchestrator.allocator import ResourceAllocator
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
 from coditect.orchestrator.outline import outline
@@ -51,6 +53,9 @@ from coditect.taskqueue.world_model import WorldModel
 from coditect.workspace import Workspace, open_workspace
 
 __all__ = ["MissionRunner", "MissionSettings"]
+
+# stdlib logging: silent below WARNING unless configure_logging() routes it (with the bound ids).
+_log = logging.getLogger(__name__)
 
 _STAGE_OF_INTENT = {
     Intent.ANALYZE: "analyze",
@@ -131,7 +136,19 @@ class MissionRunner:
         self.reuse = reuse
 
     async def emit(self, event: Event) -> None:
-        """Publish an event and keep it in the mission's event log."""
+        """Publish an event and keep it in the mission's event log (lifecycle events are logged)."""
+        if isinstance(event, TaskState):
+            _log.info(
+                "task %s %s (attempt %d)%s",
+                event.task_id,
+                event.state.value,
+                event.attempt,
+                f": {event.error}" if event.error else "",
+            )
+        elif isinstance(event, MissionState):
+            _log.info(
+                "mission %s%s", event.state.value, f": {event.reason}" if event.reason else ""
+            )
         await self.bus.publish(event)
         await self.store.append_events([event])
 
@@ -164,6 +181,16 @@ class MissionRunner:
             model=self.model.name,
             notes=list(ws.notes),
         )
+        with bind_mission(mid):
+            return await self._drive(report, ws, started, on_plan)
+
+    async def _drive(
+        self,
+        report: MissionReport,
+        ws: Workspace,
+        started: float,
+        on_plan: Callable[[MissionReport], Awaitable[None] | None] | None,
+    ) -> MissionReport:
         run: _Run | None = None
         try:
             await self._save(report, GoalState.PENDING)
@@ -294,6 +321,11 @@ class MissionRunner:
             await self._fail(run, task, str(exc))
             return
         tr.agent = agent.name
+        with bind_mission(run.report.mission_id, task_id=task.id, agent=agent.name):
+            await self._run_allocated(run, task, agent, t0)
+
+    async def _run_allocated(self, run: _Run, task: TaskSpec, agent: Agent, t0: float) -> None:
+        tr = run.runs[task.id]
         run.goals.start(task.id)
         await self.emit(
             TaskState(

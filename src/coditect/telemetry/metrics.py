@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "SANDBOX_RUNS",
     "SANDBOX_SECONDS",
     "TASKS",
+    "TASKS_BY_STATE",
     "WORKER_TASKS",
     "WORKER_TASK_SECONDS",
     "MetricsServer",
@@ -41,7 +42,9 @@ __all__ = [
     "observe_lease_latency",
     "parse_listen",
     "poll_queue_depth",
+    "poll_task_counts",
     "serve_metrics",
+    "set_task_counts",
 ]
 
 _log = logging.getLogger(__name__)
@@ -50,9 +53,15 @@ _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 
 # --- task queue ---------------------------------------------------------------------------------
 TASKS = Counter(
+    "coditect_task_state_changes",
+    "Task state changes this task queue process recorded, by new state "
+    "(pending, running, complete, failed, blocked, cancelled).",
+    ["state"],
+)
+TASKS_BY_STATE = Gauge(
     "coditect_tasks",
-    "Task state changes recorded by the task queue, by new state "
-    "(pending, running, complete, failed, cancelled).",
+    "Tasks in each state now, over every mission (kept in Redis, so every task-queue "
+    "replica reports the same numbers).",
     ["state"],
 )
 QUEUE_DEPTH = Gauge(
@@ -215,4 +224,27 @@ async def poll_queue_depth(
             for cap in seen | set(current):
                 QUEUE_DEPTH.labels(capability=cap).set(current.get(cap, 0))
             seen |= set(current)
+        await asyncio.sleep(max(interval_s - (time.monotonic() - t0), 0.05))
+
+
+def set_task_counts(counts: Mapping[str, int]) -> None:
+    """Set :data:`TASKS_BY_STATE` to ``counts`` (state -> tasks); states not named are left."""
+    for state, n in counts.items():
+        TASKS_BY_STATE.labels(state=state).set(n)
+
+
+async def poll_task_counts(
+    counts: Callable[[], Awaitable[Mapping[str, int]]], *, interval_s: float = 2.0
+) -> None:
+    """Refresh :data:`TASKS_BY_STATE` from ``counts()`` every ``interval_s`` until cancelled.
+
+    The task queue also sets the gauge after each of its own writes; polling picks up the
+    changes other replicas made.
+    """
+    while True:
+        t0 = time.monotonic()
+        try:
+            set_task_counts(await counts())
+        except Exception as exc:  # Redis away: keep the last values, try again later
+            _log.debug("task counts unavailable: %r", exc)
         await asyncio.sleep(max(interval_s - (time.monotonic() - t0), 0.05))

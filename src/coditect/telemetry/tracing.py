@@ -34,6 +34,7 @@ from coditect.errors import ConfigError
 
 __all__ = [
     "SpanKind",
+    "context_headers",
     "current_ids",
     "extract",
     "inject",
@@ -71,6 +72,16 @@ def inject(carrier: dict[str, str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {} if carrier is None else carrier
     propagate.inject(out)
     return out
+
+
+def context_headers(carrier: Mapping[str, str] | None) -> dict[str, str]:
+    """The entries of ``carrier`` that carry trace context (``traceparent``, ``tracestate``...).
+
+    The names are those of the configured propagators (``OTEL_PROPAGATORS``), matched
+    case-insensitively; used to pass a message's context on without its other headers.
+    """
+    fields = {f.lower() for f in propagate.get_global_textmap().fields}
+    return {str(k): str(v) for k, v in (carrier or {}).items() if str(k).lower() in fields}
 
 
 def extract(carrier: Mapping[str, str] | None) -> Context:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import nats
 import pytest
@@ -234,3 +235,42 @@ async def test_settling_a_lease_on_a_closed_connection_is_a_bus_error(
     await other_worker.close()
     with pytest.raises(BusError, match="ack of task late"):
         await lease.ack()
+
+
+async def test_dead_letters_keep_the_trace_context_of_the_message(
+    queue: JetStreamWorkQueue,
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    trace = {"traceparent": traceparent, "tracestate": "k=v"}
+    await queue.enqueue(task("given-up"), headers=trace)
+    [lease] = await lease_n(queue, "code", 1)
+    assert lease.headers["traceparent"] == traceparent
+    await lease.term("bad task")
+    # Past max_deliveries too (the message is dead-lettered when leased once too often).
+    await queue.enqueue(task("poison"), headers=trace)
+    for _ in range(queue.config.max_deliveries):
+        [lease] = await lease_n(queue, "code", 1)
+        await lease.nak(delay_s=0)
+    assert await queue.fetch("code", timeout_s=0.5) == []
+    letters = {d.message.task_id: d for d in await queue.dead_letters("code") if d.message}
+    assert set(letters) == {"given-up", "poison"}
+    for letter in letters.values():
+        assert letter.headers == trace  # no Nats-* or Coditect-* headers among them
+    assert letters["given-up"].reason == "bad task"
+
+
+async def test_a_cancellation_swallowed_inside_fetch_is_raised_again() -> None:
+    # Python 3.11's asyncio.wait_for (used by nats-py's fetch) can lose a cancel() that races
+    # with the fetch completing; the worker loop must still stop.
+    from coditect.bus.workqueue import _raise_if_cancelling
+
+    async def fetch_that_swallows() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        _raise_if_cancelling()
+
+    victim = asyncio.create_task(fetch_that_swallows())
+    await asyncio.sleep(0)
+    victim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await victim

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,24 @@ def certs(tmp_path_factory) -> DevCerts:
 def queue_name() -> str:
     """Stream names of this test only (the NATS server is shared by the session)."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def redis_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Redis settings of the distributed services: the private server, or the 3-node cluster.
+
+    A single server unless a test asks for the cluster with
+    ``@pytest.mark.parametrize("redis_settings", ["single", "cluster"], indirect=True)``;
+    the cluster is started only when a test uses it.
+    """
+    kind = getattr(request, "param", "single")
+    if kind == "single":
+        return {"redis_url": request.getfixturevalue("redis_url")}
+    if kind != "cluster":
+        raise ValueError(f"redis_settings: unknown kind {kind!r}, use 'single' or 'cluster'")
+    nodes = request.getfixturevalue("redis_cluster_nodes")
+    return {
+        "redis_cluster": ",".join(f"{host}:{port}" for host, port in nodes),
+        # Nothing listens on port 1: a service that used the URL instead of the cluster fails.
+        "redis_url": "redis://127.0.0.1:1/0",
+    }

@@ -30,6 +30,10 @@ from coditect.llm.testing import FunctionModel
 TOKEN = "tok"
 REQUEST = "Add a function to calculate the nth Fibonacci number"
 _WAIT_S = 60.0
+#: Runs a test on one Redis server and on a 3-node Redis Cluster (see ``redis_settings``).
+ON_SINGLE_AND_CLUSTER_REDIS = pytest.mark.parametrize(
+    "redis_settings", ["single", "cluster"], indirect=True
+)
 
 
 @dataclass
@@ -110,7 +114,7 @@ class Cluster:
 
 @pytest.fixture
 async def make_cluster(
-    tmp_path, nats_url, redis_url, postgres_url, queue_name, certs
+    tmp_path, nats_url, redis_settings, postgres_url, queue_name, certs
 ) -> AsyncIterator[Any]:
     """``await make_cluster(**settings)``: started services with these settings overridden."""
     clusters: list[Cluster] = []
@@ -119,7 +123,7 @@ async def make_cluster(
         common = {
             "home": tmp_path / "home",
             "nats_url": nats_url,
-            "redis_url": redis_url,
+            **redis_settings,
             "db_url": postgres_url,
             "token": TOKEN,
             "queue_name": queue_name,
@@ -146,6 +150,7 @@ async def _run_to_end(client: OrchestratorClient, mission_id: str) -> list[Any]:
         return [event async for event in client.watch(mission_id)]
 
 
+@ON_SINGLE_AND_CLUSTER_REDIS
 async def test_dead_lettered_task_fails_its_mission_with_the_reason(make_cluster, calculator_repo):
     # One delivery allowed: a task whose worker dies is dead-lettered at its next delivery.
     cluster = await make_cluster(ack_wait_s=1.0, max_deliveries=1)
@@ -172,6 +177,7 @@ async def test_dead_lettered_task_fails_its_mission_with_the_reason(make_cluster
     assert events[-1].type == "mission.state" and events[-1].state == "failed"
 
 
+@ON_SINGLE_AND_CLUSTER_REDIS
 async def test_cancel_stops_the_task_a_worker_is_running(make_cluster, calculator_repo, git):
     cluster = await make_cluster()
     await cluster.worker("w1", capabilities="analyze,test")

@@ -17,15 +17,19 @@ from coditect.llm.demo import fibonacci_model
 
 TOKEN = "tok"
 REQUEST = "Add a function to calculate the nth Fibonacci number"
+#: Runs a test on one Redis server and on a 3-node Redis Cluster (see ``redis_settings``).
+ON_SINGLE_AND_CLUSTER_REDIS = pytest.mark.parametrize(
+    "redis_settings", ["single", "cluster"], indirect=True
+)
 
 
 @pytest.fixture
-async def cluster(tmp_path, nats_url, redis_url, postgres_url, queue_name, certs):
+async def cluster(tmp_path, nats_url, redis_settings, postgres_url, queue_name, certs):
     """Task queue + orchestrator servers (TLS + token) and a factory of in-process workers."""
     common = {
         "home": tmp_path / "home",
         "nats_url": nats_url,
-        "redis_url": redis_url,
+        **redis_settings,
         "db_url": postgres_url,
         "token": TOKEN,
         "queue_name": queue_name,
@@ -67,6 +71,7 @@ async def cluster(tmp_path, nats_url, redis_url, postgres_url, queue_name, certs
     await tq.stop()
 
 
+@ON_SINGLE_AND_CLUSTER_REDIS
 async def test_fibonacci_mission_over_grpc_jetstream_redis_postgres(
     cluster, calculator_repo, git, certs
 ):

@@ -44,3 +44,5 @@ def test_bad_config_is_a_config_error(tmp_path):
         load_settings(bad)
     with pytest.raises(ConfigError, match="invalid settings"):
         load_settings(None, max_deliveries=0)
+    with pytest.raises(ConfigError, match=r"redis_cluster: 'a' is not host:port"):
+        load_settings(None, redis_cluster="a:7000,a")

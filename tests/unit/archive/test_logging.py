@@ -105,3 +105,43 @@ def test_unconfigure_restores_the_root_logger():
     assert logging_configured() and len(root.handlers) == len(handlers) + 1
     unconfigure_logging()
     assert not logging_configured() and root.level == level and root.handlers == handlers
+
+
+async def test_a_mission_logs_its_lifecycle_with_mission_task_and_agent_ids(out, calculator_repo):
+    from coditect.config import Settings
+    from coditect.runtime import build_runtime
+
+    runtime = build_runtime(Settings(llm="scripted:fibonacci", sandbox="subprocess"))
+    try:
+        report = await runtime.runner.run(
+            "Add a function to calculate the nth Fibonacci number", calculator_repo
+        )
+    finally:
+        await runtime.aclose()
+    assert report.status == "SUCCESS", report.reason
+    logged = [line for line in lines(out) if line.get("logger") == "coditect.orchestrator.mission"]
+    assert logged and all(line["mission_id"] == report.mission_id for line in logged)
+    done = [line for line in logged if line["event"].split()[2:3] == ["complete"]]
+    assert {line["task_id"] for line in done} == {"t1", "t2", "t3", "t4"}
+    assert {line["agent"] for line in done} == {"analyzer", "coder", "tester"}
+    assert logged[-1]["event"].startswith("mission ") and "task_id" not in logged[-1]
+
+
+def test_mission_lines_stay_off_stdout_when_logging_is_not_configured(calculator_repo, capsys):
+    from coditect.config import Settings
+    from coditect.runtime import build_runtime
+
+    async def run() -> str:
+        runtime = build_runtime(Settings(llm="scripted:fibonacci", sandbox="subprocess"))
+        try:
+            report = await runtime.runner.run(
+                "Add a function to calculate the nth Fibonacci number", calculator_repo
+            )
+        finally:
+            await runtime.aclose()
+        return report.status
+
+    assert asyncio.run(run()) == "SUCCESS"
+    captured = capsys.readouterr()
+    assert captured.out == ""  # `coditect run --json` prints the report and nothing else
+    assert "task t1" not in captured.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import resource
@@ -209,3 +210,55 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_the_helper_loop_in_process_spawns_reports_exits_and_kills_leftovers(tmp_path):
+    """``_spawnd.serve`` run in this process (its own process is not measured by coverage)."""
+    import json
+    import socket
+
+    from coditect.sandbox import _spawnd
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    replies: list[dict] = []
+    null = os.open(os.devnull, os.O_RDWR)
+
+    def client() -> None:
+        def ask(request: dict) -> dict:
+            socket.send_fds(ours, [json.dumps(request).encode()], [null, null, null])
+            while True:
+                message = json.loads(ours.recv(1 << 20))
+                replies.append(message)
+                if message.get("id") == request["id"]:
+                    return message
+
+        base = {"env": ENV, "cwd": str(tmp_path), "rlimits": [[resource.RLIMIT_CORE, 0, 0]]}
+        ask({"id": 1, "argv": ["/bin/true"], **base})
+        ask({"id": 2, "argv": ["/nonexistent/program"], **base})
+        ask({"id": 3, "argv": ["/bin/sleep", "30"], **base})
+        while not any(m.get("exited") for m in replies):  # the exit of id 1
+            replies.append(json.loads(ours.recv(1 << 20)))
+        ours.close()  # CODITECT went away: the helper kills `sleep` and returns
+
+    previous = signal.getsignal(signal.SIGCHLD)
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        _spawnd.serve(theirs)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        signal.set_wakeup_fd(-1)
+        theirs.close()
+        os.close(null)
+    thread.join(10)
+    by_id = {m["id"]: m for m in replies if "id" in m}
+    assert "pid" in by_id[1] and "pid" in by_id[3]
+    assert by_id[2]["errno"] == errno.ENOENT
+    assert {"exited": by_id[1]["pid"], "code": 0} in replies
+    sleeper = by_id[3]["pid"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(sleeper):
+        time.sleep(0.05)
+    assert not _alive(sleeper)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(sleeper, 0)  # the helper loop ran in this process: reap its child here

@@ -40,12 +40,15 @@ async def test_endpoint_serves_the_coditect_metrics():
     try:
         assert server.port > 0 and server.url.endswith("/metrics")
         metrics.TASKS.labels(state="pending").inc()
+        metrics.set_task_counts({"pending": 3, "running": 1})
         body = await asyncio.to_thread(
             lambda: urllib.request.urlopen(server.url, timeout=10).read().decode()
         )
     finally:
         await server.close()
-    assert 'coditect_tasks_total{state="pending"}' in body
+    assert 'coditect_task_state_changes_total{state="pending"}' in body
+    assert 'coditect_tasks{state="pending"} 3.0' in body
+    assert "# TYPE coditect_tasks gauge" in body
     for name in (
         "coditect_queue_depth",
         "coditect_lease_latency_seconds",

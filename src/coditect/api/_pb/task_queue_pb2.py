@@ -26,13 +26,15 @@ _sym_db = _symbol_database.Default()
 from coditect.api._pb import common_pb2 as coditect_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oditect/v1/task_queue.proto\x12\x0b\x63oditect.v1\x1a\x18\x63oditect/v1/common.proto\"i\n\x0e\x45nqueueRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x11.coditect.v1.Task\x12\x11\n\tbody_json\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"8\n\x0f\x45nqueueResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"D\n\x0cLeaseRequest\x12\x14\n\x0c\x63\x61pabilities\x18\x01 \x03(\t\x12\x0e\n\x06worker\x18\x02 \x01(\t\x12\x0e\n\x06wait_s\x18\x03 \x01(\x01\"\x8e\x01\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x12\n\ncapability\x18\x05 \x01(\t\x12\x11\n\tbody_json\x18\x06 \x01(\t\x12\x10\n\x08\x64\x65livery\x18\x07 \x01(\x05\"\xb5\x01\n\x0f\x43ompleteRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\x13\n\x0bresult_json\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x06 \x01(\t\x12%\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x16.coditect.v1.FileEntry\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\"\x87\x01\n\x0b\x46\x61ilRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x10\n\x08lease_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\"Y\n\x10HeartbeatRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x11\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\"%\n\x0fGetTasksRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"R\n\nTaskStatus\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.coditect.v1.Task\x12\x13\n\x0bresult_json\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\":\n\x10GetTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.coditect.v1.TaskStatus\"3\n\x0fWorldModelQuery\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"I\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\";\n\x12WorldModelSnapshot\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.coditect.v1.FileEntry\"8\n\x12\x43\x61ncelTasksRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\nCheckpoint\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x12\n\nstate_json\x18\x02 \x01(\t\"*\n\x14GetCheckpointRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t2\xa5\x05\n\tTaskQueue\x12\x44\n\x07\x45nqueue\x12\x1b.coditect.v1.EnqueueRequest\x1a\x1c.coditect.v1.EnqueueResponse\x12>\n\x05Lease\x12\x19.coditect.v1.LeaseRequest\x1a\x1a.coditect.v1.LeaseResponse\x12:\n\x08\x43omplete\x12\x1c.coditect.v1.CompleteRequest\x1a\x10.coditect.v1.Ack\x12\x32\n\x04\x46\x61il\x12\x18.coditect.v1.FailRequest\x1a\x10.coditect.v1.Ack\x12<\n\tHeartbeat\x12\x1d.coditect.v1.HeartbeatRequest\x1a\x10.coditect.v1.Ack\x12G\n\x08GetTasks\x12\x1c.coditect.v1.GetTasksRequest\x1a\x1d.coditect.v1.GetTasksResponse\x12P\n\x0fQueryWorldModel\x12\x1c.coditect.v1.WorldModelQuery\x1a\x1f.coditect.v1.WorldModelSnapshot\x12@\n\x0b\x43\x61ncelTasks\x12\x1f.coditect.v1.CancelTasksRequest\x1a\x10.coditect.v1.Ack\x12:\n\rPutCheckpoint\x12\x17.coditect.v1.Checkpoint\x1a\x10.coditect.v1.Ack\x12K\n\rGetCheckpoint\x12!.coditect.v1.GetCheckpointRequest\x1a\x17.coditect.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oditect/v1/task_queue.proto\x12\x0b\x63oditect.v1\x1a\x18\x63oditect/v1/common.proto\"i\n\x0e\x45nqueueRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x11.coditect.v1.Task\x12\x11\n\tbody_json\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"8\n\x0f\x45nqueueResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"D\n\x0cLeaseRequest\x12\x14\n\x0c\x63\x61pabilities\x18\x01 \x03(\t\x12\x0e\n\x06worker\x18\x02 \x01(\t\x12\x0e\n\x06wait_s\x18\x03 \x01(\x01\"\x88\x02\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x12\n\nmission_id\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x12\n\ncapability\x18\x05 \x01(\t\x12\x11\n\tbody_json\x18\x06 \x01(\t\x12\x10\n\x08\x64\x65livery\x18\x07 \x01(\x05\x12\x43\n\rtrace_headers\x18\x08 \x03(\x0b\x32,.coditect.v1.LeaseResponse.TraceHeadersEntry\x1a\x33\n\x11TraceHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x01\n\x0f\x43ompleteRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\x13\n\x0bresult_json\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x06 \x01(\t\x12%\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x16.coditect.v1.FileEntry\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\"\x87\x01\n\x0b\x46\x61ilRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x10\n\x08lease_id\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\"Y\n\x10HeartbeatRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06worker\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x11\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\"%\n\x0fGetTasksRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"R\n\nTaskStatus\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.coditect.v1.Task\x12\x13\n\x0bresult_json\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\":\n\x10GetTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.coditect.v1.TaskStatus\"3\n\x0fWorldModelQuery\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04glob\x18\x02 \x01(\t\"I\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\";\n\x12WorldModelSnapshot\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.coditect.v1.FileEntry\"8\n\x12\x43\x61ncelTasksRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\nCheckpoint\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x12\n\nstate_json\x18\x02 \x01(\t\"*\n\x14GetCheckpointRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t2\xa5\x05\n\tTaskQueue\x12\x44\n\x07\x45nqueue\x12\x1b.coditect.v1.EnqueueRequest\x1a\x1c.coditect.v1.EnqueueResponse\x12>\n\x05Lease\x12\x19.coditect.v1.LeaseRequest\x1a\x1a.coditect.v1.LeaseResponse\x12:\n\x08\x43omplete\x12\x1c.coditect.v1.CompleteRequest\x1a\x10.coditect.v1.Ack\x12\x32\n\x04\x46\x61il\x12\x18.coditect.v1.FailRequest\x1a\x10.coditect.v1.Ack\x12<\n\tHeartbeat\x12\x1d.coditect.v1.HeartbeatRequest\x1a\x10.coditect.v1.Ack\x12G\n\x08GetTasks\x12\x1c.coditect.v1.GetTasksRequest\x1a\x1d.coditect.v1.GetTasksResponse\x12P\n\x0fQueryWorldModel\x12\x1c.coditect.v1.WorldModelQuery\x1a\x1f.coditect.v1.WorldModelSnapshot\x12@\n\x0b\x43\x61ncelTasks\x12\x1f.coditect.v1.CancelTasksRequest\x1a\x10.coditect.v1.Ack\x12:\n\rPutCheckpoint\x12\x17.coditect.v1.Checkpoint\x1a\x10.coditect.v1.Ack\x12K\n\rGetCheckpoint\x12!.coditect.v1.GetCheckpointRequest\x1a\x17.coditect.v1.Checkpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'coditect.v1.task_queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LEASERESPONSE_TRACEHEADERSENTRY']._loaded_options = None
+  _globals['_LEASERESPONSE_TRACEHEADERSENTRY']._serialized_options = b'8\001'
   _globals['_ENQUEUEREQUEST']._serialized_start=71
   _globals['_ENQUEUEREQUEST']._serialized_end=176
   _globals['_ENQUEUERESPONSE']._serialized_start=178
@@ -40,33 +42,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEASEREQUEST']._serialized_start=236
   _globals['_LEASEREQUEST']._serialized_end=304
   _globals['_LEASERESPONSE']._serialized_start=307
-  _globals['_LEASERESPONSE']._serialized_end=449
-  _globals['_COMPLETEREQUEST']._serialized_start=452
-  _globals['_COMPLETEREQUEST']._serialized_end=633
-  _globals['_FAILREQUEST']._serialized_start=636
-  _globals['_FAILREQUEST']._serialized_end=771
-  _globals['_HEARTBEATREQUEST']._serialized_start=773
-  _globals['_HEARTBEATREQUEST']._serialized_end=862
-  _globals['_ACK']._serialized_start=864
-  _globals['_ACK']._serialized_end=881
-  _globals['_GETTASKSREQUEST']._serialized_start=883
-  _globals['_GETTASKSREQUEST']._serialized_end=920
-  _globals['_TASKSTATUS']._serialized_start=922
-  _globals['_TASKSTATUS']._serialized_end=1004
-  _globals['_GETTASKSRESPONSE']._serialized_start=1006
-  _globals['_GETTASKSRESPONSE']._serialized_end=1064
-  _globals['_WORLDMODELQUERY']._serialized_start=1066
-  _globals['_WORLDMODELQUERY']._serialized_end=1117
-  _globals['_FILEENTRY']._serialized_start=1119
-  _globals['_FILEENTRY']._serialized_end=1192
-  _globals['_WORLDMODELSNAPSHOT']._serialized_start=1194
-  _globals['_WORLDMODELSNAPSHOT']._serialized_end=1253
-  _globals['_CANCELTASKSREQUEST']._serialized_start=1255
-  _globals['_CANCELTASKSREQUEST']._serialized_end=1311
-  _globals['_CHECKPOINT']._serialized_start=1313
-  _globals['_CHECKPOINT']._serialized_end=1365
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1367
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1409
-  _globals['_TASKQUEUE']._serialized_start=1412
-  _globals['_TASKQUEUE']._serialized_end=2089
+  _globals['_LEASERESPONSE']._serialized_end=571
+  _globals['_LEASERESPONSE_TRACEHEADERSENTRY']._serialized_start=520
+  _globals['_LEASERESPONSE_TRACEHEADERSENTRY']._serialized_end=571
+  _globals['_COMPLETEREQUEST']._serialized_start=574
+  _globals['_COMPLETEREQUEST']._serialized_end=755
+  _globals['_FAILREQUEST']._serialized_start=758
+  _globals['_FAILREQUEST']._serialized_end=893
+  _globals['_HEARTBEATREQUEST']._serialized_start=895
+  _globals['_HEARTBEATREQUEST']._serialized_end=984
+  _globals['_ACK']._serialized_start=986
+  _globals['_ACK']._serialized_end=1003
+  _globals['_GETTASKSREQUEST']._serialized_start=1005
+  _globals['_GETTASKSREQUEST']._serialized_end=1042
+  _globals['_TASKSTATUS']._serialized_start=1044
+  _globals['_TASKSTATUS']._serialized_end=1126
+  _globals['_GETTASKSRESPONSE']._serialized_start=1128
+  _globals['_GETTASKSRESPONSE']._serialized_end=1186
+  _globals['_WORLDMODELQUERY']._serialized_start=1188
+  _globals['_WORLDMODELQUERY']._serialized_end=1239
+  _globals['_FILEENTRY']._serialized_start=1241
+  _globals['_FILEENTRY']._serialized_end=1314
+  _globals['_WORLDMODELSNAPSHOT']._serialized_start=1316
+  _globals['_WORLDMODELSNAPSHOT']._serialized_end=1375
+  _globals['_CANCELTASKSREQUEST']._serialized_start=1377
+  _globals['_CANCELTASKSREQUEST']._serialized_end=1433
+  _globals['_CHECKPOINT']._serialized_start=1435
+  _globals['_CHECKPOINT']._serialized_end=1487
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1489
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1531
+  _globals['_TASKQUEUE']._serialized_start=1534
+  _globals['_TASKQUEUE']._serialized_end=2211
 # @@protoc_insertion_point(module_scope)

@@ -39,7 +39,14 @@ class LeaseRequest(_message.Message):
     def __init__(self, capabilities: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., wait_s: _Optional[float] = ...) -> None: ...
 
 class LeaseResponse(_message.Message):
-    __slots__ = ("found", "lease_id", "mission_id", "task_id", "capability", "body_json", "delivery")
+    __slots__ = ("found", "lease_id", "mission_id", "task_id", "capability", "body_json", "delivery", "trace_headers")
+    class TraceHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FOUND_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +54,7 @@ class LeaseResponse(_message.Message):
     CAPABILITY_FIELD_NUMBER: _ClassVar[int]
     BODY_JSON_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    TRACE_HEADERS_FIELD_NUMBER: _ClassVar[int]
     found: bool
     lease_id: str
     mission_id: str
@@ -54,7 +62,8 @@ class LeaseResponse(_message.Message):
     capability: str
     body_json: str
     delivery: int
-    def __init__(self, found: _Optional[bool] = ..., lease_id: _Optional[str] = ..., mission_id: _Optional[str] = ..., task_id: _Optional[str] = ..., capability: _Optional[str] = ..., body_json: _Optional[str] = ..., delivery: _Optional[int] = ...) -> None: ...
+    trace_headers: _containers.ScalarMap[str, str]
+    def __init__(self, found: _Optional[bool] = ..., lease_id: _Optional[str] = ..., mission_id: _Optional[str] = ..., task_id: _Optional[str] = ..., capability: _Optional[str] = ..., body_json: _Optional[str] = ..., delivery: _Optional[int] = ..., trace_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
     __slots__ = ("mission_id", "task_id", "worker", "result_json", "lease_id", "commit", "files", "attempt")
