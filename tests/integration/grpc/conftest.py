@@ -9,6 +9,9 @@ import pytest
 
 from coditect.api.devcerts import DevCerts, make_dev_certs
 
+#: The bearer token the services of these tests require (the test modules use the same value).
+TOKEN = "tok"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.import_plugin("infra.servers")
@@ -44,4 +47,25 @@ def redis_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
         "redis_cluster": ",".join(f"{host}:{port}" for host, port in nodes),
         # Nothing listens on port 1: a service that used the URL instead of the cluster fails.
         "redis_url": "redis://127.0.0.1:1/0",
+    }
+
+
+@pytest.fixture
+def service_settings(
+    tmp_path, nats_url, redis_settings, postgres_url, queue_name
+) -> dict[str, Any]:
+    """Settings every service of one test shares: this test's streams, Redis and database."""
+    return {
+        "home": tmp_path / "home",
+        "nats_url": nats_url,
+        **redis_settings,
+        "db_url": postgres_url,
+        "token": TOKEN,
+        "queue_name": queue_name,
+        "connect_wait_s": 3.0,
+        # Long enough that a loaded CI machine does not redeliver a task that is still running
+        # (redelivery itself is covered by the kill -9 test in tests/e2e/test_distributed.py).
+        "ack_wait_s": 10.0,
+        "llm": "scripted:fibonacci",
+        "sandbox": "subprocess",
     }

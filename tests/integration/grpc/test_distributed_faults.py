@@ -113,27 +113,12 @@ class Cluster:
 
 
 @pytest.fixture
-async def make_cluster(
-    tmp_path, nats_url, redis_settings, postgres_url, queue_name, certs
-) -> AsyncIterator[Any]:
+async def make_cluster(service_settings, certs) -> AsyncIterator[Any]:
     """``await make_cluster(**settings)``: started services with these settings overridden."""
     clusters: list[Cluster] = []
 
     async def make(**overrides: Any) -> Cluster:
-        common = {
-            "home": tmp_path / "home",
-            "nats_url": nats_url,
-            **redis_settings,
-            "db_url": postgres_url,
-            "token": TOKEN,
-            "queue_name": queue_name,
-            "connect_wait_s": 3.0,
-            "ack_wait_s": 10.0,
-            "mission_timeout_s": 600.0,
-            "llm": "scripted:fibonacci",
-            "sandbox": "subprocess",
-            **overrides,
-        }
+        common = {**service_settings, "mission_timeout_s": 600.0, **overrides}
         cluster = Cluster(common=common, certs=certs)
         clusters.append(cluster)
         await cluster.start()

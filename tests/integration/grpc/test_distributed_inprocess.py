@@ -24,22 +24,9 @@ ON_SINGLE_AND_CLUSTER_REDIS = pytest.mark.parametrize(
 
 
 @pytest.fixture
-async def cluster(tmp_path, nats_url, redis_settings, postgres_url, queue_name, certs):
+async def cluster(service_settings, certs):
     """Task queue + orchestrator servers (TLS + token) and a factory of in-process workers."""
-    common = {
-        "home": tmp_path / "home",
-        "nats_url": nats_url,
-        **redis_settings,
-        "db_url": postgres_url,
-        "token": TOKEN,
-        "queue_name": queue_name,
-        "connect_wait_s": 3.0,
-        # Long enough that a loaded CI machine does not redeliver a task that is still running
-        # (redelivery itself is covered by the kill -9 test in tests/e2e/test_distributed.py).
-        "ack_wait_s": 10.0,
-        "llm": "scripted:fibonacci",
-        "sandbox": "subprocess",
-    }
+    common = service_settings
     server_tls = {"tls_cert": certs.server_cert, "tls_key": certs.server_key, "tls_ca": certs.ca}
     tq = await start_taskqueue(DistributedSettings(**common, **server_tls, listen="127.0.0.1:0"))
     # Clients verify the server with the CA; servers present their own certificate.
