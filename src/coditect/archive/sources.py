@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, create_engine, event, text
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coditect.archive.errors import ArchiveError
 from coditect.archive.schema import SourceRecord
 from coditect.errors import StoreError
+from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
 
 if TYPE_CHECKING:
@@ -89,13 +90,6 @@ archive_cursors = Table(
 )
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
 class SqliteSource(Source):
     """The SQL event log (table ``events``) of the embedded mode, with a cursor per destination.
 
@@ -109,9 +103,7 @@ class SqliteSource(Source):
         if database_url.startswith("sqlite:///"):
             Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._engine = create_engine(database_url, future=True)
-            if database_url.startswith("sqlite"):
-                event.listen(self._engine, "connect", _sqlite_pragmas)
+            self._engine = open_engine(database_url)
             # The state database's migrations own these tables (coditect.state.migrate).
             ensure_schema(self._engine)
         except (SQLAlchemyError, StoreError) as exc:

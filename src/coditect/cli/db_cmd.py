@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from coditect.config import Settings
 from coditect.errors import CoditectError, ConfigError
+from coditect.state.engine import open_engine
 from coditect.state.migrate import SchemaStatus, engine_url, schema_status, upgrade_schema
 
 __all__ = ["app"]
@@ -39,7 +40,7 @@ def _engine(url: str | None) -> Engine:
         settings.home.mkdir(parents=True, exist_ok=True)
         url = settings.database_url
     try:
-        return create_engine(engine_url(url))
+        return open_engine(engine_url(url))
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"cannot use the database URL {url!r}: {exc}",

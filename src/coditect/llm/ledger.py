@@ -26,7 +26,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     func,
     insert,
     select,
@@ -36,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
+from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
 
 __all__ = [
@@ -241,7 +241,7 @@ class SqliteLedger(Ledger):
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self._engine: Engine = create_engine(url)
+            self._engine: Engine = open_engine(url)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the LLM ledger {url}: {exc}") from exc
         # ``llm_calls`` lives in the state database, whose migrations own it.

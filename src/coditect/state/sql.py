@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +16,7 @@ from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.errors import InputError, StoreError
 from coditect.state.base import FileIndexStore, MissionStore
+from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
 from coditect.state.models import EventRow, FileIndexRow, MissionRow
 
@@ -27,14 +28,6 @@ T = TypeVar("T")
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of a SQLite database file."""
     return f"sqlite:///{path}"
-
-
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
 
 
 class SqlStore(MissionStore, FileIndexStore):
@@ -56,9 +49,7 @@ class SqlStore(MissionStore, FileIndexStore):
     def __init__(self, url: str, *, echo: bool = False, auto_migrate: bool | None = None) -> None:
         self.url = url
         try:
-            self._engine: Engine = create_engine(url, echo=echo, future=True)
-            if url.startswith("sqlite"):
-                event.listen(self._engine, "connect", _sqlite_pragmas)
+            self._engine: Engine = open_engine(url, echo=echo)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state store {url}: {exc}") from exc
         try:
