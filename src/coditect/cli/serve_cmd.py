@@ -141,6 +141,15 @@ AckWait = Annotated[
         show_default=False,
     ),
 ]
+StateRetention = Annotated[
+    float | None,
+    typer.Option(
+        "--state-retention",
+        help="Keep a mission's Redis keys this long after its last write, s; default 604800 "
+        "= 7 days (env CODITECT_STATE_RETENTION_S).",
+        show_default=False,
+    ),
+]
 LogLevel = Annotated[str, typer.Option(help="Log level.")]
 MetricsListen = Annotated[
     str | None,
@@ -249,6 +258,7 @@ def serve_taskqueue(
     connect_wait: ConnectWait = None,
     queue_name: QueueName = None,
     ack_wait: AckWait = None,
+    state_retention: StateRetention = None,
     metrics_listen: MetricsListen = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -262,6 +272,7 @@ def serve_taskqueue(
             token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             tls_require_client_cert=tls_require_client_cert, connect_wait_s=connect_wait,
             queue_name=queue_name, ack_wait_s=ack_wait, metrics_listen=metrics_listen,
+            state_retention_s=state_retention,
         )  # fmt: skip
         _telemetry(cfg, "taskqueue")
 
@@ -303,6 +314,7 @@ def worker(
     queue_name: QueueName = None,
     ack_wait: AckWait = None,
     burst: Annotated[bool, typer.Option(help="Exit when no task is waiting.")] = False,
+    state_retention: StateRetention = None,
     metrics_listen: MetricsListen = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -316,6 +328,7 @@ def worker(
             redis_cluster=redis_cluster, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             llm=llm, sandbox=sandbox, worker_id=worker_id, connect_wait_s=connect_wait,
             queue_name=queue_name, ack_wait_s=ack_wait, metrics_listen=metrics_listen,
+            state_retention_s=state_retention,
         )  # fmt: skip
         _telemetry(cfg, "worker")
         sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")

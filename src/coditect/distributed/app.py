@@ -177,7 +177,9 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
         closers.append(workqueue.close)
         redis = await _redis(cfg)
         closers.append(redis.aclose)
-        service = TaskQueueService(workqueue=workqueue, redis=redis)
+        service = TaskQueueService(
+            workqueue=workqueue, redis=redis, state_retention_s=cfg.state_retention_s
+        )
         await service.states.ensure_counts()  # rebuilt from the task states if Redis has none
         closers.append(_background(service.watch_dead_letters(), "dead-letters"))
         servicer = TaskQueueServicer(service)
@@ -273,6 +275,7 @@ async def build_worker(
                 task_timeout_s=cfg.task_timeout_s,
                 test_timeout_s=cfg.test_timeout_s,
                 task_delay_s=cfg.task_delay_s,
+                state_retention_s=cfg.state_retention_s,
             ),
             workqueue=workqueue,
             sink=sink,

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -23,6 +23,7 @@ from coditect.api.security import TlsConfig
 from coditect.api.server import DEFAULT_MAX_MESSAGE_BYTES
 from coditect.config import default_home
 from coditect.errors import ConfigError
+from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S
 
 __all__ = ["DistributedSettings", "load_settings"]
 
@@ -57,6 +58,9 @@ class DistributedSettings(BaseSettings):
         mission_timeout_s, task_timeout_s, test_timeout_s, max_repairs, error_threshold:
             As in one-process mode.
         task_delay_s: Workers sleep this long before each task (for fault-injection tests).
+        state_retention_s: A mission's Redis keys (task states, results, applied pushes, file
+            index, checkpoint, cancel flag, push-lock fence) expire this long after its last
+            write to them (task queue and workers).
         metrics_listen: ``host:port`` of the Prometheus ``/metrics`` endpoint ("" = off; port
             0 picks a free one).
         otlp_endpoint: OTLP/HTTP collector URL spans are exported to ("" falls back to the
@@ -96,6 +100,7 @@ class DistributedSettings(BaseSettings):
     max_repairs: int = Field(default=2, ge=0, le=10)
     error_threshold: int = Field(default=6, ge=1)
     task_delay_s: float = Field(default=0.0, ge=0)
+    state_retention_s: float = Field(default=DEFAULT_STATE_RETENTION_S, gt=0)
     metrics_listen: str = Field(default="", pattern=r"^(|.+:\d{1,5})$")
     otlp_endpoint: str = ""
     trace_file: Path | None = None
@@ -112,6 +117,17 @@ class DistributedSettings(BaseSettings):
                     "host:port,host:port,... (e.g. 10.0.0.1:7000,10.0.0.2:7000)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> DistributedSettings:
+        """Refuse a retention shorter than a mission may run: its state would expire mid-way."""
+        if self.state_retention_s < self.mission_timeout_s:
+            raise ValueError(
+                f"state_retention_s ({self.state_retention_s:g}s) is shorter than "
+                f"mission_timeout_s ({self.mission_timeout_s:g}s): a running mission's Redis "
+                "state could expire; raise state_retention_s (default 604800 = 7 days)"
+            )
+        return self
 
     @property
     def tls(self) -> TlsConfig:

@@ -39,10 +39,12 @@ __all__ = ["CountedTaskStateStore"]
 
 _log = logging.getLogger(__name__)
 
-# KEYS[1] the mission's task hash; ARGV[1] task id, ARGV[2] the new record. Returns the old one.
+# KEYS[1] the mission's task hash; ARGV[1] task id, ARGV[2] the new record, ARGV[3] the hash's
+# new TTL in ms ("" keeps it). Returns the old record.
 _SWAP = """
 local old = redis.call('hget', KEYS[1], ARGV[1])
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('pexpire', KEYS[1], ARGV[3]) end
 return old
 """
 
@@ -68,10 +70,14 @@ class CountedTaskStateStore(RedisTaskStateStore):
     Args:
         client: A ``redis.asyncio.Redis`` or ``RedisCluster``.
         prefix: Key prefix (the counts hash is ``<prefix>:task-counts``).
+        ttl_s: If set, a mission's task hash expires this long after its last write (set in
+            the same script as the write). The counts hash never expires.
     """
 
-    def __init__(self, client: RedisClient, *, prefix: str = "coditect") -> None:
-        super().__init__(client, prefix=prefix)
+    def __init__(
+        self, client: RedisClient, *, prefix: str = "coditect", ttl_s: float | None = None
+    ) -> None:
+        super().__init__(client, prefix=prefix, ttl_s=ttl_s)
         self._redis: Any = client
         self._key_prefix = prefix
         self.counts_key = f"{prefix}:task-counts"
@@ -85,7 +91,8 @@ class CountedTaskStateStore(RedisTaskStateStore):
         new = record.state.value
         try:
             raw = await self._swap(
-                keys=[self.key(record.mission_id)], args=[record.task_id, record.model_dump_json()]
+                keys=[self.key(record.mission_id)],
+                args=[record.task_id, record.model_dump_json(), self._ttl_ms or ""],
             )
             old = TaskStateRecord.model_validate_json(raw).state.value if raw else ""
             if old == new:

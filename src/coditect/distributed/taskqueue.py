@@ -5,6 +5,11 @@ Redis layout (besides :class:`~coditect.state.redis_world.RedisTaskStateStore`'s
     coditect:results:{<mission_id>}   hash  task_id -> WorkerOutcome JSON
     coditect:files:{<mission_id>}     hash  the mission branch's file index (world model)
     coditect:task-counts              hash  state -> tasks in it (coditect.distributed.task_counts)
+    coditect:cancel:{<mission_id>}    string  the reason a mission was cancelled
+    coditect:checkpoint:{<mission_id>} string the orchestrator's MissionCheckpoint JSON
+
+Every write to a mission's key sets its expiry to ``state_retention_s`` (the task counts hash
+excepted): a mission's state is kept that long after its last activity, then Redis drops it.
 
 The service keeps nothing in memory that a restart would lose, except leases handed out
 through :meth:`TaskQueueService.lease` (JetStream redelivers those after ``ack_wait``).
@@ -24,7 +29,12 @@ from coditect.distributed.task_counts import CountedTaskStateStore
 from coditect.domain.actions import FileRecord
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.errors import CoditectError, InputError, StoreError
-from coditect.state.redis_world import RedisFileIndexStore, TaskStateRecord
+from coditect.state.redis_world import (
+    DEFAULT_STATE_RETENTION_S,
+    RedisFileIndexStore,
+    TaskStateRecord,
+    ttl_ms,
+)
 from coditect.telemetry import metrics, tracing
 
 __all__ = ["LeasedTask", "StoredTask", "TaskQueueService", "message_id_for"]
@@ -62,19 +72,32 @@ class StoredTask:
 
 
 class TaskQueueService:
-    """Enqueue, lease, complete, fail, heartbeat and query, over JetStream and Redis."""
+    """Enqueue, lease, complete, fail, heartbeat and query, over JetStream and Redis.
+
+    Args:
+        workqueue: The JetStream work queue.
+        redis: A ``redis.asyncio.Redis`` or ``RedisCluster``.
+        prefix: Key prefix.
+        state_retention_s: Every key of a mission expires this long after its last write.
+    """
 
     def __init__(
-        self, *, workqueue: JetStreamWorkQueue, redis: Any, prefix: str = "coditect"
+        self,
+        *,
+        workqueue: JetStreamWorkQueue,
+        redis: Any,
+        prefix: str = "coditect",
+        state_retention_s: float = DEFAULT_STATE_RETENTION_S,
     ) -> None:
         self.workqueue = workqueue
         self.redis = redis
-        self.states = CountedTaskStateStore(redis, prefix=prefix)
-        self.files = RedisFileIndexStore(redis, prefix=prefix)
+        #: How long a mission's keys (tasks, results, files, cancel flag, checkpoint) are kept.
+        self.state_retention_s = state_retention_s
+        self._retention_ms = ttl_ms(state_retention_s)
+        self.states = CountedTaskStateStore(redis, prefix=prefix, ttl_s=state_retention_s)
+        self.files = RedisFileIndexStore(redis, prefix=prefix, ttl_s=state_retention_s)
         self._prefix = prefix
         self._leases: dict[str, Lease] = {}
-        #: How long a mission's cancel flag and checkpoint are kept.
-        self.cancel_ttl_s = 7 * 24 * 3600
 
     def _results_key(self, mission_id: str) -> str:
         return f"{self._prefix}:results:{{{mission_id}}}"
@@ -94,7 +117,10 @@ class TaskQueueService:
                 mission_id=mission_id, task_id=task.id, state=GoalState.PENDING, attempt=attempt
             )
         )
-        await self.redis.hdel(self._results_key(mission_id), task.id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hdel(self._results_key(mission_id), task.id)
+        pipe.pexpire(self._results_key(mission_id), self._retention_ms)
+        await pipe.execute()
         attributes: dict[str, str | int | None] = {
             "coditect.mission_id": mission_id,
             "coditect.task_id": task.id,
@@ -152,7 +178,10 @@ class TaskQueueService:
         if not outcome_json:
             raise InputError("a completed task needs its result")
         try:
-            await self.redis.hset(self._results_key(mission_id), task_id, outcome_json)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self._results_key(mission_id), task_id, outcome_json)
+            pipe.pexpire(self._results_key(mission_id), self._retention_ms)
+            await pipe.execute()
         except Exception as exc:
             raise StoreError(f"cannot store the result of {task_id}: {exc!r}") from exc
         if files is not None:
@@ -290,7 +319,9 @@ class TaskQueueService:
             raise InputError("mission_id is required")
         reason = reason or "the mission was cancelled"
         try:
-            await self.redis.set(cancel_key(mission_id, self._prefix), reason, ex=self.cancel_ttl_s)
+            await self.redis.set(
+                cancel_key(mission_id, self._prefix), reason, px=self._retention_ms
+            )
         except Exception as exc:
             raise StoreError(f"cannot cancel the tasks of {mission_id}: {exc!r}") from exc
         count = 0
@@ -318,7 +349,9 @@ class TaskQueueService:
         if not mission_id or not state_json:
             raise InputError("a checkpoint needs a mission_id and its state")
         try:
-            await self.redis.set(self._checkpoint_key(mission_id), state_json, ex=self.cancel_ttl_s)
+            await self.redis.set(
+                self._checkpoint_key(mission_id), state_json, px=self._retention_ms
+            )
         except Exception as exc:
             raise StoreError(f"cannot store the checkpoint of {mission_id}: {exc!r}") from exc
 

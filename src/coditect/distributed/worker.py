@@ -10,6 +10,9 @@ recorded in ``coditect:applied:{<mission_id>}`` (task id -> outcome JSON): a red
 whose change is already recorded is reported again instead of applied again. A push whose
 commit landed but whose record did not (a crash in between) is recognised by the commit's
 ``Coditect-Task`` trailer on the branch head.
+
+The applied hash and the push lock's fence counter expire ``state_retention_s`` after their
+last write (as the task queue's keys of the mission do).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from coditect.orchestrator.allocator import ResourceAllocator
 from coditect.orchestrator.usage import UsageMeter
 from coditect.sandbox.base import Sandbox
 from coditect.state.redis_locks import RedisLock
+from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, ttl_ms
 from coditect.taskqueue.consistency import ConsistencyChecker
 from coditect.taskqueue.parametrize import Parametrizer
 from coditect.taskqueue.world_model import WorldModel
@@ -102,6 +106,8 @@ class WorkerSettings:
         push_lock_ttl_s: TTL of the per-mission push lock.
         task_delay_s: Sleep before each task (fault-injection tests only).
         cancel_poll_s: How often a running task's mission is checked for a cancel.
+        state_retention_s: The mission's applied hash and push-lock fence expire this long
+            after their last write.
     """
 
     capabilities: tuple[str, ...]
@@ -113,6 +119,7 @@ class WorkerSettings:
     push_lock_ttl_s: float = 60.0
     task_delay_s: float = 0.0
     cancel_poll_s: float = 0.5
+    state_retention_s: float = DEFAULT_STATE_RETENTION_S
 
 
 class _Cancelled(Exception):
@@ -405,6 +412,7 @@ class Worker:
             f"push.{body.mission_id}",
             ttl_s=self.settings.push_lock_ttl_s,
             wait_s=self.settings.push_lock_ttl_s,
+            fence_ttl_s=self.settings.state_retention_s,
         )
         async with lock:
             token = lock.fencing_token
@@ -433,5 +441,8 @@ class Worker:
                         raise GitError("lost the push lock before pushing; retrying the task")
                     await self.repos.push(path, body.branch)
             outcome = outcome.model_copy(update={"commit": commit, "fencing_token": token})
-            await self.redis.hset(key, body.task.id, outcome.model_dump_json())
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(key, body.task.id, outcome.model_dump_json())
+            pipe.pexpire(key, ttl_ms(self.settings.state_retention_s))
+            await pipe.execute()
         return outcome

@@ -5,6 +5,8 @@ Keys, for a lock named ``n`` (the hash tag ``{n}`` keeps both in one cluster slo
     coditect:lock:{n}          value: the owner's random id, expires after ttl_s (SET NX PX)
     coditect:lock:{n}:fence    counter, INCR'd on every successful acquire
 
+With ``fence_ttl_s`` the counter expires that long (and never sooner than the lock's TTL)
+after the last acquire, set in the acquire script; without it the counter is kept forever.
 Acquiring sets the owner key and increments the counter in one Lua script, so every holder
 gets a fencing token larger than any earlier holder's. A resource that stores the highest token
 it has seen can reject writes from a holder whose lock expired while it was paused (the
@@ -34,10 +36,13 @@ __all__ = ["LockNotAcquiredError", "RedisLock"]
 
 _NAME = re.compile(r"^[^{}\s]{1,200}$")
 
-# KEYS[1] owner key, KEYS[2] fence counter; ARGV[1] owner id, ARGV[2] ttl in ms.
+# KEYS[1] owner key, KEYS[2] fence counter; ARGV[1] owner id, ARGV[2] ttl in ms, ARGV[3] the
+# fence counter's TTL in ms ("" keeps it forever).
 _ACQUIRE = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('incr', KEYS[2])
+  local token = redis.call('incr', KEYS[2])
+  if ARGV[3] ~= '' then redis.call('pexpire', KEYS[2], ARGV[3]) end
+  return token
 end
 return 0
 """
@@ -79,6 +84,9 @@ class RedisLock:
         ttl_s: The lock expires this long after acquire or the last :meth:`extend`.
         wait_s: How long ``async with`` waits to acquire before raising.
         prefix: Key prefix.
+        fence_ttl_s: If set, the fence counter expires this long after the last acquire
+            (at least ``ttl_s``). Tokens start again at 1 after that, so give a time far
+            longer than any holder can be paused (distributed mode: the state retention).
     """
 
     def __init__(
@@ -89,16 +97,20 @@ class RedisLock:
         ttl_s: float = 30.0,
         wait_s: float = 10.0,
         prefix: str = "coditect:lock",
+        fence_ttl_s: float | None = None,
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"invalid lock name {name!r}: 1-200 chars, no braces or whitespace")
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
+        if fence_ttl_s is not None and fence_ttl_s <= 0:
+            raise ValueError("fence_ttl_s must be positive (or None: the fence never expires)")
         self.name = name
         self.ttl_s = ttl_s
         self.wait_s = wait_s
         self.key = f"{prefix}:{{{name}}}"
         self.fence_key = f"{self.key}:fence"
+        self.fence_ttl_s = None if fence_ttl_s is None else max(fence_ttl_s, ttl_s)
         self._client = client
         self._owner = uuid.uuid4().hex
         self._fencing_token: int | None = None
@@ -133,7 +145,10 @@ class RedisLock:
     async def try_acquire(self) -> int | None:
         """One attempt; returns the fencing token, or None if someone else holds the lock."""
         ttl_ms = max(int(self.ttl_s * 1000), 1)
-        token = await self._run(self._acquire, [self.key, self.fence_key], [self._owner, ttl_ms])
+        fence_ms = "" if self.fence_ttl_s is None else max(int(self.fence_ttl_s * 1000), 1)
+        token = await self._run(
+            self._acquire, [self.key, self.fence_key], [self._owner, ttl_ms, fence_ms]
+        )
         if token == 0:
             return None
         self._fencing_token = token

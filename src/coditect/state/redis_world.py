@@ -6,6 +6,10 @@ RENAME and multi-key scripts work on a Redis Cluster)::
     coditect:files:{<root_key>}       hash  path -> {"size", "mtime_ns", "sha256"} as JSON
     coditect:tasks:{<mission_id>}     hash  task_id -> TaskStateRecord as JSON
 
+With ``ttl_s`` set, every write also sets the key's expiry to ``ttl_s`` (in the same
+non-transactional pipeline, one key, so one slot): a key lives ``ttl_s`` after its last write.
+Distributed mode passes ``state_retention_s`` (default :data:`DEFAULT_STATE_RETENTION_S`).
+
 ``redis-py`` is imported lazily (``pip install redis``).
 """
 
@@ -32,13 +36,27 @@ if TYPE_CHECKING:
     RedisClient = Redis | RedisCluster
 
 __all__ = [
+    "DEFAULT_STATE_RETENTION_S",
     "RedisFileIndexStore",
     "RedisTaskStateStore",
     "TaskStateRecord",
     "connect_redis",
+    "ttl_ms",
 ]
 
 _CHUNK = 500
+
+#: How long a mission's Redis state is kept after its last write, by default (7 days).
+DEFAULT_STATE_RETENTION_S = 7 * 24 * 3600.0
+
+
+def ttl_ms(ttl_s: float | None) -> int | None:
+    """``ttl_s`` in whole milliseconds (at least 1), or None for "no expiry"."""
+    if ttl_s is None:
+        return None
+    if ttl_s <= 0:
+        raise ValueError(f"a TTL must be positive, got {ttl_s!r}s; give None for no expiry")
+    return max(int(ttl_s * 1000), 1)
 
 
 def _import_redis() -> Any:
@@ -118,11 +136,15 @@ class RedisFileIndexStore(FileIndexStore):
     Args:
         client: A ``redis.asyncio.Redis`` or ``RedisCluster``.
         prefix: Key prefix.
+        ttl_s: If set, an index expires this long after it was last saved.
     """
 
-    def __init__(self, client: RedisClient, *, prefix: str = "coditect") -> None:
+    def __init__(
+        self, client: RedisClient, *, prefix: str = "coditect", ttl_s: float | None = None
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._ttl_ms = ttl_ms(ttl_s)
 
     def key(self, root_key: str) -> str:
         """The hash holding the index of ``root_key``."""
@@ -143,7 +165,9 @@ class RedisFileIndexStore(FileIndexStore):
         """Replace the saved records of ``root_key`` atomically.
 
         The new hash is written under a temporary key in the same slot, then RENAMEd over the
-        old one, so a reader sees the old index or the new one, never a mix.
+        old one, so a reader sees the old index or the new one, never a mix. With a TTL the
+        temporary hash gets it from its first write (a writer that dies leaves no garbage for
+        longer) and RENAME carries it over.
         """
         from redis.exceptions import RedisError
 
@@ -160,7 +184,11 @@ class RedisFileIndexStore(FileIndexStore):
             items = list(fields.items())
             try:
                 for i in range(0, len(items), _CHUNK):
-                    await self._client.hset(tmp, mapping=dict(items[i : i + _CHUNK]))
+                    pipe = self._client.pipeline(transaction=False)
+                    pipe.hset(tmp, mapping=dict(items[i : i + _CHUNK]))
+                    if self._ttl_ms and i == 0:
+                        pipe.pexpire(tmp, self._ttl_ms)
+                    await pipe.execute()
                 await self._client.rename(tmp, key)
             except BaseException:
                 await self._client.delete(tmp)
@@ -211,7 +239,7 @@ class RedisTaskStateStore:
     ) -> None:
         self._client = client
         self._prefix = prefix
-        self._ttl_ms = int(ttl_s * 1000) if ttl_s else None
+        self._ttl_ms = ttl_ms(ttl_s)
 
     def key(self, mission_id: str) -> str:
         """The hash holding the task states of ``mission_id``."""
@@ -223,9 +251,11 @@ class RedisTaskStateStore:
 
         key = self.key(record.mission_id)
         try:
-            await self._client.hset(key, record.task_id, record.model_dump_json())
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hset(key, record.task_id, record.model_dump_json())
             if self._ttl_ms:
-                await self._client.pexpire(key, self._ttl_ms)
+                pipe.pexpire(key, self._ttl_ms)
+            await pipe.execute()
         except RedisError as exc:
             raise _store_error("set task state", exc) from exc
 

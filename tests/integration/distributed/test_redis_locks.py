@@ -113,3 +113,25 @@ async def test_fencing_token_needs_a_hold(redis_client) -> None:
 def test_invalid_lock_names_are_rejected(name: str) -> None:
     with pytest.raises(ValueError, match="invalid lock name"):
         RedisLock(None, name)  # type: ignore[arg-type]
+
+
+async def test_the_fence_counter_expires_after_the_retention(redis_client) -> None:
+    kept = RedisLock(redis_client, unique("lock"), ttl_s=5)
+    await kept.acquire()
+    assert await redis_client.pttl(kept.fence_key) == -1  # no fence_ttl_s: kept forever
+    await kept.release()
+
+    lock = RedisLock(redis_client, unique("lock"), ttl_s=5, fence_ttl_s=3600)
+    await lock.acquire()
+    assert 5000 < await redis_client.pttl(lock.fence_key) <= 3600 * 1000
+    await lock.release()
+    # The fence outlives the lock even when the retention is shorter than the lock's TTL.
+    short = RedisLock(redis_client, unique("lock"), ttl_s=60, fence_ttl_s=1)
+    await short.acquire()
+    assert 1000 < await redis_client.pttl(short.fence_key) <= 60 * 1000
+    # Read the fence first: the later read of the lock can only be lower when both expire together.
+    fence_ms = await redis_client.pttl(short.fence_key)
+    assert await redis_client.pttl(short.key) <= fence_ms
+    await short.release()
+    with pytest.raises(ValueError, match="fence_ttl_s must be positive"):
+        RedisLock(redis_client, unique("lock"), fence_ttl_s=0)

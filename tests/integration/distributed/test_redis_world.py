@@ -112,3 +112,29 @@ async def test_store_errors_are_translated(redis_url: str) -> None:
 def test_connect_needs_exactly_one_address() -> None:
     with pytest.raises(ValueError):
         asyncio.run(connect_redis())
+
+
+async def test_writes_set_the_retention_ttl(redis_client) -> None:
+    hour_ms = 3600 * 1000
+    files = RedisFileIndexStore(redis_client, prefix=unique("p"), ttl_s=3600)
+    root = unique("root")
+    await files.save_file_index(root, [rec(f"m{i}.py", i + 1) for i in range(1200)])  # chunked
+    assert 0 < await redis_client.pttl(files.key(root)) <= hour_ms
+    # A later save refreshes the expiry (sliding retention).
+    await redis_client.pexpire(files.key(root), 5000)
+    await files.save_file_index(root, [rec("a.py")])
+    assert 5000 < await redis_client.pttl(files.key(root)) <= hour_ms
+
+    states = RedisTaskStateStore(redis_client, prefix=unique("p"), ttl_s=3600)
+    mission = unique("m")
+    await states.set(TaskStateRecord(mission_id=mission, task_id="t", state=GoalState.RUNNING))
+    assert 0 < await redis_client.pttl(states.key(mission)) <= hour_ms
+
+
+async def test_without_a_ttl_nothing_expires(redis_client) -> None:
+    files = RedisFileIndexStore(redis_client, prefix=unique("p"))
+    root = unique("root")
+    await files.save_file_index(root, [rec("a.py")])
+    assert await redis_client.pttl(files.key(root)) == -1
+    with pytest.raises(ValueError, match="TTL must be positive"):
+        RedisFileIndexStore(redis_client, ttl_s=0)

@@ -102,3 +102,14 @@ async def test_poll_task_counts_refreshes_the_gauge(redis_client) -> None:
     finally:
         poller.cancel()
         await asyncio.gather(poller, return_exceptions=True)
+
+
+async def test_each_write_refreshes_the_mission_hash_ttl(redis_client) -> None:
+    store = CountedTaskStateStore(redis_client, prefix=unique("p"), ttl_s=3600)
+    mission = unique("m")
+    await store.set(rec(mission, "t1", GoalState.PENDING))
+    assert 0 < await redis_client.pttl(store.key(mission)) <= 3600 * 1000
+    await redis_client.pexpire(store.key(mission), 5000)
+    await store.set(rec(mission, "t1", GoalState.PENDING))  # unchanged state: still refreshed
+    assert 5000 < await redis_client.pttl(store.key(mission)) <= 3600 * 1000
+    assert await redis_client.pttl(store.counts_key) == -1  # the counts never expire

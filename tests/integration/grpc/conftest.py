@@ -66,6 +66,8 @@ def service_settings(
         # Long enough that a loaded CI machine does not redeliver a task that is still running
         # (redelivery itself is covered by the kill -9 test in tests/e2e/test_distributed.py).
         "ack_wait_s": 10.0,
+        # Not the 7-day default, so a test can tell the setting reached every Redis write.
+        "state_retention_s": 3600.0,
         "llm": "scripted:fibonacci",
         "sandbox": "subprocess",
     }

@@ -19,9 +19,19 @@ runner = CliRunner()
         ),
         (
             ["serve", "taskqueue", "--help"],
-            ["--nats", "--redis", "--redis-cluster", "CODITECT_ACK_WAIT_S"],
+            [
+                "--nats",
+                "--redis",
+                "--redis-cluster",
+                "CODITECT_ACK_WAIT_S",
+                "--state-retention",
+                "CODITECT_STATE_RETENTION_S",
+            ],
         ),
-        (["worker", "--help"], ["--capabilities", "--taskqueue", "--nats", "--burst"]),
+        (
+            ["worker", "--help"],
+            ["--capabilities", "--taskqueue", "--nats", "--burst", "--state-retention"],
+        ),
         (["submit", "--help"], ["--repo", "--server", "--watch", "--plan-only"]),
     ],
 )

@@ -14,6 +14,7 @@ from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueCli
 from coditect.distributed.app import build_worker, start_orchestrator, start_taskqueue
 from coditect.distributed.settings import DistributedSettings
 from coditect.llm.demo import fibonacci_model
+from coditect.state.redis_world import connect_redis
 
 TOKEN = "tok"
 REQUEST = "Add a function to calculate the nth Fibonacci number"
@@ -58,9 +59,33 @@ async def cluster(service_settings, certs):
     await tq.stop()
 
 
+async def assert_mission_keys_expire(settings: DistributedSettings, mission_id: str) -> None:
+    """Every ``coditect:*`` key of the mission expires within the state retention."""
+    redis = await connect_redis(
+        None if settings.cluster_nodes else settings.redis_url,
+        cluster_nodes=settings.cluster_nodes,
+        max_wait_s=3,
+    )
+    try:
+        keys = sorted(
+            [
+                k.decode() if isinstance(k, bytes) else k
+                async for k in redis.scan_iter(match=f"coditect:*{mission_id}*", count=500)
+            ]
+        )  # on a cluster, scan_iter visits every primary
+        kinds = {k.split(":")[1] for k in keys}
+        assert {"tasks", "results", "applied", "files", "checkpoint", "lock"} <= kinds, keys
+        assert f"coditect:lock:{{push.{mission_id}}}:fence" in keys
+        limit_ms = settings.state_retention_s * 1000
+        ttls = {k: await redis.pttl(k) for k in keys}
+        assert all(0 < ms <= limit_ms for ms in ttls.values()), ttls
+    finally:
+        await redis.aclose()
+
+
 @ON_SINGLE_AND_CLUSTER_REDIS
 async def test_fibonacci_mission_over_grpc_jetstream_redis_postgres(
-    cluster, calculator_repo, git, certs
+    cluster, calculator_repo, git, certs, service_settings
 ):
     orch, tq, start_worker, _ = cluster
     await start_worker("w1")
@@ -96,6 +121,8 @@ async def test_fibonacci_mission_over_grpc_jetstream_redis_postgres(
     async with TaskQueueClient(tq_opts) as tqc:
         files = await tqc.query_world(resp.mission_id, "tests/*.py")
     assert "tests/test_arithmetic.py" in {f.path for f in files}
+    # Every Redis key of the mission expires after the (test's 1-hour) state retention.
+    await assert_mission_keys_expire(DistributedSettings(**service_settings), resp.mission_id)
 
 
 async def test_one_trace_follows_a_mission_through_orchestrator_queue_and_worker(

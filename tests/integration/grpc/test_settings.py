@@ -46,3 +46,11 @@ def test_bad_config_is_a_config_error(tmp_path):
         load_settings(None, max_deliveries=0)
     with pytest.raises(ConfigError, match=r"redis_cluster: 'a' is not host:port"):
         load_settings(None, redis_cluster="a:7000,a")
+    with pytest.raises(ConfigError, match="state_retention_s .* is shorter than mission_timeout_s"):
+        load_settings(None, state_retention_s=60)
+
+
+def test_state_retention_defaults_to_7_days_and_reads_the_env(monkeypatch):
+    assert load_settings().state_retention_s == 7 * 24 * 3600
+    monkeypatch.setenv("CODITECT_STATE_RETENTION_S", "86400")
+    assert load_settings().state_retention_s == 86400
