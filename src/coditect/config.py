@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coditect.agents.candidates import DEFAULT_CANDIDATE_TEMPERATURE, DEFAULT_CANDIDATES
+
 __all__ = ["Settings", "default_home"]
 
 
@@ -37,6 +39,9 @@ class Settings(BaseSettings):
             ``memory`` or ``redis://HOST:PORT/DB`` (shared by every worker).
         budget_usd: Hard USD limit of one mission's LLM calls (None: no limit).
         budget_tokens: Hard limit of one mission's LLM tokens, input plus output (None: no limit).
+        candidates: Code candidates the coder may sample when its first answer fails the
+            evidence (docstring examples, earlier tests); 1 turns sampling off (docs/report.md).
+        candidate_temperature: Sampling temperature of those extra candidates.
     """
 
     model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore")
@@ -53,6 +58,8 @@ class Settings(BaseSettings):
     reuse_url: str = "sqlite"
     budget_usd: float | None = Field(default=None, ge=0)
     budget_tokens: int | None = Field(default=None, ge=0)
+    candidates: int = Field(default=DEFAULT_CANDIDATES, ge=1, le=16)
+    candidate_temperature: float = Field(default=DEFAULT_CANDIDATE_TEMPERATURE, ge=0.0, le=2.0)
 
     @property
     def database_url(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coditect.agents.analyzer import AnalyzerAgent
+from coditect.agents.candidates import CandidateSettings
 from coditect.agents.coder import CoderAgent
 from coditect.agents.tester import TesterAgent
 from coditect.bus.base import EventBus
@@ -104,7 +105,12 @@ def build_runtime(
     bus = bus or MemoryBus()
     ledger = SqliteLedger(settings.database_url)
     reuse = build_reuse(settings, model) if settings.reuse else None
-    allocator = ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()])
+    coder = CoderAgent(
+        candidates=CandidateSettings(
+            n=settings.candidates, temperature=settings.candidate_temperature
+        )
+    )
+    allocator = ResourceAllocator([AnalyzerAgent(), coder, TesterAgent()])
     runner = MissionRunner(
         model=model,
         sandbox=sandbox,

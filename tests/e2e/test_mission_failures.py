@@ -63,17 +63,22 @@ async def test_code_that_never_parses_fails_cleanly(calculator_repo, git):
     untouched(calculator_repo, git)
 
 
-async def test_wrong_code_gets_repair_rounds_then_fails(calculator_repo, git):
+async def test_code_its_own_tests_disagree_with_is_unverified(calculator_repo, git):
+    # Only tests CODITECT wrote disagree and the model keeps its code: inconclusive evidence,
+    # so the change is kept on the mission branch (never in the user's tree) as UNVERIFIED.
     wrong = FIBONACCI_CODE.replace("return a\n", "return a + 1\n")
     report = await run(calculator_repo, answers(code=wrong), max_repairs=1)
-    assert report.status is MissionOutcome.FAILED
+    assert report.status is MissionOutcome.UNVERIFIED
+    assert "tests written by CODITECT disagree" in report.reason
+    assert report.branch and report.changed_files == ["calculator/arithmetic.py"]
+    assert any("not committed" in e for e in report.evidence)
     ids = [t.id for t in report.tasks]
     assert "repair1" in ids and "retest1" in ids
     first = next(t for t in report.tasks if t.id == "t4")
     assert first.superseded_by == "retest1"
     assert report.tests.failed > 0
     assert any(v.kind == "test_failure" for v in report.violations)
-    untouched(calculator_repo, git)
+    assert git(calculator_repo, "status", "--porcelain") == ""
 
 
 async def test_a_hanging_test_suite_times_out(calculator_repo, git):

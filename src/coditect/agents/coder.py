@@ -8,9 +8,18 @@ fails is sent back with the reason, up to ``max_generations`` calls; then the ta
 
 from __future__ import annotations
 
+import re
 import time
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
+from coditect.agents.candidates import (
+    CandidateSettings,
+    CheckCode,
+    checks_for,
+    choose,
+    selection_note,
+    test_files_of,
+)
 from coditect.agents.codejob import CodeJob, build_job, sha256_text, write_atomic
 from coditect.agents.codemerge import (
     MergeError,
@@ -18,6 +27,7 @@ from coditect.agents.codemerge import (
     identical_definitions,
     merge_source,
 )
+from coditect.agents.doctests import with_examples_tests
 from coditect.agents.extract import cap_asserts, extract_code, salvage_truncated
 from coditect.agents.fixups import auto_import, drop_foreign_tests, unshadow_imports
 from coditect.agents.prompts import (
@@ -27,11 +37,12 @@ from coditect.agents.prompts import (
     rejected_prompt,
     tests_prompt,
 )
-from coditect.agents.validation import ProjectView, check_source
+from coditect.agents.selection import Selection
+from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import AgentAct, AgentLearn, AgentThink
 from coditect.domain.results import CodeChange, FileEdit
 from coditect.domain.tasks import Intent
-from coditect.errors import AgentError
+from coditect.errors import AgentError, CoditectError
 from coditect.llm.base import Message, ModelResponse, ModelSettings
 
 __all__ = ["MAX_ASSERTS_PER_TEST", "MAX_TESTS_PER_ANSWER", "CoderAgent"]
@@ -41,10 +52,15 @@ MAX_ASSERTS_PER_TEST = 5
 #: Test functions kept from one answer (the first ones; later ones are the least reliable).
 MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
+_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Rejected(Exception):
     """An answer that cannot be used; the message goes back to the model."""
+
+
+class _Unchanged(_Rejected):
+    """An answer identical to the current code."""
 
 
 class CoderAgent(Agent):
@@ -57,6 +73,9 @@ class CoderAgent(Agent):
         max_test_tokens: Output limit per call for tests (a runaway list of asserts is cut
             there and salvaged).
         retry: Backoff for retryable errors (a model that is briefly unavailable).
+        candidates: How many code candidates to sample when the first answer does not pass
+            the evidence (docstring examples, earlier tests); see
+            :mod:`coditect.agents.candidates`. Default: one candidate (no sampling).
     """
 
     name = "coder"
@@ -69,8 +88,10 @@ class CoderAgent(Agent):
         max_tokens: int = 400,
         max_test_tokens: int = 200,
         retry: RetryPolicy | None = None,
+        candidates: CandidateSettings | None = None,
     ) -> None:
         super().__init__(retry=retry)
+        self.candidates = candidates or CandidateSettings()
         self.max_generations = max_generations
         self.max_tokens = max_tokens
         self.max_test_tokens = max_test_tokens
@@ -98,6 +119,11 @@ class CoderAgent(Agent):
             try:
                 merged = self._merge(ctx, job, response)
             except _Rejected as exc:
+                if isinstance(exc, _Unchanged) and job.failures and not job.is_tests:
+                    # The model defends the current code against failing tests: evidence
+                    # that a test may be wrong, weighed with the other candidates.
+                    await self._generated(ctx, response, "unchanged: the code is kept", ok=True)
+                    return await self._pick(ctx, job, messages, None, generation)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
                 reason = str(exc)
@@ -121,6 +147,8 @@ class CoderAgent(Agent):
                         lesson=f"answer for {job.path} fixed after: {errors[-1]}",
                     )
                 )
+            if not job.is_tests:
+                return await self._pick(ctx, job, messages, merged, generation)
             return await self._write(ctx, job, merged, generation)
         raise AgentError(
             f"the model gave no usable code for {job.path} in {self.max_generations} generation(s): "
@@ -191,11 +219,20 @@ class CoderAgent(Agent):
             code = unshadow_imports(code)
             merged = merge_source(job.original, code, self_module=job.self_module)
             merged = auto_import(merged, job, ctx.workspace)
+            if job.is_tests and job.subject_path:
+                subject = ctx.workspace / job.subject_path
+                merged = with_examples_tests(
+                    merged,
+                    subject_source=subject.read_text("utf-8") if subject.is_file() else "",
+                    subject_module=module_name(job.subject_path),
+                    names=job.subject_names,
+                    self_module=job.self_module,
+                )
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
         if not (merged.added or merged.replaced):
             same = ", ".join(merged.unchanged) or "the file"
-            raise _Rejected(
+            raise _Unchanged(
                 f"your code is the same as the current {same}, nothing changed. "
                 f"Change it to do this: {ctx.request.strip()}"
             )
@@ -208,6 +245,99 @@ class CoderAgent(Agent):
         if problems:
             raise _Rejected("; ".join(problems))
         return merged
+
+    async def _pick(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        messages: list[Message],
+        first: MergeResult | None,
+        generation: int,
+    ) -> CodeChange:
+        """Check the answer against the evidence; sample more candidates when it falls short.
+
+        ``first`` None means the model answered with the current code unchanged (a repair
+        round); the current code is then a candidate like any other.
+        """
+        pool: list[MergeResult | None] = []
+        if job.failures and job.original is not None:
+            pool.append(None)  # the current code, first: it wins ties
+        if first is not None:
+            pool.append(first)
+        selection = await self._select(ctx, job, pool)
+        extra = self.candidates.n - 1
+        if extra > 0 and selection is not None and not selection.verified:
+            pool.extend(await self._sample(ctx, job, messages, extra))
+            selection = await self._select(ctx, job, pool) or selection
+        chosen = pool[selection.index] if selection is not None else first
+        note = selection_note(selection, len(pool))
+        if chosen is None:
+            return CodeChange(
+                generations=generation, summary=f"{job.path}: the current code is kept; {note}"
+            )
+        change = await self._write(ctx, job, chosen, generation)
+        if not note:
+            return change
+        return change.model_copy(update={"summary": f"{change.summary}; {note}"})
+
+    async def _select(
+        self, ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]
+    ) -> Selection | None:
+        checks = self._checks(ctx, job, pool)
+        if not checks or not pool:
+            return None
+        sources = [m.source if m is not None else job.original or "" for m in pool]
+        try:
+            return await choose(
+                ctx.sandbox,
+                ctx.workspace,
+                module=job.self_module,
+                path=job.path,
+                candidates=sources,
+                checks=checks,
+                check_timeout_s=self.candidates.check_timeout_s,
+            )
+        except CoditectError:
+            return None  # the sandbox could not run the checks: no evidence either way
+
+    @staticmethod
+    def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
+        names = {n for m in pool if m is not None for n in (*m.added, *m.replaced)}
+        names |= set(_WORDS.findall(f"{ctx.request} {ctx.task.description}"))
+        test_files = []
+        if job.failures:
+            for rel in test_files_of(ctx.upstream.tests, ctx.workspace):
+                test_files.append((rel, (ctx.workspace / rel).read_text("utf-8", "replace")))
+        return checks_for(
+            module=job.self_module,
+            source=job.original or "",
+            names=sorted(names),
+            test_files=test_files,
+        )
+
+    async def _sample(
+        self, ctx: AgentContext, job: CodeJob, messages: list[Message], count: int
+    ) -> list[MergeResult | None]:
+        """``count`` more answers to the same messages (same prompt: llama.cpp reuses it)."""
+        out: list[MergeResult | None] = []
+        for i in range(count):
+            settings = ModelSettings(
+                max_tokens=self.max_tokens,
+                temperature=self.candidates.temperature,
+                purpose="code",
+                seed=1000 * ctx.attempt + i + 1,
+            )
+            response = await ctx.model.request(messages, settings)
+            try:
+                out.append(self._merge(ctx, job, response))
+            except _Unchanged:
+                if job.failures:
+                    out.append(None)  # one more vote for the current code
+            except _Rejected as exc:
+                await self._generated(ctx, response, f"candidate rejected: {exc}", ok=False)
+                continue
+            await self._generated(ctx, response, f"candidate {i + 2}", ok=True)
+        return out
 
     async def _write(
         self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int

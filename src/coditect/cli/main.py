@@ -35,6 +35,7 @@ app.add_typer(archive_cmd.app, name="archive")
 app.command(name="replay")(archive_cmd.replay)
 
 EXIT_FAILED, EXIT_INPUT, EXIT_CANCELLED = 1, 2, 130
+EXIT_UNVERIFIED = 3  # a change is on the mission branch, but its tests disagree (docs/report.md)
 
 
 from coditect.cli import costs_cmd  # noqa: E402
@@ -139,6 +140,10 @@ def run(
     no_reuse: Annotated[
         bool, typer.Option("--no-reuse", help="Do not reuse earlier work (docs/reuse.md).")
     ] = False,
+    candidates: Annotated[
+        int | None,
+        typer.Option(help="Code candidates sampled when the first fails the checks (1: off)."),
+    ] = None,
 ) -> None:
     """Run a mission: plan, analyse, write code and tests, run them, commit on a branch."""
     overrides: dict[str, object] = {}
@@ -150,6 +155,7 @@ def run(
         ("budget_usd", budget_usd),
         ("budget_tokens", budget_tokens),
         ("reuse", False if no_reuse else None),
+        ("candidates", candidates),
     ):
         if value is not None:
             overrides[key] = value
@@ -171,6 +177,8 @@ def run(
     _print_report(report, as_json=as_json, console=console, show_tasks=False)
     if report.status is MissionOutcome.CANCELLED:
         raise typer.Exit(EXIT_CANCELLED)
+    if report.status is MissionOutcome.UNVERIFIED:
+        raise typer.Exit(EXIT_UNVERIFIED)
     if report.status is not MissionOutcome.SUCCESS:
         raise typer.Exit(EXIT_FAILED)
 

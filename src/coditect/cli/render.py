@@ -26,6 +26,7 @@ _STYLE = {
 }
 _OUTCOME_STYLE = {
     MissionOutcome.SUCCESS: "bold green",
+    MissionOutcome.UNVERIFIED: "bold dark_orange",
     MissionOutcome.FAILED: "bold red",
     MissionOutcome.CANCELLED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
@@ -149,6 +150,8 @@ def render_report(
         lines.append(Text(f"applied to: {report.applied_to}", style="bold"))
     for note in report.notes:
         lines.append(Text(f"note: {note}", style="dim"))
+    for item in report.evidence:
+        lines.append(Text(f"evidence: {item}"))
     if show_diff and report.diff:
         lines.append(Panel(Syntax(report.diff, "diff", word_wrap=True), title="diff"))
     return Group(*lines)

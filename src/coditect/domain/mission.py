@@ -28,10 +28,17 @@ def new_mission_id() -> str:
 
 
 class MissionOutcome(StrEnum):
-    """The headline outcome of a mission."""
+    """The headline outcome of a mission (docs/report.md).
+
+    SUCCESS: the change is committed and every test passes, the tests that were there before
+    included. UNVERIFIED: a change is committed on the mission branch but the evidence is
+    inconclusive (tests CODITECT wrote disagree with it; ``reason`` says which). FAILED: no
+    usable change, nothing lands.
+    """
 
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
+    UNVERIFIED = "UNVERIFIED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
@@ -120,5 +127,6 @@ class MissionReport(BaseModel):
     tokens: TokenTotals = Field(default_factory=TokenTotals)
     stage_s: dict[str, float] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     wall_s: float = 0.0

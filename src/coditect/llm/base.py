@@ -34,6 +34,8 @@ class ModelSettings(BaseModel):
         stop: Strings that end generation.
         json_schema: When set, the backend constrains output to this JSON schema if it can.
         purpose: Short tag for accounting and routing, e.g. ``"plan"``, ``"code"``.
+        seed: Sampling seed of this call (None: the backend's own); several samples of one
+            prompt at a temperature above 0 differ only when their seeds do.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,6 +45,7 @@ class ModelSettings(BaseModel):
     stop: tuple[str, ...] = ()
     json_schema: dict[str, object] | None = None
     purpose: str = ""
+    seed: int | None = None
 
 
 class Usage(BaseModel):

@@ -67,7 +67,8 @@ class LocalModel(Model):
         n_ctx: Context window in tokens (prompt plus answer).
         n_threads: CPU threads for inference; defaults to ``os.cpu_count()``. Only the first
             instance that loads a given (file, n_ctx) pair decides it: the weights are shared.
-        seed: Sampling seed, so that temperatures above 0 are reproducible too.
+        seed: Sampling seed, so that temperatures above 0 are reproducible too (a request's
+            ``settings.seed`` overrides it).
         llama_factory: Builds the llama.cpp model, called as
             ``factory(model_path=..., n_ctx=..., n_threads=..., verbose=False)``; defaults to
             ``llama_cpp.Llama``. Tests pass a fake; its objects need ``create_chat_completion``
@@ -159,7 +160,7 @@ class LocalModel(Model):
             "max_tokens": settings.max_tokens,
             "temperature": settings.temperature,
             "stop": list(settings.stop) or None,
-            "seed": self._seed,
+            "seed": self._seed if settings.seed is None else settings.seed,
         }
         if settings.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": settings.json_schema}

@@ -37,6 +37,7 @@ from coditect.llm.ledger import CallContext, Ledger, LedgerModel, MemoryLedger
 from coditect.logging import bind_mission
 from coditect.orchestrator.allocator import ResourceAllocator
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
+from coditect.orchestrator.outcome import decide_outcome
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.repair import repair_tasks, test_failure_summary
@@ -494,16 +495,24 @@ class MissionRunner:
         changed = sorted(
             p for p in set(run.initial) | set(final) if run.initial.get(p) != final.get(p)
         )
-        report.changed_files = changed
         report.tests.written_by_coditect = list(run.tests_written)
         self._account(run)
-        if report.status is not MissionOutcome.SUCCESS:
-            return
-        if not changed:
-            self._end(report, MissionOutcome.FAILED, "the agents finished but changed no file")
+        last_tests = next((r for r in reversed(run.results) if isinstance(r, TestReport)), None)
+        verdict = decide_outcome(
+            status=report.status,
+            reason=report.reason,
+            changed=changed,
+            tests_written=run.tests_written,
+            last_tests=last_tests,
+        )
+        self._end(report, verdict.outcome, verdict.reason)
+        report.evidence.extend(verdict.evidence)
+        changed = [p for p in changed if p not in verdict.withheld]
+        report.changed_files = changed
+        if report.status not in (MissionOutcome.SUCCESS, MissionOutcome.UNVERIFIED):
             return
         report.diff = run.ws.diff(changed)
-        if self._reusing and self.reuse is not None:
+        if report.status is MissionOutcome.SUCCESS and self._reusing and self.reuse is not None:
             for key, result, meter in run.pending:
                 await self.reuse.tasks.remember(
                     key, result, run.ws.path, tokens=meter.total_tokens, usd=meter.usd

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from coditect.agents.doctests import is_examples_test
 from coditect.domain.results import TestReport
 from coditect.domain.tasks import Intent, TaskSpec
+from coditect.orchestrator.outcome import written_by_us
 
 __all__ = ["repair_tasks", "test_failure_summary"]
 
@@ -40,14 +42,19 @@ def repair_tasks(
 ) -> tuple[TaskSpec, TaskSpec]:
     """The "fix, then test again" tasks of repair round ``round_no`` for the failed run ``failed``.
 
-    The first round fixes the side most likely wrong: the tests when every failure is in a test
-    file this mission wrote, the code otherwise; the second round tries the other side.
+    The first round gives the failures to the coder (which may keep the code, see
+    :mod:`coditect.agents.candidates`); later rounds fix the tests when every failure is in a
+    test this mission wrote (docstring-example tests excepted), the code otherwise.
     """
+    # A failing docstring-examples test is the user's evidence against the code, never "ours".
     ours = bool(tests_written) and all(
-        any(p.removesuffix(".py").replace("/", ".") in f.test_id for p in tests_written)
-        for f in report.failures
+        written_by_us(f, tests_written) and not is_examples_test(f.test_id) for f in report.failures
     )
-    fix_tests = ours if round_no == 1 else not ours
+    # Round 1 always goes to the coder, which weighs the evidence (docstring examples, the
+    # tests, other candidates, the current code) and keeps the code when it is the test that
+    # disagrees; only then (round 2 on) may the tests CODITECT wrote be rewritten. Rewriting a
+    # test first would let a wrong change "pass" tests bent to fit it.
+    fix_tests = ours and round_no > 1
     fix = TaskSpec(
         id=f"repair{round_no}",
         intent=Intent.WRITE_TESTS if fix_tests else Intent.WRITE_CODE,

@@ -13,6 +13,7 @@ from coditect.domain.tasks import Intent, TaskSpec
 from coditect.errors import AgentError
 from coditect.llm.base import ModelResponse, Usage
 from coditect.llm.testing import FunctionModel, ScriptedModel
+from coditect.sandbox.subprocess import SubprocessSandbox
 
 FIB = (
     '```python\ndef fibonacci(n):\n    """Return the nth Fibonacci number."""\n'
@@ -47,7 +48,7 @@ def make_ctx(
         ),
         workspace=ws,
         model=model,
-        sandbox=None,
+        sandbox=SubprocessSandbox(),
         upstream=upstream or Upstream(),
         emit=emit,  # type: ignore[arg-type]
     )

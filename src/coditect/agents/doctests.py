@@ -1,0 +1,313 @@
+"""Examples in a docstring, turned into checks (pure functions, no I/O).
+
+A docstring's examples are the strongest evidence of what a function should do that a mission
+has: the user wrote them. Two conventions are read:
+
+* doctest blocks: ``>>> f(x)`` (with ``...`` continuation lines) followed by the expected output;
+* examples in prose: a call of the function followed by one of the usual separators
+  (``==``, ``==>``, ``=>``, ``->``, an arrow, ``returns``, ``should return``, ``should be``,
+  ``is``) and a value.
+
+An example is kept only when it can be checked without guessing: the call parses as a Python
+expression whose only names are the function itself and builtins, and the expected value is a
+Python literal (or, after a doctest, the printed text of a ``print`` call). Anything else is
+skipped rather than turned into a check that might be wrong.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from coditect.agents.codemerge import MergeResult, merge_source
+
+__all__ = [
+    "EXAMPLES_TEST_SUFFIX",
+    "Example",
+    "examples_of",
+    "examples_test_source",
+    "extract_examples",
+    "is_examples_test",
+    "with_examples_tests",
+]
+
+#: Name suffix of the generated test that checks a function's docstring examples.
+EXAMPLES_TEST_SUFFIX = "_docstring_examples"
+
+_SEPARATOR = re.compile(
+    r"\s*(?:#\s*)?(==>|==|=>|->|\u279e|\u2192|=|should\s+return|returns?|should\s+be|is|gives?)"
+    r"\s*:?\s*",
+    re.I,
+)
+_BUILTINS = frozenset(dir(builtins))
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_MAX_EXAMPLES = 12
+_OPERATORS = frozenset("+-*/%<>=&|^@")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One checkable example of a function's behaviour.
+
+    Attributes:
+        call: A Python expression calling the function, e.g. ``add([4, 2, 6, 7])``.
+        expected: The expected value as Python source (a literal), or the printed text when
+            ``printed`` is set.
+        printed: The doctest showed ``print(call)`` output: compare ``str(result)``.
+        origin: ``"doctest"`` or ``"prose"``.
+    """
+
+    call: str
+    expected: str
+    printed: bool = False
+    origin: str = "doctest"
+
+    def assertion(self) -> str:
+        """One ``assert`` statement that checks this example."""
+        if self.printed:
+            return f"assert str({self.call}) == {self.expected!r}"
+        value = ast.literal_eval(self.expected)
+        if _is_float_like(value):
+            return f"assert _close({self.call}, {self.expected})"
+        return f"assert {self.call} == {self.expected}"
+
+
+def _is_float_like(value: object) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, float) for v in value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
+    return False
+
+
+def _call_ok(source: str, name: str) -> bool:
+    """``source`` is an expression calling ``name`` that uses no other non-builtin name."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:
+        return False
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+    ]
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return bool(calls) and names <= _BUILTINS | {name}
+
+
+def _literal(source: str) -> str | None:
+    """``source`` (or its longest word prefix) as a normalised Python literal, or None."""
+    words = source.strip().rstrip(".,;").split(" ")
+    for end in range(len(words), 0, -1):
+        if end < len(words) and words[end][:1] in _OPERATORS:
+            continue  # "1 + 9 = 10": the value is an expression, not its first term
+        text = " ".join(words[:end]).strip().rstrip(".,;:")
+        if not text:
+            continue
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        return repr(value)
+    return None
+
+
+def _doctest_examples(doc: str, name: str) -> list[Example]:
+    lines = doc.splitlines()
+    out: list[Example] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if not line.startswith(">>>"):
+            i += 1
+            continue
+        source = [line[3:].strip()]
+        i += 1
+        while i < len(lines) and lines[i].strip().startswith("..."):
+            source.append(lines[i].strip()[3:].strip())
+            i += 1
+        want: list[str] = []
+        while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith(">>>"):
+            want.append(lines[i].strip())
+            i += 1
+        found = _doctest_example(" ".join(source), " ".join(want), name)
+        if not found and len(want) > 1:
+            # Prose right under the output (no blank line between): the first line is the value.
+            found = _doctest_example(" ".join(source), want[0], name)
+        out.extend(found)
+    return out
+
+
+def _doctest_example(call: str, want: str, name: str) -> list[Example]:
+    printed = False
+    if call.startswith("print(") and call.endswith(")"):
+        call, printed = call[len("print(") : -1], True
+    if not want or not _call_ok(call, name):
+        return []
+    if printed:
+        return [Example(call=call, expected=want, printed=True)]
+    # A doctest's whole output must be the value (no trimming of trailing words, unlike prose).
+    try:
+        expected = repr(ast.literal_eval(want))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return []
+    return [Example(call=call, expected=expected)]
+
+
+def _balanced_end(text: str, start: int) -> int:
+    """Index just after the bracket group opening at ``text[start]``, or -1."""
+    stack: list[str] = []
+    quote = ""
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            stack.append(_OPEN[ch])
+        elif stack and ch == stack[-1]:
+            stack.pop()
+            if not stack:
+                return i + 1
+        elif ch in ")]}":
+            return -1
+        i += 1
+    return -1
+
+
+def _value_text(text: str, start: int) -> str:
+    """The text of the expected value starting at ``start``: a bracket group or the line."""
+    if start < len(text) and text[start] in _OPEN:
+        end = _balanced_end(text, start)
+        if end > 0:
+            return text[start:end]
+    stop = text.find("\n", start)
+    return text[start : stop if stop >= 0 else len(text)]
+
+
+def _prose_examples(doc: str, name: str) -> list[Example]:
+    out: list[Example] = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", doc):
+        end = _balanced_end(doc, match.end() - 1)
+        if end < 0:
+            continue
+        call = " ".join(doc[match.start() : end].split())
+        sep = _SEPARATOR.match(doc, end)
+        if sep is None or "\n" in doc[end : sep.end()].strip(" \t"):
+            continue
+        if not _call_ok(call, name):
+            continue
+        expected = _literal(" ".join(_value_text(doc, sep.end()).split()))
+        if expected is not None:
+            out.append(Example(call=call, expected=expected, origin="prose"))
+    return out
+
+
+def extract_examples(doc: str, name: str) -> tuple[Example, ...]:
+    """The checkable examples of function ``name`` in docstring ``doc`` (doctest ones first).
+
+    Args:
+        doc: The function's docstring.
+        name: The function's name; only examples that call it are kept.
+    """
+    found = _doctest_examples(doc, name)
+    seen = {e.call for e in found}
+    without_doctests = "\n".join(ln for ln in doc.splitlines() if not ln.strip().startswith(">>>"))
+    for example in _prose_examples(without_doctests, name):
+        if example.call not in seen:
+            seen.add(example.call)
+            found.append(example)
+    return tuple(found[:_MAX_EXAMPLES])
+
+
+def examples_of(
+    source: str, names: tuple[str, ...] | None = None
+) -> dict[str, tuple[Example, ...]]:
+    """Top-level functions of ``source`` (or only ``names``) with their docstring examples.
+
+    Functions without a checkable example are left out; a source that does not parse gives {}.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out: dict[str, tuple[Example, ...]] = {}
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if names is not None and node.name not in names:
+            continue
+        if isinstance(node, ast.AsyncFunctionDef):
+            continue  # an awaited call is not an expression we can check the same way
+        doc = ast.get_docstring(node)
+        examples = extract_examples(doc, node.name) if doc else ()
+        if examples:
+            out[node.name] = examples
+    return out
+
+
+_CLOSE_HELPER = """\
+    def _close(got, want):
+        if isinstance(want, (list, tuple)):
+            return len(got) == len(want) and all(_close(g, w) for g, w in zip(got, want))
+        return abs(got - want) <= 1e-6 * max(1.0, abs(want))
+"""
+
+
+def examples_test_source(module: str, name: str, examples: tuple[Example, ...]) -> str:
+    """A pytest function checking ``examples`` of ``module.name`` (imports inside, self-contained)."""
+    asserts = [f"    {e.assertion()}" for e in examples]
+    helper = _CLOSE_HELPER if any("_close(" in a for a in asserts) else ""
+    return (
+        f"def test_{name}{EXAMPLES_TEST_SUFFIX}():\n"
+        f'    """The examples in the docstring of {name} (extracted, not written by a model)."""\n'
+        f"    from {module} import {name}\n\n"
+        f"{helper}" + "\n".join(asserts) + "\n"
+    )
+
+
+def is_examples_test(test_id: str) -> bool:
+    """Whether ``test_id`` names a generated docstring-examples test."""
+    return EXAMPLES_TEST_SUFFIX in test_id
+
+
+def with_examples_tests(
+    merged: MergeResult,
+    *,
+    subject_source: str,
+    subject_module: str,
+    names: Sequence[str],
+    self_module: str = "",
+) -> MergeResult:
+    """``merged`` (a test file) plus one examples test per function in ``names`` that has some.
+
+    The examples test is written here, never by the model, and replaces any earlier version
+    (a test-repair answer cannot weaken it).
+
+    Raises:
+        MergeError: The merge of the generated tests failed (should not happen).
+    """
+    found = examples_of(subject_source, tuple(names))
+    if not found:
+        return merged
+    code = "\n\n".join(
+        examples_test_source(subject_module, name, examples) for name, examples in found.items()
+    )
+    extra = merge_source(merged.source, code, self_module=self_module)
+    return replace(
+        merged,
+        source=extra.source,
+        added=merged.added + tuple(n for n in extra.added if n not in merged.added),
+        replaced=merged.replaced + tuple(n for n in extra.replaced if n not in merged.added),
+    )

@@ -1,0 +1,151 @@
+"""The mission's outcome from its evidence (pure; shared by the one-process and distributed runners).
+
+:func:`decide_outcome` turns what the mission ended with (did every task complete, which files
+changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVERIFIED or FAILED:
+
+* SUCCESS: the last test run passed (every test, the ones that were there before included) and
+  something changed. The evidence lists what verified it.
+* UNVERIFIED: the change stays (committed on the mission branch) because the only tests that
+  disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
+  value must not cost the user a probably correct change. The reason names every disagreeing
+  test; failing generated test files are left out of the commit.
+* FAILED: nothing usable: no change, no test run, a test run that timed out or could not run, or
+  a failing test that CODITECT did not write (regression safety is absolute: breaking a test that
+  was there before is never accepted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from coditect.agents.doctests import is_examples_test
+from coditect.domain.mission import MissionOutcome
+from coditect.domain.paths import is_test_path
+from coditect.domain.results import TestFailure, TestReport
+
+__all__ = ["Verdict", "decide_outcome", "written_by_us"]
+
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A mission's outcome with its reasons.
+
+    Attributes:
+        outcome: SUCCESS, UNVERIFIED or FAILED (CANCELLED passes through unchanged).
+        reason: Empty on SUCCESS; otherwise what failed or disagreed.
+        evidence: What the outcome rests on, one line each (``MissionReport.evidence``).
+        withheld: Changed files left out of the commit (failing tests CODITECT wrote).
+    """
+
+    outcome: MissionOutcome
+    reason: str = ""
+    evidence: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+
+
+def _dotted(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".").replace("::", ".")
+
+
+def written_by_us(failure: TestFailure, tests_written: Sequence[str]) -> str:
+    """The test file this mission wrote that ``failure`` belongs to, or "".
+
+    Test ids look like ``tests/test_x.py::test_y`` (JUnit classname turned into a path).
+    """
+    test_id = _dotted(failure.test_id)
+    for path in tests_written:
+        dotted = _dotted(path)
+        if test_id == dotted or test_id.startswith(dotted + "."):
+            return path
+    return ""
+
+
+def _describe(failure: TestFailure) -> str:
+    message = " ".join(failure.message.split())[:160]
+    return f"{failure.test_id}: {message}" if message else failure.test_id
+
+
+def _success(changed: Sequence[str], tests_written: Sequence[str], tests: TestReport) -> Verdict:
+    ours = [p for p in tests_written if p in changed]
+    theirs = "" if not ours else f", including the tests CODITECT wrote in {', '.join(ours)}"
+    evidence = f"all {tests.passed} tests of the last run pass{theirs}"
+    return Verdict(MissionOutcome.SUCCESS, evidence=(evidence,))
+
+
+def decide_outcome(
+    *,
+    status: MissionOutcome,
+    reason: str,
+    changed: Sequence[str],
+    tests_written: Sequence[str],
+    last_tests: TestReport | None,
+) -> Verdict:
+    """Decide SUCCESS, UNVERIFIED or FAILED for a mission that ran to its end.
+
+    Args:
+        status: The runner's view: SUCCESS when every task completed, else FAILED (CANCELLED
+            and RUNNING are returned unchanged).
+        reason: The runner's reason for a failure.
+        changed: Files the mission changed.
+        tests_written: Test files the mission wrote (created or extended).
+        last_tests: The last test run, None when no test ran.
+    """
+    if status not in (MissionOutcome.SUCCESS, MissionOutcome.FAILED):
+        return Verdict(status, reason)
+    if not changed:
+        return Verdict(MissionOutcome.FAILED, reason or "the agents finished but changed no file")
+    if last_tests is None:
+        if status is MissionOutcome.SUCCESS:
+            return Verdict(MissionOutcome.SUCCESS, evidence=("no test run was planned",))
+        return Verdict(MissionOutcome.FAILED, reason)
+    if last_tests.ok and status is MissionOutcome.SUCCESS:
+        return _success(changed, tests_written, last_tests)
+    failures = last_tests.failures
+    if last_tests.ok or last_tests.timed_out or not failures:
+        return Verdict(MissionOutcome.FAILED, reason or "the last test run did not pass")
+    foreign = [f for f in failures if not written_by_us(f, tests_written)]
+    if foreign:
+        listed = "; ".join(_describe(f) for f in foreign[:_MAX_LISTED])
+        return Verdict(
+            MissionOutcome.FAILED,
+            f"tests that CODITECT did not write fail: {listed}",
+        )
+    if not any(not is_test_path(p) for p in changed):
+        return Verdict(MissionOutcome.FAILED, reason or "no source file changed")
+    return _unverified(failures, changed, tests_written, last_tests)
+
+
+def _unverified(
+    failures: Sequence[TestFailure],
+    changed: Sequence[str],
+    tests_written: Sequence[str],
+    tests: TestReport,
+) -> Verdict:
+    examples = [f for f in failures if is_examples_test(f.test_id)]
+    generated = [f for f in failures if not is_examples_test(f.test_id)]
+    parts = []
+    if examples:
+        parts.append(
+            "the code fails examples from its docstring: "
+            + "; ".join(_describe(f) for f in examples[:_MAX_LISTED])
+        )
+    if generated:
+        parts.append(
+            "tests written by CODITECT disagree with the code: "
+            + "; ".join(_describe(f) for f in generated[:_MAX_LISTED])
+        )
+    withheld = tuple(sorted({written_by_us(f, tests_written) for f in failures} & set(changed)))
+    evidence = [
+        f"{tests.passed} tests pass, {tests.failed + tests.errors} written by CODITECT fail"
+    ]
+    if withheld:
+        evidence.append("not committed (failing tests CODITECT wrote): " + ", ".join(withheld))
+    return Verdict(
+        MissionOutcome.UNVERIFIED,
+        "; ".join(parts),
+        evidence=tuple(evidence),
+        withheld=withheld,
+    )

@@ -1,0 +1,166 @@
+"""Candidates checked in a real sandbox process, chosen by agreement (scripted models)."""
+
+from pathlib import Path
+
+from coditect.agents.base import AgentContext, Upstream
+from coditect.agents.candidates import (
+    CandidateSettings,
+    checks_for,
+    run_checks,
+    selection_note,
+    test_files_of,
+)
+from coditect.agents.coder import CoderAgent
+from coditect.domain.actions import Action, ActionKind
+from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.llm.testing import ScriptedModel
+from coditect.sandbox.subprocess import SubprocessSandbox
+
+STUB = '''def add_even(lst):
+    """Sum the even elements of lst.
+
+    >>> add_even([1, 2, 3, 4])
+    6
+    add_even([]) == 0
+    """
+    pass
+'''
+RIGHT = "def add_even(lst):\n    return sum(x for x in lst if x % 2 == 0)\n"
+WRONG = "def add_even(lst):\n    return sum(lst)\n"  # passes add_even([]) == 0 only
+LOOP = "def add_even(lst):\n    while True:\n        pass\n"
+REQUEST = "Implement the function `add_even` in solution.py so that it does what its docstring says"
+
+
+def fenced(code: str) -> str:
+    return f"```python\n{code}```"
+
+
+def workspace(tmp_path: Path, source: str = STUB) -> Path:
+    (tmp_path / "solution.py").write_text(source)
+    return tmp_path
+
+
+def make_ctx(ws: Path, model, *, upstream=None, feedback=""):
+    return AgentContext(
+        mission_id="m",
+        request=REQUEST,
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description=REQUEST, feedback=feedback),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("solution.py",),
+            read_files=("solution.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=upstream or Upstream(),
+    )
+
+
+async def test_every_candidate_runs_every_check_in_one_process(tmp_path):
+    ws = workspace(tmp_path)
+    checks = checks_for(module="solution", source=STUB, names=["add_even"])
+    assert [c.check.name for c in checks] == ["add_even([1, 2, 3, 4]) == 6", "add_even([]) == 0"]
+    results = await run_checks(
+        SubprocessSandbox(),
+        ws,
+        module="solution",
+        path="solution.py",
+        candidates=[RIGHT, WRONG, LOOP, "def add_even(:\n"],
+        checks=checks,
+        check_timeout_s=0.5,
+    )
+    assert results == [[True, True], [False, True], [False, False], [False, False]]
+
+
+async def test_a_wrong_first_answer_that_fails_docstring_examples_is_not_chosen(tmp_path):
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(WRONG), fenced(WRONG), fenced(RIGHT), fenced(WRONG)])
+    coder = CoderAgent(candidates=CandidateSettings(n=4, temperature=0.7))
+    change = await coder.execute(make_ctx(ws, model))
+    assert "return sum(x for x in lst if x % 2 == 0)" in (ws / "solution.py").read_text()
+    assert "candidate 3 of 4 chosen" in change.summary
+    # Same prompt for every sample (llama.cpp reuses its processed prefix), distinct seeds.
+    first_messages = model.calls[0][0]
+    assert all(call[0] == first_messages for call in model.calls)
+    samples = [call[1] for call in model.calls[1:]]
+    assert {s.temperature for s in samples} == {0.7}
+    assert len({s.seed for s in samples}) == 3
+    assert model.calls[0][1].temperature == 0.0
+
+
+async def test_a_first_answer_that_passes_the_examples_costs_one_call(tmp_path):
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(RIGHT)])
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(make_ctx(ws, model))
+    assert len(model.calls) == 1
+    assert "candidate 1 of 1 chosen (agreed by 1, passes 2/2 checks)" in change.summary
+
+
+async def test_one_candidate_setting_never_samples(tmp_path):
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(WRONG)])
+    change = await CoderAgent(candidates=CandidateSettings(n=1)).execute(make_ctx(ws, model))
+    assert len(model.calls) == 1
+    assert "fails docstring examples" in change.summary
+
+
+WRONG_TEST = (
+    "from solution import add_even\n\n\n"
+    "def test_add_even():\n    assert add_even([2, 2]) == 5\n\n\n"
+    "def test_add_even_empty():\n    assert add_even([]) == 0\n"
+)
+
+
+def failing_report() -> TestReport:
+    return TestReport(
+        passed=1,
+        failed=1,
+        failures=(
+            TestFailure(
+                test_id="tests/test_solution.py::test_add_even",
+                category=FailureCategory.ASSERTION,
+                message="assert 4 == 5",
+            ),
+        ),
+    )
+
+
+async def test_repair_keeps_the_right_code_when_the_model_defends_it(tmp_path):
+    ws = workspace(
+        tmp_path, STUB.replace("    pass\n", "    return sum(x for x in lst if x % 2 == 0)\n")
+    )
+    (ws / "tests").mkdir()
+    (ws / "tests/test_solution.py").write_text(WRONG_TEST)
+    before = (ws / "solution.py").read_text()
+    # The model answers with the code unchanged; the samples that "fix" it to pass the wrong
+    # test break the docstring example instead.
+    defended = fenced(before)
+    bent = "def add_even(lst):\n    return sum(lst) + 1\n"
+    model = ScriptedModel([defended, fenced(bent), defended, defended])
+    upstream = Upstream(tests=failing_report())
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(
+        make_ctx(ws, model, upstream=upstream, feedback="1 failed")
+    )
+    assert change.edits == ()
+    assert "the current code is kept" in change.summary
+    assert "suspect tests: tests/test_solution.py::test_add_even" in change.summary
+    assert (ws / "solution.py").read_text() == before
+
+
+def test_test_files_of_failures(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests/test_solution.py").write_text(WRONG_TEST)
+    report = failing_report()
+    assert test_files_of(report, tmp_path) == ["tests/test_solution.py"]
+    assert test_files_of(None, tmp_path) == []
+    checks = checks_for(
+        module="solution",
+        source=STUB,
+        names=["add_even"],
+        test_files=[("tests/test_solution.py", WRONG_TEST)],
+    )
+    assert [c.check.example for c in checks] == [True, True, False, False]
+    assert selection_note(None, 3) == ""

@@ -1,0 +1,135 @@
+import pytest
+
+from coditect.agents.codemerge import MergeResult
+from coditect.agents.doctests import (
+    Example,
+    examples_of,
+    examples_test_source,
+    extract_examples,
+    is_examples_test,
+    with_examples_tests,
+)
+
+STUB = '''
+import math
+
+
+def clamp(x, lo, hi):
+    """Clamp x into [lo, hi].
+
+    >>> clamp(5, 0, 3)
+    3
+    >>> clamp(-1,
+    ...       0, 3)
+    0
+    >>> print(clamp(2, 0, 3))
+    2
+    >>> y = clamp(1, 0, 3)
+    >>> clamp(y, 0, 3)
+    1
+    """
+    pass
+
+
+def mean(xs):
+    """Mean of xs. For example mean([1, 2]) == 1.5 and mean([2.0]) returns 2.0."""
+    pass
+
+
+def nothing():
+    """No examples here, just nothing() in prose."""
+'''
+
+
+def test_doctest_blocks_with_continuation_and_print():
+    found = examples_of(STUB)["clamp"]
+    assert [e.call for e in found] == ["clamp(5, 0, 3)", "clamp(-1, 0, 3)", "clamp(2, 0, 3)"]
+    assert found[0].expected == "3" and not found[0].printed
+    assert found[2].printed and found[2].expected == "2"
+    # clamp(y, 0, 3) uses a name defined by an earlier statement: skipped, not guessed.
+
+
+def test_prose_examples_with_separators():
+    found = examples_of(STUB)["mean"]
+    assert [(e.call, e.expected, e.origin) for e in found] == [
+        ("mean([1, 2])", "1.5", "prose"),
+        ("mean([2.0])", "2.0", "prose"),
+    ]
+    assert "nothing" not in examples_of(STUB)
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ("f(1) ==> 2", [("f(1)", "2")]),
+        ("f('a') \u279e 'b'", [("f('a')", "'b'")]),
+        ("f([1,\n  2]) -> [2,\n 1]", [("f([1, 2])", "[2, 1]")]),
+        ("* f(3) => True", [("f(3)", "True")]),
+        ("f(2) should return 4.", [("f(2)", "4")]),
+        ("f(1) == 1 + 9 = 10", []),  # the value is an expression: not guessed
+        ("f(x) returns the sum", []),  # names in the call or a non-literal value: skipped
+        ("g.f(1) == 2", []),  # another object's method
+        ("f(1) is True if the input is odd", [("f(1)", "True")]),
+    ],
+)
+def test_prose_variants(doc, expected):
+    assert [(e.call, e.expected) for e in extract_examples(doc, "f")] == expected
+
+
+def test_a_doctest_whose_output_is_not_a_literal_is_skipped():
+    assert extract_examples(">>> f(1)\n<object at 0x1>\n", "f") == ()
+    assert extract_examples(">>> f(1)\n", "f") == ()
+
+
+def test_generated_test_checks_the_examples(tmp_path):
+    source = examples_of(STUB)
+    code = examples_test_source("mod", "mean", source["mean"])
+    assert code.startswith("def test_mean_docstring_examples():")
+    namespace: dict[str, object] = {}
+    (tmp_path / "mod.py").write_text("def mean(xs):\n    return sum(xs) / len(xs)\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exec(code, namespace)
+        namespace["test_mean_docstring_examples"]()  # type: ignore[operator]
+        (tmp_path / "mod.py").write_text("def mean(xs):\n    return 0\n")
+        sys.modules.pop("mod", None)
+        with pytest.raises(AssertionError):
+            namespace["test_mean_docstring_examples"]()  # type: ignore[operator]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mod", None)
+
+
+def test_float_examples_compare_with_tolerance():
+    example = Example(call="f(1)", expected="0.30000000000000004")
+    assert example.assertion() == "assert _close(f(1), 0.30000000000000004)"
+    assert Example(call="f(1)", expected="[1, 2]").assertion() == "assert f(1) == [1, 2]"
+    assert Example(call="f()", expected="hi", printed=True).assertion() == "assert str(f()) == 'hi'"
+
+
+def test_with_examples_tests_adds_and_replaces():
+    merged = MergeResult(
+        source="from mod import mean\n\n\ndef test_mean():\n    assert mean([1]) == 1\n",
+        added=("test_mean",),
+    )
+    out = with_examples_tests(merged, subject_source=STUB, subject_module="mod", names=("mean",))
+    assert "def test_mean_docstring_examples" in out.source
+    assert out.added == ("test_mean", "test_mean_docstring_examples")
+    # A later answer that rewrote the examples test gets the extracted one back.
+    weakened = MergeResult(
+        source=out.source.replace(", 1.5)", ", 99)"), replaced=("test_mean_docstring_examples",)
+    )
+    again = with_examples_tests(
+        weakened, subject_source=STUB, subject_module="mod", names=("mean",)
+    )
+    assert ", 1.5)" in again.source and ", 99)" not in again.source
+    assert (
+        with_examples_tests(merged, subject_source=STUB, subject_module="mod", names=()) is merged
+    )
+
+
+def test_is_examples_test():
+    assert is_examples_test("tests/test_x.py::test_mean_docstring_examples")
+    assert not is_examples_test("tests/test_x.py::test_mean")

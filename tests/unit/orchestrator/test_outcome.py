@@ -1,0 +1,101 @@
+from coditect.domain.mission import MissionOutcome
+from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.orchestrator.outcome import decide_outcome, written_by_us
+from coditect.orchestrator.repair import repair_tasks
+
+OURS = ("tests/test_solution.py",)
+CHANGED = ["solution.py", "tests/test_solution.py"]
+
+
+def failure(test_id: str, message: str = "assert 1 == 2") -> TestFailure:
+    return TestFailure(test_id=test_id, category=FailureCategory.ASSERTION, message=message)
+
+
+def failing(*failures: TestFailure, passed: int = 3) -> TestReport:
+    return TestReport(passed=passed, failed=len(failures), failures=failures)
+
+
+def decide(status=MissionOutcome.FAILED, *, changed=CHANGED, last=None, reason="tests failed"):
+    return decide_outcome(
+        status=status, reason=reason, changed=changed, tests_written=OURS, last_tests=last
+    )
+
+
+def test_all_tests_pass_is_success_with_evidence():
+    verdict = decide(MissionOutcome.SUCCESS, last=TestReport(passed=4), reason="")
+    assert verdict.outcome is MissionOutcome.SUCCESS
+    assert verdict.evidence == (
+        "all 4 tests of the last run pass, including the tests CODITECT wrote in "
+        "tests/test_solution.py",
+    )
+
+
+def test_only_our_tests_disagree_is_unverified_and_says_what():
+    last = failing(failure("tests/test_solution.py::test_f", "assert 4 == 5"))
+    verdict = decide(last=last)
+    assert verdict.outcome is MissionOutcome.UNVERIFIED
+    assert verdict.reason == (
+        "tests written by CODITECT disagree with the code: "
+        "tests/test_solution.py::test_f: assert 4 == 5"
+    )
+    assert verdict.withheld == ("tests/test_solution.py",)
+
+
+def test_docstring_examples_failing_are_named_as_such():
+    last = failing(failure("tests/test_solution.py::test_f_docstring_examples"))
+    verdict = decide(last=last)
+    assert verdict.outcome is MissionOutcome.UNVERIFIED
+    assert verdict.reason.startswith("the code fails examples from its docstring")
+
+
+def test_a_broken_test_that_was_there_before_is_never_accepted():
+    last = failing(
+        failure("tests/test_solution.py::test_f"), failure("tests/test_old.py::test_g", "boom")
+    )
+    verdict = decide(last=last)
+    assert verdict.outcome is MissionOutcome.FAILED
+    assert (
+        verdict.reason == "tests that CODITECT did not write fail: tests/test_old.py::test_g: boom"
+    )
+
+
+def test_nothing_usable_is_failed():
+    assert decide(changed=[]).outcome is MissionOutcome.FAILED
+    assert decide(MissionOutcome.SUCCESS, changed=[], reason="").reason.startswith("the agents")
+    assert decide(last=None).outcome is MissionOutcome.FAILED
+    timed_out = TestReport(errors=1, timed_out=True, failures=(failure("(test run)"),))
+    assert decide(last=timed_out).outcome is MissionOutcome.FAILED
+    only_tests = failing(failure("tests/test_solution.py::test_f"))
+    verdict = decide(changed=["tests/test_solution.py"], last=only_tests)
+    assert verdict.outcome is MissionOutcome.FAILED
+
+
+def test_other_statuses_pass_through():
+    verdict = decide(MissionOutcome.CANCELLED, reason="cancelled")
+    assert (verdict.outcome, verdict.reason) == (MissionOutcome.CANCELLED, "cancelled")
+    ok = decide(MissionOutcome.SUCCESS, last=None, reason="")
+    assert ok.outcome is MissionOutcome.SUCCESS and ok.evidence == ("no test run was planned",)
+
+
+def test_written_by_us_matches_files_not_prefixes():
+    assert written_by_us(failure("tests/test_solution.py::test_f"), OURS) == OURS[0]
+    assert written_by_us(failure("tests/test_solution_extra.py::test_f"), OURS) == ""
+
+
+def test_repair_goes_to_the_coder_first_then_to_our_tests():
+    failed = TaskSpec(id="t4", intent=Intent.RUN_TESTS, description="run", depends_on=("t3",))
+    report = failing(failure("tests/test_solution.py::test_f"))
+    first, _ = repair_tasks(
+        request="r", failed=failed, report=report, tests_written=OURS, round_no=1
+    )
+    second, _ = repair_tasks(
+        request="r", failed=failed, report=report, tests_written=OURS, round_no=2
+    )
+    assert first.intent is Intent.WRITE_CODE
+    assert second.intent is Intent.WRITE_TESTS and second.target_files == OURS
+    examples = failing(failure("tests/test_solution.py::test_f_docstring_examples"))
+    third, _ = repair_tasks(
+        request="r", failed=failed, report=examples, tests_written=OURS, round_no=2
+    )
+    assert third.intent is Intent.WRITE_CODE
