@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
 from coditect.agents.candidates import (
@@ -27,7 +28,7 @@ from coditect.agents.codemerge import (
     identical_definitions,
     merge_source,
 )
-from coditect.agents.doctests import with_examples_tests
+from coditect.agents.doctests import keep_docstrings, with_examples_tests
 from coditect.agents.extract import cap_asserts, extract_code, salvage_truncated
 from coditect.agents.fixups import auto_import, drop_foreign_tests, unshadow_imports
 from coditect.agents.prompts import (
@@ -218,6 +219,9 @@ class CoderAgent(Agent):
             )
             code = unshadow_imports(code)
             merged = merge_source(job.original, code, self_module=job.self_module)
+            if not job.is_tests and merged.replaced:
+                kept = keep_docstrings(job.original, merged.source, merged.replaced)
+                merged = replace(merged, source=kept)
             merged = auto_import(merged, job, ctx.workspace)
             if job.is_tests and job.subject_path:
                 subject = ctx.workspace / job.subject_path

@@ -31,6 +31,7 @@ __all__ = [
     "examples_test_source",
     "extract_examples",
     "is_examples_test",
+    "keep_docstrings",
     "with_examples_tests",
 ]
 
@@ -311,3 +312,56 @@ def with_examples_tests(
         added=merged.added + tuple(n for n in extra.added if n not in merged.added),
         replaced=merged.replaced + tuple(n for n in extra.replaced if n not in merged.added),
     )
+
+
+def _docstring_node(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Expr | None:
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first
+    return None
+
+
+def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+    return {n.name: n for n in tree.body if isinstance(n, kinds)}
+
+
+def keep_docstrings(original: str | None, source: str, names: Sequence[str]) -> str:
+    """``source`` with the docstrings of ``original``'s functions ``names`` put back.
+
+    The user's docstring is the specification (and holds the examples that check the code): a
+    model that rewrites a function must not drop or rewrite it. Functions whose indentation
+    differs, or written on one line, are left as they are; so is anything that would not parse.
+    """
+    try:
+        old_tree, new_tree = ast.parse(original or ""), ast.parse(source)
+    except SyntaxError:
+        return source
+    old_lines, lines = (original or "").splitlines(), source.splitlines()
+    old_defs = _functions(old_tree)
+    edits: list[tuple[int, int, list[str]]] = []
+    for name, node in _functions(new_tree).items():
+        old = old_defs.get(name)
+        old_doc = _docstring_node(old) if old is not None and name in names else None
+        if old_doc is None or node.body[0].lineno == node.lineno:
+            continue
+        if old_doc.col_offset != node.body[0].col_offset:
+            continue
+        text = old_lines[old_doc.lineno - 1 : old_doc.end_lineno]
+        new_doc = _docstring_node(node)
+        if new_doc is not None:
+            edits.append((new_doc.lineno - 1, new_doc.end_lineno or new_doc.lineno, text))
+        else:
+            edits.append((node.body[0].lineno - 1, node.body[0].lineno - 1, text))
+    for start, end, text in sorted(edits, reverse=True):
+        lines[start:end] = text
+    result = "\n".join(lines) + "\n"
+    try:
+        ast.parse(result)
+    except SyntaxError:
+        return source
+    return result

@@ -7,6 +7,7 @@ from coditect.agents.doctests import (
     examples_test_source,
     extract_examples,
     is_examples_test,
+    keep_docstrings,
     with_examples_tests,
 )
 
@@ -133,3 +134,18 @@ def test_with_examples_tests_adds_and_replaces():
 def test_is_examples_test():
     assert is_examples_test("tests/test_x.py::test_mean_docstring_examples")
     assert not is_examples_test("tests/test_x.py::test_mean")
+
+
+def test_keep_docstrings_puts_the_users_docstring_back():
+    original = 'def f(x):\n    """Double.\n\n    >>> f(2)\n    4\n    """\n    pass\n\n\ndef g():\n    pass\n'
+    without = "def f(x):\n    return 2 * x\n\n\ndef g():\n    return 1\n"
+    kept = keep_docstrings(original, without, ["f", "g"])
+    assert kept.startswith(
+        'def f(x):\n    """Double.\n\n    >>> f(2)\n    4\n    """\n    return 2 * x\n'
+    )
+    rewritten = 'def f(x):\n    """Twice x: f(2) == 5."""\n    return 2 * x\n'
+    assert ">>> f(2)" in keep_docstrings(original, rewritten, ["f"])
+    assert "== 5" not in keep_docstrings(original, rewritten, ["f"])
+    assert keep_docstrings(original, rewritten, []) == rewritten
+    assert keep_docstrings(original, "def f(x): return x\n", ["f"]) == "def f(x): return x\n"
+    assert keep_docstrings("def f(:\n", rewritten, ["f"]) == rewritten

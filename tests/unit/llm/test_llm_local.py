@@ -117,6 +117,19 @@ async def test_request_passes_settings_and_reports_own_usage(model_file: Path) -
     await model.aclose()
 
 
+async def test_samples_of_one_prompt_differ_by_seed_on_one_loaded_model(model_file: Path) -> None:
+    # Candidates are sampled from the same messages on the same llama.cpp object (which reuses
+    # the processed prompt prefix); only the per-request seed differs.
+    factory = FakeFactory()
+    model = LocalModel(model_path=model_file, seed=7, llama_factory=factory)
+    for seed in (None, 11, 12):
+        await model.request(USER, ModelSettings(temperature=0.8, seed=seed))
+    assert [r["seed"] for r in factory.requests] == [7, 11, 12]
+    assert len({str(r["messages"]) for r in factory.requests}) == 1
+    assert len(factory.instances) == 1
+    await model.aclose()
+
+
 async def test_defaults_without_stop_or_schema(model_file: Path) -> None:
     factory = FakeFactory(completion(None, finish_reason="length"))
     model = LocalModel(model_path=model_file, llama_factory=factory)
