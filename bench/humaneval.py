@@ -149,6 +149,7 @@ async def run_raw(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "tokens": answer.usage.input_tokens + answer.usage.output_tokens,
                 }
             )
+            print(json.dumps({"raw": out[-1]}), file=sys.stderr, flush=True)
     finally:
         await model.aclose()
     return out

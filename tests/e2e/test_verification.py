@@ -98,3 +98,21 @@ async def test_wrong_first_answer_is_replaced_by_a_sampled_candidate(tmp_path, g
     ).stdout
     assert "def test_add_even_docstring_examples" in tests
     assert report.evidence
+
+
+async def test_unverified_change_in_a_plain_directory_is_a_patch_not_applied(tmp_path):
+    proj = tmp_path / "plain"
+    proj.mkdir()
+    (proj / "solution.py").write_text(STUB)
+    rt = build_runtime(
+        Settings(sandbox="subprocess", reuse=False, max_repairs=0, home=tmp_path / "home"),
+        model=model([RIGHT], WRONG_TEST),
+    )
+    try:
+        report = await rt.runner.run(REQUEST, proj)
+    finally:
+        await rt.aclose()
+    assert report.status is MissionOutcome.UNVERIFIED, report.reason
+    assert (proj / "solution.py").read_text() == STUB
+    patch = tmp_path / "home" / "missions" / report.mission_id / "change.patch"
+    assert "x % 2 == 0" in patch.read_text()

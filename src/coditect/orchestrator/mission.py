@@ -529,6 +529,12 @@ class MissionRunner:
                 branch=report.branch,
                 message=f"{report.request}\n\nCODITECT mission {report.mission_id}",
             )
+        elif report.status is MissionOutcome.UNVERIFIED:
+            # No branch to keep it on: the user's files stay as they are, the change is a patch.
+            patch = self._state_dir() / "missions" / report.mission_id / "change.patch"
+            patch.parent.mkdir(parents=True, exist_ok=True)
+            patch.write_text(report.diff, encoding="utf-8")
+            report.notes.append(f"unverified change not applied; the patch is in {patch}")
         else:
             backup = self._state_dir() / "missions" / report.mission_id / "backup"
             run.ws.apply(changed, backup_dir=backup)
