@@ -229,7 +229,7 @@ class CoderAgent(Agent):
                     merged,
                     subject_source=subject.read_text("utf-8") if subject.is_file() else "",
                     subject_module=module_name(job.subject_path),
-                    names=job.subject_names,
+                    names=tuple(n for n in job.subject_names if n not in _added_by_mission(ctx)),
                     self_module=job.self_module,
                 )
         except MergeError as exc:
@@ -308,6 +308,7 @@ class CoderAgent(Agent):
     def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
         names = {n for m in pool if m is not None for n in (*m.added, *m.replaced)}
         names |= set(_WORDS.findall(f"{ctx.request} {ctx.task.description}"))
+        names -= _added_by_mission(ctx)  # their docstrings are the model's, not the user's
         test_files = []
         if job.failures:
             for rel in test_files_of(ctx.upstream.tests, ctx.workspace):
@@ -389,6 +390,11 @@ def _user_prompt(ctx: AgentContext, job: CodeJob) -> str:
         failures=job.failures,
         notes=job.notes,
     )
+
+
+def _added_by_mission(ctx: AgentContext) -> set[str]:
+    """Definitions an earlier task of this mission created (docstrings a model wrote)."""
+    return {n for c in ctx.upstream.code for e in c.edits for n in e.added_symbols}
 
 
 def _changes(merged: MergeResult) -> str:

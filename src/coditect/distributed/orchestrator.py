@@ -43,6 +43,7 @@ from coditect.errors import CoditectError, InputError
 from coditect.llm.base import Model
 from coditect.logging import bind_mission
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
+from coditect.orchestrator.outcome import decide_outcome
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.repair import repair_tasks, test_failure_summary
@@ -532,13 +533,22 @@ class MissionCoordinator:
     async def _finish(self, m: _Mission) -> None:
         report = m.report
         report.tests.written_by_coditect = list(m.tests_written)
-        if report.status is not MissionOutcome.SUCCESS:
-            return
+        last_tests = next((r for r in reversed(m.results) if isinstance(r, TestReport)), None)
+        if report.status is not MissionOutcome.SUCCESS and last_tests is None:
+            return  # nothing ran that could make the change usable
         head = await self.repos.fetch_branch(m.clone, report.repo, report.branch, self._ref(m))
         names = await git(m.clone, "diff", "--name-only", m.base, head)
         report.changed_files = sorted(n for n in names.splitlines() if n)
-        if not report.changed_files:
-            self._end(report, MissionOutcome.FAILED, "the agents finished but changed no file")
+        verdict = decide_outcome(
+            status=report.status,
+            reason=report.reason,
+            changed=report.changed_files,
+            tests_written=m.tests_written,
+            last_tests=last_tests,
+        )
+        self._end(report, verdict.outcome, verdict.reason)
+        report.evidence.extend(verdict.evidence)
+        if report.status not in (MissionOutcome.SUCCESS, MissionOutcome.UNVERIFIED):
             return
         report.diff = await git(m.clone, "diff", m.base, head)
         report.commit = head

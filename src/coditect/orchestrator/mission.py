@@ -507,7 +507,9 @@ class MissionRunner:
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)
-        changed = [p for p in changed if p not in verdict.withheld]
+        if verdict.withheld:
+            changed = [p for p in changed if p not in verdict.withheld]
+            report.evidence.append("not committed (failing tests): " + ", ".join(verdict.withheld))
         report.changed_files = changed
         if report.status not in (MissionOutcome.SUCCESS, MissionOutcome.UNVERIFIED):
             return

@@ -12,7 +12,7 @@ from coditect.agents.candidates import (
 )
 from coditect.agents.coder import CoderAgent
 from coditect.domain.actions import Action, ActionKind
-from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.domain.results import CodeChange, FailureCategory, FileEdit, TestFailure, TestReport
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.llm.testing import ScriptedModel
 from coditect.sandbox.subprocess import SubprocessSandbox
@@ -164,3 +164,38 @@ def test_test_files_of_failures(tmp_path):
     )
     assert [c.check.example for c in checks] == [True, True, False, False]
     assert selection_note(None, 3) == ""
+
+
+def write_tests_ctx(ws: Path, model, edit: FileEdit) -> AgentContext:
+    return AgentContext(
+        mission_id="m",
+        request=REQUEST,
+        task=TaskSpec(id="tests", intent=Intent.WRITE_TESTS, description=REQUEST),
+        action=Action(
+            intent=Intent.WRITE_TESTS,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("tests/test_solution.py",),
+            read_files=("solution.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(code=(CodeChange(edits=(edit,)),)),
+    )
+
+
+async def test_the_examples_test_comes_from_the_users_docstrings_only(tmp_path):
+    ws = workspace(tmp_path, STUB.replace("    pass\n", "    return 6\n"))
+    answer = fenced(
+        "from solution import add_even\n\n\ndef test_one():\n    assert add_even([6]) == 6\n"
+    )
+    replaced = FileEdit(path="solution.py", after_sha256="x", replaced_symbols=("add_even",))
+    await CoderAgent().execute(write_tests_ctx(ws, ScriptedModel([answer]), replaced))
+    written = (ws / "tests/test_solution.py").read_text()
+    assert "def test_add_even_docstring_examples():" in written
+    assert "assert add_even([1, 2, 3, 4]) == 6" in written
+    # A function this mission added has the model's docstring: its examples are not evidence.
+    (ws / "tests/test_solution.py").unlink()
+    added = FileEdit(path="solution.py", after_sha256="x", added_symbols=("add_even",))
+    await CoderAgent().execute(write_tests_ctx(ws, ScriptedModel([answer]), added))
+    assert "docstring_examples" not in (ws / "tests/test_solution.py").read_text()
