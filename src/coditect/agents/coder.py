@@ -275,6 +275,12 @@ class CoderAgent(Agent):
             selection = await self._select(ctx, job, pool) or selection
         chosen = pool[selection.index] if selection is not None else first
         note = selection_note(selection, len(pool))
+        if note:
+            await ctx.emit(
+                AgentThink(
+                    mission_id=ctx.mission_id, task_id=ctx.task.id, agent=self.name, text=note
+                )
+            )
         if chosen is None:
             return CodeChange(
                 generations=generation, summary=f"{job.path}: the current code is kept; {note}"

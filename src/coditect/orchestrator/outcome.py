@@ -9,8 +9,8 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
   disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
   value must not cost the user a probably correct change. The reason names every disagreeing
   test; failing generated test files are left out of the commit.
-* FAILED: nothing usable: no change, no test run, a test run that timed out or could not run, or
-  a failing test that CODITECT did not write (regression safety is absolute: breaking a test that
+* FAILED: nothing usable: no change, no test run, a test run that timed out or could not run,
+  no passing test at all, or a failing test that CODITECT did not write (regression safety is absolute: breaking a test that
   was there before is never accepted).
 """
 
@@ -116,6 +116,9 @@ def decide_outcome(
         )
     if not any(not is_test_path(p) for p in changed):
         return Verdict(MissionOutcome.FAILED, reason or "no source file changed")
+    if last_tests.passed == 0:  # inconclusive needs some evidence for the change
+        listed = "; ".join(_describe(f) for f in failures[:_MAX_LISTED])
+        return Verdict(MissionOutcome.FAILED, f"no test passes: {listed}")
     return _unverified(failures, changed, tests_written, last_tests)
 
 

@@ -66,6 +66,8 @@ def test_nothing_usable_is_failed():
     assert decide(last=None).outcome is MissionOutcome.FAILED
     timed_out = TestReport(errors=1, timed_out=True, failures=(failure("(test run)"),))
     assert decide(last=timed_out).outcome is MissionOutcome.FAILED
+    nothing_passes = failing(failure("tests/test_solution.py::test_f"), passed=0)
+    assert decide(last=nothing_passes).reason.startswith("no test passes: tests/test_solution.py")
     only_tests = failing(failure("tests/test_solution.py::test_f"))
     verdict = decide(changed=["tests/test_solution.py"], last=only_tests)
     assert verdict.outcome is MissionOutcome.FAILED
