@@ -1,7 +1,12 @@
 """Missions on a function stub: a wrong test CODITECT wrote never costs the user the right code."""
 
+import json
 import subprocess
 
+from typer.testing import CliRunner
+
+import coditect.runtime
+from coditect.cli.main import EXIT_UNVERIFIED, app
 from coditect.config import Settings
 from coditect.domain import MissionOutcome
 from coditect.llm.testing import FunctionModel
@@ -116,3 +121,34 @@ async def test_unverified_change_in_a_plain_directory_is_a_patch_not_applied(tmp
     assert (proj / "solution.py").read_text() == STUB
     patch = tmp_path / "home" / "missions" / report.mission_id / "change.patch"
     assert "x % 2 == 0" in patch.read_text()
+
+
+def test_unverified_mission_exits_with_its_own_code(tmp_path, git, monkeypatch):
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "solution.py").write_text(STUB)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "stub")
+    scripted = model([RIGHT], WRONG_TEST)
+    monkeypatch.setattr(coditect.runtime, "build_model", lambda spec: scripted)
+    monkeypatch.setenv("CODITECT_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            REQUEST,
+            "--repo",
+            str(repo),
+            "--json",
+            "--sandbox",
+            "subprocess",
+            "--max-repairs",
+            "0",
+            "--no-reuse",
+        ],
+    )
+    assert result.exit_code == EXIT_UNVERIFIED == 3, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "UNVERIFIED"
+    assert "test_add_even" in report["reason"] and report["branch"]

@@ -76,7 +76,7 @@ class CoderAgent(Agent):
         retry: Backoff for retryable errors (a model that is briefly unavailable).
         candidates: How many code candidates to sample when the first answer does not pass
             the evidence (docstring examples, earlier tests); see
-            :mod:`coditect.agents.candidates`. Default: one candidate (no sampling).
+            :mod:`coditect.agents.candidates`. ``CandidateSettings(n=1)`` never samples.
     """
 
     name = "coder"
