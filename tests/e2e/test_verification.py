@@ -124,12 +124,7 @@ async def test_unverified_change_in_a_plain_directory_is_a_patch_not_applied(tmp
 
 
 def test_unverified_mission_exits_with_its_own_code(tmp_path, git, monkeypatch):
-    repo = tmp_path / "proj"
-    repo.mkdir()
-    (repo / "solution.py").write_text(STUB)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "stub")
+    repo = repo_with_stub(tmp_path, git)
     scripted = model([RIGHT], WRONG_TEST)
     monkeypatch.setattr(coditect.runtime, "build_model", lambda spec: scripted)
     monkeypatch.setenv("CODITECT_HOME", str(tmp_path / "home"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coditect.agents.doctests import examples_of, is_examples_test
-from coditect.agents.selection import Check, Selection, select
+from coditect.agents.selection import Check, Selection
 from coditect.domain.paths import is_test_path
 from coditect.domain.results import TestReport
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest
@@ -35,7 +35,6 @@ __all__ = [
     "CandidateSettings",
     "CheckCode",
     "checks_for",
-    "choose",
     "run_checks",
     "selection_note",
     "test_files_of",
@@ -221,33 +220,6 @@ async def run_checks(
             if len(rows) == len(candidates):
                 return [[bool(x) for x in row] for row in rows]
     return None
-
-
-async def choose(
-    sandbox: Sandbox,
-    workspace: Path,
-    *,
-    module: str,
-    path: str,
-    candidates: Sequence[str],
-    checks: Sequence[CheckCode],
-    check_timeout_s: float = 2.0,
-) -> Selection | None:
-    """Run the checks and select a candidate; None when there is no check or no result."""
-    if not checks or not candidates:
-        return None
-    results = await run_checks(
-        sandbox,
-        workspace,
-        module=module,
-        path=path,
-        candidates=candidates,
-        checks=checks,
-        check_timeout_s=check_timeout_s,
-    )
-    if results is None:
-        return None
-    return select(results, [c.check for c in checks])
 
 
 def selection_note(selection: Selection | None, pool_size: int) -> str:

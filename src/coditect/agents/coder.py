@@ -17,7 +17,7 @@ from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
     checks_for,
-    choose,
+    run_checks,
     selection_note,
     test_files_of,
 )
@@ -38,7 +38,7 @@ from coditect.agents.prompts import (
     rejected_prompt,
     tests_prompt,
 )
-from coditect.agents.selection import Selection
+from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import AgentAct, AgentLearn, AgentThink
 from coditect.domain.results import CodeChange, FileEdit
@@ -298,7 +298,7 @@ class CoderAgent(Agent):
             return None
         sources = [m.source if m is not None else job.original or "" for m in pool]
         try:
-            return await choose(
+            results = await run_checks(
                 ctx.sandbox,
                 ctx.workspace,
                 module=job.self_module,
@@ -308,7 +308,10 @@ class CoderAgent(Agent):
                 check_timeout_s=self.candidates.check_timeout_s,
             )
         except CoditectError:
+            results = None
+        if results is None:
             return None  # the sandbox could not run the checks: no evidence either way
+        return select(results, [c.check for c in checks])
 
     @staticmethod
     def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
