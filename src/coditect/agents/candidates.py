@@ -149,10 +149,24 @@ def test_files_of(report: TestReport | None, workspace: Path) -> list[str]:
     found: list[str] = []
     for failure in report.failures if report else ():
         rel = failure.test_id.split("::")[0]
-        if rel.endswith(".py") and is_test_path(rel) and (workspace / rel).is_file():
-            if rel not in found:
-                found.append(rel)
+        if not rel.endswith(".py"):
+            continue
+        # The id's root depends on where pytest put its rootdir: "test_x.py" or "tests/test_x.py".
+        paths = [rel] if (workspace / rel).is_file() else _ending_with(workspace, rel)
+        for path in paths:
+            if is_test_path(path) and path not in found:
+                found.append(path)
     return found
+
+
+def _ending_with(workspace: Path, rel: str) -> list[str]:
+    name = rel.rsplit("/", 1)[-1]
+    out = []
+    for path in sorted(workspace.rglob(name)):
+        text = path.relative_to(workspace).as_posix()
+        if text.endswith(rel) and not text.startswith("."):
+            out.append(text)
+    return out[:1]
 
 
 test_files_of.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
@@ -203,7 +217,9 @@ async def run_checks(
         "checks": [c.code for c in checks],
         "timeout_s": check_timeout_s,
     }
-    budget_s = 10.0 + check_timeout_s * len(candidates) * (len(checks) + 1)
+    # Generous: an interpreter start in a WebAssembly sandbox on a busy machine takes many
+    # seconds; the per-check alarm, not this limit, is what stops a looping candidate.
+    budget_s = 60.0 + check_timeout_s * len(candidates) * (len(checks) + 1)
     request = SandboxRequest(
         argv=("python", "-c", _RUNNER),
         workdir=workspace,

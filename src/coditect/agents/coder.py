@@ -297,6 +297,7 @@ class CoderAgent(Agent):
         if not checks or not pool:
             return None
         sources = [m.source if m is not None else job.original or "" for m in pool]
+        started = time.monotonic()
         try:
             results = await run_checks(
                 ctx.sandbox,
@@ -309,6 +310,18 @@ class CoderAgent(Agent):
             )
         except CoditectError:
             results = None
+        await ctx.emit(
+            AgentAct(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                action="check_candidates",
+                ok=results is not None,
+                detail=f"{len(sources)} candidate(s) x {len(checks)} check(s) in one sandbox run"
+                + ("" if results is not None else ": the run gave no result"),
+                duration_s=time.monotonic() - started,
+            )
+        )
         if results is None:
             return None  # the sandbox could not run the checks: no evidence either way
         return select(results, [c.check for c in checks])

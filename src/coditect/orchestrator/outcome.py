@@ -47,19 +47,21 @@ class Verdict:
     withheld: tuple[str, ...] = ()
 
 
-def _dotted(path: str) -> str:
-    return path.removesuffix(".py").replace("/", ".").replace("::", ".")
+def _same_file(test_file: str, path: str) -> bool:
+    """Whether a test id's file part names ``path``; sandboxes differ in the root they report."""
+    a, b = test_file.strip("/"), path.strip("/")
+    return a == b or a.endswith("/" + b) or b.endswith("/" + a)
 
 
 def written_by_us(failure: TestFailure, tests_written: Sequence[str]) -> str:
     """The test file this mission wrote that ``failure`` belongs to, or "".
 
-    Test ids look like ``tests/test_x.py::test_y`` (JUnit classname turned into a path).
+    Test ids look like ``tests/test_x.py::test_y`` (JUnit classname turned into a path), or
+    ``test_x.py::test_y`` when the test run's root is the test folder.
     """
-    test_id = _dotted(failure.test_id)
+    test_file = failure.test_id.split("::")[0]
     for path in tests_written:
-        dotted = _dotted(path)
-        if test_id == dotted or test_id.startswith(dotted + "."):
+        if _same_file(test_file, path):
             return path
     return ""
 

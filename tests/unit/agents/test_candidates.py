@@ -114,6 +114,10 @@ WRONG_TEST = (
 )
 
 
+def failure_at(test_id: str) -> TestFailure:
+    return TestFailure(test_id=test_id, category=FailureCategory.ASSERTION, message="x")
+
+
 def failing_report() -> TestReport:
     return TestReport(
         passed=1,
@@ -156,6 +160,8 @@ def test_test_files_of_failures(tmp_path):
     report = failing_report()
     assert test_files_of(report, tmp_path) == ["tests/test_solution.py"]
     assert test_files_of(None, tmp_path) == []
+    rooted = TestReport(failed=1, failures=(failure_at("test_solution.py::test_add_even"),))
+    assert test_files_of(rooted, tmp_path) == ["tests/test_solution.py"]
     checks = checks_for(
         module="solution",
         source=STUB,

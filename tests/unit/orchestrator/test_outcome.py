@@ -101,3 +101,8 @@ def test_repair_goes_to_the_coder_first_then_to_our_tests():
         request="r", failed=failed, report=examples, tests_written=OURS, round_no=2
     )
     assert third.intent is Intent.WRITE_CODE
+
+
+def test_test_ids_rooted_at_the_test_folder_still_match():
+    assert written_by_us(failure("test_solution.py::test_f"), OURS) == OURS[0]
+    assert written_by_us(failure("other/test_solution.py::test_f"), OURS) == ""
