@@ -25,8 +25,8 @@ __all__ = [
 CODE_SYSTEM = """\
 You are an expert Python developer. Reply with one ```python code block and nothing else.
 Put in it only the functions or classes you add or change (with any imports they need), \
-complete and with a docstring. Do not repeat unchanged code. No example usage, no prints, \
-no tests."""
+complete; give a new function a docstring, but leave out the docstring of an existing one \
+(it is kept). Do not repeat unchanged code. No example usage, no prints, no tests."""
 
 CODE_USER = """\
 Request: {request}
