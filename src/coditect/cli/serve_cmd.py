@@ -33,6 +33,7 @@ serve_app = typer.Typer(
 )
 
 EXIT_FAILED, EXIT_INPUT = 1, 2
+EXIT_UNVERIFIED = 3  # as `coditect run` (docs/report.md)
 
 # --- shared options (each also CODITECT_<NAME> in the environment) -------------------------------
 Config = Annotated[
@@ -422,6 +423,8 @@ def submit(
                 console.print(
                     f"{report.status.value}: {report.reason or report.branch} {report.commit[:10]}"
                 )
+            if report.status is MissionOutcome.UNVERIFIED:
+                return EXIT_UNVERIFIED  # the change is on the branch; its tests disagree
             return 0 if report.status is MissionOutcome.SUCCESS else EXIT_FAILED
 
     try:
