@@ -159,6 +159,8 @@ async def mission(request: Request) -> Response:
     ui = _state(request)
     mid = request.path_params["mission_id"]
     report = await ui.source.report(mid)
+    if report is None and ui.launcher is not None:
+        report = ui.launcher.placeholder(mid)
     if report is None:
         return PlainTextResponse(f"no mission {mid}", 404)
     stored = await ui.source.events_after(mid, 0, limit=100_000)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coditect.bus.base import EventBus
 from coditect.config import Settings
 from coditect.domain.events import Event
-from coditect.domain.mission import new_mission_id
+from coditect.domain.mission import MissionReport, new_mission_id
 from coditect.errors import InputError
 from coditect.orchestrator.review import PendingReviews
 
@@ -101,6 +101,9 @@ class Launcher:
         self.reviews = PendingReviews()
         self._build = build
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Until the runner stores the first report (after copying the repository), the page
+        # shows this one: the redirect after "Start" must not find nothing.
+        self._started: dict[str, MissionReport] = {}
 
     def start(self, form: StartForm) -> str:
         """Start a mission and return its id at once (it runs in the background).
@@ -126,8 +129,19 @@ class Launcher:
             name=f"ui-{mission_id}",
         )
         self._tasks[mission_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(mission_id, None))
+        self._started[mission_id] = MissionReport(
+            mission_id=mission_id, request=form.request, repo=str(repo.resolve())
+        )
+        task.add_done_callback(lambda _t: self._forget(mission_id))
         return mission_id
+
+    def _forget(self, mission_id: str) -> None:
+        self._tasks.pop(mission_id, None)
+        self._started.pop(mission_id, None)
+
+    def placeholder(self, mission_id: str) -> MissionReport | None:
+        """A RUNNING report of a mission started here that has not stored its own yet."""
+        return self._started.get(mission_id)
 
     @staticmethod
     async def _run(

@@ -111,7 +111,8 @@ class Guard:
         if self.token and offered is not None:
             if not hmac.compare_digest(offered.encode(), self.token.encode()):
                 return PlainTextResponse("invalid token", status_code=401)
-            response = RedirectResponse(request.url.remove_query_params("token").path, 303)
+            rest = request.url.remove_query_params("token")
+            response = RedirectResponse(rest.path + (f"?{rest.query}" if rest.query else ""), 303)
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
             return response
         if not self._token_ok(request):
