@@ -61,7 +61,9 @@ def test_accepted_change_lands_on_a_branch(calculator_repo, git):
     report = run_mission(calculator_repo, gate)
     assert report.status is MissionOutcome.SUCCESS, report.reason
     assert "+def fibonacci(n):" in gate.seen[0].diff and gate.seen[0].tests.passed >= 7
-    assert "def fibonacci" in git(calculator_repo, "show", f"{report.branch}:calculator/arithmetic.py")
+    assert "def fibonacci" in git(
+        calculator_repo, "show", f"{report.branch}:calculator/arithmetic.py"
+    )
 
 
 def test_rejected_change_lands_nowhere(calculator_repo, git):
@@ -122,5 +124,3 @@ def test_run_review_reject_exits_failed(calculator_repo):
     )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "REJECTED"
-
-

@@ -28,15 +28,39 @@ DIFF = """\
 def sample_report(mission_id: str = "m-sample", **update) -> MissionReport:
     tasks = [
         TaskRun(id="t1", intent=Intent.ANALYZE, agent="analyzer", status=GoalState.COMPLETE),
-        TaskRun(id="t2", intent=Intent.WRITE_CODE, agent="coder", depends_on=["t1"],
-                status=GoalState.COMPLETE, input_tokens=300, output_tokens=70, duration_s=1.5),
-        TaskRun(id="t3", intent=Intent.RUN_TESTS, agent="tester", depends_on=["t2"],
-                status=GoalState.FAILED, superseded_by="retest1",
-                error="1 failed, 0 errors, 2 passed\n- tests/test_calc.py::test_fib [assertion]: 5 != 8"),
-        TaskRun(id="repair1", intent=Intent.WRITE_CODE, agent="coder", depends_on=["t2"],
-                status=GoalState.COMPLETE),
-        TaskRun(id="retest1", intent=Intent.RUN_TESTS, agent="tester", depends_on=["repair1"],
-                status=GoalState.COMPLETE),
+        TaskRun(
+            id="t2",
+            intent=Intent.WRITE_CODE,
+            agent="coder",
+            depends_on=["t1"],
+            status=GoalState.COMPLETE,
+            input_tokens=300,
+            output_tokens=70,
+            duration_s=1.5,
+        ),
+        TaskRun(
+            id="t3",
+            intent=Intent.RUN_TESTS,
+            agent="tester",
+            depends_on=["t2"],
+            status=GoalState.FAILED,
+            superseded_by="retest1",
+            error="1 failed, 0 errors, 2 passed\n- tests/test_calc.py::test_fib [assertion]: 5 != 8",
+        ),
+        TaskRun(
+            id="repair1",
+            intent=Intent.WRITE_CODE,
+            agent="coder",
+            depends_on=["t2"],
+            status=GoalState.COMPLETE,
+        ),
+        TaskRun(
+            id="retest1",
+            intent=Intent.RUN_TESTS,
+            agent="tester",
+            depends_on=["repair1"],
+            status=GoalState.COMPLETE,
+        ),
     ]
     fields = dict(
         mission_id=mission_id,
@@ -60,8 +84,16 @@ def sample_events(mission_id: str):
         MissionState(mission_id=mission_id, state=GoalState.RUNNING),
         TaskState(mission_id=mission_id, task_id="t1", agent="analyzer", state=GoalState.RUNNING),
         AgentThink(mission_id=mission_id, task_id="t2", agent="coder", text="asking for code"),
-        AgentAct(mission_id=mission_id, task_id="t2", agent="coder", action="generate",
-                 detail="usable", input_tokens=300, output_tokens=70, duration_s=1.5),
+        AgentAct(
+            mission_id=mission_id,
+            task_id="t2",
+            agent="coder",
+            action="generate",
+            detail="usable",
+            input_tokens=300,
+            output_tokens=70,
+            duration_s=1.5,
+        ),
         MissionState(mission_id=mission_id, state=GoalState.COMPLETE),
     ]
 
@@ -89,7 +121,9 @@ def _seed(source, count: int, *, statuses=("SUCCESS", "FAILED", "RUNNING")):
         for i in range(count):
             status = MissionOutcome(statuses[i % len(statuses)])
             report = sample_report(
-                f"m-{i:05d}", status=status, request=f"request number {i}",
+                f"m-{i:05d}",
+                status=status,
+                request=f"request number {i}",
                 started_at=start + timedelta(minutes=i),
             )
             await source.store.save_report(report)
@@ -107,8 +141,15 @@ def sample(source, settings):
         ledger = SqliteLedger(settings.database_url)
         ctx = CallContext(mission_id=report.mission_id, task_id="t2", agent="coder")
         await ledger.record(
-            LedgerEntry(mission_id=ctx.mission_id, task_id=ctx.task_id, agent=ctx.agent,
-                        model="scripted", input_tokens=300, output_tokens=70, usd=0.0012)
+            LedgerEntry(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task_id,
+                agent=ctx.agent,
+                model="scripted",
+                input_tokens=300,
+                output_tokens=70,
+                usd=0.0012,
+            )
         )
         await ledger.close()
 
@@ -129,8 +170,11 @@ def make_client(source, settings):
     def make(*, token: str = "", host: str = "127.0.0.1", read_only: bool = False, **kw):
         bus = MemoryBus()
         state = UiState(
-            source=source, guard=Guard(host, token), bus=bus,
-            launcher=None if read_only else Launcher(settings, bus), poll_s=0.02,
+            source=source,
+            guard=Guard(host, token),
+            bus=bus,
+            launcher=None if read_only else Launcher(settings, bus),
+            poll_s=0.02,
         )
         client = TestClient(create_app(state), base_url="http://127.0.0.1:8420", **kw)
         client.__enter__()

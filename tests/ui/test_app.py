@@ -29,9 +29,25 @@ def test_missions_list_pages_and_filters(make_client, seed):
     last = client.get("/?page=3")
     assert len(rows(last.text)) == 20 and rows(last.text)[-1] == "m-00000"
     failed = client.get("/?status=FAILED&per_page=100")
-    assert len(rows(failed.text)) == 40 and "s-FAILED" in failed.text and "s-SUCCESS" not in failed.text
+    assert (
+        len(rows(failed.text)) == 40
+        and "s-FAILED" in failed.text
+        and "s-SUCCESS" not in failed.text
+    )
     words = client.get("/?q=number 7")
-    assert set(rows(words.text)) == {"m-00007", "m-00070", "m-00071", "m-00072", "m-00073", "m-00074", "m-00075", "m-00076", "m-00077", "m-00078", "m-00079"}
+    assert set(rows(words.text)) == {
+        "m-00007",
+        "m-00070",
+        "m-00071",
+        "m-00072",
+        "m-00073",
+        "m-00074",
+        "m-00075",
+        "m-00076",
+        "m-00077",
+        "m-00078",
+        "m-00079",
+    }
     assert "no missions match" in client.get("/?q=nothing-like-this").text
     # nonsense parameters fall back to defaults instead of failing
     assert client.get("/?page=x&per_page=-4&status=BOGUS").status_code == 200
@@ -116,14 +132,20 @@ def test_start_form_validates(make_client, tmp_path):
     client = make_client()
     assert 'id="start-form"' in client.get("/new").text
     token = csrf(client)
-    missing = client.post("/missions", data={"csrf": token, "request": "x", "repo": str(tmp_path / "no")})
+    missing = client.post(
+        "/missions", data={"csrf": token, "request": "x", "repo": str(tmp_path / "no")}
+    )
     assert missing.status_code == 400 and "is not a directory" in missing.text
     bad = client.post(
-        "/missions", data={"csrf": token, "request": "x", "repo": str(tmp_path), "max_repairs": "99"}
+        "/missions",
+        data={"csrf": token, "request": "x", "repo": str(tmp_path), "max_repairs": "99"},
     )
     assert bad.status_code == 400 and "max_repairs" in bad.text
     assert 'value="99"' in bad.text  # the form keeps what was typed
-    llm = client.post("/missions", data={"csrf": token, "request": "x", "repo": str(tmp_path), "llm": "nosuch:model"})
+    llm = client.post(
+        "/missions",
+        data={"csrf": token, "request": "x", "repo": str(tmp_path), "llm": "nosuch:model"},
+    )
     assert llm.status_code == 400
 
 
@@ -132,8 +154,13 @@ def test_read_only_view_has_no_start_or_review(make_client, sample):
     assert client.get("/new").status_code == 404
     assert 'id="nav-new"' not in client.get("/").text
     token = csrf(client)
-    assert client.post("/missions", data={"csrf": token, "request": "x", "repo": "/"}).status_code == 403
-    reviewed = client.post(f"/missions/{sample.mission_id}/review", data={"csrf": token, "verdict": "accept"})
+    assert (
+        client.post("/missions", data={"csrf": token, "request": "x", "repo": "/"}).status_code
+        == 403
+    )
+    reviewed = client.post(
+        f"/missions/{sample.mission_id}/review", data={"csrf": token, "verdict": "accept"}
+    )
     assert reviewed.status_code == 403
 
 
@@ -170,7 +197,9 @@ def sse_events(response):
 def test_stream_of_500_events_drops_none(make_client, source, report_factory):
     report = report_factory("m-busy", status="RUNNING")
     events = [
-        AgentAct(mission_id="m-busy", task_id=f"t{i % 7}", agent="coder", action="step", detail=str(i))
+        AgentAct(
+            mission_id="m-busy", task_id=f"t{i % 7}", agent="coder", action="step", detail=str(i)
+        )
         for i in range(500)
     ]
 
@@ -188,7 +217,9 @@ def test_stream_of_500_events_drops_none(make_client, source, report_factory):
             for i in range(250, 500, 25):
                 await source.store.append_events(events[i : i + 25])
                 await asyncio.sleep(0.01)
-            await source.store.append_events([MissionState(mission_id="m-busy", state=GoalState.COMPLETE)])
+            await source.store.append_events(
+                [MissionState(mission_id="m-busy", state=GoalState.COMPLETE)]
+            )
 
         asyncio.run(go())
 

@@ -146,7 +146,9 @@ def node_states(driver):
     }
 
 
-def test_start_watch_review_accept_in_a_browser(live_server, browser, calculator_repo, git, tmp_path):
+def test_start_watch_review_accept_in_a_browser(
+    live_server, browser, calculator_repo, git, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     browser.get(live_server.url + "/")
