@@ -131,10 +131,13 @@ def wait_for(condition, timeout_s=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def shot(driver, tmp_path, name):
+def shot(driver, tmp_path, name, *, full=True):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.body.scrollHeight")
-    driver.set_window_size(1400, max(900, min(int(height) + 40, 4000)))
+    if full:
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, max(900, min(int(height) + 40, 4000)))
+    else:  # the top of the page at a usual window size (the README's picture)
+        driver.set_window_size(1280, 1150)
     for target in (tmp_path / f"{name}.png", ARTIFACTS / f"{name}.png"):
         driver.save_screenshot(str(target))
 
@@ -181,6 +184,7 @@ def test_start_watch_review_accept_in_a_browser(
     assert all("st-complete" in c for c in states.values()), states
     assert int(browser.find_element(By.ID, "mission").get_attribute("data-seq")) > 0
     assert "+def fibonacci(n):" in browser.find_element(By.ID, "diff").text
+    shot(browser, tmp_path, "mission-review-top", full=False)
     shot(browser, tmp_path, "mission-review")
 
     browser.find_element(By.ID, "review-accept").click()
