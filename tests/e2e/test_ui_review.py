@@ -124,3 +124,14 @@ def test_run_review_reject_exits_failed(calculator_repo):
     )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "REJECTED"
+
+
+def test_feedback_round_that_fails_lands_nothing(calculator_repo, git):
+    from coditect.llm.demo import fibonacci_model
+
+    gate = Scripted(ReviewDecision(Verdict.FEEDBACK, "make it faster"))
+    report = run_mission(calculator_repo, gate, model=fibonacci_model())
+    # the scripted model answers the same code again, which the coder refuses as no change
+    assert report.status is MissionOutcome.FAILED and "review1" in report.reason
+    assert report.branch == "" and len(gate.seen) == 1
+    assert "coditect/" not in git(calculator_repo, "branch", "--list")

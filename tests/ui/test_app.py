@@ -233,3 +233,29 @@ def test_stream_of_500_events_drops_none(make_client, source, report_factory):
     assert details == [str(i) for i in range(500)]
     assert got[-1]["type"] == "mission.state" and got[-1]["state"] == "complete"
     assert len({e["event_id"] for e in got}) == len(got) == 501
+
+
+def test_a_mission_refused_at_start_ends_failed_on_its_page(make_client, tmp_path):
+    import subprocess
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
+    client = make_client(follow_redirects=False)
+    started = client.post(
+        "/missions",
+        data={
+            "csrf": csrf(client),
+            "request": "add x",
+            "repo": str(empty),
+            "llm": "scripted:fibonacci",
+        },
+    )
+    assert started.status_code == 303
+    url = started.headers["location"]
+    assert client.get("/missions/m-nope/events").status_code == 404
+    with client.stream("GET", url + "/events?after=0") as response:
+        got = sse_events(response)
+    assert got[-1]["type"] == "mission.state" and got[-1]["state"] == "failed"
+    page = client.get(url).text
+    assert "s-FAILED" in page and "without any commit" in page

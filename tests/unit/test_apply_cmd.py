@@ -18,7 +18,10 @@ def commit_on_branch(repo, git, branch, path, text):
 
 def report(repo, **kw):
     fields = dict(
-        mission_id="m-1", request="r", repo=str(repo), status=MissionOutcome.SUCCESS,
+        mission_id="m-1",
+        request="r",
+        repo=str(repo),
+        status=MissionOutcome.SUCCESS,
         branch="coditect/m-1",
     )
     fields.update(kw)

@@ -196,6 +196,9 @@ async def events(request: Request) -> Response:
     """The mission's events as server-sent events, from ``after`` (an event-store position)."""
     ui = _state(request)
     mid = request.path_params["mission_id"]
+    known = ui.launcher is not None and ui.launcher.placeholder(mid) is not None
+    if not known and await ui.source.report(mid) is None:
+        return PlainTextResponse("no such mission", 404)
     feed = EventFeed(ui.source, ui.bus, poll_s=ui.poll_s)
     after = _int(request.query_params.get("after"), 0)
 

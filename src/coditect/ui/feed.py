@@ -60,7 +60,9 @@ class EventFeed:
             listener = asyncio.create_task(self._listen(self.bus, mission_id, from_bus, wake))
             await asyncio.sleep(0)
         seen: set[str] = set()
-        seq, ended = after_seq, False
+        # The page may have been rendered just after the mission's last event: then it is over.
+        last = await self.source.last_mission_state(mission_id) if after_seq else None
+        seq, ended = after_seq, last is not None and last.seq <= after_seq and _final(last.event)
         try:
             while True:
                 for item in await self.source.events_after(mission_id, seq):

@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coditect.bus.base import EventBus
 from coditect.config import Settings
-from coditect.domain.events import Event
-from coditect.domain.mission import MissionReport, new_mission_id
-from coditect.errors import InputError
+from coditect.domain.events import Event, MissionState
+from coditect.domain.mission import MissionOutcome, MissionReport, new_mission_id
+from coditect.domain.tasks import GoalState
+from coditect.errors import CoditectError, InputError
 from coditect.orchestrator.review import PendingReviews
 
 if TYPE_CHECKING:
@@ -149,8 +150,10 @@ class Launcher:
     ) -> None:
         try:
             await runner.run(request, repo, mission_id=mission_id)
-        except Exception:  # the runner stores a FAILED report for what it can; log the rest
+        except Exception as exc:  # the runner stores a FAILED report for what it can
             _log.exception("mission %s stopped", mission_id)
+            if await rt.store.get_report(mission_id) is None:  # refused before it began
+                await _record_refusal(rt, mission_id, request, repo, exc)
         finally:
             await rt.aclose()
 
@@ -163,3 +166,21 @@ class Launcher:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+
+async def _record_refusal(
+    rt: Runtime, mission_id: str, request: str, repo: Path, exc: Exception
+) -> None:
+    """Store a FAILED report for a mission refused before it stored one (the page waits on it)."""
+    reason = exc.message if isinstance(exc, CoditectError) else repr(exc)
+    report = MissionReport(
+        mission_id=mission_id,
+        request=request,
+        repo=str(repo),
+        status=MissionOutcome.FAILED,
+        reason=reason,
+    )
+    await rt.store.save_report(report)
+    await rt.store.append_events(
+        [MissionState(mission_id=mission_id, state=GoalState.FAILED, reason=reason)]
+    )

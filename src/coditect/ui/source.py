@@ -205,6 +205,21 @@ class MissionSource:
         rows = await self._run(work)
         return [StoredEvent(n, event_adapter.validate_json(body)) for n, body in rows]
 
+    async def last_mission_state(self, mission_id: str) -> StoredEvent | None:
+        """The mission's latest ``mission.state`` event, if it has one."""
+
+        def work(s: Session) -> tuple[int, str] | None:
+            row = s.execute(
+                select(EventRow.seq, EventRow.body)
+                .where(EventRow.mission_id == mission_id, EventRow.type == "mission.state")
+                .order_by(EventRow.seq.desc())
+                .limit(1)
+            ).first()
+            return (row[0], row[1]) if row is not None else None
+
+        found = await self._run(work)
+        return StoredEvent(found[0], event_adapter.validate_json(found[1])) if found else None
+
     async def calls(self, mission_id: str) -> list[LedgerEntry]:
         """The mission's LLM calls as the ledger recorded them (empty when none were)."""
 
