@@ -48,28 +48,27 @@ class LiveServer:
             self._ready.set()
 
     async def _serve(self) -> None:
-        import uvicorn
+        import io
 
-        from coditect.cli.ui_cmd import build_state
-        from coditect.ui.app import create_app
+        from rich.console import Console
 
-        async with build_state(listen_host="127.0.0.1", token="", db=None, nats=None) as state:
-            config = uvicorn.Config(
-                create_app(state), host="127.0.0.1", port=self.port, log_level="warning"
-            )
-            self._server = uvicorn.Server(config)
-            self._server.config.setup_event_loop = lambda: None
-            serving = asyncio.create_task(self._server.serve())
-            while not self._server.started and not serving.done():
-                await asyncio.sleep(0.02)
-            self._ready.set()
-            await serving
+        from coditect.cli.ui_cmd import serve
+
+        def keep(server) -> None:
+            self._server = server
+
+        await serve(
+            f"127.0.0.1:{self.port}", "", None, None, Console(file=io.StringIO()), on_server=keep
+        )
 
     def start(self) -> LiveServer:
         self._thread.start()
-        assert self._ready.wait(30), "the ui server did not start"
-        if self._error is not None:
-            raise self._error
+        deadline = time.monotonic() + 30
+        while not (self._server is not None and self._server.started):
+            if self._ready.is_set() and self._error is not None:
+                raise self._error
+            assert time.monotonic() < deadline, "the ui server did not start"
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:

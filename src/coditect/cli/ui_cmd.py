@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +14,7 @@ from rich.console import Console
 from coditect.config import Settings
 from coditect.errors import CoditectError, ConfigError
 
-__all__ = ["build_state", "ui"]
+__all__ = ["build_state", "serve", "ui"]
 
 
 def _require_ui() -> None:
@@ -81,9 +81,16 @@ async def build_state(
         await source.close()
 
 
-async def _serve(
-    listen: str, token: str, db: str | None, nats: str | None, console: Console
+async def serve(
+    listen: str,
+    token: str,
+    db: str | None,
+    nats: str | None,
+    console: Console,
+    *,
+    on_server: Callable[[Any], None] | None = None,
 ) -> None:
+    """Serve until stopped; ``on_server`` gets the uvicorn server (tests stop it through it)."""
     import uvicorn
 
     from coditect.ui.app import create_app
@@ -95,6 +102,8 @@ async def _serve(
             create_app(state), host=host, port=port, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
+        if on_server is not None:
+            on_server(server)
         shown = f"[{host}]" if ":" in host else host
         console.print(
             f"CODITECT ui on http://{shown}:{port}/" + ("  (token required)" if token else "")
@@ -134,7 +143,7 @@ def ui(
     token = token if token is not None else os.environ.get("CODITECT_TOKEN", "")
     try:
         _require_ui()
-        asyncio.run(_serve(listen, token, db, nats, console))
+        asyncio.run(serve(listen, token, db, nats, console))
     except CoditectError as exc:
         console.print(f"[bold red]error:[/] {exc.message}")
         if exc.hint:
