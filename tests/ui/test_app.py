@@ -259,3 +259,43 @@ def test_a_mission_refused_at_start_ends_failed_on_its_page(make_client, tmp_pat
     assert got[-1]["type"] == "mission.state" and got[-1]["state"] == "failed"
     page = client.get(url).text
     assert "s-FAILED" in page and "without any commit" in page
+
+
+def test_reject_from_the_page_lands_nothing(make_client, calculator_repo, git):
+    import time
+
+    client = make_client(follow_redirects=False)
+    started = client.post(
+        "/missions",
+        data={
+            "csrf": csrf(client),
+            "request": "Add a function to calculate the nth Fibonacci number",
+            "repo": str(calculator_repo),
+            "llm": "scripted:fibonacci",
+            "sandbox": "subprocess",
+            "max_repairs": "1",
+            "review": "on",
+        },
+    )
+    mid = started.headers["location"].rsplit("/", 1)[1]
+    reviews = client.ui_state.launcher.reviews
+    deadline = time.monotonic() + 120
+    while reviews.pending(mid) is None:  # the mission runs in the client's event loop thread
+        assert time.monotonic() < deadline, "no review was asked for"
+        time.sleep(0.05)
+    page = client.get(f"/missions/{mid}").text
+    assert 'id="review-reject"' in page and "waiting for review" in page and "s-RUNNING" in page
+    assert 'id="diff"' in page and "fibonacci" in page  # the diff under review is shown
+    answer = client.post(
+        f"/missions/{mid}/review", data={"csrf": csrf(client), "verdict": "reject"}
+    )
+    assert answer.status_code == 303
+    with client.stream("GET", f"/missions/{mid}/events?after=0") as response:
+        got = sse_events(response)
+    assert [e["action"] for e in got if e["type"] == "agent.act" and e["task_id"] == "review"] == [
+        "review.requested",
+        "review.reject",
+    ]
+    final = client.get(f"/missions/{mid}").text
+    assert "s-REJECTED" in final and 'id="review-reject"' not in final
+    assert "coditect/" not in git(calculator_repo, "branch", "--list")
