@@ -40,7 +40,7 @@ from coditect.orchestrator.goals import GoalManager, GoalPolicy
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.repair import repair_tasks, test_failure_summary
-from coditect.orchestrator.review import ReviewGate, ReviewRequest, Verdict, feedback_tasks
+from coditect.orchestrator.review import Landing, ReviewGate, review_before_landing
 from coditect.reuse import Reuse
 from coditect.reuse.estimate import estimate_plan
 from coditect.reuse.tally import TokenTally
@@ -507,9 +507,16 @@ class MissionRunner:
             return
         report.diff = run.ws.diff(changed)
         # --- review before landing (orchestrator/review.py): the one place the gate is asked ---
-        changed = await self._review(run, changed)
-        if report.status is not MissionOutcome.SUCCESS:
-            return
+        if self.review is not None:
+            hooks = Landing(
+                save=lambda: self.store.save_report(report),
+                emit=self.emit,
+                feedback_round=lambda fix, retest: self._feedback_round(run, fix, retest),
+            )
+            await review_before_landing(self.review, report, hooks)
+            if report.status is not MissionOutcome.SUCCESS:
+                return
+            changed = report.changed_files
         if self._reusing and self.reuse is not None:
             for key, result, meter in run.pending:
                 await self.reuse.tasks.remember(
@@ -533,66 +540,26 @@ class MissionRunner:
             report.applied_to = str(run.ws.repo)
             report.notes.append(f"originals of changed files saved in {backup}")
 
-    async def _review(self, run: _Run, changed: list[str]) -> list[str]:
-        """Ask the review gate; feedback runs a round of tasks and asks again. Returns ``changed``."""
-        report, round_no = run.report, 1
-        while self.review is not None:
-            # Not SUCCESS until it lands: a viewer shows RUNNING, the reason and the diff.
-            report.status, report.reason = MissionOutcome.RUNNING, "waiting for review"
-            await self.store.save_report(report)
-            await self._review_event(report, "review.requested", f"round {round_no}")
-            decision = await self.review.review(
-                ReviewRequest(
-                    mission_id=report.mission_id,
-                    request=report.request,
-                    repo=report.repo,
-                    diff=report.diff,
-                    changed_files=tuple(changed),
-                    tests=report.tests.model_copy(),
-                    round_no=round_no,
-                )
+    async def _feedback_round(self, run: _Run, fix: TaskSpec, retest: TaskSpec) -> bool:
+        """Run a review feedback round; True when the new change is verified (review again)."""
+        run.goals.extend([fix, retest])
+        for t in (fix, retest):
+            run.queue.push(t)
+            run.runs[t.id] = TaskRun(
+                id=t.id, intent=t.intent, description=t.description, depends_on=list(t.depends_on)
             )
-            await self._review_event(report, f"review.{decision.verdict.value}", decision.feedback)
-            self._end(report, MissionOutcome.SUCCESS, "")
-            if decision.verdict is Verdict.ACCEPT:
-                break
-            if decision.verdict is Verdict.REJECT:
-                self._end(report, MissionOutcome.REJECTED, "rejected at review; nothing landed")
-                break
-            fix, retest = feedback_tasks(
-                request=report.request, feedback=decision.feedback, round_no=round_no
-            )
-            run.goals.extend([fix, retest])
-            for t in (fix, retest):
-                run.queue.push(t)
-                run.runs[t.id] = TaskRun(
-                    id=t.id, intent=t.intent, description=t.description, depends_on=list(t.depends_on)
-                )
-            self._sync_tasks(run)
-            await self._execute(run)
-            run.world.scan()
-            final = run.world.snapshot()
-            changed = sorted(
-                p for p in set(run.initial) | set(final) if run.initial.get(p) != final.get(p)
-            )
-            report.changed_files, report.diff = changed, run.ws.diff(changed)
-            report.tests.written_by_coditect = list(run.tests_written)
-            self._account(run)
-            if report.status is not MissionOutcome.SUCCESS:
-                break
-            round_no += 1
-        return changed
-
-    async def _review_event(self, report: MissionReport, action: str, detail: str) -> None:
-        await self.emit(
-            AgentAct(
-                mission_id=report.mission_id,
-                task_id="review",
-                agent="reviewer",
-                action=action,
-                detail=detail,
-            )
+        self._sync_tasks(run)
+        await self._execute(run)
+        run.world.scan()
+        final = run.world.snapshot()
+        changed = sorted(
+            p for p in set(run.initial) | set(final) if run.initial.get(p) != final.get(p)
         )
+        report = run.report
+        report.changed_files, report.diff = changed, run.ws.diff(changed)
+        report.tests.written_by_coditect = list(run.tests_written)
+        self._account(run)
+        return report.status is MissionOutcome.SUCCESS
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod

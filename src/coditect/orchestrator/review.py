@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from coditect.domain.mission import TestTotals
+from coditect.domain.events import AgentAct, Event
+from coditect.domain.mission import MissionOutcome, MissionReport, TestTotals
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.errors import InputError
 
 __all__ = [
     "AutoAccept",
+    "Landing",
     "PendingReviews",
     "ReviewDecision",
     "ReviewGate",
@@ -35,6 +37,7 @@ __all__ = [
     "TerminalReview",
     "Verdict",
     "feedback_tasks",
+    "review_before_landing",
 ]
 
 
@@ -190,3 +193,72 @@ def feedback_tasks(*, request: str, feedback: str, round_no: int) -> tuple[TaskS
         depends_on=(fix.id,),
     )
     return fix, retest
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What :func:`review_before_landing` needs from the mission runner.
+
+    Attributes:
+        save: Stores the mission's report (a viewer then shows the diff under review).
+        emit: Publishes and logs an event of the mission.
+        feedback_round: Runs a feedback round's tasks; True when the new change passed its
+            tests (the report's diff and changed files are then the new ones).
+    """
+
+    save: Callable[[], Awaitable[None]]
+    emit: Callable[[Event], Awaitable[None]]
+    feedback_round: Callable[[TaskSpec, TaskSpec], Awaitable[bool]]
+
+
+async def _announce(landing: Landing, report: MissionReport, action: str, detail: str) -> None:
+    await landing.emit(
+        AgentAct(
+            mission_id=report.mission_id,
+            task_id="review",
+            agent="reviewer",
+            action=action,
+            detail=detail,
+        )
+    )
+
+
+async def review_before_landing(gate: ReviewGate, report: MissionReport, landing: Landing) -> None:
+    """Ask ``gate`` about the verified change in ``report`` until it is accepted or not landing.
+
+    On return ``report.status`` is SUCCESS (accepted: land it), REJECTED, or what a failed
+    feedback round left (FAILED). While the gate waits the stored report says RUNNING, "waiting
+    for review"; ``review.requested`` and ``review.<verdict>`` events mark the steps.
+    """
+    round_no = 1
+    while True:
+        report.status, report.reason = MissionOutcome.RUNNING, "waiting for review"
+        await landing.save()
+        await _announce(landing, report, "review.requested", f"round {round_no}")
+        decision = await gate.review(
+            ReviewRequest(
+                mission_id=report.mission_id,
+                request=report.request,
+                repo=report.repo,
+                diff=report.diff,
+                changed_files=tuple(report.changed_files),
+                tests=report.tests.model_copy(),
+                round_no=round_no,
+            )
+        )
+        await _announce(landing, report, f"review.{decision.verdict.value}", decision.feedback)
+        report.status, report.reason = MissionOutcome.SUCCESS, ""
+        if decision.verdict is Verdict.ACCEPT:
+            return
+        if decision.verdict is Verdict.REJECT:
+            report.status, report.reason = (
+                MissionOutcome.REJECTED,
+                "rejected at review; nothing landed",
+            )
+            return
+        fix, retest = feedback_tasks(
+            request=report.request, feedback=decision.feedback, round_no=round_no
+        )
+        if not await landing.feedback_round(fix, retest):
+            return
+        round_no += 1
