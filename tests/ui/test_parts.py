@@ -126,6 +126,24 @@ async def test_nats_events_reach_the_feed(nats_url, tmp_path):
         await asyncio.wait_for(reader, 15)
         assert got[0] == act.event_id and len(got) == 2
 
+        # the page's timeline replays what only JetStream has
+        from datetime import timedelta
+
+        from coditect.domain.mission import MissionReport
+
+        started = act.ts - timedelta(seconds=5)
+        report = MissionReport(mission_id="m-n", request="r", repo="/x", started_at=started)
+        await state.source.store.save_report(report)
+        assert [e.event_id for e in await state.history("m-n", started)] == [act.event_id]
+        from httpx import ASGITransport, AsyncClient
+
+        from coditect.ui.app import create_app
+
+        transport = ASGITransport(app=create_app(state))
+        async with AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            page = (await client.get("/missions/m-n")).text
+        assert "coder@w" in page and "mission complete" in page
+
 
 @pytest.mark.parametrize("missing", ["starlette", "jinja2"])
 def test_missing_extra_names_the_pip_command(monkeypatch, missing):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from coditect.config import Settings
+from coditect.domain.events import Event
 from coditect.errors import CoditectError, ConfigError
 
 __all__ = ["build_state", "serve", "ui"]
@@ -60,20 +62,34 @@ async def build_state(
         launcher = Launcher(settings, bus)
     source = await asyncio.to_thread(MissionSource, url)
     remote: EventBus | None = None
+    history: Callable[[str, datetime], Awaitable[list[Event]]] | None = None
     try:
         if nats:
             from coditect.bus.jetstream import JetStreamBus, JetStreamConfig
             from coditect.distributed.settings import DistributedSettings
 
             name = DistributedSettings(nats_url=nats).queue_name
-            remote = await JetStreamBus.connect(
+            jetstream = await JetStreamBus.connect(
                 nats,
                 config=JetStreamConfig(
                     stream=f"{name.upper().replace('-', '_')}_EVENTS",
                     subject_prefix=f"{name}.events",
                 ),
             )
-        yield UiState(source=source, guard=guard, bus=remote or bus, launcher=launcher)
+            remote = jetstream
+
+            async def replayed(mission_id: str, since: datetime) -> list[Event]:
+                # Workers' agent events are only in JetStream, not in the database.
+                return [
+                    e
+                    async for e in jetstream.replay(">", since=since)
+                    if e.mission_id == mission_id
+                ]
+
+            history = replayed
+        yield UiState(
+            source=source, guard=guard, bus=remote or bus, launcher=launcher, history=history
+        )
     finally:
         if remote is not None:
             await remote.close()

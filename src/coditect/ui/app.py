@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from coditect.bus.base import EventBus
 from coditect.cli.apply_cmd import apply_mission
+from coditect.domain.events import Event
 from coditect.domain.mission import MissionOutcome
 from coditect.errors import CoditectError
 from coditect.orchestrator.review import ReviewDecision, Verdict
@@ -54,6 +56,8 @@ class UiState:
         bus: The bus live streams listen to (None: the event store alone).
         launcher: Starts and reviews missions (None: the view is read-only).
         poll_s: How often a live stream reads the event store when the bus is quiet.
+        history: A mission's events kept only on the bus (distributed workers' agent events in
+            JetStream), by mission id and start time; merged into the page's timeline.
     """
 
     source: MissionSource
@@ -61,6 +65,7 @@ class UiState:
     bus: EventBus | None = None
     launcher: Launcher | None = None
     poll_s: float = 0.25
+    history: Callable[[str, datetime], Awaitable[list[Event]]] | None = None
 
 
 def _env() -> Environment:
@@ -165,6 +170,10 @@ async def mission(request: Request) -> Response:
         return PlainTextResponse(f"no mission {mid}", 404)
     stored = await ui.source.events_after(mid, 0, limit=100_000)
     events = [s.event for s in stored]
+    if ui.history is not None:
+        known = {e.event_id for e in events}
+        extra = [e for e in await ui.history(mid, report.started_at) if e.event_id not in known]
+        events = sorted(events + extra, key=lambda e: e.ts)
     review = ui.launcher.reviews.pending(mid) if ui.launcher is not None else None
     return _page(
         request,
