@@ -162,6 +162,11 @@ def test_read_only_view_has_no_start_or_review(make_client, sample):
         f"/missions/{sample.mission_id}/review", data={"csrf": token, "verdict": "accept"}
     )
     assert reviewed.status_code == 403
+    page = client.get(f"/missions/{sample.mission_id}").text
+    assert 'id="apply"' not in page
+    assert (
+        client.post(f"/missions/{sample.mission_id}/apply", data={"csrf": token}).status_code == 403
+    )
 
 
 def test_review_of_a_mission_not_waiting(make_client, sample):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
@@ -188,7 +189,9 @@ async def mission(request: Request) -> Response:
         diff_css=render.DIFF_CSS,
         costs=render.costs(report, await ui.source.calls(mid)),
         review=review,
-        can_apply=report.status is MissionOutcome.SUCCESS and bool(report.branch),
+        can_apply=ui.launcher is not None
+        and report.status is MissionOutcome.SUCCESS
+        and bool(report.branch),
         message=request.query_params.get("msg", "")[:300],
     )
 
@@ -227,18 +230,27 @@ async def events(request: Request) -> Response:
     )
 
 
-async def review(request: Request) -> Response:
-    """Accept, reject, or send feedback on a mission waiting for review."""
-    ui = _state(request)
+async def _writable(request: Request) -> tuple[Launcher, FormData] | Response:
+    """The launcher and the checked form of a review or apply request (or the refusal)."""
     form = await _checked_form(request)
     if isinstance(form, Response):
         return form
-    mid = request.path_params["mission_id"]
-    if ui.launcher is None:
+    launcher = _state(request).launcher
+    if launcher is None:
         return PlainTextResponse("read-only view", 403)
+    return launcher, form
+
+
+async def review(request: Request) -> Response:
+    """Accept, reject, or send feedback on a mission waiting for review."""
+    checked = await _writable(request)
+    if isinstance(checked, Response):
+        return checked
+    launcher, form = checked
+    mid = request.path_params["mission_id"]
     try:
         verdict = Verdict(str(form.get("verdict", "")))
-        ui.launcher.reviews.decide(mid, ReviewDecision(verdict, str(form.get("feedback", ""))))
+        launcher.reviews.decide(mid, ReviewDecision(verdict, str(form.get("feedback", ""))))
     except ValueError:
         return PlainTextResponse("verdict must be accept, reject or feedback", 400)
     except CoditectError as exc:
@@ -249,18 +261,15 @@ async def review(request: Request) -> Response:
 
 async def apply(request: Request) -> Response:
     """Merge an accepted mission's branch into the repository's current branch (if clean)."""
-    ui = _state(request)
-    form = await _checked_form(request)
-    if isinstance(form, Response):
-        return form
+    checked = await _writable(request)
+    if isinstance(checked, Response):
+        return checked
     mid = request.path_params["mission_id"]
-    report = await ui.source.report(mid)
+    report = await _state(request).source.report(mid)
     if report is None:
         return PlainTextResponse("no such mission", 404)
     # Only the mission's own repository is touched: the path comes from the stored report.
     result = await asyncio.to_thread(apply_mission, report)
-    from urllib.parse import quote
-
     return RedirectResponse(f"/missions/{mid}?msg={quote(result.message)}", 303)
 
 
