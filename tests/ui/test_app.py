@@ -49,6 +49,8 @@ def test_missions_list_pages_and_filters(make_client, seed):
         "m-00079",
     }
     assert "no missions match" in client.get("/?q=nothing-like-this").text
+    running = client.get("/?status=RUNNING&per_page=1").text
+    assert re.search(r"<td>\d{4,}\.\ds</td>", running)  # running since 2026-01-01: a long time
     # nonsense parameters fall back to defaults instead of failing
     assert client.get("/?page=x&per_page=-4&status=BOGUS").status_code == 200
 

@@ -112,7 +112,8 @@ def _row_view(row: Any) -> MissionRowView:
         request=row[2],
         repo=row[3],
         started_at=started,
-        wall_s=row[5],
+        # a running mission's stored wall time is 0 until it ends: show how long it has run
+        wall_s=row[5] if row[1] != "RUNNING" else (datetime.now(UTC) - started).total_seconds(),
         tokens=int(tokens_in or 0) + int(tokens_out or 0),
         usd=float(usd or 0.0),
         outcome=_outcome(branch, applied_to, reason),
