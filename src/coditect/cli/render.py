@@ -29,6 +29,7 @@ _OUTCOME_STYLE = {
     MissionOutcome.UNVERIFIED: "bold dark_orange",
     MissionOutcome.FAILED: "bold red",
     MissionOutcome.CANCELLED: "bold magenta",
+    MissionOutcome.REJECTED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
 }
 

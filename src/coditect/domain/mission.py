@@ -41,6 +41,7 @@ class MissionOutcome(StrEnum):
     UNVERIFIED = "UNVERIFIED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"  # the reviewer rejected the verified change; nothing landed
 
 
 class TaskRun(BaseModel):
