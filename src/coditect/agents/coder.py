@@ -120,10 +120,16 @@ class CoderAgent(Agent):
             try:
                 merged = self._merge(ctx, job, response)
             except _Rejected as exc:
-                if isinstance(exc, _Unchanged) and job.failures and not job.is_tests:
-                    # The model defends the current code against failing tests: evidence
-                    # that a test may be wrong, weighed with the other candidates.
-                    await self._generated(ctx, response, "unchanged: the code is kept", ok=True)
+                if isinstance(exc, _Unchanged) and job.failures:
+                    # The model defends the current code (or tests) against the failures:
+                    # evidence, not a failure. Code is weighed with other candidates; tests
+                    # are kept, and the mission's outcome reports the disagreement.
+                    await self._generated(ctx, response, "unchanged: kept as it is", ok=True)
+                    if job.is_tests:
+                        return CodeChange(
+                            generations=generation,
+                            summary=f"{job.path}: the model keeps these tests as they are",
+                        )
                     return await self._pick(ctx, job, messages, None, generation)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)

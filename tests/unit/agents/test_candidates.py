@@ -205,3 +205,33 @@ async def test_the_examples_test_comes_from_the_users_docstrings_only(tmp_path):
     added = FileEdit(path="solution.py", after_sha256="x", added_symbols=("add_even",))
     await CoderAgent().execute(write_tests_ctx(ws, ScriptedModel([answer]), added))
     assert "docstring_examples" not in (ws / "tests/test_solution.py").read_text()
+
+
+async def test_a_test_repair_answer_identical_to_the_tests_keeps_them(tmp_path):
+    ws = workspace(tmp_path, "def add_even(lst):\n    return 4\n")  # no examples to add
+    (ws / "tests").mkdir()
+    (ws / "tests/test_solution.py").write_text(WRONG_TEST)
+    ctx = AgentContext(
+        mission_id="m",
+        request=REQUEST,
+        task=TaskSpec(
+            id="repair2",
+            intent=Intent.WRITE_TESTS,
+            description="Fix the tests",
+            feedback="1 failed",
+            target_files=("tests/test_solution.py",),
+        ),
+        action=Action(
+            intent=Intent.WRITE_TESTS,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("tests/test_solution.py",),
+            read_files=("solution.py", "tests/test_solution.py"),
+        ),
+        workspace=ws,
+        model=ScriptedModel([fenced(WRONG_TEST.split("\n\n\n", 1)[1])]),
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(tests=failing_report()),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.edits == () and "keeps these tests" in change.summary
+    assert (ws / "tests/test_solution.py").read_text() == WRONG_TEST
