@@ -45,6 +45,11 @@ from coditect.cli import db_cmd  # noqa: E402
 
 app.add_typer(db_cmd.app, name="db")
 
+from coditect.cli import gc_cmd, resume_cmd  # noqa: E402
+
+app.command(name="resume")(resume_cmd.resume)
+app.command(name="gc")(gc_cmd.gc)
+
 try:  # the sandbox command group ships with the sandbox backends
     from coditect.cli import sandbox_cmd
 
@@ -155,6 +160,9 @@ def run(
             overrides[key] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
     console = Console(stderr=as_json)
+    from coditect.leftovers import collect
+
+    collect()  # workspace copies and sandbox folders of killed CODITECT processes
     try:
         report = asyncio.run(
             _run_mission(request, repo, settings, as_json=as_json, console=console)
@@ -197,7 +205,7 @@ def status(
 
     settings = Settings()
     store = SqlStore(settings.database_url)
-    reports = asyncio.run(store.list_reports(limit))
+    reports = asyncio.run(resume_cmd.judged_reports(store, asyncio.run(store.list_reports(limit))))
     if as_json:
         rows = [
             {
@@ -230,7 +238,7 @@ def show(
     console = Console()
     store = SqlStore(Settings().database_url)
     try:
-        report = asyncio.run(store.get_report(mission_id))
+        report = asyncio.run(resume_cmd.judged_report(store, mission_id))
     except InputError as exc:
         _err(console, exc)
         raise typer.Exit(EXIT_INPUT) from None

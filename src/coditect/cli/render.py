@@ -29,6 +29,7 @@ _OUTCOME_STYLE = {
     MissionOutcome.FAILED: "bold red",
     MissionOutcome.CANCELLED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
+    MissionOutcome.INTERRUPTED: "bold dark_orange",
 }
 
 

@@ -34,6 +34,9 @@ class MissionOutcome(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    #: The process that ran it ended (killed, crashed) while it was RUNNING; shown by
+    #: ``coditect status``/``show``, continued with ``coditect resume``.
+    INTERRUPTED = "INTERRUPTED"
 
 
 class TaskRun(BaseModel):

@@ -10,8 +10,9 @@ without the ``[local]`` extra.
 Caveats, from llama-cpp-python itself: with ``verbose=False`` it silences llama.cpp's load log
 by pointing the process's file descriptors 1 and 2 at /dev/null for the duration of the load
 (about a second, once per process), so output written by other threads in that window is lost.
-A cancelled :meth:`LocalModel.request` stops waiting at once, but the generation already
-running in the worker thread finishes (and holds the lock) before the next call starts.
+A cancelled :meth:`LocalModel.request` stops waiting at once and its generation stops at the
+next token (a cancel flag checked by llama.cpp's stopping criteria), so Ctrl-C ends the process
+within about a second; a prompt still being read when the cancel comes is read to its end first.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: set[int] = field(default_factory=set)
+
+
+class _StopWhen:
+    """A llama.cpp stopping criterion (called with token ids and logits) true once ``event`` is."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, logits: Any) -> bool:
+        return self.event.is_set()
 
 
 _cache: dict[tuple[str, int], _Loaded] = {}
@@ -140,9 +151,14 @@ class LocalModel(Model):
             ModelError: llama.cpp rejected the request (for example the prompt does not fit).
             ModelOutputError: llama.cpp answered without usage figures or text.
         """
-        return await asyncio.to_thread(
-            self._request_sync, tuple(messages), settings or ModelSettings()
-        )
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                self._request_sync, tuple(messages), settings or ModelSettings(), cancelled
+            )
+        except asyncio.CancelledError:
+            cancelled.set()  # the worker thread stops generating at the next token
+            raise
 
     async def aclose(self) -> None:
         """Release this instance's hold on the weights; they are freed when no user is left."""
@@ -152,7 +168,10 @@ class LocalModel(Model):
         await asyncio.to_thread(_release, loaded, id(self))
 
     def _request_sync(
-        self, messages: tuple[Message, ...], settings: ModelSettings
+        self,
+        messages: tuple[Message, ...],
+        settings: ModelSettings,
+        cancelled: threading.Event | None = None,
     ) -> ModelResponse:
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -161,6 +180,9 @@ class LocalModel(Model):
             "stop": list(settings.stop) or None,
             "seed": self._seed,
         }
+        if cancelled is not None:
+            # llama.cpp calls this after each generated token: stop when the caller gave up.
+            kwargs["stopping_criteria"] = _StopWhen(cancelled)
         if settings.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": settings.json_schema}
         while True:
