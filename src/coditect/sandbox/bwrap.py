@@ -128,13 +128,12 @@ class BubblewrapSandbox(Sandbox):
         # concurrent sandbox gets a uid of its own from the pool.
         self._uid = 65534
         self._gid = 65534
-        self._uids = UidPool(
-            range(sandbox_uid, sandbox_uid + 1)
-            if sandbox_uid is not None
-            else uid_range or configured_uids()
-        )
-        self._fixed_gid = sandbox_gid if sandbox_uid is not None else None
+        self._uids = UidPool(uid_range or configured_uids())
+        # An explicit uid is shared by every sandbox (no lease, no per-sandbox process limit).
+        self._fixed = (sandbox_uid, sandbox_gid) if sandbox_uid is not None else None
         _SANDBOX_HOST_UIDS.update(self._uids.uids)
+        if sandbox_uid is not None:
+            _SANDBOX_HOST_UIDS.add(sandbox_uid)
         self._tmp_size_bytes = tmp_size_bytes
         self._prefix = Path(python_prefix or sys.prefix)
         self._as_root = os.geteuid() == 0
@@ -169,15 +168,20 @@ class BubblewrapSandbox(Sandbox):
                 async with self._lend(workdir, host):
                     return await self._launch(request, binds, argv, stage, host)
         finally:
-            if host is not None:
-                self._uids.release(workdir)
+            self._unlease(workdir, host)
 
     def _lease(self, workdir: Path) -> tuple[int, int] | None:
         """The host uid and gid this run gets (root only; None as an ordinary user)."""
         if not self._as_root:
             return None
+        if self._fixed is not None:
+            return self._fixed
         uid = self._uids.acquire(workdir)
-        return uid, self._fixed_gid if self._fixed_gid is not None else uid
+        return uid, uid
+
+    def _unlease(self, workdir: Path, host: tuple[int, int] | None) -> None:
+        if host is not None and self._fixed is None:
+            self._uids.release(workdir)
 
     # -- building the command ------------------------------------------------------------
 
@@ -299,7 +303,7 @@ class BubblewrapSandbox(Sandbox):
             (str(bind.source), source) for bind, source in zip(binds, sources, strict=True)
         )
         argv = [*self._bwrap_argv(request, binds, sources, status_fd), "--", *inner]
-        uid, gid = host or (self._uids.uids.start, self._fixed_gid or self._uids.uids.start)
+        uid, gid = host or self._fixed or (self._uids.uids.start, self._uids.uids.start)
         return argv, ChildSetup(stage=staged, uid=uid, gid=gid, rlimits=rlimits)
 
     # -- running it ----------------------------------------------------------------------
@@ -335,6 +339,12 @@ class BubblewrapSandbox(Sandbox):
                     extra_fds=(status_write,),
                 )
             except SandboxError as exc:
+                if any(marker in str(exc) for marker in _EXHAUSTED):
+                    raise SandboxError(
+                        f"resource exhaustion: the sandbox could not be created: {exc}",
+                        hint=_EXHAUSTED_HINT,
+                        retryable=True,
+                    ) from exc
                 raise SandboxError(
                     f"could not prepare the sandbox process: {exc}",
                     hint="mount namespaces and setresuid need root or an "
@@ -414,8 +424,7 @@ def _probe(bwrap: str) -> str:
                 command, setup = sandbox._command(request, binds, ["/usr/bin/true"], stage, 2, host)
                 code, stderr = run_captured(command, env={"PATH": "/usr/bin:/bin"}, setup=setup)
             finally:
-                if host is not None:
-                    sandbox._uids.release(project)
+                sandbox._unlease(project, host)
     except (OSError, SandboxError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if code != 0:
