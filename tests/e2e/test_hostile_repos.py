@@ -11,7 +11,8 @@ import pytest
 from coditect.config import Settings
 from coditect.domain import MissionOutcome
 from coditect.errors import InputError
-from coditect.llm.demo import fibonacci_model
+from coditect.llm.demo import FIBONACCI_CODE, FIBONACCI_PLAN, FIBONACCI_TESTS, fibonacci_model
+from coditect.llm.testing import FunctionModel
 from coditect.runtime import build_runtime
 from coditect.sandbox.policy import SANDBOX_BACKENDS
 from coditect.workspace import SUBJECT_MAX_CHARS
@@ -21,8 +22,8 @@ REQUEST = "Add a function to calculate the nth Fibonacci number"
 pytestmark = pytest.mark.slow
 
 
-async def run(repo, request=REQUEST, **settings):
-    rt = build_runtime(Settings(**settings), model=fibonacci_model())
+async def run(repo, request=REQUEST, model=None, **settings):
+    rt = build_runtime(Settings(**settings), model=model or fibonacci_model())
     try:
         return await rt.runner.run(request, repo)
     finally:
@@ -106,3 +107,26 @@ async def test_a_100kb_request_makes_a_bounded_commit_message(calculator_repo, g
     assert len(message.splitlines()[0]) <= SUBJECT_MAX_CHARS
     assert len(message) < 5_000
     assert f"CODITECT mission {report.mission_id}" in message
+
+
+async def test_a_hanging_test_is_named_as_the_first_cause(calculator_repo, git):
+    (calculator_repo / "tests" / "test_hang.py").write_text(
+        "import time\n\n\ndef test_hangs():\n    time.sleep(600)\n"
+    )
+    commit(git, calculator_repo)
+    code_calls = []
+
+    def answer(messages, settings):
+        if settings.purpose == "plan":
+            return FIBONACCI_PLAN
+        if "test" in settings.purpose:
+            return FIBONACCI_TESTS
+        code_calls.append(1)
+        # The repair round gets nothing usable: the finding blamed the mission on this.
+        return FIBONACCI_CODE if len(code_calls) == 1 else "I cannot see what to change."
+
+    report = await run(
+        calculator_repo, model=FunctionModel(answer), test_timeout_s=4, max_repairs=2
+    )
+    assert report.status is MissionOutcome.FAILED
+    assert report.reason.startswith("task t4 failed: the test run timed out"), report.reason
