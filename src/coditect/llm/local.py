@@ -10,9 +10,12 @@ without the ``[local]`` extra.
 Caveats, from llama-cpp-python itself: with ``verbose=False`` it silences llama.cpp's load log
 by pointing the process's file descriptors 1 and 2 at /dev/null for the duration of the load
 (about a second, once per process), so output written by other threads in that window is lost.
-A cancelled :meth:`LocalModel.request` stops waiting at once and its generation stops at the
-next token (a cancel flag checked by llama.cpp's stopping criteria), so Ctrl-C ends the process
-within about a second; a prompt still being read when the cancel comes is read to its end first.
+A cancelled :meth:`LocalModel.request` stops waiting at once, and llama.cpp stops computing
+within one decoding step: a cancel flag is read by llama.cpp's abort callback, which it calls
+during every graph computation (reading the prompt as well as generating each token). So
+Ctrl-C ends the process within about a second instead of after the whole answer.
+(llama-cpp-python's stopping criteria are not reachable through its chat API, and its logits
+processors run as C callbacks that cannot stop anything.)
 """
 
 from __future__ import annotations
@@ -50,16 +53,26 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: set[int] = field(default_factory=set)
+    # Set (under ``lock``) for the request running now; llama.cpp's abort callback reads it.
+    cancelled: threading.Event | None = None
+    abort_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
 
 
-class _StopWhen:
-    """A llama.cpp stopping criterion (called with token ids and logits) true once ``event`` is."""
+def _watch_cancel(loaded: _Loaded) -> None:
+    """Install llama.cpp's abort callback on ``loaded`` once (real llama.cpp models only)."""
+    if loaded.abort_callback is not None:
+        return
+    ctx = getattr(getattr(loaded.llama, "_ctx", None), "ctx", None)
+    if ctx is None:
+        return
+    import llama_cpp
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    def abort(_data: Any) -> bool:
+        event = loaded.cancelled
+        return event is not None and event.is_set()
 
-    def __call__(self, input_ids: Any, logits: Any) -> bool:
-        return self.event.is_set()
+    loaded.abort_callback = llama_cpp.ggml_abort_callback(abort)
+    llama_cpp.llama_set_abort_callback(ctx, loaded.abort_callback, None)
 
 
 _cache: dict[tuple[str, int], _Loaded] = {}
@@ -157,7 +170,7 @@ class LocalModel(Model):
                 self._request_sync, tuple(messages), settings or ModelSettings(), cancelled
             )
         except asyncio.CancelledError:
-            cancelled.set()  # the worker thread stops generating at the next token
+            cancelled.set()  # llama.cpp aborts its current decoding step (module docstring)
             raise
 
     async def aclose(self) -> None:
@@ -180,9 +193,6 @@ class LocalModel(Model):
             "stop": list(settings.stop) or None,
             "seed": self._seed,
         }
-        if cancelled is not None:
-            # llama.cpp calls this after each generated token: stop when the caller gave up.
-            kwargs["stopping_criteria"] = _StopWhen(cancelled)
         if settings.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": settings.json_schema}
         while True:
@@ -193,6 +203,8 @@ class LocalModel(Model):
                     self._loaded = None
                     continue
                 started = time.perf_counter()
+                _watch_cancel(loaded)
+                loaded.cancelled = cancelled
                 try:
                     raw = loaded.llama.create_chat_completion(**kwargs)
                 except ValueError as exc:
@@ -201,7 +213,11 @@ class LocalModel(Model):
                         hint=f"shorten the prompt or raise n_ctx (now {self._n_ctx})",
                     ) from exc
                 except RuntimeError as exc:
+                    if cancelled is not None and cancelled.is_set():
+                        raise ModelError("local model generation was cancelled") from exc
                     raise ModelError(f"local model failed: {exc}") from exc
+                finally:
+                    loaded.cancelled = None
                 latency_s = time.perf_counter() - started
             return self._to_response(raw, latency_s)
 
