@@ -77,9 +77,14 @@ class ProcessIdentity:
 
     @classmethod
     def current(cls) -> ProcessIdentity:
-        """The running process."""
+        """The running process (cached per pid: it is asked at every save of a report)."""
         pid = os.getpid()
-        return cls(socket.gethostname(), _boot_id(), pid, _start_ticks(pid) or 0)
+        cached = _CURRENT.get(pid)
+        if cached is None:
+            cached = cls(socket.gethostname(), _boot_id(), pid, _start_ticks(pid) or 0)
+            _CURRENT.clear()
+            _CURRENT[pid] = cached
+        return cached
 
     def is_local(self) -> bool:
         """Whether this identity is of this host (only then can :meth:`alive` know)."""
@@ -110,6 +115,9 @@ class ProcessIdentity:
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+_CURRENT: dict[int, ProcessIdentity] = {}
 
 
 def mark_owned(directory: Path) -> None:
