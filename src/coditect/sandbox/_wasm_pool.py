@@ -258,7 +258,10 @@ class WorkerPool:
                     continue
                 for key, _ in selector.select(remaining):
                     if key.fileobj is worker.sock:
-                        answered = bool(worker.sock.recv(16))
+                        try:
+                            answered = bool(worker.sock.recv(16))
+                        except ConnectionResetError:  # it died with our job unread
+                            answered = False
                         selector.unregister(worker.sock)
                         # The guest's output closes with its store: a worker that keeps it open
                         # after answering misbehaves, and the kill at the new end handles it.
