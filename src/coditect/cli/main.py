@@ -193,10 +193,10 @@ def status(
 ) -> None:
     """List past missions, most recent first."""
     from coditect.cli.render import render_status_table
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     settings = Settings()
-    store = SqlStore(settings.database_url)
+    store = open_mission_store(settings.database_url)
     reports = asyncio.run(store.list_reports(limit))
     if as_json:
         rows = [
@@ -225,10 +225,10 @@ def show(
     ] = False,
 ) -> None:
     """Show one mission's report (kept on disk after the process that ran it exited)."""
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     console = Console()
-    store = SqlStore(Settings().database_url)
+    store = open_mission_store(Settings().database_url)
     try:
         report = asyncio.run(store.get_report(mission_id))
     except InputError as exc:

@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
+from coditect.llm.wrapper import WrapperModel
 from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
 
@@ -331,7 +332,7 @@ def _entry_from_row(row: dict[str, Any]) -> LedgerEntry:
     )
 
 
-class LedgerModel(Model):
+class LedgerModel(WrapperModel):
     """Records every call made through ``inner`` in ``ledger``.
 
     Args:
@@ -341,14 +342,10 @@ class LedgerModel(Model):
     """
 
     def __init__(self, inner: Model, ledger: Ledger, *, context: CallContext) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.ledger = ledger
         self.context = context
 
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.inner.name
 
     def with_context(self, context: CallContext) -> LedgerModel:
         """The same model and ledger, recording under another mission/task/agent."""
@@ -367,6 +364,3 @@ class LedgerModel(Model):
         )
         return response
 
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self.inner.aclose()
