@@ -347,6 +347,7 @@ async def test_a_budget_stop_ends_the_mission(engine: Engine, calculator_repo: P
     r = m.report
     assert r.status is MissionOutcome.FAILED
     assert r.reason.startswith("token budget exceeded"), r.reason
+    assert "0 of 50000 left" in r.reason, r.reason
     assert m.lifecycle() == [
         *_START,
         *_run("t1"),

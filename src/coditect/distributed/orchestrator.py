@@ -27,7 +27,7 @@ import structlog
 
 from coditect.bus.base import EventBus
 from coditect.distributed.messages import MissionCheckpoint, branch_for
-from coditect.distributed.port import DistributedPort, TaskQueuePort
+from coditect.distributed.port import DistributedPort, TaskQueuePort, follow_events
 from coditect.distributed.repos import RepoCache
 from coditect.domain.events import Event
 from coditect.domain.graph import TaskGraph
@@ -39,7 +39,7 @@ from coditect.llm.budget import Budget
 from coditect.llm.ledger import Ledger
 from coditect.llm.usage import UsageCounter
 from coditect.orchestrator.coordinator import Coordinator, CoordinatorPolicy, EventSink
-from coditect.orchestrator.goals import GoalManager, GoalPolicy
+from coditect.orchestrator.goals import GoalManager
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.port import JournalStep, MissionRun
 from coditect.orchestrator.step import StepOutcome
@@ -65,20 +65,15 @@ class CoordinatorSettings:
         resume_scan: How many of the latest missions :meth:`OrchestratorService.start` looks
             through for unfinished ones to resume.
         resume_wait_s: How long a call about a mission waits for that resume pass.
-        budget_usd: Most one mission may spend (None: no limit).
-        budget_tokens: Most fresh tokens one mission may use (None: no limit).
-        reuse: Reuse plans and task results from the shared reuse store.
+        mission: The coordinator's knobs (goals, budgets, reuse), as in one process.
     """
 
     work_dir: Path
-    policy: GoalPolicy = field(default_factory=GoalPolicy)
+    mission: CoordinatorPolicy = field(default_factory=CoordinatorPolicy)
     settle_check_s: float = 5.0
     cancel_timeout_s: float = 10.0
     resume_scan: int = 1000
     resume_wait_s: float = 30.0
-    budget_usd: float | None = None
-    budget_tokens: int | None = None
-    reuse: bool = True
 
 
 @dataclass
@@ -143,21 +138,11 @@ class OrchestratorService:
             cancel_timeout_s=settings.cancel_timeout_s,
         )
         self._missions: dict[str, _Mission] = {}
+        sink = _Listeners(self._missions)
         self.coordinator = Coordinator(
-            model=model,
-            port=self.port,
-            store=store,
-            policy=CoordinatorPolicy(
-                goals=settings.policy,
-                reuse=settings.reuse,
-                budget_usd=settings.budget_usd,
-                budget_tokens=settings.budget_tokens,
-            ),
-            planner=planner,
-            ledger=ledger,
-            reuse=reuse,
-            sink=_Listeners(self._missions),
-        )
+            model=model, port=self.port, store=store, policy=settings.mission, planner=planner,
+            ledger=ledger, reuse=reuse, sink=sink,
+        )  # fmt: skip
         self._background: list[asyncio.Task[None]] = []
         self._resuming: asyncio.Task[None] | None = None
 
@@ -322,25 +307,17 @@ class OrchestratorService:
 
     async def _relay_agent_events(self, events: EventBus) -> None:
         """Keep and stream the agent events of running missions (until the bus closes)."""
-        delay_s = 0.1
-        while True:
-            try:
-                async for event in events.subscribe("agent.>"):
-                    delay_s = 0.1
-                    if event.mission_id not in self._missions:  # another orchestrator's
-                        continue
-                    # Late ones (the mission ended meanwhile) are still kept, not streamed.
-                    try:
-                        await self.coordinator.emit(event)
-                    except CoditectError as exc:  # the event is lost, the mission goes on
-                        _log.warning("could not keep %s of %s: %s", event.type, event.task_id, exc)
+
+        async def keep(event: Event) -> None:
+            if event.mission_id not in self._missions:  # another orchestrator's
                 return
-            except CoditectError as exc:
-                if not exc.retryable:  # the bus was closed
-                    return
-                _log.warning("agent events lost, resubscribing in %.1fs: %s", delay_s, exc)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 5.0)
+            # Late ones (the mission ended meanwhile) are still kept, not streamed.
+            try:
+                await self.coordinator.emit(event)
+            except CoditectError as exc:  # the event is lost, the mission goes on
+                _log.warning("could not keep %s of %s: %s", event.type, event.task_id, exc)
+
+        await follow_events(events, "agent.>", keep)
 
     # --- resume ---------------------------------------------------------------------------------
     async def _resumed(self) -> None:

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 from coditect.bus.base import EventBus
 from coditect.distributed.messages import CheckpointStep, MissionCheckpoint, TaskBody
 from coditect.distributed.repos import RepoCache, git
-from coditect.domain.events import TaskState
+from coditect.domain.events import Event, TaskState
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.domain.taskstate import StoredTaskView
 from coditect.errors import CoditectError
@@ -39,7 +39,7 @@ from coditect.orchestrator.port import (
 )
 from coditect.orchestrator.step import StepOutcome, TaskOrder
 
-__all__ = ["DistributedPort", "TaskQueuePort"]
+__all__ = ["DistributedPort", "TaskQueuePort", "follow_events"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,23 +165,15 @@ class DistributedPort(TaskPort):
 
     async def follow(self, events: EventBus) -> None:
         """Turn the task queue service's ``task.state`` notifications into inbox events."""
-        delay_s = 0.1
-        while True:
-            try:
-                async for event in events.subscribe("task.state"):
-                    delay_s = 0.1
-                    if isinstance(event, TaskState):
-                        try:
-                            await self.notify(event)
-                        except CoditectError as exc:  # the backstop settles it later
-                            _log.warning("cannot read task %s: %s", event.task_id, exc)
-                return
-            except CoditectError as exc:
-                if not exc.retryable:  # the bus was closed
-                    return
-                _log.warning("task notifications lost, resubscribing in %.1fs: %s", delay_s, exc)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 5.0)
+
+        async def handle(event: Event) -> None:
+            if isinstance(event, TaskState):
+                try:
+                    await self.notify(event)
+                except CoditectError as exc:  # the backstop settles it later
+                    _log.warning("cannot read task %s: %s", event.task_id, exc)
+
+        await follow_events(events, "task.state", handle)
 
     def _started(self, waiter: _Waiter, worker: str) -> None:
         if not waiter.started:
@@ -200,7 +192,7 @@ class DistributedPort(TaskPort):
             return True  # settled already (a notification and the backstop raced)
         del self._waiting[waiter.run.mission_id]
         self._stop_backstop(waiter.run.mission_id)
-        if rec.state is GoalState.COMPLETE and view.outcome_json:
+        if view.outcome_json:  # a failed step's outcome too: its usage and ledger count
             outcome = StepOutcome.model_validate_json(view.outcome_json)
         else:
             outcome = StepOutcome(error=rec.error or "the worker gave up", agent=rec.worker)
@@ -288,6 +280,29 @@ class DistributedPort(TaskPort):
                 _log.warning("task queue unavailable, retrying in %.1fs: %s", delay_s, exc)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 2.0)
+
+
+async def follow_events(
+    events: EventBus, pattern: str, handle: Callable[[Event], Awaitable[None]]
+) -> None:
+    """Hand every event matching ``pattern`` to ``handle`` until the bus is closed.
+
+    A subscription that fails (NATS restarting) is made again with backoff; events published
+    meanwhile are missed, which is why nothing that decides a mission depends on one alone.
+    """
+    delay_s = 0.1
+    while True:
+        try:
+            async for event in events.subscribe(pattern):
+                delay_s = 0.1
+                await handle(event)
+            return
+        except CoditectError as exc:
+            if not exc.retryable:  # the bus was closed
+                return
+            _log.warning("%s events lost, resubscribing in %.1fs: %s", pattern, delay_s, exc)
+        await asyncio.sleep(delay_s)
+        delay_s = min(delay_s * 2, 5.0)
 
 
 def _ref(mission_id: str) -> str:

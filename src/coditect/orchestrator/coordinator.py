@@ -57,6 +57,7 @@ from coditect.reuse.estimate import estimate_plan
 from coditect.state.base import MissionStore
 from coditect.taskqueue.queue import TaskQueue
 from coditect.taskqueue.world_model import WorldModel
+from coditect.telemetry import tracing
 
 __all__ = ["CANCELLED_REASON", "Coordinator", "CoordinatorPolicy", "Decision", "EventSink"]
 
@@ -311,8 +312,12 @@ class Coordinator:
         """What the port gets to run ``task``."""
         allowance = None
         if run.budget is not None:
+            b = run.budget
             allowance = Allowance(
-                usd=run.budget.remaining_usd(), tokens=run.budget.remaining_tokens()
+                max_usd=b.max_usd,
+                max_tokens=b.max_tokens,
+                spent_usd=b.spent_usd,
+                spent_tokens=b.spent_tokens,
             )
         return TaskOrder(
             mission_id=run.mission_id,
@@ -323,7 +328,9 @@ class Coordinator:
             reuse=self.reusing,
         )
 
+    @tracing.traced("orchestrator.task")
     async def _run_task(self, run: MissionRun, task: TaskSpec) -> None:
+        tracing.set_attributes({"coditect.mission_id": run.mission_id, "coditect.task_id": task.id})
         run.goals.start(task.id)
         await self.port.submit(run, self.order(run, task))
         timeout_s = self.policy.goals.mission_timeout_s

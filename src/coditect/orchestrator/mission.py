@@ -99,22 +99,15 @@ class MissionRunner:
         )
         state_dir = s.state_dir or Path.home() / ".local" / "share" / "coditect"
         self.port = InProcessPort(step, state_dir=state_dir)
+        policy = CoordinatorPolicy(
+            goals=s.policy, reuse=s.reuse, budget_usd=s.budget_usd,
+            budget_tokens=s.budget_tokens, commit=s.commit,
+        )  # fmt: skip
+        sink = _BusSink(bus)
         self.coordinator = Coordinator(
-            model=model,
-            port=self.port,
-            store=store,
-            policy=CoordinatorPolicy(
-                goals=s.policy,
-                reuse=s.reuse,
-                budget_usd=s.budget_usd,
-                budget_tokens=s.budget_tokens,
-                commit=s.commit,
-            ),
-            planner=planner,
-            ledger=ledger,
-            reuse=reuse,
-            sink=_BusSink(bus),
-        )
+            model=model, port=self.port, store=store, policy=policy, planner=planner,
+            ledger=ledger, reuse=reuse, sink=sink,
+        )  # fmt: skip
         self.port.emit = self.coordinator.emit
 
     @property

@@ -53,12 +53,14 @@ Emit = Callable[[Event], Awaitable[None]]
 
 
 class Allowance(BaseModel):
-    """What is left of the mission's budget when a task starts (None: no limit)."""
+    """The mission's budget as a task starts: its limits and what is spent (None: no limit)."""
 
     model_config = _FROZEN
 
-    usd: float | None = None
-    tokens: int | None = None
+    max_usd: float | None = None
+    max_tokens: int | None = None
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
 
 
 class TaskOrder(BaseModel):
@@ -338,10 +340,12 @@ class _Attempt:
 
 
 def _budget(allowance: Allowance | None) -> Budget | None:
-    """The task's share of the mission budget (what is left of it), or None without limits."""
-    if allowance is None or (allowance.usd is None and allowance.tokens is None):
+    """The mission budget as the task starts (what it may still spend), or None without limits."""
+    if allowance is None or (allowance.max_usd is None and allowance.max_tokens is None):
         return None
-    return Budget(max_usd=allowance.usd, max_tokens=allowance.tokens)
+    budget = Budget(max_usd=allowance.max_usd, max_tokens=allowance.max_tokens)
+    budget.spent_usd, budget.spent_tokens = allowance.spent_usd, allowance.spent_tokens
+    return budget
 
 
 def _budget_error(exc: BaseException) -> BudgetExceededError | None:

@@ -35,6 +35,7 @@ from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
 from coditect.llm.base import Model
 from coditect.llm.ledger import SqliteLedger
+from coditect.orchestrator.coordinator import CoordinatorPolicy
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse, open_reuse_store
 from coditect.reuse.redis_store import RedisReuseStore
@@ -285,14 +286,16 @@ async def start_orchestrator(
             reuse=reuse,
             settings=CoordinatorSettings(
                 work_dir=cfg.home / "orchestrator",
-                policy=GoalPolicy(
-                    mission_timeout_s=cfg.mission_timeout_s,
-                    error_threshold=cfg.error_threshold,
-                    max_repairs=cfg.max_repairs,
+                mission=CoordinatorPolicy(
+                    goals=GoalPolicy(
+                        mission_timeout_s=cfg.mission_timeout_s,
+                        error_threshold=cfg.error_threshold,
+                        max_repairs=cfg.max_repairs,
+                    ),
+                    budget_usd=cfg.budget_usd,
+                    budget_tokens=cfg.budget_tokens,
+                    reuse=cfg.reuse,
                 ),
-                budget_usd=cfg.budget_usd,
-                budget_tokens=cfg.budget_tokens,
-                reuse=cfg.reuse,
             ),
         )
         closers.append(coordinator.aclose)
