@@ -122,7 +122,6 @@ class BudgetModel(WrapperModel):
         super().__init__(inner)
         self.budget = budget
 
-
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
     ) -> ModelResponse:
@@ -149,4 +148,3 @@ class BudgetModel(WrapperModel):
         finally:
             self.budget.settle(reservation, tokens=used_tokens, usd=used_usd)
         return response
-

@@ -156,7 +156,6 @@ class CachingModel(WrapperModel):
         self.hits = 0
         self.misses = 0
 
-
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
     ) -> ModelResponse:
@@ -177,4 +176,3 @@ class CachingModel(WrapperModel):
         if not response.reused:
             await self.store.put(key, response)
         return response
-

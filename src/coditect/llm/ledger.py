@@ -346,7 +346,6 @@ class LedgerModel(WrapperModel):
         self.ledger = ledger
         self.context = context
 
-
     def with_context(self, context: CallContext) -> LedgerModel:
         """The same model and ledger, recording under another mission/task/agent."""
         return LedgerModel(self.inner, self.ledger, context=context)
@@ -363,4 +362,3 @@ class LedgerModel(WrapperModel):
             entry_for(response, context=self.context, purpose=settings.purpose, latency_s=latency_s)
         )
         return response
-

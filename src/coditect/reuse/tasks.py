@@ -93,9 +93,7 @@ class TaskReuse:
             return None
 
     @staticmethod
-    def entry(
-        result: TaskResult, workspace: Path, *, tokens: int, usd: float
-    ) -> StoredTask | None:
+    def entry(result: TaskResult, workspace: Path, *, tokens: int, usd: float) -> StoredTask | None:
         """The entry a task's result would be stored as, with the files it wrote.
 
         None when a written file no longer matches the change (it changed after the task

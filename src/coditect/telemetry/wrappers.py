@@ -23,7 +23,6 @@ class MeteredModel(WrapperModel):
     def __init__(self, inner: Model) -> None:
         super().__init__(inner)
 
-
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
     ) -> ModelResponse:
@@ -49,7 +48,6 @@ class MeteredModel(WrapperModel):
             metrics.LLM_TOKENS.labels(model=model, kind="output").inc(usage.output_tokens)
             metrics.LLM_COST.labels(model=model).inc(cost_usd(usage, price_for(model)))
         return response
-
 
 
 def sandbox_outcome(result: SandboxResult) -> str:
