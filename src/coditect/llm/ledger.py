@@ -17,15 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
     func,
     insert,
     select,
@@ -38,6 +30,7 @@ from coditect.llm.pricing import cost_usd, price_for
 from coditect.llm.wrapper import WrapperModel
 from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
+from coditect.state.models import llm_calls
 
 __all__ = [
     "CallContext",
@@ -204,27 +197,6 @@ class MemoryLedger(Ledger):
     ) -> list[LedgerEntry]:
         """Matching entries, oldest first."""
         return [e for e in self._entries if _matches(e, mission_id, task_id, agent)]
-
-
-_metadata = MetaData()
-llm_calls = Table(
-    "llm_calls",
-    _metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("mission", String, nullable=False, index=True),
-    Column("task", String, nullable=False),
-    Column("agent", String, nullable=False),
-    Column("model", String, nullable=False),
-    Column("purpose", String, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("cached_input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("usd", Float, nullable=False),
-    Column("priced", Boolean, nullable=False),
-    Column("latency_s", Float, nullable=False),
-    Column("reused", Boolean, nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
-)
 
 
 class SqliteLedger(Ledger):

@@ -20,6 +20,7 @@ from coditect.runtime.local import (
     build_task_step,
     open_ledger,
     open_mission_store,
+    open_reuse_store,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "build_task_step",
     "open_ledger",
     "open_mission_store",
+    "open_reuse_store",
 ]

@@ -37,11 +37,12 @@ from coditect.llm.base import Model
 from coditect.llm.ledger import SqliteLedger
 from coditect.orchestrator.coordinator import CoordinatorPolicy
 from coditect.orchestrator.goals import GoalPolicy
-from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse, open_reuse_store
+from coditect.orchestrator.planner import validate_plan
+from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse
 from coditect.reuse.redis_store import RedisReuseStore
 from coditect.reuse.responses import ReuseStoreCache
 from coditect.reuse.semantic import load_embedder
-from coditect.runtime.local import build_model, build_sandbox, build_task_step
+from coditect.runtime.local import build_model, build_sandbox, build_task_step, open_reuse_store
 from coditect.state.redis_world import connect_redis
 from coditect.state.sql import SqlStore
 from coditect.telemetry.metrics import (
@@ -202,7 +203,7 @@ def build_shared_reuse(cfg: DistributedSettings, model: Model) -> Reuse | None:
         store = open_reuse_store(url, home=cfg.home)
     return Reuse(
         tasks=TaskReuse(store, model=model.name),
-        plans=PlanReuse(store, embedder=load_embedder),
+        plans=PlanReuse(store, embedder=load_embedder, validate=validate_plan),
         responses=ReuseStoreCache(store),
     )
 

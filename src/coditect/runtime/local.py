@@ -9,6 +9,7 @@ them by passing their own (e.g. a scripted model) to :func:`build_runtime`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from coditect.agents.analyzer import AnalyzerAgent
 from coditect.agents.coder import CoderAgent
@@ -23,9 +24,11 @@ from coditect.llm.ledger import Ledger, SqliteLedger
 from coditect.orchestrator.allocator import ResourceAllocator
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.orchestrator.mission import MissionRunner, MissionSettings
+from coditect.orchestrator.planner import validate_plan
 from coditect.orchestrator.step import TaskStep
-from coditect.reuse import PlanReuse, Reuse, TaskReuse, open_reuse_store
+from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse
 from coditect.reuse.semantic import load_embedder
+from coditect.reuse.store import MemoryReuseStore, SqliteReuseStore
 from coditect.sandbox.base import Sandbox
 from coditect.state.sql import SqlStore
 from coditect.taskqueue.parametrize import Parametrizer
@@ -39,6 +42,7 @@ __all__ = [
     "build_sandbox",
     "build_task_step",
     "open_ledger",
+    "open_reuse_store",
     "open_mission_store",
 ]
 
@@ -122,12 +126,33 @@ def open_ledger(url: str) -> Ledger:
     return SqliteLedger(url)
 
 
+def open_reuse_store(url: str, *, home: Path) -> ReuseStore:
+    """The store named by ``url``: ``""`` or ``sqlite`` (``home/reuse.db``), ``memory``, ``redis://...``.
+
+    Raises:
+        ConfigError: The URL names no known backend.
+    """
+    if url in ("", "sqlite"):
+        return SqliteReuseStore(home / "reuse.db")
+    if url.startswith("sqlite:///"):
+        return SqliteReuseStore(Path(url.removeprefix("sqlite:///")))
+    if url == "memory":
+        return MemoryReuseStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from coditect.reuse.redis_store import RedisReuseStore
+
+        return RedisReuseStore(url)
+    raise ConfigError(
+        f"unknown reuse store {url!r}", hint="use sqlite (default), memory or redis://HOST:PORT/DB"
+    )
+
+
 def build_reuse(settings: Settings, model: Model) -> Reuse:
     """The reuse stores named by ``settings`` (the sentence embedder only if installed)."""
     store = open_reuse_store(settings.reuse_url, home=settings.home)
     return Reuse(
         tasks=TaskReuse(store, model=model.name),
-        plans=PlanReuse(store, embedder=load_embedder),
+        plans=PlanReuse(store, embedder=load_embedder, validate=validate_plan),
         responses=SqliteCacheStore(f"sqlite:///{settings.home / 'llm_cache.db'}"),
     )
 
