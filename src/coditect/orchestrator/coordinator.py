@@ -201,6 +201,7 @@ class Coordinator:
             plan=graph,
             counter=counter,
             budget=budget,
+            baseline=world.snapshot(),
         )
         run.queue.push_graph(graph)
         for task in graph:

@@ -51,22 +51,26 @@ class InProcessPort(TaskPort):
         self.state_dir = state_dir
         #: Set by the runner once its coordinator exists (the coordinator needs the port first).
         self.emit = emit
-        self._workspaces: dict[str, tuple[Workspace, dict[str, str]]] = {}
+        self._workspaces: dict[str, Workspace] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
 
     def attach(self, mission_id: str, ws: Workspace) -> None:
-        """Run ``mission_id``'s tasks in ``ws`` (its files now are the mission's baseline)."""
-        world = WorldModel(ws.path)
-        world.scan()
-        self._workspaces[mission_id] = (ws, world.snapshot())
+        """Run ``mission_id``'s tasks in ``ws``."""
+        self._workspaces[mission_id] = ws
+
+    def detach(self, mission_id: str) -> None:
+        """Forget a mission that never ran (its planning failed) and remove its workspace."""
+        ws = self._workspaces.pop(mission_id, None)
+        if ws is not None:
+            ws.cleanup()
 
     def tree(self, run: MissionRun) -> Path | None:
         """The mission's workspace."""
-        return self._workspaces[run.mission_id][0].path
+        return self._workspaces[run.mission_id].path
 
     async def submit(self, run: MissionRun, order: TaskOrder) -> None:
         """Start the task's step as an asyncio task; it pushes its events into ``run``."""
-        ws, _ = self._workspaces[run.mission_id]
+        ws = self._workspaces[run.mission_id]
 
         async def on_start(agent: str) -> None:
             run.push(TaskStarted(task_id=order.task.id, agent=agent))
@@ -95,8 +99,8 @@ class InProcessPort(TaskPort):
                 await task
 
     async def changes(self, run: MissionRun) -> Changes:
-        """The files that differ from the workspace's baseline, and their diff."""
-        ws, initial = self._workspaces[run.mission_id]
+        """The files that differ from the mission's baseline, and their diff."""
+        ws, initial = self._workspaces[run.mission_id], run.baseline
         world = WorldModel(ws.path)
         await asyncio.to_thread(world.scan)
         final = world.snapshot()
@@ -105,7 +109,7 @@ class InProcessPort(TaskPort):
 
     async def land(self, run: MissionRun, changes: Changes) -> Landing:
         """Commit on ``coditect/<mission>`` (git), or apply in place with a backup."""
-        ws, _ = self._workspaces[run.mission_id]
+        ws = self._workspaces[run.mission_id]
         report = run.report
         if ws.git is not None:
             branch = f"coditect/{report.mission_id}"
@@ -124,6 +128,4 @@ class InProcessPort(TaskPort):
     async def close(self, run: MissionRun) -> None:
         """Stop a step still running and remove the workspace."""
         await self.cancel(run, "the mission ended")
-        entry = self._workspaces.pop(run.mission_id, None)
-        if entry is not None:
-            entry[0].cleanup()
+        self.detach(run.mission_id)

@@ -145,15 +145,15 @@ class MissionRunner:
             notes=list(ws.notes),
         )
         with bind_mission(mid):
+            self.port.attach(mid, ws)
             try:
-                self.port.attach(mid, ws)
                 run = await self.coordinator.plan(report, ws.path)
             except CoditectError as exc:
-                ws.cleanup()
+                self.port.detach(mid)
                 await self.coordinator.abandon(report, MissionOutcome.FAILED, str(exc), started)
                 return report
             except asyncio.CancelledError:
-                ws.cleanup()
+                self.port.detach(mid)
                 await asyncio.shield(
                     self.coordinator.abandon(
                         report, MissionOutcome.CANCELLED, CANCELLED_REASON, started
@@ -161,7 +161,7 @@ class MissionRunner:
                 )
                 raise
             except BaseException:
-                ws.cleanup()
+                self.port.detach(mid)
                 raise
             run.started = started
             if on_plan is not None:

@@ -103,6 +103,7 @@ class MissionRun:
         budget: The mission's budget, charged with every task's usage (None: no limit).
         journal: Completions, failures and repair rounds, oldest first.
         pending_reuse: Reuse entries to store once the mission succeeds (key, entry JSON).
+        baseline: The files as the mission was planned (path -> SHA-256).
         detached: Set by a service that stops without ending the mission (it is resumed).
     """
 
@@ -118,6 +119,7 @@ class MissionRun:
     tests_written: list[str] = field(default_factory=list)
     journal: list[JournalStep] = field(default_factory=list)
     pending_reuse: list[tuple[str, str]] = field(default_factory=list)
+    baseline: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     detached: bool = False
     inbox: asyncio.Queue[PortEvent] = field(default_factory=asyncio.Queue)
