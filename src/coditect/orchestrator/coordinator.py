@@ -189,7 +189,11 @@ class Coordinator:
         if self.policy.budget_usd is not None or self.policy.budget_tokens is not None:
             budget = Budget(max_usd=self.policy.budget_usd, max_tokens=self.policy.budget_tokens)
         counter = UsageCounter(self.model)
-        graph, request = await self._plan_graph(report, world, lines, files, budget, counter)
+        # A plan that is only shown is not a mission: neither it nor its calls are kept.
+        ledger = self.ledger if record else MemoryLedger()
+        graph, request = await self._plan_graph(
+            report, world, lines, files, budget, counter, ledger
+        )
         report.stage_s["plan"] = round(time.monotonic() - t0, 3)
         estimate = estimate_plan(graph, self.model.name)
         report.tokens.estimated, report.tokens.estimated_usd = estimate.tokens, estimate.usd
@@ -231,6 +235,7 @@ class Coordinator:
         files: list[str],
         budget: Budget | None,
         counter: UsageCounter,
+        ledger: Ledger,
     ) -> tuple[TaskGraph, str]:
         hit = None
         if self.reusing and self.reuse is not None:
@@ -244,7 +249,7 @@ class Coordinator:
         planner.model = UsageCounter(
             instrument(
                 planner.model,
-                ledger=self.ledger,
+                ledger=ledger,
                 context=CallContext(mission_id=report.mission_id, task_id="plan", agent="planner"),
                 budget=budget,
                 cache=responses,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -182,6 +183,11 @@ async def open_store(cfg: DistributedSettings) -> SqlStore:
             delay_s = min(delay_s * 2, 2.0)
 
 
+def _semantic() -> bool:
+    """Whether the sentence embedder of semantic plan reuse can be imported here."""
+    return importlib.util.find_spec("sentence_transformers") is not None
+
+
 def build_shared_reuse(cfg: DistributedSettings, model: Model) -> Reuse | None:
     """The reuse stores every service and worker shares (None when reuse is off).
 
@@ -203,7 +209,11 @@ def build_shared_reuse(cfg: DistributedSettings, model: Model) -> Reuse | None:
         store = open_reuse_store(url, home=cfg.home)
     return Reuse(
         tasks=TaskReuse(store, model=model.name),
-        plans=PlanReuse(store, embedder=load_embedder, validate=validate_plan),
+        # Without the semantic extra there is nothing to compare plans with: no SCAN of Redis
+        # for other plans on every request.
+        plans=PlanReuse(
+            store, embedder=load_embedder if _semantic() else None, validate=validate_plan
+        ),
         responses=ReuseStoreCache(store),
     )
 
