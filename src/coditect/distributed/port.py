@@ -238,7 +238,7 @@ class DistributedPort(TaskPort):
         """Keep the mission's checkpoint in the task queue service (a restart resumes from it)."""
         b = self._branches[run.mission_id]
         steps = [
-            CheckpointStep(kind=s.kind, task_id=s.task_id, error=s.error, tasks=list(s.tasks))  # type: ignore[arg-type]
+            CheckpointStep(kind=s.kind, task_id=s.task_id, error=s.error, tasks=list(s.tasks))
             for s in run.journal
         ]
         state = MissionCheckpoint(base=b.base, plan=run.plan.specs(), steps=steps)

@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from coditect.domain.agents import Upstream
 from coditect.domain.events import Event, MissionState, TaskState
@@ -106,7 +107,7 @@ class Decision:
         kind: ``complete``, ``fail`` or ``repair`` (fail, then add a repair round).
     """
 
-    kind: str
+    kind: Literal["complete", "fail", "repair"]
     error: str = ""
 
 

@@ -18,6 +18,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from coditect.domain.graph import TaskGraph
 from coditect.domain.mission import MissionReport, TaskRun
@@ -69,7 +70,7 @@ class JournalStep:
             the failed ``task_id``).
     """
 
-    kind: str
+    kind: Literal["complete", "fail", "repair"]
     task_id: str
     error: str = ""
     tasks: tuple[TaskSpec, ...] = ()
