@@ -440,29 +440,25 @@ class Coordinator:
         run.journal.append(JournalStep(kind="complete", task_id=task.id))
         if out.reuse_key and out.reuse_entry:
             run.pending_reuse.append((out.reuse_key, out.reuse_entry))
-        tr = run.runs[task.id]
-        await self.emit(
-            TaskState(
-                mission_id=run.mission_id,
-                task_id=task.id,
-                agent=tr.agent,
-                state=GoalState.COMPLETE,
-                attempt=tr.attempts,
-            )
-        )
+        await self._announce(run, task, GoalState.COMPLETE)
 
     async def _fail(self, run: MissionRun, task: TaskSpec, error: str) -> None:
-        tr = run.runs[task.id]
-        tr.error = error
+        run.runs[task.id].error = error
         run.goals.fail(task.id, error)
         run.queue.fail(task.id)
         run.journal.append(JournalStep(kind="fail", task_id=task.id, error=error))
+        await self._announce(run, task, GoalState.FAILED, error)
+
+    async def _announce(
+        self, run: MissionRun, task: TaskSpec, state: GoalState, error: str = ""
+    ) -> None:
+        tr = run.runs[task.id]
         await self.emit(
             TaskState(
                 mission_id=run.mission_id,
                 task_id=task.id,
                 agent=tr.agent,
-                state=GoalState.FAILED,
+                state=state,
                 attempt=tr.attempts,
                 error=error,
             )
