@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event
 from coditect.errors import CoditectError
 from coditect.orchestrator.step import TaskStep
-from coditect.state.redis_locks import RedisLock
+from coditect.state.base import Lock
 from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, ttl_ms
 from coditect.taskqueue.world_model import WorldModel
 from coditect.telemetry import metrics
@@ -129,6 +129,7 @@ class Worker:
         sink: ResultSink,
         redis: Any,
         step: TaskStep,
+        locks: Callable[[str], Lock],
         events: EventBus | None = None,
         prefix: str = "coditect",
     ) -> None:
@@ -139,6 +140,8 @@ class Worker:
         self.redis = redis
         # The one task step, as in one process; agents are named <agent>@<worker> here.
         self.step = replace(step, agent_suffix=f"@{self.worker_id}")
+        #: Makes the per-mission push lock (a Redis lock in production).
+        self.locks = locks
         self.events = events
         self.repos = RepoCache(settings.cache_dir / "repos")
         self._prefix = prefix
@@ -341,13 +344,7 @@ class Worker:
         """Commit and push under the mission's lock; record the outcome so it is applied once."""
         key = self._applied_key(body.mission_id)
         trailer = task_trailer(body.mission_id, body.task.id)
-        lock = RedisLock(
-            self.redis,
-            f"push.{body.mission_id}",
-            ttl_s=self.settings.push_lock_ttl_s,
-            wait_s=self.settings.push_lock_ttl_s,
-            fence_ttl_s=self.settings.state_retention_s,
-        )
+        lock = self.locks(f"push.{body.mission_id}")
         async with lock:
             token = lock.fencing_token
             done = await self.redis.hget(key, body.task.id)

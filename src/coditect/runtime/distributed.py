@@ -44,6 +44,8 @@ from coditect.reuse.redis_store import RedisReuseStore
 from coditect.reuse.responses import ReuseStoreCache
 from coditect.reuse.semantic import load_embedder
 from coditect.runtime.local import build_model, build_sandbox, build_task_step, open_reuse_store
+from coditect.state.base import Lock
+from coditect.state.redis_locks import RedisLock
 from coditect.state.redis_world import connect_redis
 from coditect.state.sql import SqlStore
 from coditect.telemetry.metrics import (
@@ -352,19 +354,31 @@ async def build_worker(
             test_timeout_s=cfg.test_timeout_s,
             reuse=reuse,
         )
+        ws = WorkerSettings(
+            capabilities=cfg.capability_list,
+            cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
+            worker_id=cfg.worker_id,
+            task_delay_s=cfg.task_delay_s,
+            state_retention_s=cfg.state_retention_s,
+        )
+
+        def push_lock(name: str) -> Lock:
+            return RedisLock(
+                redis,
+                name,
+                ttl_s=ws.push_lock_ttl_s,
+                wait_s=ws.push_lock_ttl_s,
+                fence_ttl_s=ws.state_retention_s,
+            )
+
         worker = Worker(
-            settings=WorkerSettings(
-                capabilities=cfg.capability_list,
-                cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
-                worker_id=cfg.worker_id,
-                task_delay_s=cfg.task_delay_s,
-                state_retention_s=cfg.state_retention_s,
-            ),
+            settings=ws,
             workqueue=workqueue,
             sink=sink,
             redis=redis,
             events=events,
             step=step,
+            locks=push_lock,
         )
         _serve_metrics(cfg, closers)
     except BaseException:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from coditect.domain.actions import FileRecord
 from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
-from coditect.state.base import FileIndexStore
+from coditect.state.base import FileIndexStore, TaskStateStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -199,7 +199,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class RedisTaskStateStore:
+class RedisTaskStateStore(TaskStateStore):
     """Task state records in one Redis hash per mission.
 
     Args:
