@@ -282,6 +282,7 @@ class OrchestratorService:
                 m.driver.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await m.driver
+        await self.port.aclose()
 
     # --- driving --------------------------------------------------------------------------------
     def _drive(self, run: MissionRun, *, reason: str = "") -> None:

@@ -209,8 +209,8 @@ class DistributedPort(TaskPort):
                 await asyncio.sleep(self.settle_check_s)
                 try:
                     views = await self.tasks.get_tasks(mid)
-                except CoditectError as exc:
-                    _log.warning("cannot read the tasks of %s: %s", mid, exc)
+                except Exception as exc:  # the service is away: the next round tries again
+                    _log.warning("cannot read the tasks of %s: %r", mid, exc)
                     continue
                 view = next((v for v in views if v.record.task_id == waiter.task_id), None)
                 if view is not None:
@@ -224,6 +224,15 @@ class DistributedPort(TaskPort):
         task = self._backstops.pop(mission_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+
+    async def aclose(self) -> None:
+        """Stop every backstop (the service is stopping; its missions stay as they are)."""
+        tasks = list(self._backstops.values())
+        self._backstops.clear()
+        self._waiting.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def cancel(self, run: MissionRun, reason: str) -> None:
         """Tell workers to stop the mission's running task and drop its queued ones."""

@@ -180,3 +180,18 @@ async def test_follow_turns_bus_events_into_notifications(tmp_path: Path) -> Non
 )
 def test_the_task_queue_tells_a_failed_step_from_its_outcome(outcome: str, error: str) -> None:
     assert _step_error(outcome) == error
+
+
+async def test_closing_the_port_stops_its_backstops(tmp_path: Path) -> None:
+    class Closed(FakeTaskQueue):
+        async def get_tasks(self, mission_id: str) -> list[StoredTaskView]:
+            raise RuntimeError("Channel is closed.")
+
+    tq, run = Closed(), _run()
+    port = _port(tq, tmp_path, check_s=0.01)
+    await port.submit(run, _order())
+    await asyncio.sleep(0.05)  # the backstop survives a failing read
+    backstops = list(port._backstops.values())
+    assert backstops and not backstops[0].done()
+    await port.aclose()
+    assert backstops[0].cancelled() and not port._backstops
