@@ -41,6 +41,7 @@ __all__ = [
     "MemoryLedger",
     "SqliteLedger",
     "entry_for",
+    "llm_calls",  # declared with the rest of the schema in coditect.state.models
 ]
 
 T = TypeVar("T")

@@ -52,6 +52,8 @@ from coditect.orchestrator.port import (
     TaskStarted,
 )
 from coditect.orchestrator.repair import repair_tasks, test_failure_summary
+from coditect.orchestrator.review import Landing as ReviewHooks
+from coditect.orchestrator.review import ReviewGate, review_before_landing
 from coditect.orchestrator.step import Allowance, StepOutcome, TaskOrder
 from coditect.reuse import Reuse
 from coditect.reuse.estimate import estimate_plan
@@ -145,6 +147,8 @@ class Coordinator:
         self.ledger = ledger or MemoryLedger()
         self.reuse = reuse
         self.sink = sink or EventSink()
+        #: Asked before a verified change lands (None: every verified change lands).
+        self.review: ReviewGate | None = None
         self._outlines: dict[Path, tuple[WorldModel, list[str]]] = {}
 
     @property
@@ -486,11 +490,47 @@ class Coordinator:
         run.runs[replaced].superseded_by = tasks[-1].id
 
     # --- ending ---------------------------------------------------------------------------------
-    async def before_landing(self, run: MissionRun, changes: Changes) -> None:
+    async def before_landing(self, run: MissionRun, changes: Changes) -> Changes:
         """A last look at a successful mission's change before it is landed (extension point).
 
-        Set ``run.report.status`` to something else than SUCCESS to keep it from landing.
+        Here the review gate is asked (:mod:`coditect.orchestrator.review`): accept, reject,
+        or feedback that becomes another round of tasks. A status other than SUCCESS on return
+        keeps the change from landing.
+
+        Returns:
+            The change to land (a feedback round makes a new one).
         """
+        if self.review is None:
+            return changes
+        latest = [changes]
+
+        async def feedback_round(fix: TaskSpec, retest: TaskSpec) -> bool:
+            latest[0] = await self._feedback_round(run, fix, retest)
+            return run.report.status is MissionOutcome.SUCCESS
+
+        report = run.report
+        hooks = ReviewHooks(
+            save=lambda: self.store.save_report(report),
+            emit=self.emit,
+            feedback_round=feedback_round,
+        )
+        await review_before_landing(self.review, report, hooks)
+        return latest[0]
+
+    async def _feedback_round(self, run: MissionRun, fix: TaskSpec, retest: TaskSpec) -> Changes:
+        """Run a reviewer's feedback as new tasks after the finished ones; the new change."""
+        run.goals.extend([fix, retest])
+        for t in (fix, retest):
+            run.queue.push(t)
+            run.runs[t.id] = _task_run(t)
+        self._sync(run)
+        await self._execute(run)
+        changes = await self.port.changes(run)
+        report = run.report
+        report.changed_files, report.diff = list(changes.files), changes.diff
+        report.tests.written_by_coditect = list(run.tests_written)
+        self._account(run)
+        return changes
 
     async def _finish(self, run: MissionRun) -> None:
         report = run.report
@@ -504,7 +544,7 @@ class Coordinator:
             self._end(report, MissionOutcome.FAILED, "the agents finished but changed no file")
             return
         report.diff = changes.diff
-        await self.before_landing(run, changes)
+        changes = await self.before_landing(run, changes)
         if report.status is not MissionOutcome.SUCCESS:
             return
         await self._remember(run)

@@ -31,6 +31,7 @@ from coditect.orchestrator.coordinator import (
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.orchestrator.inprocess import InProcessPort
 from coditect.orchestrator.planner import Planner
+from coditect.orchestrator.review import ReviewGate
 from coditect.orchestrator.step import TaskStep
 from coditect.reuse import Reuse
 from coditect.sandbox.base import Sandbox
@@ -80,6 +81,7 @@ class MissionRunner:
         checker: ConsistencyChecker | None = None,
         ledger: Ledger | None = None,
         reuse: Reuse | None = None,
+        review: ReviewGate | None = None,
     ) -> None:
         self.model = model
         self.sandbox = sandbox
@@ -109,6 +111,16 @@ class MissionRunner:
             ledger=ledger, reuse=reuse, sink=sink,
         )  # fmt: skip
         self.port.emit = self.coordinator.emit
+        self.review = review  # None: every verified change lands (no review step)
+
+    @property
+    def review(self) -> ReviewGate | None:
+        """Asked before a verified change lands (``coditect run --review``, ``coditect ui``)."""
+        return self.coordinator.review
+
+    @review.setter
+    def review(self, gate: ReviewGate | None) -> None:
+        self.coordinator.review = gate
 
     @property
     def ledger(self) -> Ledger:
