@@ -11,7 +11,6 @@ the very end), so the change is applied exactly once.
 from __future__ import annotations
 
 import asyncio
-import copy
 import re
 import subprocess
 from collections.abc import Sequence
@@ -109,12 +108,11 @@ async def _resume(report: MissionReport, settings: Settings) -> MissionReport:
 
     rt = build_runtime(settings)
     try:
-        runner = rt.runner
         graph = stored_plan(report.tasks)
-        if graph is not None:
-            runner = copy.copy(runner)
-            runner.planner = StoredPlanner(runner.planner, graph)
-        return await runner.run(report.request, Path(report.repo), mission_id=report.mission_id)
+        if graph is not None:  # this runtime serves this one mission: swap its planner
+            coordinator = rt.runner.coordinator
+            coordinator.planner = StoredPlanner(coordinator.planner, graph)
+        return await rt.runner.run(report.request, Path(report.repo), mission_id=report.mission_id)
     finally:
         await rt.aclose()
 

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coditect.agents.base import AgentStatus
 from coditect.domain.actions import FileRecord
+from coditect.domain.agents import AgentStatus
 from coditect.domain.results import TestReport
 from coditect.state.base import FileIndexStore
 from coditect.taskqueue.pathindex import PathIndex, compile_glob, has_magic
