@@ -41,7 +41,7 @@ def _big_module() -> str:
         "import math",
         "",
     ]
-    for i in range(120):
+    for i in range(200):
         parts += [
             "",
             f"# Helper number {i}: kept verbatim, comments included.",
@@ -74,7 +74,7 @@ def _big_module() -> str:
         "        return False",
         "",
     ]
-    for i in range(120, 240):
+    for i in range(200, 450):
         parts += [
             "",
             f"def tail_{i}(values):",
@@ -120,8 +120,8 @@ async def test_one_method_of_a_class_in_a_3000_line_module(tmp_path, git):
     assert "def throttle(self, rate):" in code_prompt and "self.rate = rate" in code_prompt
     assert "tail_200" not in code_prompt or "return sum(values) + 200" not in code_prompt
     assert estimate_tokens(code_prompt) < 4096
-    engine_diff = report.diff.split("diff --git a/plantcore/engine.py", 1)[1]
-    engine_diff = engine_diff.split("diff --git", 1)[0]
+    engine_diff = report.diff.split("--- a/plantcore/engine.py", 1)[1]
+    engine_diff = engine_diff.split("\n--- a/", 1)[0]
     changed = [line for line in engine_diff.splitlines() if re.match(r"^[+-](?![+-])", line)]
     assert changed == [
         '-        """Limit the output to ``rate`` units per tick."""',

@@ -178,15 +178,18 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
             lines[edit.first - 1 : edit.last] = edit.lines
         else:  # insertion after line ``last``
             lines[edit.last : edit.last] = edit.lines
-    while lines and not lines[-1].strip():
-        lines.pop()
+    if added:
+        while lines and not lines[-1].strip():
+            lines.pop()
     for _, src in added:
         lines.extend(["", "", *src.splitlines()])
     # Imports last: line numbers of the (unchanged) import block stay valid after the edits above.
     imports_added = add_imports(lines, tree, missing_imports(tree, snippet.imports))
     ordered = sorted(edits, key=lambda e: e.first)
+    # The file's end stays as it was (blank lines, or no final newline) unless code was appended.
+    end = "\n" if added or original.endswith("\n") else ""
     return MergeResult(
-        source="\n".join(lines) + "\n",
+        source="\n".join(lines) + end,
         added=tuple([n for n, _ in added] + [e.name for e in ordered if not e.replaced]),
         replaced=tuple(e.name for e in ordered if e.replaced),
         imports_added=tuple(imports_added),
