@@ -33,6 +33,7 @@ __all__ = [
     "CodeJob",
     "TextFile",
     "build_job",
+    "code_paths",
     "read_text_file",
     "failing_line",
     "is_test_path",
@@ -281,30 +282,56 @@ def _focus(ctx: AgentContext, path: str) -> tuple[tuple[str, ...], tuple[tuple[s
     return focus, priority
 
 
-def build_job(ctx: AgentContext) -> CodeJob:
+def _export_target(ctx: AgentContext, path: str) -> str:
+    """The package ``__init__.py`` of ``path`` when the task may write it (for exports), or ""."""
+    init = f"{path.rpartition('/')[0]}/__init__.py".lstrip("/")
+    return init if init != path and init in ctx.action.write_files else ""
+
+
+def code_paths(ctx: AgentContext) -> tuple[str, ...]:
+    """The source files a code task changes, main one first (its export ``__init__`` excluded).
+
+    Raises:
+        AgentError: No file to write can be determined.
+    """
+    first = _code_target(ctx)
+    export = _export_target(ctx, first)
+    rest = [
+        p
+        for p in ctx.action.write_files
+        if p.endswith(".py") and not is_test_path(p) and p not in (first, export)
+    ]
+    return (first, *rest)
+
+
+def build_job(ctx: AgentContext, *, path: str | None = None, done: str = "") -> CodeJob:
     """Work out the coder's target file and prompt material for ``ctx``.
+
+    Args:
+        ctx: The task's context.
+        path: The source file to change (a code task may change several); by default the
+            task's main one.
+        done: What earlier files of the same task already changed (a prompt note), or "".
 
     Raises:
         AgentError: No file to write can be determined.
     """
     if ctx.task.intent is not Intent.WRITE_TESTS:
-        path = _code_target(ctx)
+        path = path or _code_target(ctx)
         found = read_text_file(ctx.workspace / path)
         focus, priority = _focus(ctx, path)
-        exports = [
-            p
-            for p in ctx.action.write_files
-            if p != path and p.endswith("__init__.py") and not is_test_path(p)
-        ]
+        notes = _notes(ctx, path)
+        if done:
+            notes += f"Already changed for this request: {done}\n"
         return CodeJob(
             path=path,
             is_tests=False,
             original=found.text if found else None,
             failures=_failures(ctx),
-            notes=_notes(ctx, path),
+            notes=notes,
             focus=focus,
             priority=priority,
-            exports_to=exports[0] if exports else "",
+            exports_to=_export_target(ctx, path),
             newline=found.newline if found else "\n",
             encoding=found.encoding if found else "utf-8",
         )

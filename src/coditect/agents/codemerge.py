@@ -159,14 +159,7 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     except SyntaxError as exc:
         raise MergeError(f"the target file does not parse: {exc.msg} (line {exc.lineno})") from exc
     lines = original.splitlines()
-    existing: dict[str, tuple[int, int]] = {}
-    classes: dict[str, ast.ClassDef] = {}
-    for node in tree.body:
-        name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
-        if name is not None:
-            existing[name] = _span(node)
-        if isinstance(node, ast.ClassDef):
-            classes[node.name] = node
+    existing, classes = _top_level(tree)
     edits: list[_Edit] = []
     added: list[tuple[str, str]] = []
     unchanged: list[str] = []
@@ -195,6 +188,21 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
         imports_added=tuple(imports_added),
         unchanged=tuple(unchanged),
     )
+
+
+def _top_level(
+    tree: ast.Module,
+) -> tuple[dict[str, tuple[int, int]], dict[str, ast.ClassDef]]:
+    """Spans of the top-level definitions and constants, and the classes by name."""
+    existing: dict[str, tuple[int, int]] = {}
+    classes: dict[str, ast.ClassDef] = {}
+    for node in tree.body:
+        name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
+        if name is not None:
+            existing[name] = _span(node)
+        if isinstance(node, ast.ClassDef):
+            classes[node.name] = node
+    return existing, classes
 
 
 def _merge_existing(

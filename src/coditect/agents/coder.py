@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
-from coditect.agents.codejob import CodeJob, build_job, read_text_file, write_atomic
+from coditect.agents.codejob import (
+    CodeJob,
+    build_job,
+    code_paths,
+    read_text_file,
+    write_atomic,
+)
 from coditect.agents.codemerge import (
     MergeError,
     MergeResult,
@@ -96,7 +102,33 @@ class CoderAgent(Agent):
         """
         if ctx.task.intent not in (Intent.WRITE_CODE, Intent.WRITE_TESTS):
             raise AgentError(f"the coder cannot do a {ctx.task.intent.value} task")
-        job = build_job(ctx)
+        paths: list[str | None] = [None]
+        if ctx.task.intent is Intent.WRITE_CODE:
+            paths = list(code_paths(ctx))
+        changes: list[CodeChange] = []
+        for i, path in enumerate(paths):
+            done = "; ".join(c.summary for c in changes)
+            job = build_job(ctx, path=path, done=done)
+            change = await self._one_file(ctx, job, optional=i > 0)
+            if change is not None:
+                changes.append(change)
+        if len(changes) == 1:
+            return changes[0]
+        return CodeChange(
+            edits=tuple(e for c in changes for e in c.edits),
+            generations=sum(c.generations for c in changes),
+            summary="; ".join(c.summary for c in changes),
+        )
+
+    async def _one_file(
+        self, ctx: AgentContext, job: CodeJob, *, optional: bool
+    ) -> CodeChange | None:
+        """Generate, merge, check and write one file; None when an optional file needs no change.
+
+        Raises:
+            AgentError: No usable answer after ``max_generations`` calls, or the prompt cannot
+                be made to fit the model's context window (not retryable).
+        """
         limit = self.max_test_tokens if job.is_tests else self.max_tokens
         budget = prompt_budget(ctx.model, limit)
         system = TESTS_SYSTEM if job.is_tests else CODE_SYSTEM
@@ -112,7 +144,7 @@ class CoderAgent(Agent):
             await self._think(ctx, job, generation, messages)
             response = await self._ask(ctx, messages)
             try:
-                merged = self._merge(ctx, job, response)
+                merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
@@ -127,6 +159,9 @@ class CoderAgent(Agent):
                     Message(role="user", content=rejected_prompt(reason)),
                 ]
                 continue
+            if merged is None:
+                await self._generated(ctx, response, f"{job.path} needs no change", ok=True)
+                return None
             await self._generated(ctx, response, f"usable: {_changes(merged)}", ok=True)
             if errors:
                 await ctx.emit(
@@ -185,7 +220,11 @@ class CoderAgent(Agent):
         )
         return await ctx.model.request(messages, settings)
 
-    def _merge(self, ctx: AgentContext, job: CodeJob, response: ModelResponse) -> MergeResult:
+    def _merge(
+        self, ctx: AgentContext, job: CodeJob, response: ModelResponse, *, optional: bool = False
+    ) -> MergeResult | None:
+        if optional and not response.text.strip():
+            return None
         try:
             code = extract_code(response.text)
             if job.is_tests and response.finish_reason == "length":
@@ -210,6 +249,8 @@ class CoderAgent(Agent):
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
         if not (merged.added or merged.replaced):
+            if optional:
+                return None  # a further file of the task that this change does not need
             same = ", ".join(merged.unchanged) or "the file"
             raise _Rejected(
                 f"your code is the same as the current {same}, nothing changed. "

@@ -285,7 +285,8 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
             test_hits.append((s, sc))
             continue
         acc.add(s, sc, "words " + ",".join(sorted(set(hits))))
-        acc.matched[s.path].update(hits)
+        # The half-weighted first word (often the request's verb) is no evidence of place.
+        acc.matched[s.path].update(w for w in hits if query[w] >= 1)
     # A matching class says "somewhere in here": its methods inherit part of its score (code
     # is changed in methods, and a method's own words are few).
     for key, sc in list(acc.scores.items()):

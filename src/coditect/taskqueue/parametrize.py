@@ -5,8 +5,10 @@ Rules, by intent:
 - ``ANALYZE`` -> ``READ_FILES``: every ``.py`` file plus the test/packaging configuration files
   (``pyproject.toml``, ``setup.cfg``, ``pytest.ini``, ``tox.ini``) that exist.
 - ``WRITE_CODE`` -> ``WRITE_FILES`` of the source module chosen by
-  :func:`~coditect.taskqueue.targets.choose_module` from the repository index (a repair task,
-  one with ``feedback``, keeps to the module the earlier code task wrote), plus the package
+  :func:`~coditect.taskqueue.targets.choose_module` from the repository index and up to two
+  further modules the change needs (the request names code in them, or the planner listed
+  them; a repair task, one with ``feedback``, keeps to the modules the earlier code task
+  wrote), plus the package
   ``__init__.py`` when it re-exports every public function and class of that module (a new
   public one is then exported there too). It reads the module and the ``__init__.py``.
 - ``WRITE_TESTS`` -> ``WRITE_FILES`` of the test file of one module: a test file named in
@@ -29,6 +31,7 @@ from coditect.domain.actions import Action, ActionKind, FileRecord
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.index import RepoIndex, SymbolKind, localize, module_name
 from coditect.taskqueue.targets import (
+    MAX_EXTRA_MODULES,
     ModuleChoice,
     choose_module,
     dotted_names,
@@ -100,11 +103,12 @@ class Parametrizer:
         if task.intent is Intent.ANALYZE:
             return self._analyze(task, world)
         if task.intent is Intent.WRITE_CODE:
-            module = self.choose(task, world, upstream, request).path
+            choice = self.choose(task, world, upstream, request)
+            module = choice.path
             files = set(world.files())
             init = f"{module.rpartition('/')[0]}/__init__.py".lstrip("/")
-            reads = [p for p in (module, init) if p in files]
-            writes = [module]
+            reads = [p for p in (module, init, *choice.also) if p in files]
+            writes = [module, *choice.also]
             if init != module and init in files and self._reexports(init, module):
                 writes.append(init)
             return Action(
@@ -128,9 +132,14 @@ class Parametrizer:
         files = world.files()
         if task.feedback and not task.target_files:
             for change in reversed(upstream.code):
-                for p in change.paths:
-                    if p.endswith(".py") and not is_test_path(p) and p in world:
-                        return ModuleChoice(p, "upstream")
+                paths = [
+                    p
+                    for p in change.paths
+                    if p.endswith(".py") and not is_test_path(p) and p in world
+                ]
+                if paths:
+                    also = tuple(p for p in paths[1:] if not p.endswith("__init__.py"))
+                    return ModuleChoice(paths[0], "upstream", also=also[:MAX_EXTRA_MODULES])
         index = self.refresh_index(world)
         text = (
             request

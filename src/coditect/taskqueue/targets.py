@@ -17,6 +17,7 @@ from coditect.index import Localization, RepoIndex, localize
 from coditect.index.rank import narrow_focus
 
 __all__ = [
+    "MAX_EXTRA_MODULES",
     "ModuleChoice",
     "choose_module",
     "dotted_names",
@@ -43,11 +44,35 @@ class ModuleChoice:
             (the planner's pick), ``new`` (a new module the planner named), ``weak`` (best by
             the localization, on weak evidence), ``package`` (no evidence: the main package).
         focus: Qualnames in ``path`` the request is most likely about, best first.
+        also: Further existing modules the change needs (the request names code in them, or
+            the planner listed them), at most :data:`MAX_EXTRA_MODULES`.
     """
 
     path: str
     rule: str
     focus: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+
+
+#: Further modules one code task may change besides its main one.
+MAX_EXTRA_MODULES = 2
+
+
+def _also(
+    loc: Localization, path: str, targets: Sequence[str], modules: Sequence[str]
+) -> tuple[str, ...]:
+    # Only names defined in one module: a common name (``run``) says nothing about where.
+    where: dict[str, set[str]] = {}
+    for sym in loc.mentioned:
+        where.setdefault(sym.name, set()).add(sym.path)
+    named = [next(iter(p)) for p in where.values() if len(p) == 1]
+    listed = [
+        t.strip().removeprefix("./")
+        for t in targets
+        if not t.endswith("__init__.py") and not is_test_path(t)
+    ]
+    out = [p for p in dict.fromkeys([*named, *listed]) if p != path and p in modules]
+    return tuple(out[:MAX_EXTRA_MODULES])
 
 
 # A file ranked first is "clearly" best when it leads the next one by this factor; below it,
@@ -93,11 +118,26 @@ def choose_module(
     index.require_python()
     loc = loc if loc is not None else localize(index, text)
     modules = [m.path for m in index.source_modules()]
-    known = set(files) | set(modules)
+    choice = _choose(loc, index, modules, targets, set(files) | set(modules))
+    also = _also(loc, choice.path, targets, modules)
+    return ModuleChoice(choice.path, choice.rule, choice.focus, also) if also else choice
+
+
+def _choose(
+    loc: Localization,
+    index: RepoIndex,
+    modules: Sequence[str],
+    targets: Sequence[str],
+    known: set[str],
+) -> ModuleChoice:
     if loc.mentioned_paths:
         path = loc.mentioned_paths[0]
         return ModuleChoice(path, "path", _focus(loc, path))
-    named = [s.path for s in loc.mentioned]
+    # Only names defined in one module: a common name (``run``) says nothing about where.
+    where: dict[str, set[str]] = {}
+    for sym in loc.mentioned:
+        where.setdefault(sym.name, set()).add(sym.path)
+    named = [next(iter(p)) for p in where.values() if len(p) == 1]
     if named:
         # The module defining most of the named code, ranked order breaking ties.
         order = {f.path: i for i, f in enumerate(loc.files)}

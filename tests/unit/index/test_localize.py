@@ -126,3 +126,13 @@ def test_module_entry_has_signatures_docs_spans_and_exports(sources):
     assert bad.error and not bad.symbols
     rel = index_module("src/p/q/m.py", "from ..r import s\nfrom . import t\n")
     assert rel.imports == ("p.r", "p.r.s", "p.q", "p.q.t")
+
+
+def test_a_change_in_two_places_declares_both_modules(index_of):
+    index = index_of("src")
+    choice = choose_module("Thread a `strict` flag from `main` through `load_settings`", index)
+    assert {choice.path, *choice.also} == {"src/plinth/cli.py", "src/plinth/_beta.py"}
+    listed = choose_module(
+        "Add a --graph option", index, targets=("src/plinth/cli.py", "src/plinth/_alpha.py")
+    )
+    assert (listed.path, listed.also) == ("src/plinth/cli.py", ("src/plinth/_alpha.py",))
