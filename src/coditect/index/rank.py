@@ -50,6 +50,7 @@ _K1, _B = 1.2, 0.75
 _NEIGHBOUR_SHARE = 0.3
 _TEST_SHARE = 0.5
 _MEMBER_SHARE = 0.3
+_TOPIC_SHARE = 0.1
 # Score of a definition named exactly in the request: above what words alone reach.
 _MENTION_SCORE = 12.0
 _PLAIN_MENTION_SCORE = 4.0
@@ -398,8 +399,9 @@ def _rank_files(
     out = []
     for path, vals in per_file.items():
         vals.sort(reverse=True)
-        # The best symbol decides; a few more good ones add a little (a module about the topic).
-        score = vals[0] + 0.25 * sum(vals[1:4])
+        # The best symbol decides (a change lands in a definition); a few more good ones add a
+        # little (a module about the topic), not so much that a large module wins by size.
+        score = vals[0] + _TOPIC_SHARE * sum(vals[1:4])
         words = frozenset(matched.get(path, ()))
         out.append(RankedFile(path, round(score, 4), tuple(why[path]), words))
     out.sort(key=lambda f: (-f.score, f.path))
