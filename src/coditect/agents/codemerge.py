@@ -84,10 +84,14 @@ def _span(node: ast.stmt) -> tuple[int, int]:
 
 
 def _is_constant_assign(node: ast.stmt) -> str | None:
+    """The name of a module constant (``NAME = ...``, ``NAME: T = ...``) or ``__all__``."""
+    target: ast.expr | None = None
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
         target = node.targets[0]
-        if isinstance(target, ast.Name) and target.id.isupper():
-            return target.id
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target = node.target
+    if isinstance(target, ast.Name) and (target.id.isupper() or target.id == "__all__"):
+        return target.id
     return None
 
 

@@ -128,3 +128,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_all_and_annotated_constants_are_replaced_in_place():
+    original = '__all__ = ["f"]\nLIMIT: int = 3\n\n\ndef f():\n    return LIMIT\n'
+    result = merge_source(
+        original, '__all__ = ["f", "g"]\nLIMIT: int = 4\n\n\ndef g():\n    pass\n'
+    )
+    assert result.replaced == ("__all__", "LIMIT") and result.added == ("g",)
+    assert result.source.startswith('__all__ = ["f", "g"]\nLIMIT: int = 4\n\n\ndef f():')
