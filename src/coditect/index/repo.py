@@ -21,6 +21,18 @@ from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind, index_module
 __all__ = ["RepoIndex", "UnsupportedProjectError", "index_directory", "python_files"]
 
 
+# Entries are pure functions of (path, content): the planner's, the parametrization engine's and
+# the coder's indexes of one mission share them instead of parsing each module three times.
+_SHARED: dict[tuple[str, str], ModuleIndex] = {}
+_MAX_SHARED = 4096
+
+
+def _remember(entry: ModuleIndex) -> None:
+    if len(_SHARED) >= _MAX_SHARED:
+        _SHARED.pop(next(iter(_SHARED)))
+    _SHARED[(entry.path, entry.sha256)] = entry
+
+
 class UnsupportedProjectError(InputError):
     """The project holds no Python module, so there is nothing to localize or edit."""
 
@@ -57,11 +69,17 @@ class RepoIndex:
             old = self._modules.get(path)
             if old is not None and old.sha256 == sha:
                 continue
+            cached = _SHARED.get((path, sha))
+            if cached is not None:
+                self._modules[path] = cached
+                changed += 1
+                continue
             try:
                 text = read(path)
             except OSError:
                 continue
-            self._modules[path] = index_module(path, text, sha)
+            entry = self._modules[path] = index_module(path, text, sha)
+            _remember(entry)
             parsed += 1
         self.parsed += parsed
         if parsed or changed:
