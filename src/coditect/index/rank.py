@@ -15,6 +15,7 @@ planner and the model see when they are asked to choose.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import math
 import re
@@ -312,10 +313,21 @@ def _mention_evidence(
     missing: list[str] = []
     mentioned: list[Symbol] = []
     named: list[Symbol] = []
+    # Names the project uses from elsewhere (``json.loads``, ``ValueError``) are not missing.
+    foreign = set(dir(builtins))
+    for m in index.modules:
+        foreign.update(m.imported_names)
+        foreign.update(m.refs)  # attributes of other libraries the code uses (``json.load``)
+        foreign.update(part for imp in m.imports for part in imp.split("."))
     for men in mentions(request):
         defs = index.definitions(men.name)
         if not defs:
-            if men.code_like and not men.name.endswith(".py") and not _is_module(men.name, paths):
+            if (
+                men.code_like
+                and men.name not in foreign
+                and not men.name.endswith(".py")
+                and not _is_module(men.name, paths)
+            ):
                 missing.append(men.name)
             continue
         if not men.code_like and len(men.name) < 4:

@@ -136,3 +136,10 @@ def test_a_change_in_two_places_declares_both_modules(index_of):
         "Add a --graph option", index, targets=("src/plinth/cli.py", "src/plinth/_alpha.py")
     )
     assert (listed.path, listed.also) == ("src/plinth/cli.py", ("src/plinth/_alpha.py",))
+
+
+def test_library_and_builtin_names_are_not_missing(index_of):
+    loc = localize(
+        index_of("src"), "Fix `json.load` errors: raise `ValueError` from `load_settings`"
+    )
+    assert loc.missing == ()
