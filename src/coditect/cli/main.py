@@ -51,6 +51,11 @@ from coditect.cli import apply_cmd, ui_cmd  # noqa: E402
 app.command(name="apply")(apply_cmd.apply)
 app.command(name="ui")(ui_cmd.ui)
 
+from coditect.cli import gc_cmd, resume_cmd  # noqa: E402
+
+app.command(name="resume")(resume_cmd.resume)
+app.command(name="gc")(gc_cmd.gc)
+
 try:  # the sandbox command group ships with the sandbox backends
     from coditect.cli import sandbox_cmd
 
@@ -192,6 +197,9 @@ def run(
             overrides[key] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
     console = Console(stderr=as_json)
+    from coditect.leftovers import collect
+
+    collect()  # workspace copies and sandbox folders of killed CODITECT processes
     try:
         report = asyncio.run(
             _run_mission(request, repo, settings, as_json=as_json, console=console, review=review)
@@ -232,11 +240,11 @@ def status(
 ) -> None:
     """List past missions, most recent first."""
     from coditect.cli.render import render_status_table
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     settings = Settings()
-    store = SqlStore(settings.database_url)
-    reports = asyncio.run(store.list_reports(limit))
+    store = open_mission_store(settings.database_url)
+    reports = asyncio.run(resume_cmd.judged_reports(store, asyncio.run(store.list_reports(limit))))
     if as_json:
         rows = [
             {
@@ -264,12 +272,12 @@ def show(
     ] = False,
 ) -> None:
     """Show one mission's report (kept on disk after the process that ran it exited)."""
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     console = Console()
-    store = SqlStore(Settings().database_url)
+    store = open_mission_store(Settings().database_url)
     try:
-        report = asyncio.run(store.get_report(mission_id))
+        report = asyncio.run(resume_cmd.judged_report(store, mission_id))
     except InputError as exc:
         _err(console, exc)
         raise typer.Exit(EXIT_INPUT) from None

@@ -8,7 +8,7 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
 * UNVERIFIED: the change stays (committed on the mission branch) because the only tests that
   disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
   value must not cost the user a probably correct change. The reason names every disagreeing
-  test; failing generated test files are left out of the commit.
+  test.
 * FAILED: nothing usable: no change, no test run, a test run that timed out or could not run,
   no passing test at all, or a failing test that CODITECT did not write (regression safety is absolute: breaking a test that
   was there before is never accepted).
@@ -37,14 +37,11 @@ class Verdict:
         outcome: SUCCESS, UNVERIFIED or FAILED (CANCELLED passes through unchanged).
         reason: Empty on SUCCESS; otherwise what failed or disagreed.
         evidence: What the outcome rests on, one line each (``MissionReport.evidence``).
-        withheld: Changed files to leave out of the commit where the runner can (failing tests
-            CODITECT wrote); the runner says so in the evidence.
     """
 
     outcome: MissionOutcome
     reason: str = ""
     evidence: tuple[str, ...] = ()
-    withheld: tuple[str, ...] = ()
 
 
 def _same_file(test_file: str, path: str) -> bool:
@@ -143,8 +140,5 @@ def _unverified(
             "tests written by CODITECT disagree with the code: "
             + "; ".join(_describe(f) for f in generated[:_MAX_LISTED])
         )
-    withheld = tuple(sorted({written_by_us(f, tests_written) for f in failures} & set(changed)))
     evidence = f"{tests.passed} tests pass, {tests.failed + tests.errors} written by CODITECT fail"
-    return Verdict(
-        MissionOutcome.UNVERIFIED, "; ".join(parts), evidence=(evidence,), withheld=withheld
-    )
+    return Verdict(MissionOutcome.UNVERIFIED, "; ".join(parts), evidence=(evidence,))

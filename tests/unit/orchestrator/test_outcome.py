@@ -39,7 +39,6 @@ def test_only_our_tests_disagree_is_unverified_and_says_what():
         "tests written by CODITECT disagree with the code: "
         "tests/test_solution.py::test_f: assert 4 == 5"
     )
-    assert verdict.withheld == ("tests/test_solution.py",)
 
 
 def test_docstring_examples_failing_are_named_as_such():
