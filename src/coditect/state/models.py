@@ -49,6 +49,9 @@ class MissionRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     wall_s: Mapped[float] = mapped_column(default=0.0)
     report_json: Mapped[str] = mapped_column(Text)
+    # The process running the mission (JSON of coditect.leftovers.ProcessIdentity) while it is
+    # RUNNING; NULL once it ended. A dead owner means the mission was interrupted.
+    owner: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class EventRow(Base):
