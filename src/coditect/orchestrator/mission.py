@@ -33,6 +33,7 @@ from coditect.errors import BudgetExceededError, CoditectError, InputError
 from coditect.llm.base import Model
 from coditect.llm.budget import Budget, BudgetModel
 from coditect.llm.cache import CachingModel
+from coditect.llm.cascade import at_tier, tiers_of
 from coditect.llm.ledger import CallContext, Ledger, LedgerModel, MemoryLedger
 from coditect.logging import bind_mission
 from coditect.orchestrator.allocator import ResourceAllocator
@@ -103,6 +104,7 @@ class _Run:
     # Results to store once the mission succeeds: a change whose tests failed is not reused.
     pending: list[tuple[str, TaskResult, TokenTally]] = field(default_factory=list)
     plan: TaskGraph | None = None
+    tiers: dict[str, int] = field(default_factory=dict)  # task id -> cascade tier (default 0)
 
 
 class MissionRunner:
@@ -364,7 +366,8 @@ class MissionRunner:
 
         try:
             result = await asyncio.wait_for(
-                agent.run(ctx, on_attempt=on_attempt), timeout=self.settings.task_timeout_s
+                self._on_tiers(run, task, agent, ctx, on_attempt),
+                timeout=self.settings.task_timeout_s,
             )
         except TimeoutError:
             result = None
@@ -390,6 +393,39 @@ class MissionRunner:
         if key is not None:
             run.reuse_keys[task.id] = (key, meter)
         await self._settle(run, task, result, violations)
+
+    async def _on_tiers(
+        self,
+        run: _Run,
+        task: TaskSpec,
+        agent: Agent,
+        ctx: AgentContext,
+        on_attempt: Callable[[int], None],
+    ) -> TaskResult:
+        """Cascade hook (issue 13): run the agent on the task's cascade tier.
+
+        An answer the agent could not use (a CoditectError other than a budget stop) is retried
+        on the next tier.
+        """
+        tiers = tiers_of(run.model)
+        while True:
+            tier = run.tiers.get(task.id, 0)
+            try:
+                with at_tier(tier):
+                    return await agent.run(ctx, on_attempt=on_attempt)
+            except CoditectError as exc:
+                if tier + 1 >= tiers or _budget_error(exc) is not None:
+                    raise
+                run.tiers[task.id] = tier + 1
+                await self.emit(
+                    AgentAct(
+                        mission_id=run.report.mission_id,
+                        task_id=task.id,
+                        agent=agent.name,
+                        action="escalated",
+                        detail=f"tier {tier} failed ({exc}); retrying on tier {tier + 1}",
+                    )
+                )
 
     async def _reuse_task(
         self, run: _Run, task: TaskSpec, key: str, expectation: Expectation, t0: float
@@ -478,6 +514,9 @@ class MissionRunner:
             tests_written=run.tests_written,
             round_no=run.goals.repairs + 1,
         )
+        # Cascade hook (issue 13): tests failed on what a tier wrote, so the fix uses the next tier.
+        tier = min(max(run.tiers.values(), default=0) + 1, tiers_of(run.model) - 1)
+        run.tiers[fix.id] = run.tiers[retest.id] = tier
         run.goals.supersede(failed.id, [fix, retest])
         run.queue.push(fix)
         run.queue.push(retest)

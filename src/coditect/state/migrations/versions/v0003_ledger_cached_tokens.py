@@ -1,0 +1,39 @@
+"""llm_calls gains cache_write_input_tokens and tier (provider-exact bills, the verified cascade).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-03
+
+``cache_write_input_tokens``: prompt tokens written to the provider's prompt cache, which
+Anthropic bills at 1.25x the input price (``cached_input_tokens``, the cache reads, were already
+there). ``tier``: the cascade tier that answered the call (0 = the first model; see
+``coditect.llm.cascade``). Both default to 0 for rows written before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Add the two columns, 0 for existing rows."""
+    with op.batch_alter_table("llm_calls") as batch:
+        batch.add_column(
+            sa.Column("cache_write_input_tokens", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("tier", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    """Drop the two columns."""
+    with op.batch_alter_table("llm_calls") as batch:
+        batch.drop_column("tier")
+        batch.drop_column("cache_write_input_tokens")
