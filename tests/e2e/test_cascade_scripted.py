@@ -1,6 +1,11 @@
 """The verified cascade in a whole mission, with scripted tiers: what escalates, what is recorded."""
 
+import asyncio
+
+from typer.testing import CliRunner
+
 from coditect.cli.costs_cmd import costs_summary
+from coditect.cli.main import app
 from coditect.config import Settings
 from coditect.domain import MissionOutcome
 from coditect.llm.cascade import CascadeModel
@@ -46,6 +51,12 @@ async def test_an_unusable_answer_is_retried_on_the_next_tier(calculator_repo):
     assert "test:cheap" in costs["tiers"]["0"]["models"]
     assert next(t for t in costs["tasks"] if t["task"] == coder.id)["tier"] == 1
     assert strong.calls and all(s.purpose != "plan" for _, s in strong.calls)
+    human = await asyncio.to_thread(
+        CliRunner().invoke, app, ["costs", report.mission_id], catch_exceptions=False
+    )
+    assert "per cascade tier" in human.stdout and f"escalation: 1 task(s) ({coder.id})" in (
+        human.stdout
+    )
 
 
 async def test_failing_tests_send_the_repair_round_to_the_next_tier(calculator_repo):

@@ -26,6 +26,7 @@ from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.budget import Budget, BudgetModel
 from coditect.llm.cache import CacheStore, CachingModel
 from coditect.llm.ledger import CallContext, Ledger, LedgerModel
+from coditect.llm.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from coditect.llm.openai_compat import JsonSchemaStyle
@@ -41,6 +42,9 @@ __all__ = [
 
 COMPAT_API_KEY_ENV = "CODITECT_LLM_API_KEY"
 """Bearer key sent to ``openai:<model>@<url>`` servers that need one (local ones do not)."""
+
+TIMEOUT_ENV = "CODITECT_LLM_TIMEOUT_S"
+"""Seconds one attempt of a call to an ``<model>@<url>`` server may take (slow CPU servers)."""
 
 SPEC_HELP = (
     "expected local, local:<file.gguf>, anthropic:<model>, openai:<model>, "
@@ -241,7 +245,15 @@ def _openai(
     provider = Provider(
         base_url=url, api_key=env.get(COMPAT_API_KEY_ENV) or None, key_env=COMPAT_API_KEY_ENV
     )
-    return OpenAICompatModel(model, provider=provider, json_schema_style=json_schema_style)
+    retry = None
+    if env.get(TIMEOUT_ENV):
+        try:
+            retry = RetryPolicy(timeout_s=float(env[TIMEOUT_ENV]))
+        except ValueError as exc:
+            raise ConfigError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]!r} is not a number") from exc
+    return OpenAICompatModel(
+        model, provider=provider, json_schema_style=json_schema_style, retry=retry
+    )
 
 
 def _local_server(kind: str) -> Callable[[str, Mapping[str, str]], Model]:

@@ -131,3 +131,12 @@ async def test_llama_cpp_python_servers_get_their_json_mode() -> None:
     assert default.provider.base_url == "http://localhost:8000/v1"
     await model.aclose()
     await default.aclose()
+
+
+async def test_slow_servers_get_a_longer_attempt_timeout() -> None:
+    env = {"CODITECT_LLM_TIMEOUT_S": "900"}
+    model = model_from_spec("llama-cpp-python:qwen@http://127.0.0.1:9/v1", env=env)
+    assert isinstance(model, OpenAICompatModel) and model.retry.timeout_s == 900.0
+    await model.aclose()
+    with pytest.raises(ConfigError, match="not a number"):
+        model_from_spec("openai:q@http://127.0.0.1:9/v1", env={"CODITECT_LLM_TIMEOUT_S": "x"})

@@ -24,12 +24,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the two columns, 0 for existing rows."""
+    """Add the two columns, 0 for existing rows (skipped where a ledger already made them)."""
+    # A ledger table created by this CODITECT's own metadata before migrations ran (a "legacy"
+    # database adopted at the baseline) already has them.
+    existing = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("llm_calls")}
+    new = [
+        sa.Column(name, sa.Integer(), nullable=False, server_default="0")
+        for name in ("cache_write_input_tokens", "tier")
+        if name not in existing
+    ]
+    if not new:
+        return
     with op.batch_alter_table("llm_calls") as batch:
-        batch.add_column(
-            sa.Column("cache_write_input_tokens", sa.Integer(), nullable=False, server_default="0")
-        )
-        batch.add_column(sa.Column("tier", sa.Integer(), nullable=False, server_default="0"))
+        for column in new:
+            batch.add_column(column)
 
 
 def downgrade() -> None:
