@@ -28,7 +28,9 @@ _OUTCOME_STYLE = {
     MissionOutcome.SUCCESS: "bold green",
     MissionOutcome.FAILED: "bold red",
     MissionOutcome.CANCELLED: "bold magenta",
+    MissionOutcome.REJECTED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
+    MissionOutcome.INTERRUPTED: "bold dark_orange",
 }
 
 

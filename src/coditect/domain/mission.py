@@ -34,6 +34,10 @@ class MissionOutcome(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"  # the reviewer rejected the verified change; nothing landed
+    #: The process that ran it ended (killed, crashed) while it was RUNNING; shown by
+    #: ``coditect status``/``show``, continued with ``coditect resume``.
+    INTERRUPTED = "INTERRUPTED"
 
 
 class TaskRun(BaseModel):

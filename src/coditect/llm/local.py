@@ -10,8 +10,12 @@ without the ``[local]`` extra.
 Caveats, from llama-cpp-python itself: with ``verbose=False`` it silences llama.cpp's load log
 by pointing the process's file descriptors 1 and 2 at /dev/null for the duration of the load
 (about a second, once per process), so output written by other threads in that window is lost.
-A cancelled :meth:`LocalModel.request` stops waiting at once, but the generation already
-running in the worker thread finishes (and holds the lock) before the next call starts.
+A cancelled :meth:`LocalModel.request` stops waiting at once, and llama.cpp stops computing
+within one decoding step: a cancel flag is read by llama.cpp's abort callback, which it calls
+during every graph computation (reading the prompt as well as generating each token). So
+Ctrl-C ends the process within about a second instead of after the whole answer.
+(llama-cpp-python's stopping criteria are not reachable through its chat API, and its logits
+processors run as C callbacks that cannot stop anything.)
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from coditect.errors import ModelError, ModelOutputError, ModelUnavailableError
-from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, Usage
+from coditect.llm.base import (
+    Message,
+    Model,
+    ModelResponse,
+    ModelSettings,
+    Usage,
+    estimate_tokens,
+)
 from coditect.llm.model_file import (
     LOCAL_EXTRA_HINT,
     MODEL_FILE_NAME,
@@ -49,6 +60,26 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: set[int] = field(default_factory=set)
+    # Set (under ``lock``) for the request running now; llama.cpp's abort callback reads it.
+    cancelled: threading.Event | None = None
+    abort_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
+
+
+def _watch_cancel(loaded: _Loaded) -> None:
+    """Install llama.cpp's abort callback on ``loaded`` once (real llama.cpp models only)."""
+    if loaded.abort_callback is not None:
+        return
+    ctx = getattr(getattr(loaded.llama, "_ctx", None), "ctx", None)
+    if ctx is None:
+        return
+    import llama_cpp
+
+    def abort(_data: Any) -> bool:
+        event = loaded.cancelled
+        return event is not None and event.is_set()
+
+    loaded.abort_callback = llama_cpp.ggml_abort_callback(abort)
+    llama_cpp.llama_set_abort_callback(ctx, loaded.abort_callback, None)
 
 
 _cache: dict[tuple[str, int], _Loaded] = {}
@@ -118,6 +149,33 @@ class LocalModel(Model):
         """Seconds spent finding and verifying (or assembling) the model file, None before."""
         return self._prepare_seconds
 
+    @property
+    def context_window(self) -> int:
+        """llama.cpp's ``n_ctx``: the loaded context's size, else the configured one."""
+        loaded = self._loaded
+        if loaded is not None and loaded.llama is not None:
+            n_ctx = getattr(loaded.llama, "n_ctx", None)
+            if callable(n_ctx):
+                return int(n_ctx())
+        return self._n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer (loads the weights if needed).
+
+        Falls back to :func:`~coditect.llm.base.estimate_tokens` when llama.cpp is not
+        installed or the fake llama of a test has no tokenizer. The tokenizer only reads the
+        vocabulary, so it runs without waiting for a generation in progress.
+        """
+        try:
+            loaded = self._ensure_loaded()
+        except ModelUnavailableError:
+            return estimate_tokens(text)
+        llama = loaded.llama
+        tokenize = getattr(llama, "tokenize", None) if llama is not None else None
+        if tokenize is None:
+            return estimate_tokens(text)
+        return len(tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     async def load(self) -> None:
         """Load the weights now instead of on the first request.
 
@@ -140,9 +198,14 @@ class LocalModel(Model):
             ModelError: llama.cpp rejected the request (for example the prompt does not fit).
             ModelOutputError: llama.cpp answered without usage figures or text.
         """
-        return await asyncio.to_thread(
-            self._request_sync, tuple(messages), settings or ModelSettings()
-        )
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                self._request_sync, tuple(messages), settings or ModelSettings(), cancelled
+            )
+        except asyncio.CancelledError:
+            cancelled.set()  # llama.cpp aborts its current decoding step (module docstring)
+            raise
 
     async def aclose(self) -> None:
         """Release this instance's hold on the weights; they are freed when no user is left."""
@@ -152,7 +215,10 @@ class LocalModel(Model):
         await asyncio.to_thread(_release, loaded, id(self))
 
     def _request_sync(
-        self, messages: tuple[Message, ...], settings: ModelSettings
+        self,
+        messages: tuple[Message, ...],
+        settings: ModelSettings,
+        cancelled: threading.Event | None = None,
     ) -> ModelResponse:
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -172,6 +238,8 @@ class LocalModel(Model):
                     continue
                 started = time.perf_counter()
                 before = _kv_tokens(loaded.llama)
+                _watch_cancel(loaded)
+                loaded.cancelled = cancelled
                 try:
                     raw = loaded.llama.create_chat_completion(**kwargs)
                 except ValueError as exc:
@@ -180,7 +248,11 @@ class LocalModel(Model):
                         hint=f"shorten the prompt or raise n_ctx (now {self._n_ctx})",
                     ) from exc
                 except RuntimeError as exc:
+                    if cancelled is not None and cancelled.is_set():
+                        raise ModelError("local model generation was cancelled") from exc
                     raise ModelError(f"local model failed: {exc}") from exc
+                finally:
+                    loaded.cancelled = None
                 latency_s = time.perf_counter() - started
                 after = _kv_tokens(loaded.llama)
             return self._to_response(raw, latency_s, kv=(before, after))

@@ -12,6 +12,7 @@ Spec syntax (see docs/providers.md)::
     anthropic:claude-sonnet-4-5,plan=anthropic:claude-haiku-4-5   route by settings.purpose
     local,escalate=anthropic:claude-sonnet-4-5    a verified cascade (coditect.llm.cascade):
                                             tasks that fail verification retry on the next tier
+    scripted:fibonacci                      a scripted demo model (no LLM; coditect.llm.demo)
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ class RoutedModel(Model):
             return self.default.name
         parts = [f"{p}={m.name}" for p, m in sorted(self.routes.items())]
         return f"routed({self.default.name};{';'.join(parts)})"
+
+    @property
+    def context_window(self) -> int:
+        """The smallest window of the routed models (a prompt may go to any of them)."""
+        return min(m.context_window for m in (self.default, *self.routes.values()))
+
+    def count_tokens(self, text: str) -> int:
+        """The largest count of the routed models' tokenizers."""
+        return max(m.count_tokens(text) for m in (self.default, *self.routes.values()))
 
     def route(self, settings: ModelSettings | None) -> Model:
         """The model that answers a call with these settings."""
@@ -267,8 +277,20 @@ def _local_server(kind: str) -> Callable[[str, Mapping[str, str]], Model]:
     return build
 
 
+def _scripted(rest: str, _env: Mapping[str, str]) -> Model:
+    from coditect.llm.demo import DEMO_MODELS
+
+    make = DEMO_MODELS.get(rest)
+    if make is None:
+        raise ConfigError(
+            f"unknown scripted model {rest!r}", hint=f"scripted models: {', '.join(DEMO_MODELS)}"
+        )
+    return make()
+
+
 _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], Model]] = {
     "local": _local,
+    "scripted": _scripted,
     "anthropic": _anthropic,
     "openai": _openai,
     **{kind: _local_server(kind) for kind in _LOCAL_SERVERS},
