@@ -632,7 +632,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "server": {
                     "n_ctx": args.n_ctx,
                     "n_threads": args.n_threads,
-                    "command": server.command[2:],
+                    "command": [
+                        "SERVER_PORT" if a == str(server.port) else a for a in server.command[2:]
+                    ],
                 },
                 "sampling": f"temperature 0, seed {SEED}, non-streamed: pinned by the proxy",
                 "counting": "usage figures of the server's own answers, read by a loopback proxy",
