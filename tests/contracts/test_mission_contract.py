@@ -285,7 +285,7 @@ async def test_success(engine: Engine, calculator_repo: Path) -> None:
         *_run("t4"),
         ("mission.state", "", "complete"),
     ]
-    assert set(r.changed_files) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert {"calculator/arithmetic.py", "tests/test_arithmetic.py"} <= set(r.changed_files)
     assert r.branch == f"coditect/{r.mission_id}" and r.commit
     assert r.tests.failed == 0 and r.tests.passed >= 7
     assert m.calls() == [

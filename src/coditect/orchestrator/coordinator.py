@@ -195,10 +195,13 @@ class Coordinator:
         if self.policy.budget_usd is not None or self.policy.budget_tokens is not None:
             budget = Budget(max_usd=self.policy.budget_usd, max_tokens=self.policy.budget_tokens)
         counter = UsageCounter(self.model)
-        # A plan that is only shown is not a mission: neither it nor its calls are kept.
+        # A plan that is only shown is not a mission: its calls are not kept, and it neither
+        # reuses nor stores work (a preview shows what the model plans now, at the cost of
+        # one model call and no store round trips).
         ledger = self.ledger if record else MemoryLedger()
+        reuse = self.reuse if record and self.reusing else None
         graph, request = await self._plan_graph(
-            report, world, lines, files, budget, counter, ledger
+            report, world, lines, files, budget, counter, ledger, reuse
         )
         report.stage_s["plan"] = round(time.monotonic() - t0, 3)
         estimate = estimate_plan(graph, self.model.name)
@@ -242,16 +245,17 @@ class Coordinator:
         budget: Budget | None,
         counter: UsageCounter,
         ledger: Ledger,
+        reuse: Reuse | None,
     ) -> tuple[TaskGraph, str]:
         hit = None
-        if self.reusing and self.reuse is not None:
-            hit = await self.reuse.plans.lookup(report.request, world)
+        if reuse is not None:
+            hit = await reuse.plans.lookup(report.request, world)
         if hit is not None:
             report.plan_source = "reused"
             report.notes.append(f"plan reused ({hit.match} match, {hit.score}) from: {hit.request}")
             return hit.graph, hit.request
         planner = copy.copy(self.planner)
-        responses = self.reuse.responses if self.reusing and self.reuse is not None else None
+        responses = reuse.responses if reuse is not None else None
         planner.model = UsageCounter(
             instrument(
                 planner.model,
