@@ -55,3 +55,22 @@ async def test_json_schema_constrains_the_answer() -> None:
     value = json.loads(response.text)
     assert isinstance(value["name"], str)
     assert isinstance(value["args"], int)
+
+
+async def test_a_shared_prompt_prefix_is_reported_as_cached_input() -> None:
+    system = Message(
+        role="system",
+        content="You are a careful Python reviewer. Answer in at most five words. " * 4,
+    )
+    model = LocalModel(n_ctx=1024)
+    try:
+        ask = ModelSettings(max_tokens=4)
+        first = await model.request([system, Message(role="user", content="Is 1 odd?")], ask)
+        second = await model.request([system, Message(role="user", content="Is 2 odd?")], ask)
+    finally:
+        await model.aclose()
+
+    # llama.cpp evaluated only the new suffix of the second prompt: the shared system prompt
+    # (and chat template head) came from its KV cache
+    assert first.usage.cached_input_tokens < first.usage.input_tokens
+    assert 40 < second.usage.cached_input_tokens < second.usage.input_tokens

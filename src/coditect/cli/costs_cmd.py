@@ -1,4 +1,7 @@
-"""``coditect costs [MISSION_ID]``: LLM cost per mission, agent and task, with reuse savings."""
+"""``coditect costs [MISSION_ID]``: LLM cost per mission, agent, task and cascade tier.
+
+It also shows what work reuse saved and what escalation to a stronger tier cost.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ def _row(entries: list[LedgerEntry]) -> dict[str, Any]:
         "reused_calls": sum(e.reused for e in entries),
         "input_tokens": sum(e.input_tokens for e in entries),
         "cached_input_tokens": sum(e.cached_input_tokens for e in entries),
+        "cache_write_input_tokens": sum(e.cache_write_input_tokens for e in entries),
         "output_tokens": sum(e.output_tokens for e in entries),
         "usd": round(sum(e.usd for e in entries), 6),
     }
@@ -42,8 +46,16 @@ def costs_summary(report: MissionReport, entries: list[LedgerEntry]) -> dict[str
         mine = [e for e in entries if e.task_id == t[0]]
         if t[0] == "plan" and not mine:
             continue
+        tier = max((e.tier for e in mine), default=0)
         tasks.append(
-            {"task": t[0], "agent": t[1], "reused": t[2], "saved_tokens": t[3], **_row(mine)}
+            {
+                "task": t[0],
+                "agent": t[1],
+                "reused": t[2],
+                "saved_tokens": t[3],
+                "tier": tier,
+                **_row(mine),
+            }
         )
     return {
         "mission_id": report.mission_id,
@@ -56,6 +68,30 @@ def costs_summary(report: MissionReport, entries: list[LedgerEntry]) -> dict[str
         "estimated_tokens": report.tokens.estimated,
         "agents": {a: _row(es) for a, es in sorted(by_agent.items())},
         "tasks": tasks,
+        **_tiers(entries, tasks),
+    }
+
+
+def _tiers(entries: list[LedgerEntry], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per cascade tier its models, costs and tasks; what escalation (calls above tier 0) cost."""
+    by_tier: dict[int, list[LedgerEntry]] = {}
+    for e in entries:
+        by_tier.setdefault(e.tier, []).append(e)
+    tiers = {
+        str(n): {
+            "models": sorted({e.model for e in es}),
+            "tasks": [t["task"] for t in tasks if t["tier"] == n and t["calls"]],
+            **_row(es),
+        }
+        for n, es in sorted(by_tier.items())
+    }
+    escalated = [e for e in entries if e.tier > 0]
+    return {
+        "tiers": tiers,
+        "escalation": {
+            "tasks": sorted({e.task_id for e in escalated}),
+            **_row(escalated),
+        },
     }
 
 
@@ -87,7 +123,7 @@ def _engine_url(db: str) -> str:
 
 def _table(title: str, rows: list[dict[str, Any]], first: str) -> Table:
     table = Table(title=title)
-    for col in (first, "calls", "cached", "in", "out", "usd", "saved"):
+    for col in (first, "calls", "reused", "in", "cached in", "out", "usd", "saved"):
         table.add_column(col, justify="left" if col == first else "right")
     for r in rows:
         saved = "reused" if r.get("reused") else str(r.get("saved_tokens", "") or "")
@@ -96,6 +132,7 @@ def _table(title: str, rows: list[dict[str, Any]], first: str) -> Table:
             str(r["calls"]),
             str(r["reused_calls"]),
             str(r["input_tokens"]),
+            str(r["cached_input_tokens"]),
             str(r["output_tokens"]),
             f"${r['usd']:.4f}",
             saved,
@@ -146,3 +183,11 @@ def costs(
     agents = [{"agent": a, **row} for a, row in s["agents"].items()]
     console.print(_table("per agent", agents, "agent"))
     console.print(_table("per task", s["tasks"], "task"))
+    if len(s["tiers"]) > 1 or s["escalation"]["calls"]:
+        tiers = [{"tier": f"{n} {' '.join(t['models'])}", **t} for n, t in s["tiers"].items()]
+        console.print(_table("per cascade tier", tiers, "tier"))
+        esc = s["escalation"]
+        console.print(
+            f"escalation: {len(esc['tasks'])} task(s) ({', '.join(esc['tasks'])}) cost "
+            f"{esc['input_tokens']} in, {esc['output_tokens']} out, ${esc['usd']:.4f}"
+        )

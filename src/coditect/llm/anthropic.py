@@ -163,6 +163,7 @@ class AnthropicModel(Model):
                 input_tokens=usage.input_tokens + cache_read + cache_write,
                 output_tokens=usage.output_tokens,
                 cached_input_tokens=cache_read,
+                cache_write_input_tokens=cache_write,
             ),
             model_name=self.name,
             latency_s=latency_s,

@@ -93,13 +93,23 @@ class ModelSettings(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token usage as reported by the model itself."""
+    """Token usage as reported by the model itself.
+
+    Attributes:
+        input_tokens: Every prompt token, cached or not.
+        output_tokens: Generated tokens.
+        cached_input_tokens: Prompt tokens the provider read from its prompt cache (or, for the
+            embedded model, reused from the KV cache instead of evaluating them again).
+        cache_write_input_tokens: Prompt tokens written to the provider's prompt cache
+            (Anthropic bills them above the input price); part of ``input_tokens``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 class ModelResponse(BaseModel):

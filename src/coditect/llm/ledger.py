@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
+from coditect.llm.cascade import at_tier, current_tier
 from coditect.llm.pricing import cost_usd, price_for
 from coditect.llm.wrapper import WrapperModel
 from coditect.state.engine import open_engine
@@ -49,11 +50,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, kw_only=True)
 class CallContext:
-    """Who made a call: recorded with it so costs add up per mission, task and agent."""
+    """Who made a call: recorded with it so costs add up per mission, task and agent.
+
+    Attributes:
+        tier: The cascade tier the call goes to (0 = the first model; see
+            :mod:`coditect.llm.cascade`); None keeps the tier of the caller's
+            :func:`~coditect.llm.cascade.at_tier` block. Models that are not a cascade ignore it.
+    """
 
     mission_id: str = ""
     task_id: str = ""
     agent: str = ""
+    tier: int | None = None
 
 
 class LedgerEntry(BaseModel):
@@ -68,11 +76,13 @@ class LedgerEntry(BaseModel):
     purpose: str = ""
     input_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
     output_tokens: int = 0
     usd: float = 0.0
     priced: bool = True
     latency_s: float = 0.0
     reused: bool = False
+    tier: int = 0
     ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -117,11 +127,13 @@ def entry_for(
         purpose=purpose,
         input_tokens=0 if reused else usage.input_tokens,
         cached_input_tokens=0 if reused else usage.cached_input_tokens,
+        cache_write_input_tokens=0 if reused else usage.cache_write_input_tokens,
         output_tokens=0 if reused else usage.output_tokens,
         usd=0.0 if reused else cost_usd(usage, price),
         priced=price.priced,
         latency_s=latency_s,
         reused=reused,
+        tier=current_tier() if context.tier is None else context.tier,
     )
 
 
@@ -329,7 +341,9 @@ class LedgerModel(WrapperModel):
         """Forward the call, then record it (failed calls are not recorded)."""
         settings = settings or ModelSettings()
         started = time.perf_counter()
-        response = await self.inner.request(messages, settings)
+        tier = current_tier() if self.context.tier is None else self.context.tier
+        with at_tier(tier):  # a cascade answers on the tier of this context
+            response = await self.inner.request(messages, settings)
         latency_s = response.latency_s or (time.perf_counter() - started)
         await self.ledger.record(
             entry_for(response, context=self.context, purpose=settings.purpose, latency_s=latency_s)

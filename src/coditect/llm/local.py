@@ -44,7 +44,7 @@ from coditect.llm.model_file import (
     ensure_model_file,
 )
 
-__all__ = ["LOCAL_MODEL_NAME", "LocalModel", "ensure_model_file"]
+__all__ = ["LOCAL_MODEL_NAME", "LocalModel", "ensure_model_file", "kv_reused_tokens"]
 
 LOCAL_MODEL_NAME = "local:" + MODEL_FILE_NAME.removesuffix(".gguf")
 """The name reported by :class:`LocalModel` for the embedded model file."""
@@ -238,6 +238,7 @@ class LocalModel(Model):
                     self._loaded = None
                     continue
                 started = time.perf_counter()
+                before = _kv_tokens(loaded.llama)
                 _watch_cancel(loaded)
                 loaded.cancelled = cancelled
                 try:
@@ -254,18 +255,23 @@ class LocalModel(Model):
                 finally:
                     loaded.cancelled = None
                 latency_s = time.perf_counter() - started
-            return self._to_response(raw, latency_s)
+                after = _kv_tokens(loaded.llama)
+            return self._to_response(raw, latency_s, kv=(before, after))
 
-    def _to_response(self, raw: Any, latency_s: float) -> ModelResponse:
+    def _to_response(
+        self, raw: Any, latency_s: float, *, kv: tuple[list[int], list[int]] = ([], [])
+    ) -> ModelResponse:
         try:
             choice = raw["choices"][0]
             usage = raw["usage"]
             text = choice["message"]["content"] or ""
+            prompt_tokens = int(usage["prompt_tokens"])
             return ModelResponse(
                 text=text,
                 usage=Usage(
-                    input_tokens=int(usage["prompt_tokens"]),
+                    input_tokens=prompt_tokens,
                     output_tokens=int(usage["completion_tokens"]),
+                    cached_input_tokens=kv_reused_tokens(*kv, prompt_tokens=prompt_tokens),
                 ),
                 model_name=self._name,
                 latency_s=latency_s,
@@ -299,6 +305,30 @@ class LocalModel(Model):
         path = ensure_model_file()
         self._prepare_seconds = time.perf_counter() - started
         return path
+
+
+def _kv_tokens(llama: Any) -> list[int]:
+    """The tokens held in llama.cpp's KV cache (empty for objects that do not expose them)."""
+    ids, n = getattr(llama, "input_ids", None), getattr(llama, "n_tokens", None)
+    if ids is None or not isinstance(n, int):
+        return []
+    return [int(t) for t in ids[:n]]
+
+
+def kv_reused_tokens(before: Sequence[int], after: Sequence[int], *, prompt_tokens: int) -> int:
+    """Prompt tokens llama.cpp reused from its KV cache instead of evaluating them again.
+
+    llama-cpp-python keeps the longest common prefix of the cached tokens (``before``) and the new
+    prompt (the first ``prompt_tokens`` of ``after``, which holds prompt plus answer once the call
+    is done) and evaluates only the rest, always at least one token so that it has fresh logits to
+    sample from. Those reused tokens cost no compute: they are the embedded model's "cached input".
+    """
+    prefix = 0
+    for a, b in zip(before, after[:prompt_tokens], strict=False):
+        if a != b:
+            break
+        prefix += 1
+    return max(0, min(prefix, prompt_tokens - 1))
 
 
 def _import_llama() -> Any:

@@ -8,7 +8,10 @@ Spec syntax (see docs/providers.md)::
     openai:gpt-4o-mini                      the OpenAI API (OPENAI_API_KEY)
     openai:qwen2.5-coder@http://localhost:11434/v1   any OpenAI-compatible server
     ollama:qwen2.5-coder  vllm:<model>  lmstudio:<model>  llamacpp:<model>   (default local URLs)
+    llama-cpp-python:<model>[@<url>]        python -m llama_cpp.server (JSON mode in its dialect)
     anthropic:claude-sonnet-4-5,plan=anthropic:claude-haiku-4-5   route by settings.purpose
+    local,escalate=anthropic:claude-sonnet-4-5    a verified cascade (coditect.llm.cascade):
+                                            tasks that fail verification retry on the next tier
     scripted:fibonacci                      a scripted demo model (no LLM; coditect.llm.demo)
 """
 
@@ -17,35 +20,49 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coditect.errors import ConfigError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.budget import Budget, BudgetModel
 from coditect.llm.cache import CacheStore, CachingModel
 from coditect.llm.ledger import CallContext, Ledger, LedgerModel
+from coditect.llm.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from coditect.llm.openai_compat import JsonSchemaStyle
 
 __all__ = [
     "COMPAT_API_KEY_ENV",
     "RoutedModel",
     "instrument",
     "model_from_spec",
+    "parse_cascade",
     "parse_routes",
 ]
 
 COMPAT_API_KEY_ENV = "CODITECT_LLM_API_KEY"
 """Bearer key sent to ``openai:<model>@<url>`` servers that need one (local ones do not)."""
 
+TIMEOUT_ENV = "CODITECT_LLM_TIMEOUT_S"
+"""Seconds one attempt of a call to an ``<model>@<url>`` server may take (slow CPU servers)."""
+
 SPEC_HELP = (
     "expected local, local:<file.gguf>, anthropic:<model>, openai:<model>, "
-    "openai:<model>@<base url>, ollama:<model>, vllm:<model>, lmstudio:<model> or "
-    "llamacpp:<model>, optionally followed by ,<purpose>=<spec> routes"
+    "openai:<model>@<base url>, ollama:<model>, vllm:<model>, lmstudio:<model>, "
+    "llamacpp:<model> or llama-cpp-python:<model>, optionally followed by ,<purpose>=<spec> routes and "
+    ",escalate=<spec> cascade tiers"
 )
+
+ESCALATE = "escalate"
+"""The route name that adds a cascade tier instead of routing a purpose."""
 
 _LOCAL_SERVERS = {
     "ollama": "http://localhost:11434/v1",
     "vllm": "http://localhost:8000/v1",
     "lmstudio": "http://localhost:1234/v1",
     "llamacpp": "http://localhost:8080/v1",
+    "llama-cpp-python": "http://localhost:8000/v1",
 }
 
 
@@ -117,6 +134,25 @@ def parse_routes(spec: str) -> tuple[str, dict[str, str]]:
     return default, routes
 
 
+def parse_cascade(spec: str) -> tuple[str, list[str]]:
+    """Split off the ``,escalate=<spec>`` parts: ``(the first tier's spec, [next tiers' specs])``.
+
+    Raises:
+        ConfigError: An ``escalate=`` part names no model.
+    """
+    kept: list[str] = []
+    tiers: list[str] = []
+    for part in spec.split(","):
+        key, eq, target = part.partition("=")
+        if eq and key.strip() == ESCALATE:
+            if not target.strip():
+                raise ConfigError(f"escalate= names no model in --llm {spec!r}", hint=SPEC_HELP)
+            tiers.append(target.strip())
+        else:
+            kept.append(part)
+    return ",".join(kept), tiers
+
+
 def model_from_spec(spec: str = "local", *, env: Mapping[str, str] | None = None) -> Model:
     """The model an ``--llm`` value names.
 
@@ -130,6 +166,19 @@ def model_from_spec(spec: str = "local", *, env: Mapping[str, str] | None = None
         ModelUnavailableError: The provider's SDK is not installed.
     """
     env = os.environ if env is None else env
+    first, escalations = parse_cascade(spec.strip())
+    if escalations:
+        from coditect.llm.cascade import CascadeModel
+
+        built: dict[str, Model] = {}
+        for tier_spec in escalations:
+            if tier_spec not in built:
+                built[tier_spec] = _single(tier_spec, env)
+        return CascadeModel([_routed(first, env), *(built[t] for t in escalations)])
+    return _routed(spec.strip(), env)
+
+
+def _routed(spec: str, env: Mapping[str, str]) -> Model:
     default_spec, route_specs = parse_routes(spec.strip())
     default = _single(default_spec, env)
     if not route_specs:
@@ -189,7 +238,9 @@ def _split_url(rest: str) -> tuple[str, str | None]:
     return model, url.rstrip("/")
 
 
-def _openai(rest: str, env: Mapping[str, str]) -> Model:
+def _openai(
+    rest: str, env: Mapping[str, str], *, json_schema_style: JsonSchemaStyle = "json_schema"
+) -> Model:
     from coditect.llm.openai_compat import OPENAI_API_KEY_ENV, OpenAICompatModel, Provider
 
     model, url = _split_url(rest)
@@ -204,13 +255,24 @@ def _openai(rest: str, env: Mapping[str, str]) -> Model:
     provider = Provider(
         base_url=url, api_key=env.get(COMPAT_API_KEY_ENV) or None, key_env=COMPAT_API_KEY_ENV
     )
-    return OpenAICompatModel(model, provider=provider)
+    retry = None
+    if env.get(TIMEOUT_ENV):
+        try:
+            retry = RetryPolicy(timeout_s=float(env[TIMEOUT_ENV]))
+        except ValueError as exc:
+            raise ConfigError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]!r} is not a number") from exc
+    return OpenAICompatModel(
+        model, provider=provider, json_schema_style=json_schema_style, retry=retry
+    )
 
 
 def _local_server(kind: str) -> Callable[[str, Mapping[str, str]], Model]:
+    # llama-cpp-python's server rejects OpenAI's json_schema response format and takes its own.
+    style: JsonSchemaStyle = "json_object" if kind == "llama-cpp-python" else "json_schema"
+
     def build(rest: str, env: Mapping[str, str]) -> Model:
         model, url = _split_url(rest)
-        return _openai(f"{model}@{url or _LOCAL_SERVERS[kind]}", env)
+        return _openai(f"{model}@{url or _LOCAL_SERVERS[kind]}", env, json_schema_style=style)
 
     return build
 

@@ -36,6 +36,7 @@ from coditect.domain.tasks import GoalState, Intent, TaskSpec
 from coditect.errors import BudgetExceededError, CoditectError
 from coditect.llm.base import Model
 from coditect.llm.budget import Budget, Reservation
+from coditect.llm.cascade import tiers_of
 from coditect.llm.ledger import CallContext, Ledger, MemoryLedger
 from coditect.llm.registry import instrument
 from coditect.llm.usage import UsageCounter
@@ -342,6 +343,7 @@ class Coordinator:
             upstream=Upstream.from_results(run.results),
             allowance=allowance,
             reuse=self.reusing,
+            tier=run.tiers.get(task.id, 0),
         )
 
     @tracing.traced("orchestrator.task")
@@ -442,6 +444,8 @@ class Coordinator:
             run.budget.settle(Reservation(tokens=0, usd=0.0), tokens=fresh, usd=u.usd)
         for entry in out.ledger:
             await self.ledger.record(entry)
+            # the highest cascade tier each task used (an escalated step moved up)
+            run.tiers[entry.task_id] = max(run.tiers.get(entry.task_id, 0), entry.tier)
 
     async def _complete(self, run: MissionRun, task: TaskSpec, out: StepOutcome) -> None:
         run.goals.complete(task.id)
@@ -482,6 +486,9 @@ class Coordinator:
             tests_written=run.tests_written,
             round_no=run.goals.repairs + 1,
         )
+        # Cascade hook (issue 13): tests failed on what a tier wrote, so the fix uses the next tier.
+        tier = min(max(run.tiers.values(), default=0) + 1, tiers_of(self.model) - 1)
+        run.tiers[fix.id] = run.tiers[retest.id] = tier
         self.add_tasks(run, failed.id, (fix, retest))
         run.journal.append(JournalStep(kind="repair", task_id=failed.id, tasks=(fix, retest)))
 

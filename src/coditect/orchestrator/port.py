@@ -106,6 +106,7 @@ class MissionRun:
         pending_reuse: Reuse entries to store once the mission succeeds (key, entry JSON).
         baseline: The files as the mission was planned (path -> SHA-256).
         detached: Set by a service that stops without ending the mission (it is resumed).
+        tiers: Task id -> the cascade tier it runs (ran) on (see ``coditect.llm.cascade``).
     """
 
     report: MissionReport
@@ -123,6 +124,7 @@ class MissionRun:
     baseline: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     detached: bool = False
+    tiers: dict[str, int] = field(default_factory=dict)
     inbox: asyncio.Queue[PortEvent] = field(default_factory=asyncio.Queue)
 
     @property

@@ -31,6 +31,7 @@ from coditect.errors import BudgetExceededError, CoditectError
 from coditect.llm.base import Model
 from coditect.llm.budget import Budget
 from coditect.llm.cache import CacheStore
+from coditect.llm.cascade import at_tier, tiers_of
 from coditect.llm.ledger import CallContext, LedgerEntry, MemoryLedger
 from coditect.llm.registry import instrument
 from coditect.llm.usage import UsageCounter
@@ -70,6 +71,7 @@ class TaskOrder(BaseModel):
         upstream: The results of the tasks this one builds on, sorted into their slots.
         allowance: The mission budget left; the step refuses calls beyond it.
         reuse: Whether the step may serve the task from the reuse store.
+        tier: The cascade tier the task starts on (0 = the first model; ignored otherwise).
     """
 
     model_config = _FROZEN
@@ -80,6 +82,7 @@ class TaskOrder(BaseModel):
     upstream: Upstream = Field(default_factory=Upstream)
     allowance: Allowance | None = None
     reuse: bool = True
+    tier: int = 0
 
 
 class StepUsage(BaseModel):
@@ -272,7 +275,8 @@ class TaskStep:
 
         try:
             return await asyncio.wait_for(
-                agent.run(ctx, on_attempt=on_attempt), timeout=self.task_timeout_s
+                self._on_tiers(agent, ctx, on_attempt, order, emit, run),
+                timeout=self.task_timeout_s,
             )
         except TimeoutError:
             run.error = f"timed out after {self.task_timeout_s:.0f}s"
@@ -281,6 +285,40 @@ class TaskStep:
             run.budget_stop = refused is not None
             run.error = str(refused or exc)
         return None
+
+    async def _on_tiers(
+        self,
+        agent: Agent,
+        ctx: AgentContext,
+        on_attempt: Callable[[int], None],
+        order: TaskOrder,
+        emit: Emit,
+        run: _Attempt,
+    ) -> TaskResult:
+        """Cascade hook (issue 13): run the agent on the task's cascade tier.
+
+        An answer the agent could not use (a CoditectError other than a budget stop) is retried
+        on the next tier; the ledger records the tier of every call.
+        """
+        tiers = tiers_of(self.model)
+        tier = order.tier
+        while True:
+            try:
+                with at_tier(tier):
+                    return await agent.run(ctx, on_attempt=on_attempt)
+            except CoditectError as exc:
+                if tier + 1 >= tiers or _budget_error(exc) is not None:
+                    raise
+                tier += 1
+                await emit(
+                    AgentAct(
+                        mission_id=order.mission_id,
+                        task_id=order.task.id,
+                        agent=run.name,
+                        action="escalated",
+                        detail=f"tier {tier - 1} failed ({exc}); retrying on tier {tier}",
+                    )
+                )
 
     async def _check(
         self,

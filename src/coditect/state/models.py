@@ -101,6 +101,9 @@ llm_calls = Table(
     Column("latency_s", Float, nullable=False),
     Column("reused", Boolean, nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
+    # migration 0004: Anthropic cache writes, and the cascade tier that answered the call
+    Column("cache_write_input_tokens", Integer, nullable=False, server_default="0"),
+    Column("tier", Integer, nullable=False, server_default="0"),
 )
 
 

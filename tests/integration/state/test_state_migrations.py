@@ -90,14 +90,25 @@ def schema_diff(engine) -> list:
         return compare_metadata(ctx, model_metadata())
 
 
+def _baseline_llm_calls(metadata: MetaData) -> Table:
+    """The ledger table as create_all made it before migrations (later columns left out)."""
+    columns = [
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, index=c.index)
+        for c in llm_calls.columns
+        if c.name in BASELINE_COLUMNS["llm_calls"]
+    ]
+    return Table("llm_calls", metadata, *columns)
+
+
 def make_legacy_database(engine) -> None:
     """What CODITECT before migrations left: create_all of each store's tables, with some data."""
     legacy = MetaData()
-    for table in [*Base.metadata.tables.values(), llm_calls]:
+    for table in Base.metadata.tables.values():
         if table.name == "missions":  # as it was before v0003 added the owner column
             Table("missions", legacy, *(c._copy() for c in table.columns if c.name != "owner"))
             continue
         table.to_metadata(legacy)
+    _baseline_llm_calls(legacy)
     Table(  # archive_cursors as it was declared then (INTEGER seq)
         "archive_cursors",
         legacy,
@@ -164,7 +175,7 @@ async def test_legacy_create_all_database_is_adopted_upgraded_and_keeps_data(eng
 
 
 def test_partial_legacy_database_gets_the_missing_tables(engine):
-    llm_calls.to_metadata(MetaData()).create(engine)  # an old ledger opened on a new file
+    _baseline_llm_calls(MetaData()).create(engine)  # an old ledger opened on a new file
     assert schema_status(engine).legacy_tables == ("llm_calls",)
     ensure_schema(engine)
     assert schema_diff(engine) == []

@@ -246,3 +246,45 @@ def test_importing_the_package_does_not_import_llama_cpp() -> None:
         "assert 'llama_cpp' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class KvLlama(FakeLlama):
+    """A fake that keeps a KV cache the way llama-cpp-python does: prompt plus answer tokens."""
+
+    def __init__(self, factory: FakeFactory, **kwargs: Any) -> None:
+        super().__init__(factory, **kwargs)
+        self.input_ids: list[int] = [0] * 4096
+        self.n_tokens = 0
+
+    def create_chat_completion(self, **kwargs: Any) -> Any:
+        prompt = [ord(c) for m in kwargs["messages"] for c in m["content"]]
+        answer = [1, 2, 3]
+        tokens = prompt + answer
+        self.input_ids[: len(tokens)] = tokens
+        self.n_tokens = len(tokens)
+        out = completion("ok")
+        out["usage"] = {"prompt_tokens": len(prompt), "completion_tokens": len(answer)}
+        return out
+
+
+async def test_prompt_tokens_reused_from_the_kv_cache_count_as_cached(model_file: Path) -> None:
+    factory = FakeFactory()
+    model = LocalModel(model_path=model_file, llama_factory=lambda **kw: KvLlama(factory, **kw))
+    system = Message(role="system", content="a long shared system prompt")
+    first = await model.request([system, Message(role="user", content="one")])
+    second = await model.request([system, Message(role="user", content="two")])
+    same = await model.request([system, Message(role="user", content="two")])
+    assert first.usage.cached_input_tokens == 0
+    assert second.usage.cached_input_tokens == len(system.content)
+    # a repeated prompt still evaluates its last token, as llama.cpp does, for fresh logits
+    assert same.usage.cached_input_tokens == same.usage.input_tokens - 1
+    await model.aclose()
+
+
+def test_kv_reuse_is_the_common_prefix_capped_below_the_prompt() -> None:
+    from coditect.llm.local import kv_reused_tokens
+
+    assert kv_reused_tokens([], [1, 2, 3], prompt_tokens=3) == 0
+    assert kv_reused_tokens([1, 2, 9], [1, 2, 3, 4], prompt_tokens=3) == 2
+    assert kv_reused_tokens([1, 2, 3, 7], [1, 2, 3, 8], prompt_tokens=3) == 2
+    assert kv_reused_tokens([5], [1], prompt_tokens=0) == 0

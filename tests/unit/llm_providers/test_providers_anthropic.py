@@ -12,6 +12,7 @@ from coditect.errors import ConfigError, ModelError, ModelUnavailableError
 from coditect.llm.anthropic import AnthropicModel
 from coditect.llm.base import Message, ModelSettings, Usage
 from coditect.llm.guard import override_allow_model_requests
+from coditect.llm.pricing import cost_usd, price_for
 from coditect.llm.retry import RetryPolicy
 
 from .helpers import Replay, SleepRecorder
@@ -74,10 +75,16 @@ async def test_success_sends_cached_system_block_and_parses_usage(sleep: SleepRe
     assert sleep.delays == []
 
 
-async def test_cache_write_counts_as_uncached_input(sleep: SleepRecorder) -> None:
+async def test_cache_write_is_counted_and_billed_at_the_write_price(sleep: SleepRecorder) -> None:
     response = await call(make(Replay("anthropic_cache_write"), sleep))
-    assert response.usage == Usage(input_tokens=1855, output_tokens=9, cached_input_tokens=0)
+    assert response.usage == Usage(
+        input_tokens=1855, output_tokens=9, cached_input_tokens=0, cache_write_input_tokens=1843
+    )
     assert response.finish_reason == "stop_sequence"
+    # the bill: 12 plain input tokens, 1843 written to the cache at 1.25x, 9 output tokens
+    price = price_for("anthropic:claude-haiku-4-5")
+    expected = (12 * 1.00 + 1843 * 1.25 + 9 * 5.00) / 1_000_000
+    assert cost_usd(response.usage, price) == pytest.approx(expected)
 
 
 async def test_system_prompt_caching_can_be_turned_off(sleep: SleepRecorder) -> None:

@@ -100,3 +100,15 @@ async def test_with_context_shares_the_ledger() -> None:
     base = LedgerModel(FakeModel(), ledger, context=CallContext(mission_id="m"))
     await base.with_context(CallContext(mission_id="m", task_id="t9")).request(ASK)
     assert [e.task_id for e in await ledger.entries()] == ["t9"]
+
+
+async def test_cache_writes_and_the_cascade_tier_are_stored(ledger: Ledger) -> None:
+    haiku = FakeModel(
+        "anthropic:claude-haiku-4-5",
+        Usage(input_tokens=1855, cache_write_input_tokens=1843, output_tokens=9),
+    )
+    model = LedgerModel(haiku, ledger, context=CallContext(mission_id="m", tier=1))
+    await model.request(ASK)
+    (entry,) = await ledger.entries("m")
+    assert (entry.cache_write_input_tokens, entry.tier) == (1843, 1)
+    assert entry.usd == pytest.approx((12 * 1.00 + 1843 * 1.25 + 9 * 5.00) / 1_000_000)
