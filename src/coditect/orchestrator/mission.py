@@ -49,6 +49,7 @@ from coditect.state.base import MissionStore
 from coditect.taskqueue.consistency import ConsistencyChecker, Expectation
 from coditect.taskqueue.parametrize import Parametrizer
 from coditect.taskqueue.queue import TaskQueue
+from coditect.taskqueue.testsetup import record_baseline
 from coditect.taskqueue.world_model import WorldModel
 from coditect.workspace import Workspace, open_workspace
 
@@ -199,6 +200,8 @@ class MissionRunner:
                 maybe = on_plan(report)
                 if maybe is not None:
                     await maybe
+            # Issue 9 hook: the project's own tests, once, before any edit (docs/realrepo.md).
+            await record_baseline(ws.path, self.sandbox)
             await self._execute(run)
             await self._finish(run)
         except asyncio.CancelledError:
