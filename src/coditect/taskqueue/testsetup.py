@@ -11,7 +11,12 @@ Detection reads what pytest itself reads, in pytest's order of precedence: ``pyt
   It is passed as ``-o pythonpath=...`` (pytest >= 7), which works the same in every sandbox
   backend (wasm, process, subprocess) because it is an argument, not an environment variable;
 * ``python_files``: extra file patterns when the project's test files do not match pytest's
-  defaults (``tests.py`` in a unittest-only project, for example).
+  defaults (``tests.py`` in a unittest-only project, for example);
+* ``blocked_plugins``: pytest plugins installed in the interpreter that runs the tests (CODITECT's
+  own environment) which the project does not declare anywhere (packaging, tox, requirements
+  files, conftest). They are switched off with ``-p no:NAME``: a plugin the project never asked
+  for can break its run (pytest-asyncio warns at start-up, and a project configured with
+  ``filterwarnings = error`` then stops with an internal error before running a single test).
 
 The command always runs ``python -m pytest`` (pytest collects ``unittest.TestCase`` classes too)
 and writes JUnit XML, which is what the Tester reads.
@@ -27,9 +32,11 @@ from __future__ import annotations
 import ast
 import configparser
 import fnmatch
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path, PurePosixPath
 
 from coditect.agents.baseline import BASELINE_PATH, Baseline
@@ -45,6 +52,7 @@ __all__ = [
     "TestSetup",
     "detect",
     "detect_dir",
+    "installed_plugins",
     "record_baseline",
     "related_tests",
 ]
@@ -71,6 +79,7 @@ class TestSetup:
         python_files: Extra test file patterns beyond pytest's defaults (or configured ones).
         conftests: The ``conftest.py`` files of the project.
         unittest_only: No test file uses pytest; the tests are ``unittest.TestCase`` classes.
+        blocked_plugins: Entry-point names of installed pytest plugins the project does not use.
     """
 
     __test__ = False  # not a pytest test class
@@ -82,10 +91,13 @@ class TestSetup:
     python_files: tuple[str, ...] = ()
     conftests: tuple[str, ...] = ()
     unittest_only: bool = False
+    blocked_plugins: tuple[str, ...] = ()
 
     def command(self, selection: Sequence[str] = (), *, junit: str = JUNIT_PATH) -> tuple[str, ...]:
         """The sandboxed pytest command running ``selection`` (the whole suite when empty)."""
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        for name in self.blocked_plugins:
+            argv += ["-p", f"no:{name}"]
         if self.pythonpath and not self.pythonpath_configured:
             argv += ["-o", "pythonpath=" + " ".join(self.pythonpath)]
         if self.python_files:
@@ -205,12 +217,61 @@ def _source_roots(files: set[str], test_imports: set[str]) -> tuple[str, ...]:
     return tuple(sorted(roots))
 
 
-def detect(files: Iterable[str], read: Callable[[str], str]) -> TestSetup:
+def installed_plugins() -> dict[str, str]:
+    """The pytest plugins installed here: entry-point name -> distribution name."""
+    out: dict[str, str] = {}
+    for ep in entry_points(group="pytest11"):
+        dist = ep.dist.name if ep.dist is not None else ep.name
+        out[ep.name] = dist
+    return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared_text(files: set[str], read: Callable[[str], str]) -> str:
+    """Where a project declares what its tests need, as one lower-cased text."""
+    chunks: list[str] = []
+    for path in sorted(files):
+        name = PurePosixPath(path).name
+        top = len(PurePosixPath(path).parts) <= 2
+        wanted = name in (*CONFIG_FILES, "setup.py", "conftest.py", "Pipfile", "noxfile.py")
+        wanted |= top and name.startswith("requirements") and name.endswith((".txt", ".in"))
+        wanted |= top and name.endswith(".txt") and "requirements" in path
+        if wanted:
+            chunks.append(read(path))
+    return _norm("\n".join(chunks))
+
+
+def _blocked(
+    files: set[str], read: Callable[[str], str], installed: Mapping[str, str]
+) -> tuple[str, ...]:
+    if not installed:
+        return ()
+    text = _declared_text(files, read)
+    used = {
+        ep
+        for ep, dist in installed.items()
+        if re.search(rf"(?<![a-z0-9-]){re.escape(_norm(dist))}(?![a-z0-9])", text)
+        or re.search(rf"(?<![a-z0-9_]){re.escape(ep.lower())}(?![a-z0-9_])", text)
+    }
+    return tuple(sorted(set(installed) - used))
+
+
+def detect(
+    files: Iterable[str],
+    read: Callable[[str], str],
+    *,
+    plugins: Mapping[str, str] | None = None,
+) -> TestSetup:
     """Detect how the project with ``files`` (POSIX paths relative to its root) runs its tests.
 
     Args:
         files: Every file of the project.
         read: Returns the text of one of ``files``.
+        plugins: The pytest plugins of the interpreter that runs the tests (entry-point name ->
+            distribution); default: those installed here (:func:`installed_plugins`).
     """
     files = {f for f in files if not (set(PurePosixPath(f).parts) & _SKIP_DIRS)}
     config_file, options = _pytest_config(files, read)
@@ -252,6 +313,7 @@ def detect(files: Iterable[str], read: Callable[[str], str]) -> TestSetup:
         python_files=tuple(sorted(extra_patterns)),
         conftests=conftests,
         unittest_only=bool(test_files) and not uses_pytest and not conftests,
+        blocked_plugins=_blocked(files, read, installed_plugins() if plugins is None else plugins),
     )
 
 
