@@ -103,10 +103,7 @@ def parse_junit(xml_text: str, *, excused: frozenset[str] = frozenset()) -> JUni
     Raises:
         ValueError: The text is not well-formed XML.
     """
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise ValueError(f"malformed JUnit XML: {exc}") from exc
+    root = _root(xml_text)
     passed = failed = errors = skipped = 0
     failures: list[TestFailure] = []
     already: list[str] = []
@@ -130,6 +127,16 @@ def parse_junit(xml_text: str, *, excused: frozenset[str] = frozenset()) -> JUni
     return JUnitCounts(passed, failed, errors, skipped, tuple(failures), duration, tuple(already))
 
 
+_OUTCOME_TAGS = (("failure", "failed"), ("error", "error"), ("skipped", "skipped"))
+
+
+def _root(xml_text: str) -> ET.Element:
+    try:
+        return ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise ValueError(f"malformed JUnit XML: {exc}") from exc
+
+
 def outcome_key(classname: str, name: str) -> str:
     """The stable key of one test case in :func:`parse_outcomes` (``classname::name``)."""
     return f"{classname}::{name}" if classname else name
@@ -145,21 +152,10 @@ def parse_outcomes(xml_text: str) -> dict[str, str]:
     Raises:
         ValueError: The text is not well-formed XML.
     """
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise ValueError(f"malformed JUnit XML: {exc}") from exc
     rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
     out: dict[str, str] = {}
-    for case in root.iter("testcase"):
-        if case.find("failure") is not None:
-            outcome = "failed"
-        elif case.find("error") is not None:
-            outcome = "error"
-        elif case.find("skipped") is not None:
-            outcome = "skipped"
-        else:
-            outcome = "passed"
+    for case in _root(xml_text).iter("testcase"):
+        outcome = next((o for tag, o in _OUTCOME_TAGS if case.find(tag) is not None), "passed")
         key = outcome_key(case.get("classname", ""), case.get("name", ""))
         if rank[outcome] >= rank[out.get(key, "passed")]:
             out[key] = outcome

@@ -24,7 +24,9 @@ def project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-async def run(root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None):
+async def run(
+    root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None, selection=()
+):
     events = []
 
     async def emit(event):
@@ -37,7 +39,8 @@ async def run(root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | Non
         action=Action(
             intent=Intent.RUN_TESTS,
             kind=ActionKind.RUN_COMMAND,
-            command=command,
+            command=(*command, *selection),
+            test_selection=selection,
             timeout_s=timeout_s,
         ),
         workspace=root,
@@ -195,32 +198,13 @@ async def test_whole_suite_runs_after_a_passing_selection(tmp_path):
             "tests.test_b::test_elsewhere": "passed",  # passed before: now a regression
         },
     )
-    report, _ = await run_selection(root, ("tests/test_a.py",))
+    report, _ = await run(root, selection=("tests/test_a.py",))
     assert not report.ok
     assert [f.test_id for f in report.failures] == ["tests/test_b.py::test_elsewhere"]
     # a slow suite (by its baseline) is not run in full after the selection
     _with_baseline(root, {"tests.test_a::test_old": "failed"}, duration_s=10_000)
-    report, _ = await run_selection(root, ("tests/test_a.py",))
+    report, _ = await run(root, selection=("tests/test_a.py",))
     assert report.ok
-
-
-async def run_selection(root: Path, selection: tuple[str, ...]):
-    ctx = AgentContext(
-        mission_id="m",
-        request="r",
-        task=TaskSpec(id="run_tests", intent=Intent.RUN_TESTS, description="run"),
-        action=Action(
-            intent=Intent.RUN_TESTS,
-            kind=ActionKind.RUN_COMMAND,
-            command=(*CMD, *selection),
-            test_selection=selection,
-            timeout_s=60,
-        ),
-        workspace=root,
-        model=None,  # type: ignore[arg-type]
-        sandbox=SubprocessSandbox(),
-    )
-    return await TesterAgent().execute(ctx), None
 
 
 async def test_a_broken_baseline_file_is_ignored(tmp_path):
