@@ -80,6 +80,7 @@ class TestSetup:
         conftests: The ``conftest.py`` files of the project.
         unittest_only: No test file uses pytest; the tests are ``unittest.TestCase`` classes.
         blocked_plugins: Entry-point names of installed pytest plugins the project does not use.
+        base_python_files: The test file patterns pytest uses (configured, or its defaults).
     """
 
     __test__ = False  # not a pytest test class
@@ -92,6 +93,7 @@ class TestSetup:
     conftests: tuple[str, ...] = ()
     unittest_only: bool = False
     blocked_plugins: tuple[str, ...] = ()
+    base_python_files: tuple[str, ...] = DEFAULT_PYTHON_FILES
 
     def command(self, selection: Sequence[str] = (), *, junit: str = JUNIT_PATH) -> tuple[str, ...]:
         """The sandboxed pytest command running ``selection`` (the whole suite when empty)."""
@@ -101,14 +103,17 @@ class TestSetup:
         if self.pythonpath and not self.pythonpath_configured:
             argv += ["-o", "pythonpath=" + " ".join(self.pythonpath)]
         if self.python_files:
-            argv += ["-o", "python_files=" + " ".join((*DEFAULT_PYTHON_FILES, *self.python_files))]
+            argv += [
+                "-o",
+                "python_files=" + " ".join((*self.base_python_files, *self.python_files)),
+            ]
         argv.append(f"--junitxml={junit}")
         return (*argv, *selection)
 
     def is_test_file(self, path: str) -> bool:
         """Whether pytest (run by :meth:`command`) collects ``path`` as a test file."""
         name = PurePosixPath(path).name
-        patterns = (*DEFAULT_PYTHON_FILES, *self.python_files)
+        patterns = (*self.base_python_files, *self.python_files)
         return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
@@ -311,6 +316,7 @@ def detect(
         pythonpath=pythonpath,
         pythonpath_configured=bool(configured_pythonpath),
         python_files=tuple(sorted(extra_patterns)),
+        base_python_files=configured_files,
         conftests=conftests,
         unittest_only=bool(test_files) and not uses_pytest and not conftests,
         blocked_plugins=_blocked(files, read, installed_plugins() if plugins is None else plugins),

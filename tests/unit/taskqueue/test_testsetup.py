@@ -107,6 +107,8 @@ def test_unittest_project_with_unusual_file_names():
     assert setup.is_test_file("pkg/tests.py") and not setup.is_test_file("pkg/core.py")
     mixed = detect_files({**files, "tests/test_p.py": PYTEST_TEST})
     assert not mixed.unittest_only
+    configured = detect_files({**files, "setup.cfg": "[tool:pytest]\npython_files = check_*.py\n"})
+    assert "python_files=check_*.py test_more.py tests.py" in configured.command()
 
 
 def test_related_tests_by_import_and_symbol():
