@@ -10,6 +10,8 @@ declare -A NEEDED=(
   [redis-server]=redis-server  # tests start their own Redis servers and a 3-node cluster
   [redis-cli]=redis-tools      # creates the test cluster
   [git]=git                    # missions commit their result on a branch
+  [chromium]=chromium          # the web view's browser tests (tests/ui/test_browser.py)
+  [chromedriver]=chromium-driver  # selenium drives chromium through it (never a downloaded one)
 )
 
 missing=()

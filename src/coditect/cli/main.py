@@ -45,6 +45,11 @@ from coditect.cli import db_cmd  # noqa: E402
 
 app.add_typer(db_cmd.app, name="db")
 
+from coditect.cli import apply_cmd, ui_cmd  # noqa: E402
+
+app.command(name="apply")(apply_cmd.apply)
+app.command(name="ui")(ui_cmd.ui)
+
 try:  # the sandbox command group ships with the sandbox backends
     from coditect.cli import sandbox_cmd
 
@@ -78,7 +83,13 @@ async def _runtime(settings: Settings) -> AsyncIterator[object]:
 
 
 async def _run_mission(
-    request: str, repo: Path, settings: Settings, *, as_json: bool, console: Console
+    request: str,
+    repo: Path,
+    settings: Settings,
+    *,
+    as_json: bool,
+    console: Console,
+    review: bool = False,
 ) -> MissionReport:
     from coditect.cli.render import LiveProgress, render_plan
     from coditect.runtime import Runtime
@@ -104,6 +115,20 @@ async def _run_mission(
             live = LiveProgress(console, report)
             live.__enter__()
 
+        if review:  # --review: ask on the terminal before the change lands
+            from coditect.orchestrator.review import TerminalReview
+
+            def show(text: str) -> None:
+                nonlocal live
+                if live is not None:  # the live table would redraw over the diff and prompt
+                    live.__exit__()
+                    live = None
+                console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+            def ask(prompt: str) -> str:
+                return console.input(prompt, markup=False)
+
+            rt.runner.review = TerminalReview(show=show, ask=ask)
         follower = asyncio.create_task(follow(rt.bus.subscribe("task.>")))
         try:
             return await rt.runner.run(request, repo, on_plan=on_plan)
@@ -139,6 +164,10 @@ def run(
     no_reuse: Annotated[
         bool, typer.Option("--no-reuse", help="Do not reuse earlier work (docs/reuse.md).")
     ] = False,
+    review: Annotated[
+        bool,
+        typer.Option("--review", help="Show the verified diff and ask before it lands (docs/ui.md)."),
+    ] = False,
 ) -> None:
     """Run a mission: plan, analyse, write code and tests, run them, commit on a branch."""
     overrides: dict[str, object] = {}
@@ -157,7 +186,9 @@ def run(
     console = Console(stderr=as_json)
     try:
         report = asyncio.run(
-            _run_mission(request, repo, settings, as_json=as_json, console=console)
+            _run_mission(
+                request, repo, settings, as_json=as_json, console=console, review=review
+            )
         )
     except KeyboardInterrupt:
         console.print("[magenta]cancelled[/]: the mission was stopped; nothing was changed.")

@@ -28,6 +28,7 @@ _OUTCOME_STYLE = {
     MissionOutcome.SUCCESS: "bold green",
     MissionOutcome.FAILED: "bold red",
     MissionOutcome.CANCELLED: "bold magenta",
+    MissionOutcome.REJECTED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
 }
 

@@ -34,6 +34,7 @@ class MissionOutcome(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"  # the reviewer rejected the verified change; nothing landed
 
 
 class TaskRun(BaseModel):

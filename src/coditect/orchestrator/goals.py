@@ -122,6 +122,13 @@ class GoalManager:
         self._superseded[failed_id] = new[-1].id if new else ""
         self.repairs += 1
 
+    def extend(self, tasks: Iterable[TaskSpec]) -> None:
+        """Add new PENDING tasks (a review feedback round) to a mission whose tasks all ended."""
+        new = list(tasks)
+        self.graph = self.graph.extended(new)
+        for task in new:
+            self._states[task.id] = GoalState.PENDING
+
     def cancel(self, reason: str = "cancelled by the user") -> None:
         """Cancel every task that has not ended."""
         self._cancel_reason = reason

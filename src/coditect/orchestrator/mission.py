@@ -40,6 +40,7 @@ from coditect.orchestrator.goals import GoalManager, GoalPolicy
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.repair import repair_tasks, test_failure_summary
+from coditect.orchestrator.review import Landing, ReviewGate, review_before_landing
 from coditect.reuse import Reuse
 from coditect.reuse.estimate import estimate_plan
 from coditect.reuse.tally import TokenTally
@@ -123,6 +124,7 @@ class MissionRunner:
         checker: ConsistencyChecker | None = None,
         ledger: Ledger | None = None,
         reuse: Reuse | None = None,
+        review: ReviewGate | None = None,
     ) -> None:
         self.model = model
         self.sandbox = sandbox
@@ -135,6 +137,7 @@ class MissionRunner:
         self.checker = checker or ConsistencyChecker()
         self.ledger = ledger or MemoryLedger()
         self.reuse = reuse
+        self.review = review  # None: every verified change lands (no review step)
 
     async def emit(self, event: Event) -> None:
         """Publish an event and keep it in the mission's event log (lifecycle events are logged)."""
@@ -506,6 +509,17 @@ class MissionRunner:
             self._end(report, MissionOutcome.FAILED, "the agents finished but changed no file")
             return
         report.diff = run.ws.diff(changed)
+        # --- review before landing (orchestrator/review.py): the one place the gate is asked ---
+        if self.review is not None:
+            hooks = Landing(
+                save=lambda: self.store.save_report(report),
+                emit=self.emit,
+                feedback_round=lambda fix, retest: self._feedback_round(run, fix, retest),
+            )
+            await review_before_landing(self.review, report, hooks)
+            if report.status is not MissionOutcome.SUCCESS:
+                return
+            changed = report.changed_files
         if self._reusing and self.reuse is not None:
             for key, result, meter in run.pending:
                 await self.reuse.tasks.remember(
@@ -528,6 +542,27 @@ class MissionRunner:
             run.ws.apply(changed, backup_dir=backup)
             report.applied_to = str(run.ws.repo)
             report.notes.append(f"originals of changed files saved in {backup}")
+
+    async def _feedback_round(self, run: _Run, fix: TaskSpec, retest: TaskSpec) -> bool:
+        """Run a review feedback round; True when the new change is verified (review again)."""
+        run.goals.extend([fix, retest])
+        for t in (fix, retest):
+            run.queue.push(t)
+            run.runs[t.id] = TaskRun(
+                id=t.id, intent=t.intent, description=t.description, depends_on=list(t.depends_on)
+            )
+        self._sync_tasks(run)
+        await self._execute(run)
+        run.world.scan()
+        final = run.world.snapshot()
+        changed = sorted(
+            p for p in set(run.initial) | set(final) if run.initial.get(p) != final.get(p)
+        )
+        report = run.report
+        report.changed_files, report.diff = changed, run.ws.diff(changed)
+        report.tests.written_by_coditect = list(run.tests_written)
+        self._account(run)
+        return report.status is MissionOutcome.SUCCESS
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod
