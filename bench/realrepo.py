@@ -265,7 +265,8 @@ def run_task(
     before = run_tests(repo)
     _git(repo, "clean", "-fdqx")
     argv = [sys.executable, "-m", "coditect", "run", task.request, "--repo", str(repo)]
-    argv += ["--llm", llm, "--json", "--no-reuse"]
+    # The mission's own limit comes first, so a slow mission still ends with its report.
+    argv += ["--llm", llm, "--json", "--no-reuse", "--timeout", str(max(timeout_s - 30, 30))]
     row: dict[str, object] = {"task": task.id, "project": task.project, "kind": task.kind}
     t0 = time.perf_counter()
     env = {**os.environ, "CODITECT_HOME": str(home)}
@@ -294,7 +295,7 @@ def run_task(
         "context_overflow": bool(_OVERFLOW.search(out + err)),
     }
     if timed_out:
-        return row | {"solved": False, "category": "timeout"}
+        return row | {"status": "TIMEOUT", "solved": False, "category": "timeout"}
     if not report:
         return row | {"solved": False, "category": "crash", "stderr_tail": err[-300:]}
     branch = str(report.get("branch", ""))
