@@ -9,6 +9,7 @@ Tree::
     CoditectError
     ├── ConfigError                 settings are missing or contradictory
     ├── InputError                  the user's request or repository is not usable
+    │   └── NotFoundError           the named mission (or task) does not exist
     ├── PlanError                   the planner could not produce a valid task graph
     │   └── CycleError              the graph has a dependency cycle
     ├── ModelError                  an LLM call failed
@@ -35,6 +36,7 @@ __all__ = [
     "ModelError",
     "ModelOutputError",
     "ModelUnavailableError",
+    "NotFoundError",
     "PlanError",
     "SandboxError",
     "SandboxUnavailableError",
@@ -68,6 +70,10 @@ class ConfigError(CoditectError):
 
 class InputError(CoditectError):
     """The request or repository given by the user cannot be used."""
+
+
+class NotFoundError(InputError):
+    """The named mission (or task) does not exist."""
 
 
 class PlanError(CoditectError):

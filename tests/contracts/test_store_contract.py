@@ -1,5 +1,10 @@
-"""The same tests for every MissionStore / FileIndexStore backend."""
+"""The same tests for every MissionStore / FileIndexStore backend: SQLite and PostgreSQL.
 
+The PostgreSQL runs use a database of their own per test (``fresh_postgres_url``), on the
+session's server from tests/infra/pg.py.
+"""
+
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,11 +21,40 @@ from coditect.errors import InputError
 from coditect.state.sql import SqlStore, sqlite_url
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request, tmp_path):
-    s = SqlStore(sqlite_url(tmp_path / "state.db"))
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "state.db")
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    s = SqlStore(url)
     yield s
     await s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+async def file_index(request, tmp_path):
+    """Every FileIndexStore: the SQL store on both databases, and the Redis one."""
+    if request.param == "redis":
+        from coditect.state.redis_world import RedisFileIndexStore, connect_redis
+
+        client = await connect_redis(request.getfixturevalue("redis_url"), max_wait_s=3)
+        yield RedisFileIndexStore(client, prefix="t" + uuid.uuid4().hex[:10])
+        await client.aclose()
+        return
+    store = await request.getfixturevalue("store_factory")(request.param)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def store_factory(request, tmp_path):
+    async def make(kind):
+        if kind == "sqlite":
+            return SqlStore(sqlite_url(tmp_path / "index.db"))
+        return SqlStore(request.getfixturevalue("fresh_postgres_url"))
+
+    return make
 
 
 def report(mid, minutes=0, status=MissionOutcome.SUCCESS):
@@ -56,14 +90,14 @@ async def test_events_keep_order_type_and_ignore_duplicates(store):
     assert await store.list_events("m1") == [e1, e2]
 
 
-async def test_file_index_replace(store):
+async def test_file_index_replace(file_index):
     recs = [FileRecord(path="a.py", size=1, mtime_ns=2, sha256="x" * 64)]
-    await store.save_file_index("root", recs)
-    await store.save_file_index(
+    await file_index.save_file_index("root", recs)
+    await file_index.save_file_index(
         "root", recs + [FileRecord(path="b.py", size=1, mtime_ns=2, sha256="y" * 64)]
     )
-    assert {r.path for r in await store.load_file_index("root")} == {"a.py", "b.py"}
-    assert await store.load_file_index("other") == []
+    assert {r.path for r in await file_index.load_file_index("root")} == {"a.py", "b.py"}
+    assert await file_index.load_file_index("other") == []
 
 
 async def test_persists_across_store_instances(tmp_path):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["postgres_url"]
+__all__ = ["fresh_postgres_url", "postgres_url"]
 
 _START_TIMEOUT_S = 30.0
 
@@ -157,3 +157,14 @@ def postgres_url() -> Iterator[str]:
             yield url.replace("postgresql://", "postgresql+psycopg://", 1)
         finally:
             _drop_db(server, name)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A database of this test only, on the session's PostgreSQL server (dropped after it)."""
+    server = _plain(postgres_url)
+    name, url = _create_db(server)
+    try:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        _drop_db(server, name)

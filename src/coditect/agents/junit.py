@@ -25,6 +25,8 @@ _EXC_NAME = re.compile(
     r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Iteration))\b"
 )
 _MAX_DETAIL = 2000
+_SOURCE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_SYNTAX_LINE = re.compile(r"\b(SyntaxError|IndentationError|TabError): (.*)")
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,35 @@ def _failure(case: ET.Element, element: ET.Element) -> TestFailure:
         message == "collection failure" or not case.get("classname") or not case.get("name")
     )
     category = categorize(message, detail, is_error=is_error, collection=collection)
+    text = message.strip().splitlines()[0][:500] if message.strip() else _last_e_line(detail)
+    if category is FailureCategory.SYNTAX:
+        text = _syntax_message(f"{message}\n{detail}", _test_id(case)) or text
     return TestFailure(
         test_id=_test_id(case),
         category=category,
-        message=message.strip().splitlines()[0][:500] if message.strip() else _last_e_line(detail),
+        message=text,
         detail=detail[-_MAX_DETAIL:],
     )
+
+
+def _syntax_message(text: str, test_id: str) -> str:
+    """``SyntaxError in FILE line N: WHAT``: the file with the error, not the test that hit it.
+
+    A syntax error in a module that a test imports is reported by pytest against the test
+    module; the file and line of the error are in the trace (the last ``File "...", line N``
+    before the ``SyntaxError:`` line).
+    """
+    found = _SYNTAX_LINE.search(text)
+    if found is None:
+        return ""
+    where = list(_SOURCE_LINE.finditer(text, 0, found.start()))
+    kind, what = found.group(1), found.group(2).strip()
+    if not where:
+        return f"{kind}: {what}"[:500]
+    path, line = where[-1].group(1), where[-1].group(2)
+    origin = test_id.split("::")[0]
+    seen_from = f" (while importing {origin})" if not path.endswith(origin) else ""
+    return f"{kind} in {path} line {line}: {what}{seen_from}"[:500]
 
 
 def _last_e_line(detail: str) -> str:

@@ -21,12 +21,11 @@ from coditect.api.convert import file_to_pb, task_to_pb
 from coditect.api.errors import RpcError, from_rpc_error
 from coditect.api.security import TlsConfig, auth_metadata
 from coditect.api.server import DEFAULT_MAX_MESSAGE_BYTES, open_channel
-from coditect.distributed.orchestrator import StoredTaskView
 from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.domain.tasks import GoalState, TaskSpec
-from coditect.state.redis_world import TaskStateRecord
+from coditect.domain.taskstate import StoredTaskView, TaskStateRecord
 from coditect.telemetry import tracing
 
 __all__ = ["ClientOptions", "OrchestratorClient", "TaskQueueClient"]

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import grpc
 
-from coditect.errors import BudgetExceededError, CoditectError, InputError
+from coditect.errors import BudgetExceededError, CoditectError, InputError, NotFoundError
 
 __all__ = ["NotFoundError", "RpcError", "from_rpc_error", "status_for"]
 
 _RETRYABLE_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 )
-
-
-class NotFoundError(InputError):
-    """The named mission (or task) does not exist."""
 
 
 class RpcError(CoditectError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -22,9 +23,11 @@ from coditect.api.convert import (
     task_from_pb,
 )
 from coditect.api.server import handle_errors, stream_errors
-from coditect.distributed.orchestrator import MissionCoordinator
-from coditect.distributed.taskqueue import TaskQueueService
 from coditect.errors import InputError
+
+if TYPE_CHECKING:  # the services are given to the servicers; api never imports their modules
+    from coditect.distributed.orchestrator import OrchestratorService
+    from coditect.distributed.taskqueue import TaskQueueService
 
 __all__ = [
     "ORCHESTRATOR_SERVICE",
@@ -44,9 +47,9 @@ def _need(value: str, name: str) -> str:
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):  # type: ignore[misc]  # generated base class is untyped
-    """The Orchestrator service over a :class:`MissionCoordinator`."""
+    """The Orchestrator service over a :class:`OrchestratorService`."""
 
-    def __init__(self, coordinator: MissionCoordinator) -> None:
+    def __init__(self, coordinator: OrchestratorService) -> None:
         self.coordinator = coordinator
 
     def register(self, server: grpc.aio.Server) -> None:

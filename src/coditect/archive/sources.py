@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coditect.archive.errors import ArchiveError
@@ -77,17 +77,6 @@ class Source(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
-
-
-_cursor_meta = MetaData()
-
-#: One row per archive destination: the last event log ``seq`` archived there.
-archive_cursors = Table(
-    "archive_cursors",
-    _cursor_meta,
-    Column("dest", String(512), primary_key=True),
-    Column("seq", BigInteger, nullable=False),
-)
 
 
 class SqliteSource(Source):

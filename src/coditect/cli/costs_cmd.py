@@ -14,7 +14,7 @@ from rich.table import Table
 from coditect.config import Settings
 from coditect.domain.mission import MissionReport
 from coditect.errors import CoditectError
-from coditect.llm.ledger import LedgerEntry, SqliteLedger
+from coditect.llm.ledger import LedgerEntry
 
 __all__ = ["costs", "costs_summary"]
 
@@ -59,12 +59,12 @@ def costs_summary(report: MissionReport, entries: list[LedgerEntry]) -> dict[str
     }
 
 
-async def _load(mission_id: str | None, limit: int) -> list[dict[str, Any]]:
-    from coditect.state.sql import SqlStore
+async def _load(mission_id: str | None, limit: int, db: str = "") -> list[dict[str, Any]]:
+    from coditect.runtime import open_ledger, open_mission_store
 
-    settings = Settings()
-    store = SqlStore(settings.database_url)
-    ledger = SqliteLedger(settings.database_url)
+    url = _engine_url(db) if db else Settings().database_url
+    store = open_mission_store(url)
+    ledger = open_ledger(url)
     try:
         if mission_id:
             found = await store.get_report(mission_id)
@@ -75,6 +75,14 @@ async def _load(mission_id: str | None, limit: int) -> list[dict[str, Any]]:
     finally:
         await ledger.close()
         await store.close()
+
+
+def _engine_url(db: str) -> str:
+    """``postgresql://`` as SQLAlchemy wants it (psycopg 3), as the services open it."""
+    for plain in ("postgresql://", "postgres://"):
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain) :]
+    return db
 
 
 def _table(title: str, rows: list[dict[str, Any]], first: str) -> Table:
@@ -101,11 +109,19 @@ def costs(
     ] = None,
     limit: Annotated[int, typer.Option(help="How many recent missions without an id.")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: Annotated[
+        str,
+        typer.Option(
+            help="The distributed mode's database (as `coditect serve --db`; default: this "
+            "machine's state database).",
+            envvar="CODITECT_DB_URL",
+        ),
+    ] = "",
 ) -> None:
     """Show LLM costs per mission, agent and task, and what work reuse saved."""
     console = Console()
     try:
-        summaries = asyncio.run(_load(mission_id, limit))
+        summaries = asyncio.run(_load(mission_id, limit, db))
     except CoditectError as exc:
         console.print(f"[bold red]error:[/] {exc.message}")
         raise typer.Exit(2) from None

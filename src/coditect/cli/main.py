@@ -50,6 +50,11 @@ from coditect.cli import apply_cmd, ui_cmd  # noqa: E402
 app.command(name="apply")(apply_cmd.apply)
 app.command(name="ui")(ui_cmd.ui)
 
+from coditect.cli import gc_cmd, resume_cmd  # noqa: E402
+
+app.command(name="resume")(resume_cmd.resume)
+app.command(name="gc")(gc_cmd.gc)
+
 try:  # the sandbox command group ships with the sandbox backends
     from coditect.cli import sandbox_cmd
 
@@ -166,7 +171,9 @@ def run(
     ] = False,
     review: Annotated[
         bool,
-        typer.Option("--review", help="Show the verified diff and ask before it lands (docs/ui.md)."),
+        typer.Option(
+            "--review", help="Show the verified diff and ask before it lands (docs/ui.md)."
+        ),
     ] = False,
 ) -> None:
     """Run a mission: plan, analyse, write code and tests, run them, commit on a branch."""
@@ -184,11 +191,12 @@ def run(
             overrides[key] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
     console = Console(stderr=as_json)
+    from coditect.leftovers import collect
+
+    collect()  # workspace copies and sandbox folders of killed CODITECT processes
     try:
         report = asyncio.run(
-            _run_mission(
-                request, repo, settings, as_json=as_json, console=console, review=review
-            )
+            _run_mission(request, repo, settings, as_json=as_json, console=console, review=review)
         )
     except KeyboardInterrupt:
         console.print("[magenta]cancelled[/]: the mission was stopped; nothing was changed.")
@@ -224,11 +232,11 @@ def status(
 ) -> None:
     """List past missions, most recent first."""
     from coditect.cli.render import render_status_table
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     settings = Settings()
-    store = SqlStore(settings.database_url)
-    reports = asyncio.run(store.list_reports(limit))
+    store = open_mission_store(settings.database_url)
+    reports = asyncio.run(resume_cmd.judged_reports(store, asyncio.run(store.list_reports(limit))))
     if as_json:
         rows = [
             {
@@ -256,12 +264,12 @@ def show(
     ] = False,
 ) -> None:
     """Show one mission's report (kept on disk after the process that ran it exited)."""
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     console = Console()
-    store = SqlStore(Settings().database_url)
+    store = open_mission_store(Settings().database_url)
     try:
-        report = asyncio.run(store.get_report(mission_id))
+        report = asyncio.run(resume_cmd.judged_report(store, mission_id))
     except InputError as exc:
         _err(console, exc)
         raise typer.Exit(EXIT_INPUT) from None

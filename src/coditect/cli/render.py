@@ -30,6 +30,7 @@ _OUTCOME_STYLE = {
     MissionOutcome.CANCELLED: "bold magenta",
     MissionOutcome.REJECTED: "bold magenta",
     MissionOutcome.RUNNING: "bold yellow",
+    MissionOutcome.INTERRUPTED: "bold dark_orange",
 }
 
 

@@ -105,10 +105,42 @@ RequireClientCert = Annotated[
         show_default=False,
     ),
 ]
+BudgetUsd = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop a mission before an LLM call that would pass this many USD "
+        "(env CODITECT_BUDGET_USD).",
+        show_default=False,
+    ),
+]
+BudgetTokens = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop a mission before an LLM call that would pass this many tokens "
+        "(env CODITECT_BUDGET_TOKENS).",
+        show_default=False,
+    ),
+]
+Reuse = Annotated[
+    bool | None,
+    typer.Option(
+        "--reuse/--no-reuse",
+        help="Reuse plans, task results and LLM answers from the shared store in Redis "
+        "(env CODITECT_REUSE; on by default).",
+        show_default=False,
+    ),
+]
+ReuseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="The shared reuse store (default: the --redis server; env CODITECT_REUSE_URL).",
+        show_default=False,
+    ),
+]
 Llm = Annotated[
     str | None,
     typer.Option(
-        help="Model: local, scripted:fibonacci or a provider spec (env CODITECT_LLM).",
+        help="Model: local or a provider spec, as for `coditect run --llm` (env CODITECT_LLM).",
         show_default=False,
     ),
 ]
@@ -214,6 +246,10 @@ def serve_orchestrator(
     redis: Redis = None,
     queue_name: QueueName = None,
     metrics_listen: MetricsListen = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    reuse: Reuse = None,
+    reuse_url: ReuseUrl = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the Orchestrator: plans missions, creates their branches, drives them to an end.
@@ -222,7 +258,7 @@ def serve_orchestrator(
     reaches the work queue and Redis through the task queue service; --redis is accepted for
     symmetry.
     """
-    from coditect.distributed.app import run_until_signalled, start_orchestrator
+    from coditect.runtime.distributed import run_until_signalled, start_orchestrator
 
     _logging(log_level)
     try:
@@ -230,7 +266,8 @@ def serve_orchestrator(
             config, listen=listen, taskqueue=taskqueue, db_url=db, token=token, tls_cert=tls_cert,
             tls_key=tls_key, tls_ca=tls_ca, tls_require_client_cert=tls_require_client_cert, llm=llm,
             rpc_deadline_s=deadline, connect_wait_s=connect_wait, nats_url=nats, redis_url=redis,
-            queue_name=queue_name, metrics_listen=metrics_listen,
+            queue_name=queue_name, metrics_listen=metrics_listen, budget_usd=budget_usd,
+            budget_tokens=budget_tokens, reuse=reuse, reuse_url=reuse_url,
         )  # fmt: skip
         _telemetry(cfg, "orchestrator")
 
@@ -263,7 +300,7 @@ def serve_taskqueue(
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the TaskQueue: tasks onto NATS JetStream, task state and results in Redis."""
-    from coditect.distributed.app import run_until_signalled, start_taskqueue
+    from coditect.runtime.distributed import run_until_signalled, start_taskqueue
 
     _logging(log_level)
     try:
@@ -316,10 +353,12 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when no task is waiting.")] = False,
     state_retention: StateRetention = None,
     metrics_listen: MetricsListen = None,
+    reuse: Reuse = None,
+    reuse_url: ReuseUrl = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run a worker: lease tasks, clone the mission branch, run the agents, push, report."""
-    from coditect.distributed.app import run_worker
+    from coditect.runtime.distributed import run_worker
 
     _logging(log_level)
     try:
@@ -328,7 +367,7 @@ def worker(
             redis_cluster=redis_cluster, token=token, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca,
             llm=llm, sandbox=sandbox, worker_id=worker_id, connect_wait_s=connect_wait,
             queue_name=queue_name, ack_wait_s=ack_wait, metrics_listen=metrics_listen,
-            state_retention_s=state_retention,
+            state_retention_s=state_retention, reuse=reuse, reuse_url=reuse_url,
         )  # fmt: skip
         _telemetry(cfg, "worker")
         sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
@@ -366,8 +405,8 @@ def submit(
 ) -> None:
     """Submit a mission to an orchestrator; with --watch, follow it to its end."""
     from coditect.api.clients import OrchestratorClient
-    from coditect.distributed.app import client_options
     from coditect.domain.mission import MissionOutcome
+    from coditect.runtime.distributed import client_options
 
     console = Console(stderr=as_json)
     try:

@@ -1,4 +1,4 @@
-"""What travels between the services: a task's body and a worker's outcome (JSON on the wire)."""
+"""What travels between the services: a task's body, a worker's outcome, a checkpoint (JSON)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coditect.domain.actions import Violation
-from coditect.domain.results import TaskResult
 from coditect.domain.tasks import TaskSpec
+from coditect.orchestrator.step import StepOutcome, TaskOrder
 
 __all__ = ["CheckpointStep", "MissionCheckpoint", "TaskBody", "WorkerOutcome", "branch_for"]
 
@@ -26,41 +25,29 @@ class TaskBody(BaseModel):
     Attributes:
         repo: A git URL or path the worker can clone from and push to.
         branch: The mission branch; the worker starts from its head and pushes onto it.
-        upstream: Results of the tasks already completed in this mission, oldest first.
+        order: The task step's input, as the coordinator made it (the same in one process).
     """
 
     model_config = _FROZEN
 
-    mission_id: str
-    request: str
     repo: str
     branch: str
-    task: TaskSpec
+    order: TaskOrder
     attempt: int = 1
-    upstream: list[TaskResult] = Field(default_factory=list)
+
+    @property
+    def mission_id(self) -> str:
+        """The task's mission."""
+        return self.order.mission_id
+
+    @property
+    def task(self) -> TaskSpec:
+        """The task."""
+        return self.order.task
 
 
-class WorkerOutcome(BaseModel):
-    """A worker's report of a completed task.
-
-    Attributes:
-        commit: The branch head after the task's push ("" when the task changed no file).
-        changed_files: Files the task changed (project-relative).
-        fencing_token: The push lock's token when the change was pushed.
-    """
-
-    model_config = _FROZEN
-
-    result: TaskResult
-    violations: list[Violation] = Field(default_factory=list)
-    agent: str = ""
-    attempts: int = 1
-    input_tokens: int = 0
-    output_tokens: int = 0
-    duration_s: float = 0.0
-    commit: str = ""
-    changed_files: list[str] = Field(default_factory=list)
-    fencing_token: int = 0
+#: A worker's report of a task: the task step's outcome, with the commit it pushed.
+WorkerOutcome = StepOutcome
 
 
 class CheckpointStep(BaseModel):

@@ -57,6 +57,12 @@ class DistributedSettings(BaseSettings):
         max_deliveries: Deliveries of a task before it is dead-lettered.
         mission_timeout_s, task_timeout_s, test_timeout_s, max_repairs, error_threshold:
             As in one-process mode.
+        budget_usd: Most one mission may spend on LLM calls, in US dollars (None: no limit).
+        budget_tokens: Most fresh LLM tokens one mission may use (None: no limit).
+        reuse: Reuse plans and task results across missions (and answer repeated identical
+            LLM calls from the response cache).
+        reuse_url: The shared reuse store ("" = the Redis of ``redis_url``; ``memory`` keeps
+            it per process). Workers and the orchestrator must name the same store.
         task_delay_s: Workers sleep this long before each task (for fault-injection tests).
         state_retention_s: A mission's Redis keys (task states, results, applied pushes, file
             index, checkpoint, cancel flag, push-lock fence) expire this long after its last
@@ -99,6 +105,10 @@ class DistributedSettings(BaseSettings):
     test_timeout_s: float = Field(default=120.0, gt=0)
     max_repairs: int = Field(default=2, ge=0, le=10)
     error_threshold: int = Field(default=6, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_tokens: int | None = Field(default=None, gt=0)
+    reuse: bool = True
+    reuse_url: str = ""
     task_delay_s: float = Field(default=0.0, ge=0)
     state_retention_s: float = Field(default=DEFAULT_STATE_RETENTION_S, gt=0)
     metrics_listen: str = Field(default="", pattern=r"^(|.+:\d{1,5})$")

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +30,9 @@ from coditect.bus.workqueue import DeadLetter, JetStreamWorkQueue, Lease, TaskMe
 from coditect.distributed.task_counts import CountedTaskStateStore
 from coditect.domain.actions import FileRecord
 from coditect.domain.tasks import GoalState, TaskSpec
+from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import CoditectError, InputError, StoreError
-from coditect.state.redis_world import (
-    DEFAULT_STATE_RETENTION_S,
-    RedisFileIndexStore,
-    TaskStateRecord,
-    ttl_ms,
-)
+from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, RedisFileIndexStore, ttl_ms
 from coditect.telemetry import metrics, tracing
 
 __all__ = ["LeasedTask", "StoredTask", "TaskQueueService", "message_id_for"]
@@ -45,6 +43,22 @@ _log = logging.getLogger(__name__)
 def cancel_key(mission_id: str, prefix: str = "coditect") -> str:
     """The Redis key whose presence tells workers a mission was cancelled (value: the reason)."""
     return f"{prefix}:cancel:{{{mission_id}}}"
+
+
+def _step_error(outcome_json: str) -> str | None:
+    """The error of a worker's outcome without a result (a failed step), else None.
+
+    Cheap for the common case: only an outcome whose result is null is parsed.
+    """
+    if '"result":null' not in outcome_json:
+        return None
+    try:
+        data = json.loads(outcome_json)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("result") is not None:
+        return None
+    return str(data.get("error") or "the task produced no result")
 
 
 def message_id_for(mission_id: str, task_id: str, attempt: int) -> str:
@@ -79,6 +93,10 @@ class TaskQueueService:
         redis: A ``redis.asyncio.Redis`` or ``RedisCluster``.
         prefix: Key prefix.
         state_retention_s: Every key of a mission expires this long after its last write.
+        notify: Called with a task's new record when it starts running or ends (the
+            composition root publishes it as a ``task.state`` event: coordinators are pushed
+            their tasks' outcomes instead of polling for them). A failed notification is
+            logged; the coordinator's backstop reads the state later.
     """
 
     def __init__(
@@ -88,8 +106,10 @@ class TaskQueueService:
         redis: Any,
         prefix: str = "coditect",
         state_retention_s: float = DEFAULT_STATE_RETENTION_S,
+        notify: Callable[[TaskStateRecord], Awaitable[None]] | None = None,
     ) -> None:
         self.workqueue = workqueue
+        self.notify = notify
         self.redis = redis
         #: How long a mission's keys (tasks, results, files, cancel flag, checkpoint) are kept.
         self.state_retention_s = state_retention_s
@@ -98,6 +118,16 @@ class TaskQueueService:
         self.files = RedisFileIndexStore(redis, prefix=prefix, ttl_s=state_retention_s)
         self._prefix = prefix
         self._leases: dict[str, Lease] = {}
+
+    async def _changed(self, record: TaskStateRecord) -> None:
+        """Store ``record``, then notify (after the store: a notified reader finds it)."""
+        await self.states.set(record)
+        if self.notify is None:
+            return
+        try:
+            await self.notify(record)
+        except Exception as exc:  # the coordinator's backstop reads the state later
+            _log.warning("cannot notify %s/%s: %r", record.mission_id, record.task_id, exc)
 
     def _results_key(self, mission_id: str) -> str:
         return f"{self._prefix}:results:{{{mission_id}}}"
@@ -186,13 +216,15 @@ class TaskQueueService:
             raise StoreError(f"cannot store the result of {task_id}: {exc!r}") from exc
         if files is not None:
             await self.files.save_file_index(mission_id, files)
-        await self.states.set(
+        error = _step_error(outcome_json)
+        await self._changed(
             TaskStateRecord(
                 mission_id=mission_id,
                 task_id=task_id,
-                state=GoalState.COMPLETE,
+                state=GoalState.FAILED if error is not None else GoalState.COMPLETE,
                 attempt=attempt,
                 worker=worker,
+                error=error or "",
             )
         )
         lease = self._leases.pop(lease_id, None) if lease_id else None
@@ -212,16 +244,15 @@ class TaskQueueService:
     ) -> None:
         """Record a failure: retryable ones go back to PENDING (and the lease is naked)."""
         state = GoalState.PENDING if retryable else GoalState.FAILED
-        await self.states.set(
-            TaskStateRecord(
-                mission_id=mission_id,
-                task_id=task_id,
-                state=state,
-                attempt=attempt,
-                worker=worker,
-                error=error,
-            )
+        record = TaskStateRecord(
+            mission_id=mission_id,
+            task_id=task_id,
+            state=state,
+            attempt=attempt,
+            worker=worker,
+            error=error,
         )
+        await (self.states.set(record) if retryable else self._changed(record))
         lease = self._leases.pop(lease_id, None) if lease_id else None
         if lease is not None:
             if retryable:
@@ -234,15 +265,17 @@ class TaskQueueService:
         current = await self.states.get(mission_id, task_id)
         if current is not None and current.state.is_terminal:
             return
-        await self.states.set(
-            TaskStateRecord(
-                mission_id=mission_id,
-                task_id=task_id,
-                state=GoalState.RUNNING,
-                attempt=current.attempt if current else 0,
-                worker=worker,
-            )
+        record = TaskStateRecord(
+            mission_id=mission_id,
+            task_id=task_id,
+            state=GoalState.RUNNING,
+            attempt=current.attempt if current else 0,
+            worker=worker,
         )
+        started = (
+            current is None or current.state is not GoalState.RUNNING or (current.worker != worker)
+        )
+        await (self._changed(record) if started else self.states.set(record))
         lease = self._leases.get(lease_id) if lease_id else None
         if lease is not None:
             await lease.in_progress()
@@ -271,7 +304,7 @@ class TaskQueueService:
                 "coditect.reason": reason[:200],
             },
         ):
-            await self.states.set(
+            await self._changed(
                 TaskStateRecord(
                     mission_id=msg.mission_id,
                     task_id=msg.task_id,

@@ -1,8 +1,11 @@
 """A worker process: lease tasks from JetStream, run the same agents, push, report back.
 
 For each task the worker resets its own clone of the mission branch to the branch head, runs
-the one-process steps (parametrise, expect, agent, rescan, check), commits the changed files
-and pushes them, then reports the outcome to the task queue service.
+the one task step of both modes (:class:`~coditect.orchestrator.step.TaskStep`: parametrise,
+expect, agent, rescan, check), commits the changed files and pushes them, then reports the
+outcome to the task queue service. A failed step (an agent error, a timeout, a budget stop,
+a fatal violation) is reported as an outcome without a result and is not retried; only
+infrastructure errors (git, Redis) go back to the queue for another delivery.
 
 At-least-once delivery means a task can run twice (a worker dies after pushing, before the
 ack). The push is therefore done under a Redis lock per mission with a fencing token, and
@@ -21,30 +24,23 @@ import asyncio
 import logging
 import os
 import socket
-import time
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from coditect.agents.base import AgentContext, Upstream
 from coditect.bus.base import EventBus
 from coditect.bus.jetstream import BusError
 from coditect.bus.workqueue import JetStreamWorkQueue, Lease
 from coditect.distributed.messages import TaskBody, WorkerOutcome
 from coditect.distributed.repos import GitError, RepoCache, git, task_trailer
 from coditect.distributed.taskqueue import cancel_key
-from coditect.domain.actions import FileRecord, ViolationKind
+from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event
-from coditect.errors import AgentError, CoditectError
-from coditect.llm.base import Model
-from coditect.orchestrator.allocator import ResourceAllocator
-from coditect.orchestrator.usage import UsageMeter
-from coditect.sandbox.base import Sandbox
-from coditect.state.redis_locks import RedisLock
+from coditect.errors import CoditectError
+from coditect.orchestrator.step import TaskStep
+from coditect.state.base import Lock
 from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, ttl_ms
-from coditect.taskqueue.consistency import ConsistencyChecker
-from coditect.taskqueue.parametrize import Parametrizer
 from coditect.taskqueue.world_model import WorldModel
 from coditect.telemetry import metrics
 from coditect.telemetry.tasks import observe_lease
@@ -52,7 +48,6 @@ from coditect.telemetry.tasks import observe_lease
 __all__ = ["ResultSink", "Worker", "WorkerSettings", "default_worker_id"]
 
 _log = logging.getLogger(__name__)
-_FATAL = {ViolationKind.SYNTAX_ERROR, ViolationKind.MISSING_FILE, ViolationKind.UNEXPECTED_CHANGE}
 
 
 def default_worker_id() -> str:
@@ -101,7 +96,6 @@ class WorkerSettings:
     Attributes:
         capabilities: Which task kinds to lease (``analyze``, ``code``, ``test``).
         cache_dir: Where the worker keeps its clones.
-        task_timeout_s: A task's agent is stopped after this long.
         poll_s: How long one fetch waits for a task.
         push_lock_ttl_s: TTL of the per-mission push lock.
         task_delay_s: Sleep before each task (fault-injection tests only).
@@ -113,8 +107,6 @@ class WorkerSettings:
     capabilities: tuple[str, ...]
     cache_dir: Path
     worker_id: str = ""
-    task_timeout_s: float = 300.0
-    test_timeout_s: float = 120.0
     poll_s: float = 0.5
     push_lock_ttl_s: float = 60.0
     task_delay_s: float = 0.0
@@ -136,9 +128,8 @@ class Worker:
         workqueue: JetStreamWorkQueue,
         sink: ResultSink,
         redis: Any,
-        model: Model,
-        sandbox: Sandbox,
-        allocator: ResourceAllocator,
+        step: TaskStep,
+        locks: Callable[[str], Lock],
         events: EventBus | None = None,
         prefix: str = "coditect",
     ) -> None:
@@ -147,13 +138,12 @@ class Worker:
         self.workqueue = workqueue
         self.sink = sink
         self.redis = redis
-        self.model = model
-        self.sandbox = sandbox
-        self.allocator = allocator
+        # The one task step, as in one process; agents are named <agent>@<worker> here.
+        self.step = replace(step, agent_suffix=f"@{self.worker_id}")
+        #: Makes the per-mission push lock (a Redis lock in production).
+        self.locks = locks
         self.events = events
         self.repos = RepoCache(settings.cache_dir / "repos")
-        self.parametrizer = Parametrizer(test_timeout_s=settings.test_timeout_s)
-        self.checker = ConsistencyChecker()
         self._prefix = prefix
         self._stop = asyncio.Event()
         self.tasks_done = 0
@@ -330,8 +320,10 @@ class Worker:
         if self.settings.task_delay_s:
             await asyncio.sleep(self.settings.task_delay_s)
         path, base = await self.repos.checkout(body.repo, body.mission_id, body.branch)
-        outcome = await self._run_agent(body, path)
-        outcome = await self._apply_once(body, path, base, outcome)
+        outcome = await self.step.run(body.order, path, emit=self._publish)
+        metrics.count_violations(v.kind for v in outcome.violations)
+        if outcome.result is not None:  # a failed step is reported, never pushed
+            outcome = await self._apply_once(body, path, base, outcome)
         await self._complete(body, outcome.model_dump_json(), path, delivery)
 
     async def _complete(self, body: TaskBody, outcome_json: str, path: Path, delivery: int) -> None:
@@ -346,74 +338,13 @@ class Worker:
             files=world.records(),
         )
 
-    async def _run_agent(self, body: TaskBody, path: Path) -> WorkerOutcome:
-        task = body.task
-        world = WorldModel(path)
-        await asyncio.to_thread(world.scan)
-        initial = world.snapshot()
-        upstream = Upstream.from_results(list(body.upstream))
-        action = self.parametrizer.parametrize(task, world, upstream, body.request)
-        expectation = self.checker.expect(task, action, world)
-        agent = self.allocator.allocate(task.capability)
-        meter = UsageMeter(self.model)
-        attempts = 1
-
-        def on_attempt(n: int) -> None:
-            nonlocal attempts
-            attempts = n
-
-        ctx = AgentContext(
-            mission_id=body.mission_id,
-            request=body.request,
-            task=task,
-            action=action,
-            workspace=path,
-            model=meter,
-            sandbox=self.sandbox,
-            upstream=upstream,
-            emit=self._publish,
-        )
-        t0 = time.monotonic()
-        try:
-            result = await asyncio.wait_for(
-                agent.run(ctx, on_attempt=on_attempt), self.settings.task_timeout_s
-            )
-        except TimeoutError:
-            raise AgentError(
-                f"timed out after {self.settings.task_timeout_s:.0f}s", retryable=True
-            ) from None
-        await asyncio.to_thread(world.scan)
-        violations = self.checker.check(expectation, world, result)
-        metrics.count_violations(v.kind for v in violations)
-        fatal = [v for v in violations if v.kind in _FATAL]
-        if fatal:
-            raise AgentError("; ".join(f"{v.kind}: {v.message}" for v in fatal), retryable=False)
-        final = world.snapshot()
-        changed = sorted(p for p in set(initial) | set(final) if initial.get(p) != final.get(p))
-        return WorkerOutcome(
-            result=result,
-            violations=violations,
-            agent=f"{agent.name}@{self.worker_id}",
-            attempts=attempts,
-            input_tokens=meter.input_tokens,
-            output_tokens=meter.output_tokens,
-            duration_s=round(time.monotonic() - t0, 3),
-            changed_files=changed,
-        )
-
     async def _apply_once(
         self, body: TaskBody, path: Path, base: str, outcome: WorkerOutcome
     ) -> WorkerOutcome:
         """Commit and push under the mission's lock; record the outcome so it is applied once."""
         key = self._applied_key(body.mission_id)
         trailer = task_trailer(body.mission_id, body.task.id)
-        lock = RedisLock(
-            self.redis,
-            f"push.{body.mission_id}",
-            ttl_s=self.settings.push_lock_ttl_s,
-            wait_s=self.settings.push_lock_ttl_s,
-            fence_ttl_s=self.settings.state_retention_s,
-        )
+        lock = self.locks(f"push.{body.mission_id}")
         async with lock:
             token = lock.fencing_token
             done = await self.redis.hget(key, body.task.id)

@@ -35,6 +35,9 @@ class MissionOutcome(StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"  # the reviewer rejected the verified change; nothing landed
+    #: The process that ran it ended (killed, crashed) while it was RUNNING; shown by
+    #: ``coditect status``/``show``, continued with ``coditect resume``.
+    INTERRUPTED = "INTERRUPTED"
 
 
 class TaskRun(BaseModel):

@@ -8,12 +8,16 @@ instead of living inside each backend.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 __all__ = ["Message", "Model", "ModelResponse", "ModelSettings", "Usage"]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class Message(BaseModel):
@@ -23,6 +27,13 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _valid_utf8(cls, content: str) -> str:
+        # A file name that is not UTF-8 reaches Python as lone surrogates; no model API (nor the
+        # response cache's key) can encode them, so they are shown as U+FFFD.
+        return _SURROGATES.sub("\ufffd", content)
 
 
 class ModelSettings(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from coditect.errors import BudgetExceededError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, estimate_usd, price_for
+from coditect.llm.wrapper import WrapperModel
 
 __all__ = ["Budget", "BudgetModel", "Reservation", "estimate_tokens"]
 
@@ -109,7 +110,7 @@ def _target_name(model: Model, settings: ModelSettings) -> str:
     return model.name
 
 
-class BudgetModel(Model):
+class BudgetModel(WrapperModel):
     """Refuses calls that would exceed ``budget``; charges the budget with actual usage.
 
     Args:
@@ -118,13 +119,8 @@ class BudgetModel(Model):
     """
 
     def __init__(self, inner: Model, budget: Budget) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.budget = budget
-
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.inner.name
 
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
@@ -152,7 +148,3 @@ class BudgetModel(Model):
         finally:
             self.budget.settle(reservation, tokens=used_tokens, usd=used_usd)
         return response
-
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self.inner.aclose()

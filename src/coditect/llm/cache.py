@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
+from coditect.llm.wrapper import WrapperModel
 
 __all__ = ["CacheStore", "CachingModel", "MemoryCacheStore", "SqliteCacheStore", "cache_key"]
 
@@ -139,7 +140,7 @@ class SqliteCacheStore(CacheStore):
         self._engine.dispose()
 
 
-class CachingModel(Model):
+class CachingModel(WrapperModel):
     """Answers repeated identical calls from ``store``.
 
     Args:
@@ -149,16 +150,11 @@ class CachingModel(Model):
     """
 
     def __init__(self, inner: Model, store: CacheStore, *, only_deterministic: bool = True) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.store = store
         self.only_deterministic = only_deterministic
         self.hits = 0
         self.misses = 0
-
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.inner.name
 
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
@@ -180,7 +176,3 @@ class CachingModel(Model):
         if not response.reused:
             await self.store.put(key, response)
         return response
-
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self.inner.aclose()

@@ -8,12 +8,18 @@ what the prompt asks for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from coditect.llm.base import Message, ModelSettings
+from coditect.llm.base import Message, Model, ModelSettings
 from coditect.llm.testing import FunctionModel
 
-__all__ = ["FIBONACCI_CODE", "FIBONACCI_PLAN", "FIBONACCI_TESTS", "fibonacci_model"]
+__all__ = [
+    "DEMO_MODELS",
+    "FIBONACCI_CODE",
+    "FIBONACCI_PLAN",
+    "FIBONACCI_TESTS",
+    "fibonacci_model",
+]
 
 FIBONACCI_PLAN = """\
 t1 analyze
@@ -63,3 +69,7 @@ def _answer(messages: Sequence[Message], settings: ModelSettings) -> str:
 def fibonacci_model() -> FunctionModel:
     """The scripted Fibonacci model."""
     return FunctionModel(_answer, name="scripted:fibonacci")
+
+
+#: The scripted models ``--llm scripted:<name>`` chooses from (as any other model is chosen).
+DEMO_MODELS: dict[str, Callable[[], Model]] = {"fibonacci": fibonacci_model}

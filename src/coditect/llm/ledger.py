@@ -17,15 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
     func,
     insert,
     select,
@@ -35,8 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
+from coditect.llm.wrapper import WrapperModel
 from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
+from coditect.state.models import llm_calls
 
 __all__ = [
     "CallContext",
@@ -47,6 +41,7 @@ __all__ = [
     "MemoryLedger",
     "SqliteLedger",
     "entry_for",
+    "llm_calls",  # declared with the rest of the schema in coditect.state.models
 ]
 
 T = TypeVar("T")
@@ -205,27 +200,6 @@ class MemoryLedger(Ledger):
         return [e for e in self._entries if _matches(e, mission_id, task_id, agent)]
 
 
-_metadata = MetaData()
-llm_calls = Table(
-    "llm_calls",
-    _metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("mission", String, nullable=False, index=True),
-    Column("task", String, nullable=False),
-    Column("agent", String, nullable=False),
-    Column("model", String, nullable=False),
-    Column("purpose", String, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("cached_input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("usd", Float, nullable=False),
-    Column("priced", Boolean, nullable=False),
-    Column("latency_s", Float, nullable=False),
-    Column("reused", Boolean, nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
-)
-
-
 class SqliteLedger(Ledger):
     """A ledger in the ``llm_calls`` table of a SQL database (SQLAlchemy Core).
 
@@ -331,7 +305,7 @@ def _entry_from_row(row: dict[str, Any]) -> LedgerEntry:
     )
 
 
-class LedgerModel(Model):
+class LedgerModel(WrapperModel):
     """Records every call made through ``inner`` in ``ledger``.
 
     Args:
@@ -341,14 +315,9 @@ class LedgerModel(Model):
     """
 
     def __init__(self, inner: Model, ledger: Ledger, *, context: CallContext) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.ledger = ledger
         self.context = context
-
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.inner.name
 
     def with_context(self, context: CallContext) -> LedgerModel:
         """The same model and ledger, recording under another mission/task/agent."""
@@ -366,7 +335,3 @@ class LedgerModel(Model):
             entry_for(response, context=self.context, purpose=settings.purpose, latency_s=latency_s)
         )
         return response
-
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self.inner.aclose()

@@ -10,8 +10,12 @@ without the ``[local]`` extra.
 Caveats, from llama-cpp-python itself: with ``verbose=False`` it silences llama.cpp's load log
 by pointing the process's file descriptors 1 and 2 at /dev/null for the duration of the load
 (about a second, once per process), so output written by other threads in that window is lost.
-A cancelled :meth:`LocalModel.request` stops waiting at once, but the generation already
-running in the worker thread finishes (and holds the lock) before the next call starts.
+A cancelled :meth:`LocalModel.request` stops waiting at once, and llama.cpp stops computing
+within one decoding step: a cancel flag is read by llama.cpp's abort callback, which it calls
+during every graph computation (reading the prompt as well as generating each token). So
+Ctrl-C ends the process within about a second instead of after the whole answer.
+(llama-cpp-python's stopping criteria are not reachable through its chat API, and its logits
+processors run as C callbacks that cannot stop anything.)
 """
 
 from __future__ import annotations
@@ -49,6 +53,26 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: set[int] = field(default_factory=set)
+    # Set (under ``lock``) for the request running now; llama.cpp's abort callback reads it.
+    cancelled: threading.Event | None = None
+    abort_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
+
+
+def _watch_cancel(loaded: _Loaded) -> None:
+    """Install llama.cpp's abort callback on ``loaded`` once (real llama.cpp models only)."""
+    if loaded.abort_callback is not None:
+        return
+    ctx = getattr(getattr(loaded.llama, "_ctx", None), "ctx", None)
+    if ctx is None:
+        return
+    import llama_cpp
+
+    def abort(_data: Any) -> bool:
+        event = loaded.cancelled
+        return event is not None and event.is_set()
+
+    loaded.abort_callback = llama_cpp.ggml_abort_callback(abort)
+    llama_cpp.llama_set_abort_callback(ctx, loaded.abort_callback, None)
 
 
 _cache: dict[tuple[str, int], _Loaded] = {}
@@ -140,9 +164,14 @@ class LocalModel(Model):
             ModelError: llama.cpp rejected the request (for example the prompt does not fit).
             ModelOutputError: llama.cpp answered without usage figures or text.
         """
-        return await asyncio.to_thread(
-            self._request_sync, tuple(messages), settings or ModelSettings()
-        )
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                self._request_sync, tuple(messages), settings or ModelSettings(), cancelled
+            )
+        except asyncio.CancelledError:
+            cancelled.set()  # llama.cpp aborts its current decoding step (module docstring)
+            raise
 
     async def aclose(self) -> None:
         """Release this instance's hold on the weights; they are freed when no user is left."""
@@ -152,7 +181,10 @@ class LocalModel(Model):
         await asyncio.to_thread(_release, loaded, id(self))
 
     def _request_sync(
-        self, messages: tuple[Message, ...], settings: ModelSettings
+        self,
+        messages: tuple[Message, ...],
+        settings: ModelSettings,
+        cancelled: threading.Event | None = None,
     ) -> ModelResponse:
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -171,6 +203,8 @@ class LocalModel(Model):
                     self._loaded = None
                     continue
                 started = time.perf_counter()
+                _watch_cancel(loaded)
+                loaded.cancelled = cancelled
                 try:
                     raw = loaded.llama.create_chat_completion(**kwargs)
                 except ValueError as exc:
@@ -179,7 +213,11 @@ class LocalModel(Model):
                         hint=f"shorten the prompt or raise n_ctx (now {self._n_ctx})",
                     ) from exc
                 except RuntimeError as exc:
+                    if cancelled is not None and cancelled.is_set():
+                        raise ModelError("local model generation was cancelled") from exc
                     raise ModelError(f"local model failed: {exc}") from exc
+                finally:
+                    loaded.cancelled = None
                 latency_s = time.perf_counter() - started
             return self._to_response(raw, latency_s)
 

@@ -9,6 +9,7 @@ Spec syntax (see docs/providers.md)::
     openai:qwen2.5-coder@http://localhost:11434/v1   any OpenAI-compatible server
     ollama:qwen2.5-coder  vllm:<model>  lmstudio:<model>  llamacpp:<model>   (default local URLs)
     anthropic:claude-sonnet-4-5,plan=anthropic:claude-haiku-4-5   route by settings.purpose
+    scripted:fibonacci                      a scripted demo model (no LLM; coditect.llm.demo)
 """
 
 from __future__ import annotations
@@ -205,8 +206,20 @@ def _local_server(kind: str) -> Callable[[str, Mapping[str, str]], Model]:
     return build
 
 
+def _scripted(rest: str, _env: Mapping[str, str]) -> Model:
+    from coditect.llm.demo import DEMO_MODELS
+
+    make = DEMO_MODELS.get(rest)
+    if make is None:
+        raise ConfigError(
+            f"unknown scripted model {rest!r}", hint=f"scripted models: {', '.join(DEMO_MODELS)}"
+        )
+    return make()
+
+
 _BUILDERS: dict[str, Callable[[str, Mapping[str, str]], Model]] = {
     "local": _local,
+    "scripted": _scripted,
     "anthropic": _anthropic,
     "openai": _openai,
     **{kind: _local_server(kind) for kind in _LOCAL_SERVERS},

@@ -162,7 +162,12 @@ class GoalManager:
         live = {t: s for t, s in self._states.items() if t not in self._superseded}
         failed = [t for t, s in live.items() if s is GoalState.FAILED]
         if failed:
-            return GoalState.FAILED, f"task {failed[0]} failed: {self._errors.get(failed[0], '')}"
+            reason = f"task {failed[0]} failed: {self._errors.get(failed[0], '')}"
+            first = next(iter(self._superseded), None)
+            if first is not None and first != failed[0] and self._errors.get(first):
+                # A repair round failed after an earlier failure: that one is the first cause.
+                reason = f"task {first} failed: {self._errors[first]}; then {reason}"
+            return GoalState.FAILED, reason
         if self._error_count >= self.policy.error_threshold:
             return GoalState.FAILED, f"error threshold reached ({self._error_count} errors)"
         if self.elapsed_s > self.policy.mission_timeout_s:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from coditect.llm.cache import CacheStore
 from coditect.reuse.plans import PlanHit, PlanReuse
-from coditect.reuse.store import MemoryReuseStore, ReuseStore, SqliteReuseStore, open_reuse_store
+from coditect.reuse.store import MemoryReuseStore, ReuseStore, SqliteReuseStore
 from coditect.reuse.tasks import StoredTask, TaskReuse
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "SqliteReuseStore",
     "StoredTask",
     "TaskReuse",
-    "open_reuse_store",
 ]
 
 

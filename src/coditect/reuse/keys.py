@@ -12,8 +12,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
-from coditect.agents.base import Upstream
 from coditect.domain.actions import Action
+from coditect.domain.agents import Upstream
 from coditect.domain.tasks import Intent, TaskSpec
 
 __all__ = ["PROMPT_VERSION", "digest", "read_set", "task_key"]

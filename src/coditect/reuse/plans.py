@@ -10,7 +10,7 @@ model; an invalid one is ignored and the mission plans afresh.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from coditect.domain.graph import TaskGraph
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.errors import PlanError
-from coditect.orchestrator.planner import validate_plan
 from coditect.reuse.keys import digest
 from coditect.reuse.normalize import normalize_request
 from coditect.reuse.semantic import Embedder, cosine
@@ -88,6 +87,8 @@ class PlanReuse:
         store: Where plans live.
         embedder: A sentence embedder, or a function that loads one (None: normalised only).
         threshold: Smallest cosine similarity of a semantic match.
+        validate: Checks a stored plan before it is reused (the planner's own validation, given
+            by the composition root; the default checks only that it is a DAG).
     """
 
     def __init__(
@@ -96,8 +97,10 @@ class PlanReuse:
         *,
         embedder: Embedder | Callable[[], Embedder | None] | None = None,
         threshold: float = DEFAULT_THRESHOLD,
+        validate: Callable[[Sequence[TaskSpec]], TaskGraph] = TaskGraph,
     ) -> None:
         self.store = store
+        self.validate = validate
         self._embedder = embedder
         self.threshold = threshold
         self._vectors: dict[str, list[float]] = {}
@@ -136,7 +139,7 @@ class PlanReuse:
             candidates += [c for c in scored if c[2] >= self.threshold]
         for plan, match, score in candidates:
             try:
-                graph = validate_plan(plan.tasks)
+                graph = self.validate(plan.tasks)
             except PlanError:
                 continue
             if check_plan(graph, world):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from coditect.errors import StoreError
 
-__all__ = ["MemoryReuseStore", "ReuseStore", "SqliteReuseStore", "open_reuse_store"]
+__all__ = ["MemoryReuseStore", "ReuseStore", "SqliteReuseStore"]
 
 
 class ReuseStore(abc.ABC):
@@ -112,26 +112,3 @@ class SqliteReuseStore(ReuseStore):
         """Close the database."""
         with self._lock:
             self._db.close()
-
-
-def open_reuse_store(url: str, *, home: Path) -> ReuseStore:
-    """The store named by ``url``: ``""`` or ``sqlite`` (``home/reuse.db``), ``memory``, ``redis://...``.
-
-    Raises:
-        ConfigError: The URL names no known backend.
-    """
-    from coditect.errors import ConfigError
-
-    if url in ("", "sqlite"):
-        return SqliteReuseStore(home / "reuse.db")
-    if url.startswith("sqlite:///"):
-        return SqliteReuseStore(Path(url.removeprefix("sqlite:///")))
-    if url == "memory":
-        return MemoryReuseStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from coditect.reuse.redis_store import RedisReuseStore
-
-        return RedisReuseStore(url)
-    raise ConfigError(
-        f"unknown reuse store {url!r}", hint="use sqlite (default), memory or redis://HOST:PORT/DB"
-    )

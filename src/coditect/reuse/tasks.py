@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from coditect.agents.base import Upstream
 from coditect.domain.actions import Action
+from coditect.domain.agents import Upstream
 from coditect.domain.results import CodeChange, TaskResult
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.reuse.keys import read_set, task_key
@@ -92,21 +92,35 @@ class TaskReuse:
         except ValueError:
             return None
 
-    async def remember(
-        self, key: str, result: TaskResult, workspace: Path, *, tokens: int, usd: float
-    ) -> None:
-        """Store a successful task's result (and the files it wrote)."""
+    @staticmethod
+    def entry(result: TaskResult, workspace: Path, *, tokens: int, usd: float) -> StoredTask | None:
+        """The entry a task's result would be stored as, with the files it wrote.
+
+        None when a written file no longer matches the change (it changed after the task
+        wrote it: a guess is not stored).
+        """
         files: dict[str, str] = {}
         if isinstance(result, CodeChange):
             for edit in result.edits:
                 data = (workspace / edit.path).read_bytes()
                 if hashlib.sha256(data).hexdigest() != edit.after_sha256:
-                    return  # the file changed after the task wrote it: do not store a guess
+                    return None
                 files[edit.path] = data.decode("utf-8")
-        entry = StoredTask(
+        return StoredTask(
             result_json=_RESULT.dump_json(result).decode(), files=files, tokens=tokens, usd=usd
         )
-        await self.store.put(key, entry.model_dump_json())
+
+    async def put(self, key: str, entry_json: str) -> None:
+        """Store an entry made by :meth:`entry` (once the mission that made it succeeded)."""
+        await self.store.put(key, entry_json)
+
+    async def remember(
+        self, key: str, result: TaskResult, workspace: Path, *, tokens: int, usd: float
+    ) -> None:
+        """Store a successful task's result (and the files it wrote)."""
+        entry = self.entry(result, workspace, tokens=tokens, usd=usd)
+        if entry is not None:
+            await self.put(key, entry.model_dump_json())
 
 
 def apply_files(entry: StoredTask, workspace: Path) -> bool:

@@ -17,8 +17,8 @@ Protocol (one JSON object per datagram):
   or the program could not be executed;
 - later ``{"exited": pid, "code": returncode}`` (negative: killed by that signal).
 
-When CODITECT closes the socket (or dies), every process group the helper started is killed
-and the helper exits.
+When CODITECT closes the socket or dies (the helper sees its parent pid change), or on
+SIGTERM or SIGINT, every process group the helper started is killed and the helper exits.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ _MS_PRIVATE = 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
 _HIGH_FD = 100
 _MAX_FD = 1 << 16
+#: How often the helper checks that the process that started it still runs.
+_PARENT_POLL_S = 0.25
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _libc() -> ctypes.CDLL:
@@ -150,22 +153,33 @@ def _kill_all(children: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def serve(sock: socket.socket) -> None:
-    """Answer spawn requests until the socket closes; then kill what is left and return."""
+def serve(sock: socket.socket, parent: int | None = None) -> None:
+    """Answer spawn requests until the socket closes, ``parent`` ends or a stop signal comes.
+
+    Then kill what is left and return.
+    """
     libc = _libc()
     children: set[int] = set()
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, lambda *_: None)  # noted through the wakeup fd
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD, *_STOP_SIGNALS})
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
     try:
         while True:
-            for key, _ in selector.select():
+            if parent is not None and os.getppid() != parent:
+                return  # CODITECT died (it may not have closed the socket: a child holds it)
+            for key, _ in selector.select(_PARENT_POLL_S):
                 if key.fileobj == wake_read:
+                    woken = b""
                     with contextlib.suppress(BlockingIOError):
-                        os.read(wake_read, 4096)
+                        woken = os.read(wake_read, 4096)
+                    if any(sig in woken for sig in _STOP_SIGNALS):
+                        return
                     _reap(sock, children)
                     continue
                 data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS)
@@ -192,7 +206,8 @@ def serve(sock: socket.socket) -> None:
 def main() -> None:
     os.chdir("/")
     sock = socket.socket(fileno=int(sys.argv[1]))
-    serve(sock)
+    parent = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    serve(sock, parent)
 
 
 if __name__ == "__main__":

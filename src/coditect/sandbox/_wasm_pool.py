@@ -31,6 +31,8 @@ __all__ = ["JobOutcome", "Worker", "WorkerPool", "pool_for"]
 _DRAIN_GRACE_S = 1.0
 _CHUNK = 65536
 _TRUNCATED = "[... output truncated by the sandbox: the last {n} bytes follow]\n"
+_PARENT_ENV = "CODITECT_PARENT_PID"  # PARENT_ENV in _wasm_runner.py
+_RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT)
 
 
 @dataclass
@@ -197,8 +199,17 @@ class WorkerPool:
                 (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
                 (os.POSIX_SPAWN_DUP2, fd, 3),
             ]
+            # The worker must not outlive this process (it watches this pid), and it starts
+            # with default signal actions and nothing blocked, whatever this thread has.
+            env = {**self._env, _PARENT_ENV: str(os.getpid())}
             pid = os.posix_spawn(
-                self._argv[0], self._argv, self._env, file_actions=actions, setsid=True
+                self._argv[0],
+                self._argv,
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_RESET_SIGNALS,
+                setsigmask=(),
             )
         except BaseException:
             parent.close()
@@ -247,7 +258,10 @@ class WorkerPool:
                     continue
                 for key, _ in selector.select(remaining):
                     if key.fileobj is worker.sock:
-                        answered = bool(worker.sock.recv(16))
+                        try:
+                            answered = bool(worker.sock.recv(16))
+                        except ConnectionResetError:  # it died with our job unread
+                            answered = False
                         selector.unregister(worker.sock)
                         # The guest's output closes with its store: a worker that keeps it open
                         # after answering misbehaves, and the kill at the new end handles it.

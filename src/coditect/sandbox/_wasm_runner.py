@@ -45,6 +45,9 @@ SITE_FORMAT = 2
 PYTEST_PACKAGES = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py")
 
 _TICK_S = 0.05
+#: The environment variable that names the process a worker must not outlive.
+PARENT_ENV = "CODITECT_PARENT_PID"
+_ORPHANED_EXIT = 70
 _ABORT_EXIT = -6
 # Compile pytest & co. to .pyc inside the guest once (CPython 3.12 bytecode; the host may differ).
 # Of Pygments' lexers, pytest only imports the Python lexer (through the lexer mapping).
@@ -246,10 +249,38 @@ def _soft_limit(which: int, value: int | None) -> None:
     resource.setrlimit(which, (value, hard))
 
 
+def die_with_parent(parent_pid: int | None, *, poll_s: float = 0.2) -> None:
+    """End this process when ``parent_pid`` (the process that started it) ends, and on SIGTERM.
+
+    A daemon thread watches ``getppid()``: when the parent process dies this one is re-parented
+    and exits within ``poll_s``. (The kernel's ``PR_SET_PDEATHSIG`` is not used: it fires when
+    the parent *thread* ends, and the pool starts workers from short-lived worker threads.)
+    SIGTERM gets its default action back, unblocked: the main thread may be inside a guest for
+    minutes, where a Python-level handler would never run.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    if parent_pid is None:
+        return
+    if os.getppid() != parent_pid:
+        os._exit(_ORPHANED_EXIT)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(_ORPHANED_EXIT)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def serve(sock_fd: int, spec: dict[str, Any]) -> int:
     """Run the jobs sent over the socket ``sock_fd`` until it closes (``--serve``)."""
     import socket
 
+    parent = os.environ.get(PARENT_ENV, "")
+    die_with_parent(int(parent) if parent.isdigit() else None)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir("/")
     sock = socket.socket(fileno=sock_fd)

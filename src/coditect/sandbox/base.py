@@ -89,6 +89,13 @@ class Sandbox(abc.ABC):
         """Whether this backend can run ``argv`` (a WASM sandbox only runs pure Python)."""
         return True
 
+    def project_problem(self, workdir: Path) -> str:
+        """Why this backend cannot present the project at ``workdir`` faithfully ("" if it can).
+
+        The policy asks before running a command, so ``auto`` can pick another backend.
+        """
+        return ""
+
     @staticmethod
     def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
         """The environment a sandboxed command sees: a fixed minimum plus ``extra``; no secrets."""

@@ -15,8 +15,10 @@ Running as root needs two extra steps, because the kernel does not apply the pro
 to processes whose host uid is 0, and because a root-owned sandbox that keeps its capabilities
 could remount read-only paths:
 
-1. bubblewrap is started as an unprivileged host uid (default 65534 ``nobody``, no
-   supplementary groups, ``no_new_privs``). That uid cannot traverse ``/root`` (mode 700), where
+1. bubblewrap is started as an unprivileged host uid, no supplementary groups,
+   ``no_new_privs``: a uid of its own per concurrent sandbox, leased from a range
+   (:mod:`coditect.sandbox.uids`, default 64000-64255), because the kernel counts the process
+   limit per uid: a fork bomb in one sandbox then cannot keep another from starting. That uid cannot traverse ``/root`` (mode 700), where
    pyenv keeps the interpreter, nor the project if it lives under a private directory. So the
    child first enters a private mount namespace (still root) and bind-mounts every source into
    an empty, world-traversable staging directory; bubblewrap then binds from there. These mounts
@@ -42,16 +44,17 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from coditect.errors import SandboxError, SandboxUnavailableError
+from coditect.leftovers import owned_tempdir
 from coditect.sandbox.base import Sandbox, SandboxRequest, SandboxResult
 from coditect.sandbox.spawner import ChildSetup, run_captured
 from coditect.sandbox.subprocess import ProcessOutcome, rlimits_for, run_process
+from coditect.sandbox.uids import UidPool, configured_uids
 
 __all__ = ["BubblewrapSandbox", "project_lent_to"]
 
@@ -79,6 +82,12 @@ _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
 _TRUNCATED = "[... output truncated by the sandbox: the last {n} bytes follow]\n"
+#: What bubblewrap says when the machine (or the uid's process count) is exhausted.
+_EXHAUSTED = ("Resource temporarily unavailable", "Cannot allocate memory", "No space left")
+_EXHAUSTED_HINT = (
+    "the machine is out of processes or memory (another sandboxed command may be fork-bombing "
+    "or leaking); retry when it has finished"
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +101,10 @@ class BubblewrapSandbox(Sandbox):
     """Runs commands in bubblewrap namespaces (the ``process`` backend).
 
     Args:
-        sandbox_uid: Host uid the sandbox runs as when CODITECT runs as root.
-        sandbox_gid: Host gid, likewise.
+        sandbox_uid: Host uid every sandbox runs as when CODITECT runs as root; None (default):
+            a uid of its own per concurrent sandbox, from ``uid_range``.
+        sandbox_gid: Host gid with ``sandbox_uid`` (otherwise each sandbox's gid is its uid).
+        uid_range: The uids to lease from; default ``CODITECT_SANDBOX_UIDS`` or 64000-64255.
         tmp_size_bytes: Size of the sandbox's private ``/tmp`` (memory-backed).
         python_prefix: The Python environment ``"python"`` means; defaults to the running one
             (``sys.prefix``; a virtualenv is mounted at ``/opt/coditect/venv``).
@@ -105,15 +116,24 @@ class BubblewrapSandbox(Sandbox):
     def __init__(
         self,
         *,
-        sandbox_uid: int = 65534,
+        sandbox_uid: int | None = None,
         sandbox_gid: int = 65534,
+        uid_range: range | None = None,
         tmp_size_bytes: int = 128 * 1024 * 1024,
         python_prefix: Path | None = None,
         bwrap: str = "bwrap",
     ) -> None:
         self._bwrap = bwrap
-        self._uid = sandbox_uid
-        self._gid = sandbox_gid
+        # Inside its user namespace every sandbox is uid/gid 65534; on the host (as root) each
+        # concurrent sandbox gets a uid of its own from the pool.
+        self._uid = 65534
+        self._gid = 65534
+        self._uids = UidPool(uid_range or configured_uids())
+        # An explicit uid is shared by every sandbox (no lease, no per-sandbox process limit).
+        self._fixed = (sandbox_uid, sandbox_gid) if sandbox_uid is not None else None
+        _SANDBOX_HOST_UIDS.update(self._uids.uids)
+        if sandbox_uid is not None:
+            _SANDBOX_HOST_UIDS.add(sandbox_uid)
         self._tmp_size_bytes = tmp_size_bytes
         self._prefix = Path(python_prefix or sys.prefix)
         self._as_root = os.geteuid() == 0
@@ -142,9 +162,26 @@ class BubblewrapSandbox(Sandbox):
         workdir = _check_workdir(request.workdir)
         binds = [*self._python_binds(), _Bind(workdir, _PROJECT_DEST, writable=True)]
         argv = self._inner_argv(request)
-        with tempfile.TemporaryDirectory(prefix="coditect-bwrap-") as stage:
-            async with self._lend(workdir):
-                return await self._launch(request, binds, argv, Path(stage))
+        host = self._lease(workdir)
+        try:
+            with owned_tempdir("coditect-bwrap-") as stage:
+                async with self._lend(workdir, host):
+                    return await self._launch(request, binds, argv, stage, host)
+        finally:
+            self._unlease(workdir, host)
+
+    def _lease(self, workdir: Path) -> tuple[int, int] | None:
+        """The host uid and gid this run gets (root only; None as an ordinary user)."""
+        if not self._as_root:
+            return None
+        if self._fixed is not None:
+            return self._fixed
+        uid = self._uids.acquire(workdir)
+        return uid, uid
+
+    def _unlease(self, workdir: Path, host: tuple[int, int] | None) -> None:
+        if host is not None and self._fixed is None:
+            self._uids.release(workdir)
 
     # -- building the command ------------------------------------------------------------
 
@@ -249,6 +286,7 @@ class BubblewrapSandbox(Sandbox):
         inner: Sequence[str],
         stage: Path,
         status_fd: int,
+        host: tuple[int, int] | None = None,
     ) -> tuple[list[str], ChildSetup]:
         """The bubblewrap argv, and what the spawn helper prepares for its process (module doc)."""
         rlimits = rlimits_for(request.limits)
@@ -265,25 +303,31 @@ class BubblewrapSandbox(Sandbox):
             (str(bind.source), source) for bind, source in zip(binds, sources, strict=True)
         )
         argv = [*self._bwrap_argv(request, binds, sources, status_fd), "--", *inner]
-        return argv, ChildSetup(stage=staged, uid=self._uid, gid=self._gid, rlimits=rlimits)
+        uid, gid = host or self._fixed or (self._uids.uids.start, self._uids.uids.start)
+        return argv, ChildSetup(stage=staged, uid=uid, gid=gid, rlimits=rlimits)
 
     # -- running it ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _lend(self, workdir: Path) -> AsyncIterator[None]:
-        if not self._as_root:
+    async def _lend(self, workdir: Path, host: tuple[int, int] | None) -> AsyncIterator[None]:
+        if host is None:
             yield
             return
-        async with project_lent_to(workdir, self._uid, self._gid):
+        async with project_lent_to(workdir, *host):
             yield
 
     async def _launch(
-        self, request: SandboxRequest, binds: Sequence[_Bind], inner: Sequence[str], stage: Path
+        self,
+        request: SandboxRequest,
+        binds: Sequence[_Bind],
+        inner: Sequence[str],
+        stage: Path,
+        host: tuple[int, int] | None = None,
     ) -> SandboxResult:
         status_read, status_write = os.pipe()
         try:
             # bubblewrap gets the status pipe as its descriptor 3 (the first extra one).
-            command, setup = self._command(request, binds, inner, stage, 3)
+            command, setup = self._command(request, binds, inner, stage, 3, host)
             try:
                 outcome = await run_process(
                     command,
@@ -295,6 +339,12 @@ class BubblewrapSandbox(Sandbox):
                     extra_fds=(status_write,),
                 )
             except SandboxError as exc:
+                if any(marker in str(exc) for marker in _EXHAUSTED):
+                    raise SandboxError(
+                        f"resource exhaustion: the sandbox could not be created: {exc}",
+                        hint=_EXHAUSTED_HINT,
+                        retryable=True,
+                    ) from exc
                 raise SandboxError(
                     f"could not prepare the sandbox process: {exc}",
                     hint="mount namespaces and setresuid need root or an "
@@ -317,6 +367,13 @@ class BubblewrapSandbox(Sandbox):
             status["exit-code"] = 127 if "No such file" in outcome.stderr else 126
         # bubblewrap reports "exit-code" only for a command it started: no code, no command.
         if "exit-code" not in status and not outcome.timed_out:
+            if any(marker in outcome.stderr for marker in _EXHAUSTED):
+                raise SandboxError(
+                    "resource exhaustion: the sandbox could not be created: "
+                    + outcome.stderr.strip()[-300:],
+                    hint=_EXHAUSTED_HINT,
+                    retryable=True,
+                )
             raise SandboxError(
                 f"bubblewrap could not start the command: {outcome.stderr.strip()}",
                 hint="its message is above; `coditect sandbox backends` shows what can run here",
@@ -343,26 +400,36 @@ def _which(program: str) -> str:
 
 @functools.cache
 def _probe(bwrap: str) -> str:
-    """Why bubblewrap cannot work here, or ``""`` when a trivial sandbox ran (cached)."""
+    """Why bubblewrap cannot work here, or ``""`` when a trivial sandbox ran (cached).
+
+    A probe that failed only because the machine is exhausted (a fork bomb elsewhere) counts as
+    available: the real run then reports the exhaustion as what it is.
+    """
     needed = [bwrap]
     missing = [program for program in needed if _find(program) is None]
     if missing:
         return "not installed: " + ", ".join(missing)
+    sandbox = BubblewrapSandbox(bwrap=bwrap)
     try:
         with (
-            tempfile.TemporaryDirectory(prefix="coditect-probe-") as project,
-            tempfile.TemporaryDirectory(prefix="coditect-bwrap-") as stage,
+            owned_tempdir("coditect-probe-") as project,
+            owned_tempdir("coditect-bwrap-") as stage,
         ):
             os.chmod(project, 0o755)  # the sandbox uid must be able to enter it
-            sandbox = BubblewrapSandbox(bwrap=bwrap)
-            request = SandboxRequest(argv=("/usr/bin/true",), workdir=Path(project))
-            binds = [_Bind(Path(project), _PROJECT_DEST, writable=True)]
-            # Status JSON goes to stderr (fd 2): only the exit code matters here.
-            command, setup = sandbox._command(request, binds, ["/usr/bin/true"], Path(stage), 2)
-            code, stderr = run_captured(command, env={"PATH": "/usr/bin:/bin"}, setup=setup)
+            host = sandbox._lease(project)
+            try:
+                request = SandboxRequest(argv=("/usr/bin/true",), workdir=project)
+                binds = [_Bind(project, _PROJECT_DEST, writable=True)]
+                # Status JSON goes to stderr (fd 2): only the exit code matters here.
+                command, setup = sandbox._command(request, binds, ["/usr/bin/true"], stage, 2, host)
+                code, stderr = run_captured(command, env={"PATH": "/usr/bin:/bin"}, setup=setup)
+            finally:
+                sandbox._unlease(project, host)
     except (OSError, SandboxError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if code != 0:
+        if any(marker in stderr for marker in _EXHAUSTED):
+            return ""
         return "bwrap failed: " + stderr.strip()[-300:]
     return ""
 
@@ -417,7 +484,7 @@ class _Ownership:
                 self._loans[workdir] = (loan[0] + 1, loan[1], loan[2])
                 return
             info = workdir.stat()
-            if info.st_uid == uid:
+            if info.st_uid == uid or info.st_uid in _SANDBOX_HOST_UIDS:
                 # Left lent by a run that was killed before giving it back: the owner of the
                 # directory around it is the best guess for the rightful owner.
                 info = workdir.parent.stat()
@@ -440,6 +507,9 @@ class _Ownership:
 
 
 _OWNERSHIP = _Ownership()
+# Host uids a sandbox may have run as (this and earlier versions): a tree owned by one of them
+# was left lent by a run that was killed.
+_SANDBOX_HOST_UIDS: set[int] = {65534}
 
 
 @contextlib.asynccontextmanager

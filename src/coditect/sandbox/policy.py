@@ -10,7 +10,8 @@ and the policy picks a backend per request.
 - A configured backend (``wasm``, ``process``, ``docker``, ``subprocess``) always runs the
   command, or raises :class:`~coditect.errors.SandboxUnavailableError` with what to install.
 - ``auto`` tries the isolating backends in order: ``wasm`` when it supports the command (pure
-  Python), then ``process`` (bubblewrap), then ``docker``. It never falls back to the unisolated
+  Python) and can present the project (UTF-8 file names, no link leading outside; otherwise
+  it logs why and moves on), then ``process`` (bubblewrap), then ``docker``. It never falls back to the unisolated
   ``subprocess`` backend; that one only runs when configured explicitly.
 """
 
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.errors import ConfigError, SandboxUnavailableError
 from coditect.sandbox.base import Sandbox, SandboxRequest, SandboxResult
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "AUTO_ORDER",
@@ -185,8 +189,8 @@ class PolicySandbox(Sandbox):
             return False
         return True
 
-    def choose(self, argv: tuple[str, ...]) -> Sandbox:
-        """The backend instance that runs ``argv``.
+    def choose(self, argv: tuple[str, ...], *, skip: str = "") -> Sandbox:
+        """The backend instance that runs ``argv`` (``auto`` never picks ``skip``).
 
         Raises:
             SandboxUnavailableError: No allowed backend can run it here; the hint says what to
@@ -196,7 +200,7 @@ class PolicySandbox(Sandbox):
             return self._usable(self.backend, argv)
         for name in self._auto_order:
             spec = self._registry.get(name)
-            if spec is None or not spec.isolating or not self._is_available(name):
+            if name == skip or spec is None or not spec.isolating or not self._is_available(name):
                 continue
             sandbox = self._instance(name)
             if sandbox.supports(argv):
@@ -216,7 +220,23 @@ class PolicySandbox(Sandbox):
             SandboxUnavailableError: No allowed backend can run the command here.
             SandboxError: The chosen backend could not run it.
         """
-        return await self.choose(request.argv).run(request)
+        sandbox = self.choose(request.argv)
+        problem = sandbox.project_problem(request.workdir)
+        if problem:
+            if self.backend != "auto":
+                raise SandboxUnavailableError(
+                    f"the {sandbox.name} sandbox cannot run this project: {problem}",
+                    hint="configure another backend (for example --sandbox process)",
+                )
+            fallback = self.choose(request.argv, skip=sandbox.name)
+            _log.warning(
+                "the %s sandbox cannot run this project (%s): using the %s sandbox",
+                sandbox.name,
+                problem,
+                fallback.name,
+            )
+            sandbox = fallback
+        return await sandbox.run(request)
 
     def _usable(self, name: str, argv: tuple[str, ...]) -> Sandbox:
         spec = self._registry[name]

@@ -166,10 +166,11 @@ class Spawner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._helper = subprocess.Popen(
-                [self._python, "-I", "-S", str(_HELPER), str(theirs.fileno())],
+                [self._python, "-I", "-S", str(_HELPER), str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                restore_signals=True,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
             )
         except OSError as exc:

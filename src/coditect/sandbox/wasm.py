@@ -46,13 +46,13 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from coditect.errors import SandboxError, SandboxUnavailableError
+from coditect.leftovers import owned_tempdir
 from coditect.sandbox._wasm_pool import WorkerPool, pool_for
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest, SandboxResult
 from coditect.sandbox.subprocess import ProcessOutcome, check_workdir, run_process
@@ -128,6 +128,15 @@ class WasmSandbox(Sandbox):
             return False
         return True
 
+    def project_problem(self, workdir: Path) -> str:
+        """Why the guest cannot see the project as the process sandbox would ("" if it can).
+
+        WASI paths are UTF-8 (a file name that is not fails with ``EILSEQ`` wherever the guest
+        lists its directory), and a symbolic link leading out of the preopened project fails with
+        ``ENOTCAPABLE`` where the process sandbox just sees a dangling link.
+        """
+        return project_problem(workdir)
+
     async def run(self, request: SandboxRequest) -> SandboxResult:
         """Run ``request`` in a fresh WASI instance inside a worker process.
 
@@ -143,7 +152,7 @@ class WasmSandbox(Sandbox):
             raise SandboxError(f"the wasm sandbox cannot run this command: {exc}") from exc
         pool, site = await self._pool()
         limits = request.limits
-        with tempfile.TemporaryDirectory(prefix="coditect-wasm-") as tmp:
+        with owned_tempdir("coditect-wasm-") as tmp:
             stdin_path = Path(tmp) / "stdin"
             stdin_path.write_bytes(request.stdin)
             deadline = time.monotonic() + limits.wall_timeout_s
@@ -246,6 +255,29 @@ class WasmSandbox(Sandbox):
             )
         modules = {f"python-{_module_key(metered)}.cwasm" for metered in (True, False)}
         _prune(cache, keep={*modules, site.name})
+
+
+# --- what the guest can see ------------------------------------------------------------------
+
+
+def project_problem(workdir: Path, *, skip: frozenset[str] = frozenset({".git"})) -> str:
+    """Why a project cannot be presented to a WASI guest ("" when it can); see the method."""
+    root = os.path.realpath(workdir)
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in (*dirs, *files):
+            rel = os.path.relpath(os.path.join(top, name), root)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = rel.encode("utf-8", "backslashreplace").decode()
+                return f"the file name {shown!r} is not valid UTF-8 (WASI paths must be)"
+            full = os.path.join(top, name)
+            if os.path.islink(full):
+                target = os.path.realpath(full)
+                if target != root and not target.startswith(root + os.sep):
+                    return f"the symbolic link {rel} points outside the project"
+    return ""
 
 
 # --- the guest command ------------------------------------------------------------------------

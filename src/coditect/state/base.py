@@ -1,15 +1,22 @@
-"""State store interfaces: mission reports and events, and the world model's file index."""
+"""State store interfaces.
+
+Mission reports and events, the world model's file index, and what the distributed mode
+coordinates through: task states and locks with fencing tokens.
+"""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
+from types import TracebackType
 
 from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event
 from coditect.domain.mission import MissionReport
+from coditect.domain.taskstate import TaskStateRecord
+from coditect.errors import StoreError
 
-__all__ = ["FileIndexStore", "MissionStore"]
+__all__ = ["FileIndexStore", "Lock", "LockNotAcquiredError", "MissionStore", "TaskStateStore"]
 
 
 class MissionStore(abc.ABC):
@@ -49,3 +56,79 @@ class FileIndexStore(abc.ABC):
     @abc.abstractmethod
     async def save_file_index(self, root_key: str, records: Iterable[FileRecord]) -> None:
         """Replace the saved records for ``root_key``."""
+
+
+class TaskStateStore(abc.ABC):
+    """The state of each task of a mission, as the distributed workers report it."""
+
+    @abc.abstractmethod
+    async def set(self, record: TaskStateRecord) -> None:
+        """Insert or replace the record of ``(record.mission_id, record.task_id)``."""
+
+    @abc.abstractmethod
+    async def get(self, mission_id: str, task_id: str) -> TaskStateRecord | None:
+        """One task's record, or None."""
+
+    @abc.abstractmethod
+    async def list_tasks(self, mission_id: str) -> list[TaskStateRecord]:
+        """Every record of ``mission_id``, sorted by task id."""
+
+    @abc.abstractmethod
+    async def delete_mission(self, mission_id: str) -> None:
+        """Forget every record of ``mission_id``."""
+
+
+class LockNotAcquiredError(StoreError):
+    """The lock was held by someone else for the whole wait (retryable)."""
+
+
+class Lock(abc.ABC):
+    """A named lock with a TTL and a fencing token, usable as an async context manager.
+
+    The token grows with every acquire of the same name, so a write stamped with it can be
+    refused when a later holder has written since (a paused holder whose TTL ran out).
+    """
+
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def fencing_token(self) -> int:
+        """The token of the current hold.
+
+        Raises:
+            StoreError: The lock is not held by this instance.
+        """
+
+    @property
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """True between a successful acquire and release."""
+
+    @abc.abstractmethod
+    async def acquire(self, wait_s: float | None = None) -> int:
+        """Wait (at most ``wait_s``) for the lock; returns the fencing token.
+
+        Raises:
+            StoreError: Not acquired in time.
+        """
+
+    @abc.abstractmethod
+    async def release(self) -> bool:
+        """Release the hold; False when it had already expired."""
+
+    @abc.abstractmethod
+    async def extend(self, ttl_s: float | None = None) -> bool:
+        """Renew the TTL of the hold; False when it was lost."""
+
+    async def __aenter__(self) -> Lock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()

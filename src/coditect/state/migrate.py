@@ -358,13 +358,8 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool | None = None) -> Schema
 
 
 def model_metadata() -> MetaData:
-    """Every table the migrations own, as the code declares it now (for comparing and autogenerate).
-
-    Imports the ledger and the archiver lazily: the archiver needs the ``archive`` extra.
-    """
-    from coditect.archive.sources import archive_cursors
-    from coditect.llm.ledger import llm_calls
-    from coditect.state.models import Base
+    """Every table the migrations own, as the code declares it now (for comparing and autogenerate)."""
+    from coditect.state.models import Base, archive_cursors, llm_calls
 
     meta = MetaData()
     for table in [*Base.metadata.tables.values(), llm_calls, archive_cursors]:

@@ -1,13 +1,36 @@
-"""SQLAlchemy table definitions shared by the SQLite store and (later) PostgreSQL."""
+"""Every table of the state database (SQLite or PostgreSQL), owned by its migrations.
+
+The ledger's and the archiver's tables are declared here too, so that the migrations see
+the whole schema without importing the LLM or archive packages.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "EventRow", "FileIndexRow", "MissionRow"]
+__all__ = [
+    "Base",
+    "EventRow",
+    "FileIndexRow",
+    "MissionRow",
+    "archive_cursors",
+    "llm_calls",
+]
 
 
 class Base(DeclarativeBase):
@@ -26,6 +49,9 @@ class MissionRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     wall_s: Mapped[float] = mapped_column(default=0.0)
     report_json: Mapped[str] = mapped_column(Text)
+    # The process running the mission (JSON of coditect.leftovers.ProcessIdentity) while it is
+    # RUNNING; NULL once it ended. A dead owner means the mission was interrupted.
+    owner: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class EventRow(Base):
@@ -54,3 +80,36 @@ class FileIndexRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+#: The LLM cost ledger (:class:`coditect.llm.ledger.SqliteLedger`): one row per model call.
+_metadata = MetaData()
+llm_calls = Table(
+    "llm_calls",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mission", String, nullable=False, index=True),
+    Column("task", String, nullable=False),
+    Column("agent", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("purpose", String, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("cached_input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("usd", Float, nullable=False),
+    Column("priced", Boolean, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("reused", Boolean, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
+
+
+_cursor_meta = MetaData()
+
+#: One row per archive destination: the last event log ``seq`` archived there.
+archive_cursors = Table(
+    "archive_cursors",
+    _cursor_meta,
+    Column("dest", String(512), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from coditect.errors import StoreError
+from coditect.state.base import Lock, LockNotAcquiredError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,11 +65,7 @@ return 0
 """
 
 
-class LockNotAcquiredError(StoreError):
-    """The lock was held by someone else for the whole wait (retryable)."""
-
-
-class RedisLock:
+class RedisLock(Lock):
     """A named lock with a TTL and a fencing token, usable as an async context manager.
 
     Example::

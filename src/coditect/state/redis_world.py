@@ -22,12 +22,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from coditect.domain.actions import FileRecord
-from coditect.domain.tasks import GoalState
+from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
-from coditect.state.base import FileIndexStore
+from coditect.state.base import FileIndexStore, TaskStateStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -201,31 +199,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class TaskStateRecord(BaseModel):
-    """The state of one task as the distributed workers see it.
-
-    Attributes:
-        mission_id: Mission of the task.
-        task_id: Task id within the mission.
-        state: Goal state.
-        attempt: Attempt number (0 for the first).
-        worker: Id of the worker running it, if any.
-        error: Last error, if any.
-        updated_at: When the record was written.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mission_id: str
-    task_id: str
-    state: GoalState
-    attempt: int = 0
-    worker: str = ""
-    error: str = ""
-    updated_at: datetime = Field(default_factory=_now)
-
-
-class RedisTaskStateStore:
+class RedisTaskStateStore(TaskStateStore):
     """Task state records in one Redis hash per mission.
 
     Args:

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event, event_adapter
-from coditect.domain.mission import MissionReport
+from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.errors import InputError, StoreError
+from coditect.leftovers import ProcessIdentity
 from coditect.state.base import FileIndexStore, MissionStore
 from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
@@ -79,8 +80,33 @@ class SqlStore(MissionStore, FileIndexStore):
             started_at=report.started_at,
             wall_s=report.wall_s,
             report_json=report.model_dump_json(),
+            # Whoever saves a RUNNING report is running the mission (see owners()).
+            owner=(
+                ProcessIdentity.current().to_json()
+                if report.status is MissionOutcome.RUNNING
+                else None
+            ),
         )
         await self._run(lambda s: s.merge(row))
+
+    async def owners(self, mission_ids: Sequence[str]) -> dict[str, ProcessIdentity]:
+        """The recorded owner process of each of ``mission_ids`` that is RUNNING and has one."""
+        ids = list(mission_ids)
+        rows = await self._run(
+            lambda s: list(
+                s.execute(
+                    select(MissionRow.mission_id, MissionRow.owner).where(
+                        MissionRow.mission_id.in_(ids), MissionRow.owner.is_not(None)
+                    )
+                )
+            )
+        )
+        found: dict[str, ProcessIdentity] = {}
+        for mission_id, raw in rows:
+            owner = ProcessIdentity.from_json(raw or "")
+            if owner is not None:
+                found[mission_id] = owner
+        return found
 
     async def get_report(self, mission_id: str) -> MissionReport | None:
         """One report by id or unique id prefix."""

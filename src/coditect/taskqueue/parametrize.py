@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from coditect.agents.base import Upstream
 from coditect.domain.actions import Action, ActionKind, FileRecord
+from coditect.domain.agents import Upstream
 from coditect.domain.results import AnalysisReport
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.taskqueue.targets import (

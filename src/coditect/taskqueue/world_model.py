@@ -9,6 +9,10 @@ Queries are served from memory: a dict by path, a :class:`~coditect.taskqueue.pa
 (sorted paths, by directory, by base name; rebuilt only when files appear or disappear) and
 per-version caches of glob and changed-since answers, so they stay under a millisecond on 10,000
 files (``python bench/world_model.py``).
+
+A symbolic link is known as a link: its record's hash is that of its target *path*, never of
+the content it points to, so editing ``a.py`` does not change ``alias.py -> a.py``, and a link
+that points outside the project is never read (:meth:`WorldModel.link_target`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coditect.agents.base import AgentStatus
 from coditect.domain.actions import FileRecord
+from coditect.domain.agents import AgentStatus
 from coditect.domain.results import TestReport
 from coditect.state.base import FileIndexStore
 from coditect.taskqueue.pathindex import PathIndex, compile_glob, has_magic
@@ -108,6 +112,15 @@ def _ignore_rules(patterns: tuple[str, ...]) -> _Ignore:
     return _Ignore(patterns)
 
 
+def _link_sha256(path: str) -> str | None:
+    """The hash of a symbolic link: of the path it points to, not of that file's content."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return hashlib.sha256(b"symlink\0" + os.fsencode(target)).hexdigest()
+
+
 def _sha256(path: str) -> str | None:
     """Hash a file, or None when it vanished or cannot be read."""
     h = hashlib.sha256()
@@ -138,6 +151,7 @@ class WorldModel:
         self._history: dict[int, tuple[str, ...]] = {}  # version -> paths changed in it
         self._vanished: dict[str, int] = {}  # deleted path -> version it vanished in
         self._racy: set[str] = set()
+        self._links: dict[str, str] = {}  # link path -> the path it points to (as written)
         self._version = 0
         self._tests: TestReport | None = None
         self._agents: dict[str, AgentStatus] = {}
@@ -178,7 +192,9 @@ class WorldModel:
         t0 = time.perf_counter()
         scan_start_ns = time.time_ns()
         seen: dict[str, os.stat_result] = {}
-        self._walk(str(self.root), "", seen)
+        links: dict[str, str] = {}
+        self._walk(str(self.root), "", seen, links)
+        self._links = links
         hashed = added = modified = 0
         changed: list[str] = []
         racy: set[str] = set()
@@ -193,7 +209,8 @@ class WorldModel:
                 and rel not in self._racy
             ):
                 continue
-            digest = _sha256(os.path.join(self.root, rel))
+            full = os.path.join(self.root, rel)
+            digest = _link_sha256(full) if rel in links else _sha256(full)
             hashed += 1
             if digest is None:
                 unreadable.add(rel)
@@ -248,7 +265,9 @@ class WorldModel:
                 self._changed_at[p] = self._vanished[p] = self._version
         self._paths()  # build the index now, so that queries never pay for it
 
-    def _walk(self, top: str, prefix: str, seen: dict[str, os.stat_result]) -> None:
+    def _walk(
+        self, top: str, prefix: str, seen: dict[str, os.stat_result], links: dict[str, str]
+    ) -> None:
         stack = [(top, prefix)]
         ignore = self._ignore
         while stack:
@@ -268,6 +287,12 @@ class WorldModel:
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append((entry.path, rel + "/"))
+                        elif entry.is_symlink():
+                            # Links to files are known as links (module docstring); links
+                            # to directories and dangling links are not files.
+                            if entry.is_file():
+                                seen[rel] = entry.stat(follow_symlinks=False)
+                                links[rel] = os.readlink(entry.path)
                         elif entry.is_file():
                             seen[rel] = entry.stat()
                     except OSError:
@@ -277,6 +302,14 @@ class WorldModel:
     def get(self, path: str) -> FileRecord | None:
         """The record of one file (POSIX path relative to the root), or None."""
         return self._records.get(path)
+
+    def link_target(self, path: str) -> str | None:
+        """Where ``path`` points, as written in the link, when it is a symbolic link; else None."""
+        return self._links.get(path)
+
+    def links(self) -> dict[str, str]:
+        """Every symbolic link to a file: link path -> the path it points to (as written)."""
+        return dict(self._links)
 
     def __contains__(self, path: object) -> bool:
         return path in self._records

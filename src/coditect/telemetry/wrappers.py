@@ -10,22 +10,18 @@ from collections.abc import Sequence
 
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
+from coditect.llm.wrapper import WrapperModel
 from coditect.sandbox.base import Sandbox, SandboxRequest, SandboxResult
 from coditect.telemetry import metrics, tracing
 
 __all__ = ["MeteredModel", "MeteredSandbox", "sandbox_outcome"]
 
 
-class MeteredModel(Model):
+class MeteredModel(WrapperModel):
     """Counts calls, tokens and estimated cost of the wrapped model, and traces each call."""
 
     def __init__(self, inner: Model) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        """The wrapped model's name."""
-        return self.inner.name
+        super().__init__(inner)
 
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
@@ -52,10 +48,6 @@ class MeteredModel(Model):
             metrics.LLM_TOKENS.labels(model=model, kind="output").inc(usage.output_tokens)
             metrics.LLM_COST.labels(model=model).inc(cost_usd(usage, price_for(model)))
         return response
-
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self.inner.aclose()
 
 
 def sandbox_outcome(result: SandboxResult) -> str:

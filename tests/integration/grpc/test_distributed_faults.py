@@ -16,16 +16,16 @@ import pytest
 
 from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient
 from coditect.api.security import TlsConfig
-from coditect.distributed.app import (
+from coditect.distributed.settings import DistributedSettings
+from coditect.distributed.worker import Worker
+from coditect.llm.demo import FIBONACCI_CODE, FIBONACCI_PLAN, FIBONACCI_TESTS, fibonacci_model
+from coditect.llm.testing import FunctionModel
+from coditect.runtime.distributed import (
     RunningService,
     build_worker,
     start_orchestrator,
     start_taskqueue,
 )
-from coditect.distributed.settings import DistributedSettings
-from coditect.distributed.worker import Worker
-from coditect.llm.demo import FIBONACCI_CODE, FIBONACCI_PLAN, FIBONACCI_TESTS, fibonacci_model
-from coditect.llm.testing import FunctionModel
 
 TOKEN = "tok"
 REQUEST = "Add a function to calculate the nth Fibonacci number"

@@ -11,9 +11,9 @@ import asyncio
 import pytest
 
 from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient
-from coditect.distributed.app import build_worker, start_orchestrator, start_taskqueue
 from coditect.distributed.settings import DistributedSettings
 from coditect.llm.demo import fibonacci_model
+from coditect.runtime.distributed import build_worker, start_orchestrator, start_taskqueue
 from coditect.state.redis_world import connect_redis
 
 TOKEN = "tok"

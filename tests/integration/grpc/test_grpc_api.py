@@ -13,12 +13,12 @@ from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueCli
 from coditect.api.errors import NotFoundError, RpcError
 from coditect.api.security import TlsConfig
 from coditect.api.server import open_channel
-from coditect.distributed.app import start_orchestrator, start_taskqueue
 from coditect.distributed.settings import DistributedSettings
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.errors import InputError
 from coditect.llm.demo import fibonacci_model
 from coditect.llm.testing import FunctionModel
+from coditect.runtime.distributed import start_orchestrator, start_taskqueue
 
 TOKEN = "s3cret-token"
 REQUEST = "Add a function to calculate the nth Fibonacci number"

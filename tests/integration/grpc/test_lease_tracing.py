@@ -12,9 +12,9 @@ from opentelemetry.trace import format_trace_id
 from prometheus_client.parser import text_string_to_metric_families
 
 from coditect.api.clients import ClientOptions, TaskQueueClient
-from coditect.distributed.app import start_taskqueue
 from coditect.distributed.settings import DistributedSettings
 from coditect.domain.tasks import GoalState, Intent, TaskSpec
+from coditect.runtime.distributed import start_taskqueue
 from coditect.telemetry import metrics, tracing
 
 WAIT_S = 15.0  # every wait below raises if what it waits for has not happened by then

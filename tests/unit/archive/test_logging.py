@@ -119,7 +119,9 @@ async def test_a_mission_logs_its_lifecycle_with_mission_task_and_agent_ids(out,
     finally:
         await runtime.aclose()
     assert report.status == "SUCCESS", report.reason
-    logged = [line for line in lines(out) if line.get("logger") == "coditect.orchestrator.mission"]
+    logged = [
+        line for line in lines(out) if line.get("logger") == "coditect.orchestrator.coordinator"
+    ]
     assert logged and all(line["mission_id"] == report.mission_id for line in logged)
     done = [line for line in logged if line["event"].split()[2:3] == ["complete"]]
     assert {line["task_id"] for line in done} == {"t1", "t2", "t3", "t4"}

@@ -11,8 +11,8 @@ from coditect.reuse.store import (
     MemoryReuseStore,
     ReuseStore,
     SqliteReuseStore,
-    open_reuse_store,
 )
+from coditect.runtime import open_reuse_store
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

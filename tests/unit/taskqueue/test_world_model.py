@@ -275,3 +275,24 @@ def test_changed_since_with_many_changes_and_deletions(tmp_path: Path) -> None:
     assert w.changed_since(1) == ["d0/f0.txt", "d5/new.txt", "d9/f299.txt"]
     assert w.last_changed("d0/f0.txt") == 2 and w.last_changed("d1/f1.txt") == 1
     assert len(w.glob("**/f1*.txt")) == len([p for p in w.files() if "/f1" in p])
+
+
+def test_links_are_known_as_links_and_not_read_through(tmp_path):
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("a = 1\n")
+    os.symlink("pkg/a.py", tmp_path / "alias.py")
+    os.symlink("/etc/hostname", tmp_path / "outside")
+    os.symlink("missing.py", tmp_path / "dangling.py")
+    os.symlink("pkg", tmp_path / "pkglink")
+    world = WorldModel(tmp_path)
+    world.scan()
+    assert world.links() == {"alias.py": "pkg/a.py", "outside": "/etc/hostname"}
+    assert world.link_target("alias.py") == "pkg/a.py" and world.link_target("pkg/a.py") is None
+    assert "dangling.py" not in world and "pkglink/a.py" not in world
+    before = world.snapshot()
+    (tmp_path / "pkg" / "a.py").write_text("a = 2\n")
+    world.scan()
+    after = world.snapshot()
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed == {"pkg/a.py"}  # editing the target does not change the link

@@ -1,12 +1,15 @@
-"""The composition root: the only module that knows the concrete backends.
+"""The composition root of one process (``coditect run``), and the pieces both modes share.
 
 Everything else receives its model, sandbox, store and bus through constructors, so tests swap
 them by passing their own (e.g. a scripted model) to :func:`build_runtime`.
+:mod:`coditect.runtime.distributed` builds the services from the same pieces
+(:func:`build_model`, :func:`build_sandbox`, :func:`build_task_step`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from coditect.agents.analyzer import AnalyzerAgent
 from coditect.agents.coder import CoderAgent
@@ -21,13 +24,27 @@ from coditect.llm.ledger import Ledger, SqliteLedger
 from coditect.orchestrator.allocator import ResourceAllocator
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.orchestrator.mission import MissionRunner, MissionSettings
-from coditect.reuse import PlanReuse, Reuse, TaskReuse, open_reuse_store
+from coditect.orchestrator.planner import validate_plan
+from coditect.orchestrator.step import TaskStep
+from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse
 from coditect.reuse.semantic import load_embedder
+from coditect.reuse.store import MemoryReuseStore, SqliteReuseStore
 from coditect.sandbox.base import Sandbox
 from coditect.state.sql import SqlStore
 from coditect.taskqueue.parametrize import Parametrizer
 
-__all__ = ["Runtime", "build_model", "build_reuse", "build_runtime", "build_sandbox"]
+__all__ = [
+    "Runtime",
+    "build_agents",
+    "build_model",
+    "build_reuse",
+    "build_runtime",
+    "build_sandbox",
+    "build_task_step",
+    "open_ledger",
+    "open_reuse_store",
+    "open_mission_store",
+]
 
 
 def build_model(spec: str) -> Model:
@@ -36,15 +53,36 @@ def build_model(spec: str) -> Model:
         from coditect.llm.local import LocalModel
 
         return LocalModel()
-    if spec == "scripted:fibonacci":
-        from coditect.llm.demo import fibonacci_model
-
-        return fibonacci_model()
     try:
         from coditect.llm.registry import model_from_spec
     except ImportError as exc:  # pragma: no cover - the registry ships with the package
         raise ConfigError(f"unknown model {spec!r}", hint="use --llm local") from exc
     return model_from_spec(spec)
+
+
+def build_agents() -> ResourceAllocator:
+    """The agents of a process (one of each kind), behind the allocator."""
+    return ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()])
+
+
+def build_task_step(
+    *,
+    model: Model,
+    sandbox: Sandbox,
+    task_timeout_s: float,
+    test_timeout_s: float,
+    reuse: Reuse | None = None,
+) -> TaskStep:
+    """The one task step of both modes, on this process's agents, model and sandbox."""
+    return TaskStep(
+        model=model,
+        sandbox=sandbox,
+        allocator=build_agents(),
+        parametrizer=Parametrizer(test_timeout_s=test_timeout_s),
+        task_timeout_s=task_timeout_s,
+        responses=reuse.responses if reuse is not None else None,
+        reuse=reuse.tasks if reuse is not None else None,
+    )
 
 
 def build_sandbox(name: str) -> Sandbox:
@@ -78,12 +116,43 @@ class Runtime:
         await self.model.aclose()
 
 
+def open_mission_store(url: str) -> SqlStore:
+    """The mission store at ``url`` (reports and events of both modes)."""
+    return SqlStore(url)
+
+
+def open_ledger(url: str) -> Ledger:
+    """The cost ledger at ``url`` (the state database: ``coditect costs`` reads it)."""
+    return SqliteLedger(url)
+
+
+def open_reuse_store(url: str, *, home: Path) -> ReuseStore:
+    """The store named by ``url``: ``""`` or ``sqlite`` (``home/reuse.db``), ``memory``, ``redis://...``.
+
+    Raises:
+        ConfigError: The URL names no known backend.
+    """
+    if url in ("", "sqlite"):
+        return SqliteReuseStore(home / "reuse.db")
+    if url.startswith("sqlite:///"):
+        return SqliteReuseStore(Path(url.removeprefix("sqlite:///")))
+    if url == "memory":
+        return MemoryReuseStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from coditect.reuse.redis_store import RedisReuseStore
+
+        return RedisReuseStore(url)
+    raise ConfigError(
+        f"unknown reuse store {url!r}", hint="use sqlite (default), memory or redis://HOST:PORT/DB"
+    )
+
+
 def build_reuse(settings: Settings, model: Model) -> Reuse:
     """The reuse stores named by ``settings`` (the sentence embedder only if installed)."""
     store = open_reuse_store(settings.reuse_url, home=settings.home)
     return Reuse(
         tasks=TaskReuse(store, model=model.name),
-        plans=PlanReuse(store, embedder=load_embedder),
+        plans=PlanReuse(store, embedder=load_embedder, validate=validate_plan),
         responses=SqliteCacheStore(f"sqlite:///{settings.home / 'llm_cache.db'}"),
     )
 
@@ -104,13 +173,12 @@ def build_runtime(
     bus = bus or MemoryBus()
     ledger = SqliteLedger(settings.database_url)
     reuse = build_reuse(settings, model) if settings.reuse else None
-    allocator = ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()])
     runner = MissionRunner(
         model=model,
         sandbox=sandbox,
         store=store,
         bus=bus,
-        allocator=allocator,
+        allocator=build_agents(),
         settings=MissionSettings(
             policy=GoalPolicy(
                 mission_timeout_s=settings.mission_timeout_s,

@@ -1,13 +1,16 @@
 """Composition root of the distributed mode: settings in, running services and workers out.
 
-Like :mod:`coditect.runtime` for one process, this is where concrete backends (NATS, Redis,
-SQL, gRPC) are chosen; the service logic receives them through constructors.
+Like :mod:`coditect.runtime.local` for one process, this is where concrete backends (NATS,
+Redis, SQL, gRPC) are chosen; the service logic receives them through constructors. The
+missions are driven by the same coordinator as in one process, over the distributed port, and
+workers run the same task step (:func:`coditect.runtime.local.build_task_step`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -24,13 +27,25 @@ from coditect.api.services import (
 )
 from coditect.bus.jetstream import JetStreamBus, JetStreamConfig
 from coditect.bus.workqueue import JetStreamWorkQueue, WorkQueueConfig
-from coditect.distributed.orchestrator import CoordinatorSettings, MissionCoordinator
+from coditect.distributed.orchestrator import CoordinatorSettings, OrchestratorService
 from coditect.distributed.settings import DistributedSettings
 from coditect.distributed.taskqueue import TaskQueueService
 from coditect.distributed.worker import Worker, WorkerSettings
+from coditect.domain.events import TaskState
+from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
 from coditect.llm.base import Model
+from coditect.llm.ledger import SqliteLedger
+from coditect.orchestrator.coordinator import CoordinatorPolicy
 from coditect.orchestrator.goals import GoalPolicy
+from coditect.orchestrator.planner import validate_plan
+from coditect.reuse import PlanReuse, Reuse, ReuseStore, TaskReuse
+from coditect.reuse.redis_store import RedisReuseStore
+from coditect.reuse.responses import ReuseStoreCache
+from coditect.reuse.semantic import load_embedder
+from coditect.runtime.local import build_model, build_sandbox, build_task_step, open_reuse_store
+from coditect.state.base import Lock
+from coditect.state.redis_locks import RedisLock
 from coditect.state.redis_world import connect_redis
 from coditect.state.sql import SqlStore
 from coditect.telemetry.metrics import (
@@ -46,6 +61,9 @@ __all__ = [
     "open_store",
     "run_until_signalled",
     "run_worker",
+    "build_shared_reuse",
+    "build_worker",
+    "client_options",
     "start_orchestrator",
     "start_taskqueue",
 ]
@@ -167,6 +185,41 @@ async def open_store(cfg: DistributedSettings) -> SqlStore:
             delay_s = min(delay_s * 2, 2.0)
 
 
+def _semantic() -> bool:
+    """Whether the sentence embedder of semantic plan reuse can be imported here."""
+    return importlib.util.find_spec("sentence_transformers") is not None
+
+
+def build_shared_reuse(cfg: DistributedSettings, model: Model) -> Reuse | None:
+    """The reuse stores every service and worker shares (None when reuse is off).
+
+    The default store is the Redis of ``redis_url``, so a result stored after one worker's
+    mission is found by every other worker; the LLM response cache lives in the same store.
+    """
+    if not cfg.reuse:
+        return None
+    url = cfg.reuse_url or cfg.redis_url
+    if cfg.cluster_nodes and not cfg.reuse_url:
+        _log.warning("work reuse is off: the reuse store needs one Redis server (--reuse-url)")
+        return None
+    store: ReuseStore
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        # Namespaced by the queue name, as the streams are: two deployments sharing one Redis
+        # (or two tests sharing one server) never serve each other's work.
+        store = RedisReuseStore(url, namespace=f"{cfg.queue_name}:reuse:")
+    else:
+        store = open_reuse_store(url, home=cfg.home)
+    return Reuse(
+        tasks=TaskReuse(store, model=model.name),
+        # Without the semantic extra there is nothing to compare plans with: no SCAN of Redis
+        # for other plans on every request.
+        plans=PlanReuse(
+            store, embedder=load_embedder if _semantic() else None, validate=validate_plan
+        ),
+        responses=ReuseStoreCache(store),
+    )
+
+
 async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
     """Connect NATS and Redis (bounded retries), then serve the TaskQueue service."""
     closers: list[Callable[[], Awaitable[Any]]] = []
@@ -177,8 +230,28 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
         closers.append(workqueue.close)
         redis = await _redis(cfg)
         closers.append(redis.aclose)
+        events = await JetStreamBus.connect(
+            cfg.nats_url, config=_events_config(cfg), max_wait_s=cfg.connect_wait_s
+        )
+        closers.append(events.close)
+
+        async def notify(record: TaskStateRecord) -> None:
+            await events.publish(
+                TaskState(
+                    mission_id=record.mission_id,
+                    task_id=record.task_id,
+                    agent=record.worker,
+                    state=record.state,
+                    attempt=record.attempt,
+                    error=record.error,
+                )
+            )
+
         service = TaskQueueService(
-            workqueue=workqueue, redis=redis, state_retention_s=cfg.state_retention_s
+            workqueue=workqueue,
+            redis=redis,
+            state_retention_s=cfg.state_retention_s,
+            notify=notify,
         )
         await service.states.ensure_counts()  # rebuilt from the task states if Redis has none
         closers.append(_background(service.watch_dead_letters(), "dead-letters"))
@@ -200,8 +273,6 @@ async def start_orchestrator(
     cfg: DistributedSettings, *, model: Model | None = None
 ) -> RunningService:
     """Open the metadata store, connect to the task queue service, serve the Orchestrator."""
-    from coditect.runtime import build_model
-
     closers: list[Callable[[], Awaitable[Any]]] = []
     try:
         store = await open_store(cfg)
@@ -214,17 +285,29 @@ async def start_orchestrator(
             cfg.nats_url, config=_events_config(cfg), max_wait_s=cfg.connect_wait_s
         )
         closers.append(events.close)
-        coordinator = MissionCoordinator(
+        ledger = await asyncio.to_thread(SqliteLedger, cfg.database_url)
+        closers.append(ledger.close)
+        reuse = build_shared_reuse(cfg, model)
+        if reuse is not None:
+            closers.append(reuse.close)
+        coordinator = OrchestratorService(
             model=model,
             store=store,
             tasks=tasks,
             events=events,
+            ledger=ledger,
+            reuse=reuse,
             settings=CoordinatorSettings(
                 work_dir=cfg.home / "orchestrator",
-                policy=GoalPolicy(
-                    mission_timeout_s=cfg.mission_timeout_s,
-                    error_threshold=cfg.error_threshold,
-                    max_repairs=cfg.max_repairs,
+                mission=CoordinatorPolicy(
+                    goals=GoalPolicy(
+                        mission_timeout_s=cfg.mission_timeout_s,
+                        error_threshold=cfg.error_threshold,
+                        max_repairs=cfg.max_repairs,
+                    ),
+                    budget_usd=cfg.budget_usd,
+                    budget_tokens=cfg.budget_tokens,
+                    reuse=cfg.reuse,
                 ),
             ),
         )
@@ -245,12 +328,6 @@ async def build_worker(
     cfg: DistributedSettings, *, model: Model | None = None
 ) -> tuple[Worker, list[Callable[[], Awaitable[Any]]]]:
     """A connected worker and its closers (NATS and Redis retried for ``connect_wait_s``)."""
-    from coditect.agents.analyzer import AnalyzerAgent
-    from coditect.agents.coder import CoderAgent
-    from coditect.agents.tester import TesterAgent
-    from coditect.orchestrator.allocator import ResourceAllocator
-    from coditect.runtime import build_model, build_sandbox
-
     closers: list[Callable[[], Awaitable[Any]]] = []
     try:
         workqueue = await JetStreamWorkQueue.connect(
@@ -267,23 +344,41 @@ async def build_worker(
         closers.append(events.close)
         model = MeteredModel(model or build_model(cfg.llm))
         closers.append(model.aclose)
+        reuse = build_shared_reuse(cfg, model)
+        if reuse is not None:
+            closers.append(reuse.close)
+        step = build_task_step(
+            model=model,
+            sandbox=MeteredSandbox(build_sandbox(cfg.sandbox)),
+            task_timeout_s=cfg.task_timeout_s,
+            test_timeout_s=cfg.test_timeout_s,
+            reuse=reuse,
+        )
+        ws = WorkerSettings(
+            capabilities=cfg.capability_list,
+            cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
+            worker_id=cfg.worker_id,
+            task_delay_s=cfg.task_delay_s,
+            state_retention_s=cfg.state_retention_s,
+        )
+
+        def push_lock(name: str) -> Lock:
+            return RedisLock(
+                redis,
+                name,
+                ttl_s=ws.push_lock_ttl_s,
+                wait_s=ws.push_lock_ttl_s,
+                fence_ttl_s=ws.state_retention_s,
+            )
+
         worker = Worker(
-            settings=WorkerSettings(
-                capabilities=cfg.capability_list,
-                cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
-                worker_id=cfg.worker_id,
-                task_timeout_s=cfg.task_timeout_s,
-                test_timeout_s=cfg.test_timeout_s,
-                task_delay_s=cfg.task_delay_s,
-                state_retention_s=cfg.state_retention_s,
-            ),
+            settings=ws,
             workqueue=workqueue,
             sink=sink,
             redis=redis,
             events=events,
-            model=model,
-            sandbox=MeteredSandbox(build_sandbox(cfg.sandbox)),
-            allocator=ResourceAllocator([AnalyzerAgent(), CoderAgent(), TesterAgent()]),
+            step=step,
+            locks=push_lock,
         )
         _serve_metrics(cfg, closers)
     except BaseException:

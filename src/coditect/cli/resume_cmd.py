@@ -1,0 +1,163 @@
+"""``coditect resume ID``: run an interrupted mission again, with its stored plan.
+
+A mission is INTERRUPTED when the process that ran it ended while it was RUNNING (``kill -9``,
+a crash, a reboot; see :mod:`coditect.state.owners`). Its workspace copy is gone with the
+process, and the results of its completed tasks were only in that process's memory, so resume
+runs the stored plan again from the first task, in a fresh copy of the repository, under the
+same mission id. Nothing was committed or applied by the interrupted run (that happens only at
+the very end), so the change is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from coditect.config import Settings
+from coditect.domain.graph import TaskGraph
+from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
+from coditect.domain.tasks import TaskSpec
+from coditect.errors import CoditectError, InputError
+from coditect.orchestrator.planner import Planner, PlanOutcome
+from coditect.state.owners import judge_reports
+from coditect.state.sql import SqlStore
+
+__all__ = ["StoredPlanner", "judged_report", "judged_reports", "resume", "stored_plan"]
+
+# Repair rounds are added while a mission runs (orchestrator/repair.py names them so); the plan
+# to run again is the one made before them.
+_REPAIR_ID = re.compile(r"^(repair|retest)\d+$")
+
+
+async def judged_reports(store: SqlStore, reports: Sequence[MissionReport]) -> list[MissionReport]:
+    """``reports`` with those whose owner process is gone shown as INTERRUPTED."""
+    owners = await store.owners([r.mission_id for r in reports])
+    return judge_reports(reports, owners)
+
+
+async def judged_report(store: SqlStore, mission_id: str) -> MissionReport | None:
+    """One report by id or prefix, judged like :func:`judged_reports`; None when unknown."""
+    report = await store.get_report(mission_id)
+    if report is None:
+        return None
+    return (await judged_reports(store, [report]))[0]
+
+
+def stored_plan(tasks: Sequence[TaskRun]) -> TaskGraph | None:
+    """The plan recorded in a report (without repair rounds), or None when there is none."""
+    planned = [t for t in tasks if not _REPAIR_ID.match(t.id)]
+    if not planned:
+        return None
+    ids = {t.id for t in planned}
+    return TaskGraph(
+        TaskSpec(
+            id=t.id,
+            intent=t.intent,
+            description=t.description or t.id,
+            depends_on=tuple(d for d in t.depends_on if d in ids),
+        )
+        for t in planned
+    )
+
+
+class StoredPlanner(Planner):
+    """A planner that answers with a plan made earlier (no model call)."""
+
+    def __init__(self, planner: Planner, graph: TaskGraph) -> None:
+        super().__init__(planner.model, max_files_listed=planner.max_files_listed)
+        self.graph = graph
+
+    async def plan(self, request: str, files: Sequence[str], *, has_tests: bool) -> PlanOutcome:
+        """The stored plan."""
+        return PlanOutcome(graph=self.graph, source="resumed")
+
+
+def why_not_resumable(report: MissionReport) -> str:
+    """Why ``report``'s mission cannot be resumed, or ``""`` when it can."""
+    if report.status is MissionOutcome.RUNNING:
+        return "it is still running (its process is alive); wait for it or cancel it"
+    if report.status is not MissionOutcome.INTERRUPTED:
+        return (
+            f"it ended {report.status.value}, it was not interrupted; start a new mission with "
+            "`coditect run`"
+        )
+    repo = Path(report.repo)
+    if not repo.is_dir():
+        return f"its repository {repo} no longer exists"
+    branch = f"coditect/{report.mission_id}"
+    probe = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode == 0:
+        return f"its branch {branch} already exists: the change was committed before it ended"
+    return ""
+
+
+async def _resume(report: MissionReport, settings: Settings) -> MissionReport:
+    from coditect.runtime import build_runtime
+
+    rt = build_runtime(settings)
+    try:
+        graph = stored_plan(report.tasks)
+        if graph is not None:  # this runtime serves this one mission: swap its planner
+            coordinator = rt.runner.coordinator
+            coordinator.planner = StoredPlanner(coordinator.planner, graph)
+        return await rt.runner.run(report.request, Path(report.repo), mission_id=report.mission_id)
+    finally:
+        await rt.aclose()
+
+
+def resume(
+    mission_id: Annotated[str, typer.Argument(help="An interrupted mission's id (or prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
+    llm: Annotated[str | None, typer.Option(help="Model: local (default) or a spec.")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="Sandbox backend.")] = None,
+) -> None:
+    """Run an INTERRUPTED mission again (same id, same plan) in a fresh copy of its repository."""
+    from coditect.cli.main import EXIT_CANCELLED, EXIT_FAILED, EXIT_INPUT, _err, _print_report
+    from coditect.leftovers import collect
+
+    overrides: dict[str, object] = {}
+    if llm is not None:
+        overrides["llm"] = llm
+    if sandbox is not None:
+        overrides["sandbox"] = sandbox
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    console = Console(stderr=as_json)
+    store = SqlStore(settings.database_url)
+    try:
+        report = asyncio.run(judged_report(store, mission_id))
+    except InputError as exc:
+        _err(console, exc)
+        raise typer.Exit(EXIT_INPUT) from None
+    finally:
+        asyncio.run(store.close())
+    if report is None:
+        console.print(f"[red]no mission {mission_id!r}[/] (see `coditect status`)")
+        raise typer.Exit(EXIT_INPUT)
+    reason = why_not_resumable(report)
+    if reason:
+        console.print(f"[bold red]error:[/] cannot resume {report.mission_id}: {reason}")
+        raise typer.Exit(EXIT_INPUT)
+    collect()
+    try:
+        final = asyncio.run(_resume(report, settings))
+    except KeyboardInterrupt:
+        console.print("[magenta]cancelled[/]: the mission was stopped; nothing was changed.")
+        raise typer.Exit(EXIT_CANCELLED) from None
+    except CoditectError as exc:
+        _err(console, exc)
+        raise typer.Exit(EXIT_INPUT if isinstance(exc, InputError) else EXIT_FAILED) from None
+    _print_report(final, as_json=as_json, console=console, show_tasks=False)
+    if final.status is not MissionOutcome.SUCCESS:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,417 @@
+"""The same missions through both task ports, with the same reports, events and ledgers.
+
+``inprocess`` is ``coditect run``: the coordinator and the agents in this process.
+``distributed`` is ``coditect serve``: the same coordinator in the orchestrator service, tasks
+through the task queue service (gRPC) onto NATS JetStream, a worker running the same task step,
+task states in Redis, reports, events and the ledger in PostgreSQL (real servers on free ports,
+from tests/infra). Models are scripted; everything else is real.
+
+Each test states what the mission must come to; both ports must come to exactly that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coditect.config import Settings
+from coditect.domain import MissionOutcome, MissionReport
+from coditect.llm.base import Model, ModelResponse, ModelSettings, Usage
+from coditect.llm.demo import FIBONACCI_CODE, FIBONACCI_PLAN, FIBONACCI_TESTS
+from coditect.llm.ledger import LedgerEntry
+from coditect.llm.testing import FunctionModel
+
+REQUEST = "Add a function to calculate the nth Fibonacci number"
+_WAIT_S = 120.0
+ModelFactory = Callable[[], Model]
+
+
+def scripted(*, code: Any = FIBONACCI_CODE, tests: Any = FIBONACCI_TESTS) -> ModelFactory:
+    """A factory of scripted models (each service and worker gets its own instance)."""
+
+    def make() -> Model:
+        codes = iter(code) if isinstance(code, list) else None
+
+        def answer(messages: Any, settings: ModelSettings) -> Any:
+            if settings.purpose == "plan":
+                return FIBONACCI_PLAN
+            if "test" in settings.purpose:
+                return tests(messages, settings) if callable(tests) else tests
+            if codes is not None:
+                return next(codes, FIBONACCI_CODE)
+            return code(messages, settings) if callable(code) else code
+
+        return FunctionModel(answer)
+
+    return make
+
+
+async def _hang(messages: Any, settings: ModelSettings) -> str:
+    await asyncio.sleep(600)
+    return FIBONACCI_CODE
+
+
+def _expensive_code(messages: Any, settings: ModelSettings) -> ModelResponse:
+    """The right code, reported as if it had used a million tokens."""
+    return ModelResponse(
+        text=FIBONACCI_CODE,
+        usage=Usage(input_tokens=900_000, output_tokens=100_000),
+        model_name="test:function",
+    )
+
+
+@dataclass
+class Mission:
+    """What a finished mission left: its report, events and ledger entries."""
+
+    report: MissionReport
+    events: list[Any]
+    ledger: list[LedgerEntry]
+
+    def lifecycle(self) -> list[tuple[str, str, str]]:
+        """The task and mission state events, in order (agent events differ by worker)."""
+        return [
+            (e.type, getattr(e, "task_id", ""), e.state.value)
+            for e in self.events
+            if e.type in ("task.state", "mission.state")
+        ]
+
+    def tasks(self) -> list[tuple[str, str, str, bool]]:
+        return [(t.id, t.status.value, t.superseded_by, t.reused) for t in self.report.tasks]
+
+    def calls(self) -> list[tuple[str, str, str, bool]]:
+        """The ledger as (task, agent without its worker, purpose, reused)."""
+        return [(e.task_id, e.agent.split("@")[0], e.purpose, e.reused) for e in self.ledger]
+
+
+class Engine:
+    """Runs missions through one port."""
+
+    async def start(self, model: ModelFactory, **settings: Any) -> None:
+        raise NotImplementedError
+
+    async def submit(self, repo: Path) -> str:
+        raise NotImplementedError
+
+    async def finish(self, mission_id: str) -> Mission:
+        raise NotImplementedError
+
+    async def cancel(self, mission_id: str) -> None:
+        raise NotImplementedError
+
+    async def running(self, mission_id: str, task_id: str) -> None:
+        """Return once ``task_id`` of the mission was announced RUNNING."""
+        async with asyncio.timeout(_WAIT_S):
+            while True:
+                events = await self.stored_events(mission_id)
+                if any(
+                    e.type == "task.state" and e.task_id == task_id and e.state.value == "running"
+                    for e in events
+                ):
+                    return
+                await asyncio.sleep(0.05)
+
+    async def stored_events(self, mission_id: str) -> list[Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def run(self, repo: Path) -> Mission:
+        return await self.finish(await self.submit(repo))
+
+
+@dataclass
+class InProcess(Engine):
+    home: Path
+    rt: Any = None
+    tasks: dict[str, asyncio.Task[MissionReport]] = field(default_factory=dict)
+
+    async def start(self, model: ModelFactory, **settings: Any) -> None:
+        from coditect.runtime import build_runtime
+
+        self.rt = build_runtime(
+            Settings(home=self.home, sandbox="subprocess", reuse_url="memory", **settings),
+            model=model(),
+        )
+
+    async def submit(self, repo: Path) -> str:
+        mid = "m-" + uuid.uuid4().hex[:12]
+        self.tasks[mid] = asyncio.ensure_future(self.rt.runner.run(REQUEST, repo, mission_id=mid))
+        return mid
+
+    async def finish(self, mission_id: str) -> Mission:
+        with contextlib.suppress(asyncio.CancelledError):
+            async with asyncio.timeout(_WAIT_S):
+                await self.tasks[mission_id]
+        report = await self.rt.store.get_report(mission_id)
+        return Mission(
+            report=report,
+            events=await self.stored_events(mission_id),
+            ledger=await self.rt.ledger.entries(mission_id),
+        )
+
+    async def cancel(self, mission_id: str) -> None:
+        self.tasks[mission_id].cancel()
+
+    async def stored_events(self, mission_id: str) -> list[Any]:
+        return await self.rt.store.list_events(mission_id)
+
+    async def close(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self.rt is not None:
+            await self.rt.aclose()
+
+
+@dataclass
+class Distributed(Engine):
+    common: dict[str, Any]
+    closers: list[Any] = field(default_factory=list)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    client: Any = None
+    store: Any = None
+    ledger: Any = None
+
+    async def start(self, model: ModelFactory, **settings: Any) -> None:
+        from coditect.api.clients import ClientOptions, OrchestratorClient
+        from coditect.distributed.settings import DistributedSettings
+        from coditect.runtime import open_ledger, open_mission_store
+        from coditect.runtime.distributed import (
+            build_worker,
+            start_orchestrator,
+            start_taskqueue,
+        )
+
+        common = {**self.common, **settings}
+        tq = await start_taskqueue(DistributedSettings(**common, listen="127.0.0.1:0"))
+        self.closers.append(tq.stop)
+        cfg = DistributedSettings(
+            **common, listen="127.0.0.1:0", taskqueue=f"127.0.0.1:{tq.port}", worker_id="w1"
+        )
+        orch = await start_orchestrator(cfg, model=model())
+        self.closers.append(orch.stop)
+        worker, closers = await build_worker(cfg, model=model())
+        self.closers.extend(closers)
+        self.workers.append(asyncio.create_task(worker.run()))
+        opts = ClientOptions(address=f"127.0.0.1:{orch.port}", token=common["token"])
+        self.client = OrchestratorClient(opts)
+        self.closers.append(self.client.aclose)
+        self.store = open_mission_store(cfg.database_url)
+        self.closers.append(self.store.close)
+        self.ledger = open_ledger(cfg.database_url)
+        self.closers.append(self.ledger.close)
+
+    async def submit(self, repo: Path) -> str:
+        resp = await self.client.submit(REQUEST, str(repo))
+        return resp.mission_id
+
+    async def finish(self, mission_id: str) -> Mission:
+        async with asyncio.timeout(_WAIT_S):
+            async for _event in self.client.watch(mission_id):
+                pass
+        return Mission(
+            report=await self.store.get_report(mission_id),
+            events=await self.stored_events(mission_id),
+            ledger=await self.ledger.entries(mission_id),
+        )
+
+    async def cancel(self, mission_id: str) -> None:
+        assert await self.client.cancel(mission_id, "cancelled by the user")
+
+    async def stored_events(self, mission_id: str) -> list[Any]:
+        return await self.store.list_events(mission_id)
+
+    async def close(self) -> None:
+        for w in self.workers:
+            w.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+@pytest.fixture(params=["inprocess", "distributed"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+    """One task port: the same tests run on both."""
+    made: Engine
+    if request.param == "inprocess":
+        made = InProcess(home=tmp_path / "home")
+    else:
+        made = Distributed(
+            common={
+                "home": tmp_path / "home",
+                "nats_url": request.getfixturevalue("nats_url"),
+                "redis_url": request.getfixturevalue("redis_url"),
+                "db_url": request.getfixturevalue("fresh_postgres_url"),
+                "token": "tok",
+                "queue_name": "t" + uuid.uuid4().hex[:10],
+                "connect_wait_s": 3.0,
+                "ack_wait_s": 10.0,
+                "state_retention_s": 3600.0,
+                "sandbox": "subprocess",
+            }
+        )
+    yield made
+    await made.close()
+
+
+def _run(task: str, end: str = "complete") -> list[tuple[str, str, str]]:
+    return [("task.state", task, "running"), ("task.state", task, end)]
+
+
+_START = [("mission.state", "", "pending"), ("mission.state", "", "running")]
+
+
+async def test_success(engine: Engine, calculator_repo: Path) -> None:
+    await engine.start(scripted())
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert m.tasks() == [(t, "complete", "", False) for t in ("t1", "t2", "t3", "t4")]
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        *_run("t2"),
+        *_run("t3"),
+        *_run("t4"),
+        ("mission.state", "", "complete"),
+    ]
+    assert set(r.changed_files) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert r.branch == f"coditect/{r.mission_id}" and r.commit
+    assert r.tests.failed == 0 and r.tests.passed >= 7
+    assert m.calls() == [
+        ("plan", "planner", "plan", False),
+        ("t2", "coder", "code", False),
+        ("t3", "coder", "tests", False),
+    ]
+    assert r.tokens.input == sum(e.input_tokens for e in m.ledger) > 0
+    assert r.tokens.output == sum(e.output_tokens for e in m.ledger) > 0
+
+
+async def test_failing_tests_get_a_repair_round(engine: Engine, calculator_repo: Path) -> None:
+    wrong = FIBONACCI_CODE.replace("return a\n", "return a + 1\n")
+    await engine.start(scripted(code=[wrong]))
+    m = await engine.run(calculator_repo)
+    assert m.report.status is MissionOutcome.SUCCESS, m.report.reason
+    assert m.tasks() == [
+        ("t1", "complete", "", False),
+        ("t2", "complete", "", False),
+        ("t3", "complete", "", False),
+        ("t4", "failed", "retest1", False),
+        ("repair1", "complete", "", False),
+        ("retest1", "complete", "", False),
+    ]
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        *_run("t2"),
+        *_run("t3"),
+        *_run("t4", "failed"),
+        *_run("repair1"),
+        *_run("retest1"),
+        ("mission.state", "", "complete"),
+    ]
+    assert [c[0] for c in m.calls()] == ["plan", "t2", "t3", "repair1"]
+
+
+async def test_a_failed_task_blocks_its_dependents(engine: Engine, calculator_repo: Path) -> None:
+    await engine.start(scripted(code="```python\ndef fibonacci(n:\n```"))
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.FAILED
+    statuses = {t.id: t.status.value for t in r.tasks}
+    assert statuses["t1"] == "complete" and statuses["t2"] == "failed"
+    assert statuses["t3"] == statuses["t4"] == "blocked"
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        *_run("t2", "failed"),
+        ("mission.state", "", "failed"),
+    ]
+    assert r.changed_files == [] and r.commit == ""
+
+
+async def test_a_budget_stop_ends_the_mission(engine: Engine, calculator_repo: Path) -> None:
+    # The code call uses a million tokens: the next call (the tests) no longer fits.
+    await engine.start(scripted(code=_expensive_code), budget_tokens=50_000)
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.FAILED
+    assert r.reason.startswith("token budget exceeded"), r.reason
+    assert "0 of 50000 left" in r.reason, r.reason
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        *_run("t2"),
+        *_run("t3", "failed"),
+        ("mission.state", "", "failed"),
+    ]
+    assert [c[0] for c in m.calls()] == ["plan", "t2"]
+    assert r.tokens.input >= 900_000
+
+
+async def test_cancel_stops_the_running_task(engine: Engine, calculator_repo: Path) -> None:
+    await engine.start(scripted(code=_hang))
+    mid = await engine.submit(calculator_repo)
+    await engine.running(mid, "t2")
+    await engine.cancel(mid)
+    m = await engine.finish(mid)
+    r = m.report
+    assert r.status is MissionOutcome.CANCELLED
+    assert r.reason == "cancelled by the user; nothing was changed"
+    statuses = {t.id: t.status.value for t in r.tasks}
+    assert statuses["t1"] == "complete" and statuses["t2"] == "cancelled"
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        ("task.state", "t2", "running"),
+        ("mission.state", "", "cancelled"),
+    ]
+    assert r.commit == ""
+
+
+async def test_the_mission_timeout_fails_the_running_task(
+    engine: Engine, calculator_repo: Path
+) -> None:
+    await engine.start(scripted(code=_hang), mission_timeout_s=4.0)
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.FAILED
+    assert r.reason == "mission timed out after 4s"
+    assert m.lifecycle() == [
+        *_START,
+        *_run("t1"),
+        *_run("t2", "failed"),
+        ("mission.state", "", "failed"),
+    ]
+
+
+async def test_a_second_identical_mission_reuses_the_work(
+    engine: Engine, calculator_repo: Path
+) -> None:
+    await engine.start(scripted())
+    first = await engine.run(calculator_repo)
+    assert first.report.status is MissionOutcome.SUCCESS, first.report.reason
+    second = await engine.run(calculator_repo)
+    r = second.report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert r.plan_source == "reused"
+    assert second.tasks() == [
+        ("t1", "complete", "", True),
+        ("t2", "complete", "", True),
+        ("t3", "complete", "", True),
+        ("t4", "complete", "", False),  # tests always run
+    ]
+    assert second.calls() == []
+    assert r.tokens.saved > 0 and r.tokens.input == 0
+    assert second.lifecycle() == first.lifecycle()
+    assert r.diff == first.report.diff

@@ -1,0 +1,88 @@
+"""Ctrl-C with the embedded model (real llama.cpp, real SIGINT): generation stops at the next
+token instead of running to its end (found: the process exited 60-82 s after SIGINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from coditect.llm import LocalModel, Message, ModelSettings  # noqa: E402
+
+pytestmark = pytest.mark.local_model
+
+LONG = [
+    Message(
+        role="user",
+        content="Write a Python module with 60 small, documented functions about dates.",
+    )
+]
+SETTINGS = ModelSettings(max_tokens=2000, temperature=0.0)
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from coditect.llm import LocalModel, Message, ModelSettings
+
+    async def main():
+        model = LocalModel()
+        await model.load()
+        print("generating", flush=True)
+        await model.request(
+            [Message(role="user", content=sys.argv[1])],
+            ModelSettings(max_tokens=2000, temperature=0.0),
+        )
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    """
+)
+
+
+async def test_a_cancelled_request_frees_the_model_at_once() -> None:
+    model = LocalModel()
+    await model.load()
+    try:
+        task = asyncio.create_task(model.request(LONG, SETTINGS))
+        await asyncio.sleep(3.0)  # well into the generation (the prompt is short)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        loaded = model._loaded
+        assert loaded is not None
+        # The worker thread holds the model's lock until llama.cpp returns: it must stop
+        # at the next token, not after the remaining ~2,000 tokens (about a minute).
+        assert await asyncio.to_thread(loaded.lock.acquire, True, 5.0)
+        loaded.lock.release()
+        answer = await model.request(LONG[:1], ModelSettings(max_tokens=5))
+        assert answer.usage.output_tokens <= 5
+    finally:
+        await model.aclose()
+
+
+def test_sigint_ends_the_process_promptly() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, LONG[0].content], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "generating"
+        time.sleep(3.0)
+        assert child.poll() is None
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=10) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
