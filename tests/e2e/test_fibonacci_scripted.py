@@ -33,7 +33,11 @@ def test_fibonacci_mission_succeeds_and_lands_on_a_branch(calculator_repo, git):
     ]
     assert all(t["status"] == "complete" and t["attempts"] == 1 for t in report["tasks"])
     assert report["tasks"][1]["depends_on"] == ["t1"]
-    assert set(report["changed_files"]) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert set(report["changed_files"]) == {
+        "calculator/arithmetic.py",
+        "calculator/__init__.py",  # the package re-exports arithmetic wholesale
+        "tests/test_arithmetic.py",
+    }
     assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 7
     assert report["tests"]["written_by_coditect"] == ["tests/test_arithmetic.py"]
     assert report["violations"] == []

@@ -109,18 +109,17 @@ async def test_a_100kb_request_makes_a_bounded_commit_message(calculator_repo, g
     assert f"CODITECT mission {report.mission_id}" in message
 
 
-async def test_a_hanging_test_is_named_as_the_first_cause(calculator_repo, git):
-    (calculator_repo / "tests" / "test_hang.py").write_text(
-        "import time\n\n\ndef test_hangs():\n    time.sleep(600)\n"
+async def test_a_hanging_test_is_named_as_the_first_cause(calculator_repo):
+    hanging_tests = FIBONACCI_TESTS.replace("```python\n", "```python\nimport time\n", 1).replace(
+        "\n```", "\n\n\ndef test_waits():\n    time.sleep(600)\n```"
     )
-    commit(git, calculator_repo)
     code_calls = []
 
     def answer(messages, settings):
         if settings.purpose == "plan":
             return FIBONACCI_PLAN
         if "test" in settings.purpose:
-            return FIBONACCI_TESTS
+            return hanging_tests
         code_calls.append(1)
         # The repair round gets nothing usable: the finding blamed the mission on this.
         return FIBONACCI_CODE if len(code_calls) == 1 else "I cannot see what to change."

@@ -78,10 +78,15 @@ def test_fibonacci_mission_runs_its_tests_in_the_sandbox(backend, calculator_rep
     assert report["status"] == "SUCCESS", report["reason"]
     assert [t["intent"] for t in report["tasks"]][-1] == "run_tests"
     assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 7
-    assert set(report["changed_files"]) == {"calculator/arithmetic.py", "tests/test_arithmetic.py"}
+    assert set(report["changed_files"]) == {
+        "calculator/arithmetic.py",
+        "calculator/__init__.py",  # the package re-exports arithmetic wholesale
+        "tests/test_arithmetic.py",
+    }
     runs = run_tests_events(report["mission_id"])
     assert runs and all(f"(sandbox: {backend})" in run for run in runs), runs
-    assert "7 passed" in runs[-1]
+    # test_arithmetic.py (7) and, as calculator/__init__.py changed too, test_stats.py (3)
+    assert "10 passed" in runs[-1]
     assert_untouched(calculator_repo, git, head, before)
     branch = report["branch"]
     assert "def fibonacci" in git(calculator_repo, "show", f"{branch}:calculator/arithmetic.py")

@@ -18,24 +18,16 @@ from coditect.agents.codejob import is_test_path
 from coditect.agents.patterns import find_issues
 from coditect.domain.events import AgentAct
 from coditect.domain.results import AnalysisReport, Finding, ModuleInfo
+from coditect.index import python_files
 
 __all__ = ["PYTEST_COMMAND", "AnalyzerAgent", "analyze_project", "discover_python_files"]
 
 PYTEST_COMMAND: tuple[str, ...] = ("python", "-m", "pytest")
-_SKIP_DIRS = frozenset(
-    {"__pycache__", "venv", ".venv", "node_modules", "build", "dist", "site-packages"}
-)
 
 
 def discover_python_files(workspace: Path) -> tuple[str, ...]:
     """Relative paths of the project's ``.py`` files (hidden and virtualenv folders skipped)."""
-    found = []
-    for path in workspace.rglob("*.py"):
-        rel = path.relative_to(workspace)
-        if any(p.startswith(".") or p in _SKIP_DIRS for p in rel.parts[:-1]):
-            continue
-        found.append(rel.as_posix())
-    return tuple(sorted(found))
+    return tuple(python_files(workspace))
 
 
 def _imports(tree: ast.Module) -> tuple[str, ...]:

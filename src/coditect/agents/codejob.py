@@ -1,8 +1,13 @@
 """What the coder works on: the target file, and for tests the code under test (pure lookups).
 
 :func:`build_job` turns an :class:`~coditect.agents.base.AgentContext` into a :class:`CodeJob`:
-which file to write, its current source, whether it is a test file and, for tests, which
+which file to write, its current source, whether it is a test file, which definitions in it
+the request is about (from the repository index, :mod:`coditect.index`) and, for tests, which
 functions they should exercise (their signatures and docstrings and the import line to use).
+
+Files are read and written byte-faithfully: the text is decoded as UTF-8 (else Latin-1),
+Windows (CRLF) line endings are turned into LF for the merge and back on writing, and a
+rewritten file keeps its permission bits.
 """
 
 from __future__ import annotations
@@ -22,10 +27,15 @@ from coditect.agents.validation import module_name
 from coditect.domain.paths import is_test_path
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError
+from coditect.index import RepoIndex, index_directory, localize
+from coditect.index.rank import narrow_focus
 
 __all__ = [
     "CodeJob",
+    "TextFile",
     "build_job",
+    "code_paths",
+    "read_text_file",
     "failing_line",
     "is_test_path",
     "sha256_text",
@@ -52,6 +62,13 @@ class CodeJob:
         subject_text: For tests: their signatures and docstrings.
         failures: The failing tests to fix (a prompt block), or "".
         notes: Analyzer findings about the functions the request names, one per line, or "".
+        focus: Qualnames in the file the request is most likely about, best first (shown in
+            full when the file is too large to show whole).
+        priority: Qualname -> localization score of the file's other definitions.
+        exports_to: A package ``__init__.py`` that re-exports from the file and may be updated
+            with the file's new public names, or "".
+        newline: The file's line ending (LF or CRLF).
+        encoding: The file's encoding (``utf-8`` or ``latin-1``).
     """
 
     path: str
@@ -62,6 +79,11 @@ class CodeJob:
     subject_text: str = ""
     failures: str = ""
     notes: str = ""
+    focus: tuple[str, ...] = ()
+    priority: tuple[tuple[str, float], ...] = ()
+    exports_to: str = ""
+    newline: str = "\n"
+    encoding: str = "utf-8"
 
     @property
     def self_module(self) -> str:
@@ -76,9 +98,48 @@ class CodeJob:
         return f"from {module_name(self.subject_path)} import {', '.join(self.subject_names)}"
 
 
+@dataclass(frozen=True, slots=True)
+class TextFile:
+    """A file's text with LF line endings, and how to write it back as it was."""
+
+    text: str
+    newline: str = "\n"
+    encoding: str = "utf-8"
+
+
+def read_text_file(path: Path) -> TextFile | None:
+    """Read ``path`` for editing (None when it does not exist)."""
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = raw.decode("latin-1"), "latin-1"
+    newline = "\r\n" if "\r\n" in text and text.count("\r\n") == text.count("\n") else "\n"
+    if newline == "\r\n":
+        text = text.replace("\r\n", "\n")
+    return TextFile(text, newline, encoding)
+
+
 def _read(workspace: Path, rel: str) -> str | None:
-    path = workspace / rel
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    found = read_text_file(workspace / rel)
+    return found.text if found is not None else None
+
+
+# One index per workspace, updated from file hashes: repair rounds re-parse only what changed.
+_INDEXES: dict[Path, RepoIndex] = {}
+_MAX_INDEXES = 16
+
+
+def workspace_index(workspace: Path) -> RepoIndex:
+    """The repository index of ``workspace``, brought up to date."""
+    index = _INDEXES.get(workspace)
+    if index is None:
+        if len(_INDEXES) >= _MAX_INDEXES:
+            _INDEXES.pop(next(iter(_INDEXES)))
+        index = _INDEXES[workspace] = RepoIndex()
+    return index_directory(workspace, index=index)
 
 
 def _defs(source: str | None) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
@@ -204,20 +265,76 @@ def _notes(ctx: AgentContext, path: str) -> str:
     return "".join(line + "\n" for line in lines[:3])
 
 
-def build_job(ctx: AgentContext) -> CodeJob:
+def _focus(ctx: AgentContext, path: str) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
+    """Definitions of ``path`` the request (and failing tests) are about, and the others' scores."""
+    index = workspace_index(ctx.workspace)
+    text = " ".join(filter(None, (ctx.request, ctx.task.description, ctx.task.feedback)))
+    tests = ctx.upstream.tests
+    failing = " ".join(f"{f.message} {f.detail}" for f in tests.failures) if tests else ""
+    loc = localize(index, f"{text}\n{failing}")
+    entry = index.get(path)
+    named = [s.qualname for s in loc.named if s.path == path]
+    ranked = [r.symbol.qualname for r in loc.symbols_in(path, 5)]
+    if entry is not None and failing:
+        words = set(_WORD.findall(failing))
+        named = [s.qualname for s in entry.symbols if s.name in words] + named
+    focus = narrow_focus([*named, *ranked], 3)
+    priority = tuple((r.symbol.qualname, r.score) for r in loc.symbols if r.symbol.path == path)
+    return focus, priority
+
+
+def _export_target(ctx: AgentContext, path: str) -> str:
+    """The package ``__init__.py`` of ``path`` when the task may write it (for exports), or ""."""
+    init = f"{path.rpartition('/')[0]}/__init__.py".lstrip("/")
+    return init if init != path and init in ctx.action.write_files else ""
+
+
+def code_paths(ctx: AgentContext) -> tuple[str, ...]:
+    """The source files a code task changes, main one first (its export ``__init__`` excluded).
+
+    Raises:
+        AgentError: No file to write can be determined.
+    """
+    first = _code_target(ctx)
+    export = _export_target(ctx, first)
+    rest = [
+        p
+        for p in ctx.action.write_files
+        if p.endswith(".py") and not is_test_path(p) and p not in (first, export)
+    ]
+    return (first, *rest)
+
+
+def build_job(ctx: AgentContext, *, path: str | None = None, done: str = "") -> CodeJob:
     """Work out the coder's target file and prompt material for ``ctx``.
+
+    Args:
+        ctx: The task's context.
+        path: The source file to change (a code task may change several); by default the
+            task's main one.
+        done: What earlier files of the same task already changed (a prompt note), or "".
 
     Raises:
         AgentError: No file to write can be determined.
     """
     if ctx.task.intent is not Intent.WRITE_TESTS:
-        path = _code_target(ctx)
+        path = path or _code_target(ctx)
+        found = read_text_file(ctx.workspace / path)
+        focus, priority = _focus(ctx, path)
+        notes = _notes(ctx, path)
+        if done:
+            notes += f"Already changed for this request: {done}\n"
         return CodeJob(
             path=path,
             is_tests=False,
-            original=_read(ctx.workspace, path),
+            original=found.text if found else None,
             failures=_failures(ctx),
-            notes=_notes(ctx, path),
+            notes=notes,
+            focus=focus,
+            priority=priority,
+            exports_to=_export_target(ctx, path),
+            newline=found.newline if found else "\n",
+            encoding=found.encoding if found else "utf-8",
         )
     subject_path, names = _subjects(ctx)
     path = _tests_target(ctx, subject_path)
@@ -226,6 +343,7 @@ def build_job(ctx: AgentContext) -> CodeJob:
         public = [n for n in _defs(_read(ctx.workspace, subject_path)) if not n.startswith("_")]
         names = tuple(public[:_MAX_SUBJECTS])
     source = (_read(ctx.workspace, subject_path) or "") if subject_path else ""
+    found = read_text_file(ctx.workspace / path)
     text = "\n\n".join(
         filter(
             None, (signature_and_doc(source, n, whole_up_to=_WHOLE_SUBJECT_LINES) for n in names)
@@ -234,11 +352,13 @@ def build_job(ctx: AgentContext) -> CodeJob:
     return CodeJob(
         path=path,
         is_tests=True,
-        original=_read(ctx.workspace, path),
+        original=found.text if found else None,
         subject_path=subject_path,
         subject_names=names,
         subject_text=text,
         failures=_failures(ctx),
+        newline=found.newline if found else "\n",
+        encoding=found.encoding if found else "utf-8",
     )
 
 
@@ -268,11 +388,12 @@ def _umask() -> int:
     return umask
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, newline: str = "\n", encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``.
 
-    The file keeps its mode (an executable stays executable); a new file gets the mode an
-    ordinary ``open`` would give it (0666 less the umask), not ``mkstemp``'s 0600.
+    ``text`` has LF line endings; they are written as ``newline``. The file keeps its mode (an
+    executable stays executable); a new file gets the mode an ordinary ``open`` would give it
+    (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -281,8 +402,9 @@ def write_atomic(path: Path, text: str) -> None:
         mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        data = text.replace("\n", newline) if newline != "\n" else text
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode(encoding))
             os.fchmod(fh.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:

@@ -10,6 +10,7 @@ it untouched), a new one is appended, missing imports go after the existing impo
 from __future__ import annotations
 
 import ast
+import textwrap
 from dataclasses import dataclass
 
 from coditect.agents.importmerge import add_imports, missing_imports
@@ -83,10 +84,14 @@ def _span(node: ast.stmt) -> tuple[int, int]:
 
 
 def _is_constant_assign(node: ast.stmt) -> str | None:
+    """The name of a module constant (``NAME = ...``, ``NAME: T = ...``) or ``__all__``."""
+    target: ast.expr | None = None
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
         target = node.targets[0]
-        if isinstance(target, ast.Name) and target.id.isupper():
-            return target.id
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target = node.target
+    if isinstance(target, ast.Name) and (target.id.isupper() or target.id == "__all__"):
+        return target.id
     return None
 
 
@@ -133,6 +138,14 @@ def _new_file(snippet: _Snippet) -> MergeResult:
 def merge_source(original: str | None, answer_code: str, *, self_module: str = "") -> MergeResult:
     """Merge the definitions in ``answer_code`` into ``original``.
 
+    A top-level definition replaces the one of the same name in place, or is appended. A class
+    that exists already is merged member by member: each method or class attribute in the
+    answer replaces the member of the same name (re-indented to the class's indentation) or is
+    added at the end of the class, and members the answer leaves out stay as they are. A member
+    whose body is only ``...`` or ``pass`` where the original has code is a placeholder copied
+    from an excerpt, not a change. A top-level ``def m(self, ...)`` that is a method of exactly
+    one class of the file is merged into that class.
+
     Args:
         original: The file's current source; None when the file does not exist yet.
         answer_code: Code extracted from the model's answer.
@@ -150,38 +163,188 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     except SyntaxError as exc:
         raise MergeError(f"the target file does not parse: {exc.msg} (line {exc.lineno})") from exc
     lines = original.splitlines()
-    existing: dict[str, tuple[int, int]] = {}
-    for node in tree.body:
-        name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
-        if name is not None:
-            existing[name] = _span(node)
-    replaced: list[tuple[str, tuple[int, int], str]] = []
+    existing, classes = _top_level(tree)
+    edits: list[_Edit] = []
     added: list[tuple[str, str]] = []
     unchanged: list[str] = []
     for name, src in snippet.defs:
-        if name in existing:
-            first, last = existing[name]
-            if _same_code("\n".join(lines[first - 1 : last]), src):
-                unchanged.append(name)
-            else:
-                replaced.append((name, (first, last), src))
-        else:
+        if not _merge_existing(name, src, lines, existing, classes, edits, unchanged):
             added.append((name, src))
-    for _, (first, last), src in sorted(replaced, key=lambda r: r[1][0], reverse=True):
-        lines[first - 1 : last] = src.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    for edit in sorted(edits, key=lambda e: (e.first, e.last), reverse=True):
+        if edit.replaced:
+            lines[edit.first - 1 : edit.last] = edit.lines
+        else:  # insertion after line ``last``
+            lines[edit.last : edit.last] = edit.lines
+    if added:
+        while lines and not lines[-1].strip():
+            lines.pop()
     for _, src in added:
         lines.extend(["", "", *src.splitlines()])
     # Imports last: line numbers of the (unchanged) import block stay valid after the edits above.
     imports_added = add_imports(lines, tree, missing_imports(tree, snippet.imports))
+    ordered = sorted(edits, key=lambda e: e.first)
+    # The file's end stays as it was (blank lines, or no final newline) unless code was appended.
+    end = "\n" if added or original.endswith("\n") else ""
     return MergeResult(
-        source="\n".join(lines) + "\n",
-        added=tuple(n for n, _ in added),
-        replaced=tuple(n for n, _, _ in sorted(replaced, key=lambda r: r[1][0])),
+        source="\n".join(lines) + end,
+        added=tuple([n for n, _ in added] + [e.name for e in ordered if not e.replaced]),
+        replaced=tuple(e.name for e in ordered if e.replaced),
         imports_added=tuple(imports_added),
         unchanged=tuple(unchanged),
     )
+
+
+def _top_level(
+    tree: ast.Module,
+) -> tuple[dict[str, tuple[int, int]], dict[str, ast.ClassDef]]:
+    """Spans of the top-level definitions and constants, and the classes by name."""
+    existing: dict[str, tuple[int, int]] = {}
+    classes: dict[str, ast.ClassDef] = {}
+    for node in tree.body:
+        name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
+        if name is not None:
+            existing[name] = _span(node)
+        if isinstance(node, ast.ClassDef):
+            classes[node.name] = node
+    return existing, classes
+
+
+def _merge_existing(
+    name: str,
+    src: str,
+    lines: list[str],
+    existing: dict[str, tuple[int, int]],
+    classes: dict[str, ast.ClassDef],
+    edits: list[_Edit],
+    unchanged: list[str],
+) -> bool:
+    """Record the edits for a definition of the answer that exists in the file; False if new."""
+    owner = _method_owner(name, src, existing, classes)
+    if name in classes or owner is not None:
+        cls = classes[name] if owner is None else classes[owner]
+        member_src = src if owner is None else f"class {owner}:\n" + _indent(src, "    ")
+        _merge_class(cls, member_src, lines, edits, unchanged)
+        return True
+    if name not in existing:
+        return False
+    first, last = existing[name]
+    if _same_code("\n".join(lines[first - 1 : last]), src):
+        unchanged.append(name)
+    else:
+        edits.append(_Edit(first, last, tuple(src.splitlines()), name, replaced=True))
+    return True
+
+
+@dataclass(frozen=True)
+class _Edit:
+    """Replace lines ``first..last`` (1-based), or insert after line ``last``."""
+
+    first: int
+    last: int
+    lines: tuple[str, ...]
+    name: str
+    replaced: bool
+
+
+def _indent(src: str, prefix: str) -> str:
+    return "".join(prefix + line if line.strip() else line for line in src.splitlines(True))
+
+
+def _method_owner(
+    name: str, src: str, existing: dict[str, tuple[int, int]], classes: dict[str, ast.ClassDef]
+) -> str | None:
+    """The one class a top-level ``def name(self, ...)`` of the answer is a method of."""
+    if name in existing:
+        return None
+    try:
+        node = ast.parse(src).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    args = node.args.posonlyargs + node.args.args
+    if not args or args[0].arg not in ("self", "cls"):
+        return None
+    owners = [c for c, cls in classes.items() if any(_member_name(m) == name for m in cls.body)]
+    return owners[0] if len(owners) == 1 else None
+
+
+def _member_name(node: ast.stmt) -> str | None:
+    if isinstance(node, _DEF_TYPES):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        return target.id if isinstance(target, ast.Name) else None
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id
+    return None
+
+
+def _placeholder(node: ast.stmt) -> bool:
+    """A definition whose body is only ``...``/``pass`` (after an optional docstring)."""
+    body = getattr(node, "body", None)
+    if not body:
+        return False
+    rest = body[1:] if ast.get_docstring(node) is not None else body  # type: ignore[arg-type]
+    return all(
+        isinstance(s, ast.Pass)
+        or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is ...)
+        for s in rest
+    )
+
+
+def _merge_class(
+    cls: ast.ClassDef,
+    answer_src: str,
+    lines: list[str],
+    edits: list[_Edit],
+    unchanged: list[str],
+) -> None:
+    new_cls = ast.parse(answer_src).body[0]
+    assert isinstance(new_cls, ast.ClassDef)
+    new_lines = answer_src.splitlines()
+    old_members = {_member_name(m): m for m in cls.body if _member_name(m) is not None}
+    body_indent = " " * cls.body[0].col_offset
+    insert_after = cls.end_lineno or cls.lineno
+    inserts: list[str] = []
+    inserted: list[str] = []
+    for member in new_cls.body:
+        name = _member_name(member)
+        if name is None:
+            continue  # a docstring or ``pass`` of the answer's class
+        first, last = _span(member)
+        text = _reindent(new_lines[first - 1 : last], member.col_offset, body_indent)
+        qual = f"{cls.name}.{name}"
+        old = old_members.get(name)
+        if old is not None:
+            o_first, o_last = _span(old)
+            old_text = "\n".join(lines[o_first - 1 : o_last])
+            if _placeholder(member) and not _placeholder(old):
+                continue
+            if _same_code(_dedent(old_text), _dedent("\n".join(text))):
+                unchanged.append(qual)
+                continue
+            edits.append(_Edit(o_first, o_last, tuple(text), qual, replaced=True))
+        elif not _placeholder(member) or isinstance(member, ast.Assign | ast.AnnAssign):
+            inserts.extend(["", *text] if isinstance(member, _DEF_TYPES) else text)
+            inserted.append(qual)
+    if inserts:
+        edits.append(_Edit(insert_after, insert_after, tuple(inserts), ", ".join(inserted), False))
+
+
+def _reindent(block: list[str], col: int, indent: str) -> list[str]:
+    out = []
+    for line in block:
+        if not line.strip():
+            out.append("")
+            continue
+        strip = min(col, len(line) - len(line.lstrip()))
+        out.append(indent + line[strip:])
+    return out
+
+
+def _dedent(text: str) -> str:
+    return textwrap.dedent(text)
 
 
 def identical_definitions(original: str | None, answer_code: str) -> set[str]:

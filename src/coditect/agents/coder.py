@@ -1,17 +1,32 @@
-"""The Coder agent: asks the model for new or changed definitions and merges them into one file.
+"""The Coder agent: asks the model for new or changed definitions and merges them in place.
 
 One generation = one model call; its answer is extracted, merged into the target file and checked
 statically (compiles, imports resolve, names are bound, a test file has tests). An answer that
 fails is sent back with the reason, up to ``max_generations`` calls; then the task fails with an
 :class:`~coditect.errors.AgentError` that says what was wrong with the model's output.
+
+Every prompt is built against the model's context window and the answer's token limit: a file
+too large to show whole is shown as an excerpt around the definitions the request is about
+(:func:`~coditect.index.context.file_context`), and a repair round that would not fit drops the
+echo of the earlier answer. A prompt that cannot be made to fit is never sent: the task fails.
+When the task may also write the package ``__init__.py`` that re-exports from the module, new
+public names are exported there (no model call).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
-from coditect.agents.codejob import CodeJob, build_job, sha256_text, write_atomic
+from coditect.agents.codejob import (
+    CodeJob,
+    build_job,
+    code_paths,
+    read_text_file,
+    write_atomic,
+)
 from coditect.agents.codemerge import (
     MergeError,
     MergeResult,
@@ -20,6 +35,7 @@ from coditect.agents.codemerge import (
 )
 from coditect.agents.extract import cap_asserts, extract_code, salvage_truncated
 from coditect.agents.fixups import auto_import, drop_foreign_tests, unshadow_imports
+from coditect.agents.importmerge import export_names
 from coditect.agents.prompts import (
     CODE_SYSTEM,
     TESTS_SYSTEM,
@@ -32,7 +48,8 @@ from coditect.domain.events import AgentAct, AgentLearn, AgentThink
 from coditect.domain.results import CodeChange, FileEdit
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError
-from coditect.llm.base import Message, ModelResponse, ModelSettings
+from coditect.index.context import ContextOverflowError, file_context
+from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, prompt_budget
 
 __all__ = ["MAX_ASSERTS_PER_TEST", "MAX_TESTS_PER_ANSWER", "CoderAgent"]
 
@@ -85,18 +102,49 @@ class CoderAgent(Agent):
         """
         if ctx.task.intent not in (Intent.WRITE_CODE, Intent.WRITE_TESTS):
             raise AgentError(f"the coder cannot do a {ctx.task.intent.value} task")
-        job = build_job(ctx)
-        messages = [
-            Message(role="system", content=TESTS_SYSTEM if job.is_tests else CODE_SYSTEM),
-            Message(role="user", content=_user_prompt(ctx, job)),
-        ]
+        paths: list[str | None] = [None]
+        if ctx.task.intent is Intent.WRITE_CODE:
+            paths = list(code_paths(ctx))
+        changes: list[CodeChange] = []
+        for i, path in enumerate(paths):
+            done = "; ".join(c.summary for c in changes)
+            job = build_job(ctx, path=path, done=done)
+            change = await self._one_file(ctx, job, optional=i > 0)
+            if change is not None:
+                changes.append(change)
+        if len(changes) == 1:
+            return changes[0]
+        return CodeChange(
+            edits=tuple(e for c in changes for e in c.edits),
+            generations=sum(c.generations for c in changes),
+            summary="; ".join(c.summary for c in changes),
+        )
+
+    async def _one_file(
+        self, ctx: AgentContext, job: CodeJob, *, optional: bool
+    ) -> CodeChange | None:
+        """Generate, merge, check and write one file; None when an optional file needs no change.
+
+        Raises:
+            AgentError: No usable answer after ``max_generations`` calls, or the prompt cannot
+                be made to fit the model's context window (not retryable).
+        """
+        limit = self.max_test_tokens if job.is_tests else self.max_tokens
+        budget = prompt_budget(ctx.model, limit)
+        system = TESTS_SYSTEM if job.is_tests else CODE_SYSTEM
+        try:
+            user = _user_prompt(ctx, job, budget - ctx.model.count_tokens(system) - _REPAIR_RESERVE)
+        except ContextOverflowError as exc:
+            raise AgentError(f"{job.path}: {exc}", retryable=False) from exc
+        messages = [Message(role="system", content=system), Message(role="user", content=user)]
         errors: list[str] = []
         rejected: set[str] = set()
         for generation in range(1, self.max_generations + 1):
+            messages = _fit(ctx.model, messages, budget)
             await self._think(ctx, job, generation, messages)
             response = await self._ask(ctx, messages)
             try:
-                merged = self._merge(ctx, job, response)
+                merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
@@ -111,6 +159,9 @@ class CoderAgent(Agent):
                     Message(role="user", content=rejected_prompt(reason)),
                 ]
                 continue
+            if merged is None:
+                await self._generated(ctx, response, f"{job.path} needs no change", ok=True)
+                return None
             await self._generated(ctx, response, f"usable: {_changes(merged)}", ok=True)
             if errors:
                 await ctx.emit(
@@ -169,7 +220,11 @@ class CoderAgent(Agent):
         )
         return await ctx.model.request(messages, settings)
 
-    def _merge(self, ctx: AgentContext, job: CodeJob, response: ModelResponse) -> MergeResult:
+    def _merge(
+        self, ctx: AgentContext, job: CodeJob, response: ModelResponse, *, optional: bool = False
+    ) -> MergeResult | None:
+        if optional and not response.text.strip():
+            return None
         try:
             code = extract_code(response.text)
             if job.is_tests and response.finish_reason == "length":
@@ -194,13 +249,15 @@ class CoderAgent(Agent):
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
         if not (merged.added or merged.replaced):
+            if optional:
+                return None  # a further file of the task that this change does not need
             same = ", ".join(merged.unchanged) or "the file"
             raise _Rejected(
                 f"your code is the same as the current {same}, nothing changed. "
                 f"Change it to do this: {ctx.request.strip()}"
             )
         if job.is_tests and not any(
-            n.startswith("test") for n in (*merged.added, *merged.replaced)
+            n.rpartition(".")[2].startswith("test") for n in (*merged.added, *merged.replaced)
         ):
             raise _Rejected(f"the answer defines no test function (def test_...) for {job.path}")
         view = ProjectView(ctx.workspace, {job.path: merged.source})
@@ -213,15 +270,20 @@ class CoderAgent(Agent):
         self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
     ) -> CodeChange:
         started = time.monotonic()
-        write_atomic(ctx.workspace / job.path, merged.source)
+        target = ctx.workspace / job.path
+        before = _file_sha(target)
+        write_atomic(target, merged.source, newline=job.newline, encoding=job.encoding)
         edit = FileEdit(
             path=job.path,
-            before_sha256=sha256_text(job.original),
-            after_sha256=sha256_text(merged.source),
+            before_sha256=before,
+            after_sha256=_file_sha(target),
             added_symbols=merged.added,
             replaced_symbols=merged.replaced,
         )
+        edits = [edit, *_export(ctx, job, merged)]
         summary = f"{job.path}: {_changes(merged)} ({generation} generation(s))"
+        if len(edits) > 1:
+            summary += f"; exported {', '.join(edits[1].added_symbols)} from {edits[1].path}"
         await ctx.emit(
             AgentAct(
                 mission_id=ctx.mission_id,
@@ -232,29 +294,108 @@ class CoderAgent(Agent):
                 duration_s=time.monotonic() - started,
             )
         )
-        return CodeChange(edits=(edit,), generations=generation, summary=summary)
+        return CodeChange(edits=tuple(edits), generations=generation, summary=summary)
 
 
-def _user_prompt(ctx: AgentContext, job: CodeJob) -> str:
-    if job.is_tests:
-        return tests_prompt(
+# Tokens kept free in the first prompt for a repair round (the clipped echo of an answer and
+# the rejection): about _MAX_ECHO_CHARS / 3 + 100.
+_REPAIR_RESERVE = 500
+
+
+def _file_sha(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEdit]:
+    """Export the module's new public top-level names from the package that re-exports it."""
+    public = tuple(n for n in merged.added if "." not in n and not n.startswith("_"))
+    if not (job.exports_to and public and not job.is_tests):
+        return []
+    init = ctx.workspace / job.exports_to
+    found = read_text_file(init)
+    if found is None:
+        return []
+    source, exported = export_names(found.text, job.self_module, public)
+    if not exported:
+        return []
+    before = _file_sha(init)
+    write_atomic(init, source, newline=found.newline, encoding=found.encoding)
+    return [
+        FileEdit(
+            path=job.exports_to,
+            before_sha256=before,
+            after_sha256=_file_sha(init),
+            added_symbols=exported,
+        )
+    ]
+
+
+def _fit(model: Model, messages: list[Message], budget: int) -> list[Message]:
+    """``messages`` narrowed to ``budget`` tokens: a repair round drops the echoed answer.
+
+    Raises:
+        AgentError: Not even the first prompt fits (never sent).
+    """
+
+    def size(msgs: list[Message]) -> int:
+        return sum(model.count_tokens(m.content) for m in msgs)
+
+    if size(messages) <= budget:
+        return messages
+    if len(messages) > 2:
+        narrowed = [*messages[:2], messages[-1]]
+        if size(narrowed) <= budget:
+            return narrowed
+    raise AgentError(
+        f"the prompt does not fit the model's context window ({size(messages[:2])} tokens, "
+        f"budget {budget})",
+        retryable=False,
+    )
+
+
+def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
+    """The first user prompt; the file is narrowed to an excerpt when the whole does not fit.
+
+    Raises:
+        ContextOverflowError: Not even the definitions to change fit.
+    """
+    count = ctx.model.count_tokens
+
+    def render(source: str, excerpt: bool) -> str:
+        if job.is_tests:
+            return tests_prompt(
+                request=ctx.request,
+                description=ctx.task.description,
+                path=job.path,
+                source=source,
+                subject=job.subject_text,
+                import_line=job.import_line,
+                names=job.subject_names,
+                failures=job.failures,
+            )
+        return code_prompt(
             request=ctx.request,
             description=ctx.task.description,
             path=job.path,
-            source=job.original or "",
-            subject=job.subject_text,
-            import_line=job.import_line,
-            names=job.subject_names,
+            source=source,
             failures=job.failures,
+            notes=job.notes,
+            excerpt=excerpt,
         )
-    return code_prompt(
-        request=ctx.request,
-        description=ctx.task.description,
-        path=job.path,
-        source=job.original or "",
-        failures=job.failures,
-        notes=job.notes,
+
+    original = job.original or ""
+    shell = count(render("", True))
+    context = file_context(
+        original,
+        focus=job.focus,
+        budget_tokens=budget - shell,
+        count=count,
+        priority=dict(job.priority),
     )
+    return render(context.text, not context.whole)
 
 
 def _changes(merged: MergeResult) -> str:

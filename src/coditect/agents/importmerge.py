@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["Missing", "add_imports", "ensure_imports", "missing_imports"]
+__all__ = ["Missing", "add_imports", "ensure_imports", "export_names", "missing_imports"]
 
 _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _MAX_IMPORT_LINE = 100
@@ -140,3 +140,92 @@ def ensure_imports(original: str, import_code: str) -> tuple[str, tuple[str, ...
     lines = original.splitlines()
     added = add_imports(lines, tree, missing_imports(tree, imports))
     return "\n".join(lines) + "\n", tuple(added)
+
+
+def export_names(source: str, module: str, names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Re-export ``names`` of ``module`` from a package ``__init__`` that re-exports it already.
+
+    The names join the file's ``from <module> import ...`` statement (absolute or relative; one
+    line, or parenthesized when the line would be too long) and its literal ``__all__`` (kept
+    sorted when it is sorted). Everything else stays byte for byte. Returns the new source and
+    the names exported; the source unchanged when the file imports nothing from ``module``.
+
+    Args:
+        source: The ``__init__.py`` source.
+        module: Dotted name of the module the names are defined in (``pkg.mod``).
+        names: Public names newly defined there.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source, ()
+    stem = module.rpartition(".")[2]
+    target = None
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or any(a.name == "*" for a in node.names):
+            continue
+        absolute = node.level == 0 and node.module == module
+        relative = node.level == 1 and node.module == stem
+        if absolute or relative:
+            target = node
+            break
+    if target is None:
+        return source, ()
+    have = {a.asname or a.name for a in target.names}
+    new = tuple(n for n in dict.fromkeys(names) if n not in have)
+    if not new:
+        return source, ()
+    lines = source.splitlines(keepends=True)
+    eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    edits: list[tuple[int, int, list[str]]] = []
+    spec = "." + stem if target.level else module
+    present = [_alias(a) for a in target.names]
+    merged = present + list(new)
+    if present == sorted(present):
+        merged.sort()
+    line = f"from {spec} import {', '.join(merged)}"
+    if len(line) > _MAX_IMPORT_LINE:
+        body = "".join(f"    {n},{eol}" for n in merged)
+        text = [f"from {spec} import ({eol}{body}){eol}"]
+    else:
+        text = [line + eol]
+    edits.append((target.lineno, target.end_lineno or target.lineno, text))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            and isinstance(node.value, ast.List | ast.Tuple)
+        ):
+            edits.append(_extend_all(lines, node, node.value, new, eol))
+    for first, last, text in sorted(edits, reverse=True):
+        lines[first - 1 : last] = text
+    return "".join(lines), new
+
+
+def _extend_all(
+    lines: list[str], node: ast.Assign, value: ast.List | ast.Tuple, new: tuple[str, ...], eol: str
+) -> tuple[int, int, list[str]]:
+    old = [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    first_elt = value.elts[0] if value.elts else None
+    quote = (
+        lines[first_elt.lineno - 1][first_elt.col_offset]
+        if first_elt is not None and lines[first_elt.lineno - 1][first_elt.col_offset] in "'\""
+        else '"'
+    )
+    items = [*old, *(n for n in new if n not in old)]
+    if old == sorted(old):
+        items = sorted(items)
+    first, last = node.lineno, node.end_lineno or node.lineno
+    head = lines[first - 1][: value.col_offset]
+    open_, close = ("[", "]") if isinstance(value, ast.List) else ("(", ")")
+    if first == last:
+        inner = ", ".join(f"{quote}{n}{quote}" for n in items)
+        if len(items) == 1 and close == ")":
+            inner += ","
+        tail = lines[last - 1][value.end_col_offset or 0 :]
+        return first, last, [f"{head}{open_}{inner}{close}{tail}"]
+    # Multi-line: one element per line, with the indentation of the existing elements.
+    indent = " " * (value.elts[0].col_offset if value.elts else 4)
+    body = "".join(f"{indent}{quote}{n}{quote},{eol}" for n in items)
+    tail = lines[last - 1][(value.end_col_offset or 1) - 1 :]
+    return first, last, [f"{head}{open_}{eol}", body, tail if tail.endswith(eol) else tail + eol]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 __all__ = [
     "CODE_SYSTEM",
     "CODE_USER",
+    "EXCERPT_NOTE",
     "FAILURES",
     "REJECTED",
     "TESTS_SYSTEM",
@@ -30,11 +31,15 @@ no tests."""
 
 CODE_USER = """\
 Request: {request}
-{task}File {path}:
+{task}File {path}{excerpt}:
 ```python
 {source}
 ```
-{notes}{failures}Write only the new or changed code for {path}."""
+{notes}{failures}Write only the new or changed code for {path}.{member_note}"""
+
+#: Said when the file is shown as an excerpt (a large file): the model must not rewrite it.
+EXCERPT_NOTE = " (an excerpt: ... marks code left out)"
+MEMBER_NOTE = " To change a method, write its class line and only that method."
 
 TESTS_SYSTEM = """\
 You are an expert Python developer writing pytest tests. Reply with one ```python code block \
@@ -85,10 +90,19 @@ def failures_block(failures: Sequence[tuple[str, str]], feedback: str = "") -> s
 
 
 def code_prompt(
-    *, request: str, description: str, path: str, source: str, failures: str = "", notes: str = ""
+    *,
+    request: str,
+    description: str,
+    path: str,
+    source: str,
+    failures: str = "",
+    notes: str = "",
+    excerpt: bool = False,
 ) -> str:
-    """The user prompt asking for new or changed code in ``path``."""
+    """The user prompt asking for new or changed code in ``path`` (``source`` may be an excerpt)."""
     return CODE_USER.format(
+        excerpt=EXCERPT_NOTE if excerpt else "",
+        member_note=MEMBER_NOTE if "class " in source else "",
         notes=notes,
         request=request.strip(),
         task=_task_line(request, description),

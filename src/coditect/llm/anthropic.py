@@ -119,6 +119,11 @@ class AnthropicModel(Model):
             }
         return body
 
+    @property
+    def context_window(self) -> int:
+        """200,000 tokens: the window of every current Claude model."""
+        return 200_000
+
     async def request(
         self, messages: Sequence[Message], settings: ModelSettings | None = None
     ) -> ModelResponse:

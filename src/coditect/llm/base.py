@@ -3,18 +3,51 @@
 Every backend (embedded llama.cpp, Anthropic, OpenAI-compatible servers, the scripted test models)
 implements :class:`Model`. Cross-cutting concerns (caching, cost accounting, budgets) wrap a Model
 instead of living inside each backend.
+
+Two optional abilities let callers build prompts that fit: :attr:`Model.context_window` (prompt
+plus answer, in tokens) and :meth:`Model.count_tokens`. The embedded model answers both exactly
+(llama.cpp's ``n_ctx`` and tokenizer); other backends use a documented, deliberately cautious
+estimate (:data:`DEFAULT_CONTEXT_WINDOW`, :func:`estimate_tokens`). A wrapper that keeps the
+wrapped model in ``inner`` answers with the wrapped model's figures without code of its own.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-__all__ = ["Message", "Model", "ModelResponse", "ModelSettings", "Usage"]
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "Message",
+    "Model",
+    "ModelResponse",
+    "ModelSettings",
+    "Usage",
+    "estimate_tokens",
+    "prompt_budget",
+]
+
+#: Context window assumed for a model that does not report one: the smallest window of the
+#: models CODITECT is used with (the embedded model runs with 4,096), so a prompt built for it
+#: fits everywhere.
+DEFAULT_CONTEXT_WINDOW = 4096
+#: Tokens kept free for the chat template's role markers and the start of the answer.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_TOKENS = 32
+
+
+def estimate_tokens(text: str) -> int:
+    """A cautious token count without a tokenizer: one token per 3 bytes of UTF-8.
+
+    BPE tokenizers of code models average 3.5-4.5 bytes per token on Python source, so this
+    over-counts by 15-35%: a prompt that fits by this estimate fits in practice.
+    """
+    return math.ceil(len(text.encode("utf-8")) / 3)
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -105,3 +138,24 @@ class Model(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release resources (loaded weights, HTTP clients)."""
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model accepts per call, prompt and answer together.
+
+        The wrapped model's (a wrapper keeping it in ``inner``), else
+        :data:`DEFAULT_CONTEXT_WINDOW`.
+        """
+        inner = getattr(self, "inner", None)
+        return inner.context_window if isinstance(inner, Model) else DEFAULT_CONTEXT_WINDOW
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's tokenizer (the wrapped model's, else an estimate)."""
+        inner = getattr(self, "inner", None)
+        return inner.count_tokens(text) if isinstance(inner, Model) else estimate_tokens(text)
+
+
+def prompt_budget(model: Model, max_tokens: int, messages: int = 4) -> int:
+    """Tokens a prompt of ``messages`` messages may take so that ``max_tokens`` of answer fit."""
+    overhead = _TEMPLATE_TOKENS + _TEMPLATE_TOKENS_PER_MESSAGE * messages
+    return max(model.context_window - max_tokens - overhead, 0)

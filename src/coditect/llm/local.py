@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from coditect.errors import ModelError, ModelOutputError, ModelUnavailableError
-from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, Usage
+from coditect.llm.base import (
+    Message,
+    Model,
+    ModelResponse,
+    ModelSettings,
+    Usage,
+    estimate_tokens,
+)
 from coditect.llm.model_file import (
     LOCAL_EXTRA_HINT,
     MODEL_FILE_NAME,
@@ -141,6 +148,33 @@ class LocalModel(Model):
     def prepare_seconds(self) -> float | None:
         """Seconds spent finding and verifying (or assembling) the model file, None before."""
         return self._prepare_seconds
+
+    @property
+    def context_window(self) -> int:
+        """llama.cpp's ``n_ctx``: the loaded context's size, else the configured one."""
+        loaded = self._loaded
+        if loaded is not None and loaded.llama is not None:
+            n_ctx = getattr(loaded.llama, "n_ctx", None)
+            if callable(n_ctx):
+                return int(n_ctx())
+        return self._n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer (loads the weights if needed).
+
+        Falls back to :func:`~coditect.llm.base.estimate_tokens` when llama.cpp is not
+        installed or the fake llama of a test has no tokenizer. The tokenizer only reads the
+        vocabulary, so it runs without waiting for a generation in progress.
+        """
+        try:
+            loaded = self._ensure_loaded()
+        except ModelUnavailableError:
+            return estimate_tokens(text)
+        llama = loaded.llama
+        tokenize = getattr(llama, "tokenize", None) if llama is not None else None
+        if tokenize is None:
+            return estimate_tokens(text)
+        return len(tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     async def load(self) -> None:
         """Load the weights now instead of on the first request.

@@ -69,6 +69,15 @@ class RoutedModel(Model):
         parts = [f"{p}={m.name}" for p, m in sorted(self.routes.items())]
         return f"routed({self.default.name};{';'.join(parts)})"
 
+    @property
+    def context_window(self) -> int:
+        """The smallest window of the routed models (a prompt may go to any of them)."""
+        return min(m.context_window for m in (self.default, *self.routes.values()))
+
+    def count_tokens(self, text: str) -> int:
+        """The largest count of the routed models' tokenizers."""
+        return max(m.count_tokens(text) for m in (self.default, *self.routes.values()))
+
     def route(self, settings: ModelSettings | None) -> Model:
         """The model that answers a call with these settings."""
         purpose = settings.purpose if settings is not None else ""

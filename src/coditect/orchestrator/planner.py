@@ -1,9 +1,16 @@
 """The mission planner: request -> prompt -> LLM -> parsed, validated task DAG.
 
+The planner sees the repository outline ranked for the request (:mod:`coditect.index`). When the
+index already determines the plan (the request names existing code, so the files to change are
+known), no model is asked: the template plan for the request's kind targets those files. A
+request that names, as code, functions or classes that do not exist (and is not a request for new
+code) is refused with the names looked for and the closest ones found; a project without Python
+code is refused as unsupported.
+
 An answer that is not a valid plan (bad JSON, unknown intent, a cycle, a plan that writes code but
 never runs tests...) is sent back to the model once with the error; if the second answer is still
-invalid, the planner falls back to the template plan for the request's kind. The outcome says
-which source the plan came from.
+invalid, the planner falls back to the template plan for the request's kind. Validation checks
+the plan's structure only. The outcome says which source the plan came from.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from pydantic import ValidationError
 
 from coditect.domain.graph import TaskGraph
 from coditect.domain.tasks import Intent, TaskSpec
-from coditect.errors import ModelError, PlanError
-from coditect.llm.base import Message, Model, ModelSettings, Usage
+from coditect.errors import InputError, ModelError, PlanError
+from coditect.index import Localization, RepoIndex, closest_names, localize, outline_lines
+from coditect.llm.base import Message, Model, ModelSettings, Usage, prompt_budget
 from coditect.orchestrator.templates import RequestKind, classify_request, template_plan
 
 __all__ = ["MAX_PLAN_TASKS", "PlanOutcome", "Planner", "parse_plan", "validate_plan"]
@@ -66,7 +74,8 @@ class PlanOutcome:
     """A plan and how it was obtained.
 
     Attributes:
-        source: ``"model"``, ``"model-repaired"`` (valid after one correction) or ``"template"``.
+        source: ``"model"``, ``"model-repaired"`` (valid after one correction), ``"index"`` (the
+            repository index determined it, no model call) or ``"template"``.
         errors: Why earlier answers were rejected.
     """
 
@@ -170,11 +179,11 @@ def _task(
 
 
 def validate_plan(tasks: Sequence[TaskSpec], request: str = "") -> TaskGraph:
-    """Build the DAG and check that it is a plan we can execute safely.
+    """Build the DAG and check that it is a plan we can execute safely (structure only).
 
-    With ``request``, the plan must also fit what the request asks for: a request that only asks
-    for tests gets no ``write_code`` task (a small model tends to add one, then rewrites code
-    nobody asked to change).
+    Args:
+        tasks: The plan's tasks.
+        request: Unused; kept so that callers need not change (the request never vetoes a plan).
 
     Raises:
         PlanError: With a message that can be shown to the model to correct its plan.
@@ -196,15 +205,6 @@ def validate_plan(tasks: Sequence[TaskSpec], request: str = "") -> TaskGraph:
         ancestors = _ancestors(graph, task.id)
         if not ancestors & analyze_ids:
             raise PlanError(f"task {task.id!r} ({task.intent}) must depend on the analyze task")
-    if (
-        request
-        and by_intent[Intent.WRITE_CODE]
-        and classify_request(request) is RequestKind.ADD_TESTS
-    ):
-        raise PlanError(
-            "the request only asks for tests: plan analyze, write_tests, run_tests, "
-            "without write_code"
-        )
     final = tests[-1]
     missing = {t.id for t in writers} - _ancestors(graph, final.id)
     if missing:
@@ -234,28 +234,57 @@ class Planner:
         self.max_files_listed = max_files_listed
         self.max_tokens = max_tokens
 
-    def messages(self, request: str, files: Sequence[str]) -> list[Message]:
-        """The prompt for ``request``; ``files`` may carry an outline (``path: name, name``)."""
-        shown = list(files[: self.max_files_listed])
-        if len(files) > len(shown):
-            shown.append(f"... and {len(files) - len(shown)} more")
-        return [
-            Message(role="system", content=SYSTEM_PROMPT),
-            Message(role="user", content=EXAMPLE_USER),
-            Message(role="assistant", content=EXAMPLE_ANSWER),
-            Message(
-                role="user",
-                content=USER_PROMPT.format(request=request, files="\n".join(shown) or "(empty)"),
-            ),
-        ]
+    def messages(
+        self, request: str, files: Sequence[str], loc: Localization | None = None
+    ) -> list[Message]:
+        """The prompt for ``request``; ``files`` may carry an outline (``path: name, name``).
+
+        When ``files`` carries the repository index, the outline is ranked for the request
+        (best files first, their best symbols first) and narrowed until it fits the model's
+        context window with room for the answer.
+        """
+        index: RepoIndex | None = getattr(files, "repo_index", None)
+        if index is not None and len(index):
+            loc = loc if loc is not None else localize(index, request)
+            lines = outline_lines(index, loc, max_files=self.max_files_listed)
+        else:
+            lines = list(files[: self.max_files_listed])
+            if len(files) > len(lines):
+                lines.append(f"... and {len(files) - len(lines)} more")
+        budget = prompt_budget(self.model, self.max_tokens)
+        while True:
+            msgs = [
+                Message(role="system", content=SYSTEM_PROMPT),
+                Message(role="user", content=EXAMPLE_USER),
+                Message(role="assistant", content=EXAMPLE_ANSWER),
+                Message(
+                    role="user",
+                    content=USER_PROMPT.format(
+                        request=request, files="\n".join(lines) or "(empty)"
+                    ),
+                ),
+            ]
+            if not lines or self.model.count_tokens(_joined(msgs)) <= budget:
+                return msgs
+            lines = lines[: len(lines) // 2]
 
     async def plan(self, request: str, files: Sequence[str], *, has_tests: bool) -> PlanOutcome:
         """Plan ``request``; never raises for a bad model answer (falls back to a template).
 
         Raises:
+            InputError: The project has no Python code, or the request names code that does
+                not exist (the message lists the names and the closest ones found).
             ModelError: Only when the model cannot be called at all and is not retryable.
         """
-        messages = self.messages(request, files)
+        index: RepoIndex | None = getattr(files, "repo_index", None)
+        loc = None
+        if index is not None:
+            index.require_python()
+            loc = localize(index, request)
+            decided = _decided(request, loc, index, has_tests=has_tests)
+            if decided is not None:
+                return PlanOutcome(graph=decided, source="index")
+        messages = self.messages(request, files, loc)
         settings = ModelSettings(max_tokens=self.max_tokens, stop=("\n\n",), purpose="plan")
         errors: list[str] = []
         usage = Usage()
@@ -286,6 +315,39 @@ class Planner:
             usage=usage,
             errors=tuple(errors),
         )
+
+
+def _joined(messages: Sequence[Message]) -> str:
+    return "\n".join(m.content for m in messages)
+
+
+def _decided(
+    request: str, loc: Localization, index: RepoIndex, *, has_tests: bool
+) -> TaskGraph | None:
+    """The plan when the index determines it, else None; refuses requests naming absent code.
+
+    Raises:
+        InputError: The request names, as code, only definitions that do not exist, and it
+            does not ask for new code.
+    """
+    kind = classify_request(request)
+    if loc.missing and not loc.mentioned and kind is not RequestKind.ADD_FEATURE:
+        names = sorted(index.names())
+        parts = []
+        for name in loc.missing:
+            close = closest_names(name, names)
+            parts.append(f"{name} (closest: {', '.join(close)})" if close else f"{name} (none)")
+        raise InputError(
+            "the request names code that the project does not define: " + "; ".join(parts),
+            hint="check the spelling of the function or class names",
+        )
+    files = list(loc.mentioned_paths) or list(dict.fromkeys(s.path for s in loc.mentioned))
+    if not files:
+        plain = {s.path for s in loc.named} if kind is not RequestKind.ADD_FEATURE else set()
+        files = sorted(plain)
+    if len(files) != 1:
+        return None
+    return template_plan(request, has_tests=has_tests, targets=tuple(files))
 
 
 def _add(a: Usage, b: Usage) -> Usage:

@@ -1,7 +1,11 @@
-"""Template plans: the fallback when the model's plan is invalid twice, one per request kind.
+"""Template plans, one per request kind.
 
-The request kind is read from the request's words. Every template ends with a test run that depends
-on every task that writes something, so no mission can succeed without tests passing.
+A template is the plan when the repository index already determines it, and the fallback when
+the model's plan is invalid twice.
+
+The request kind is read from the request's leading verb phrase (generic English, nothing about
+any project). Every template ends with a test run that depends on every task that writes
+something, so no mission can succeed without tests passing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ class RequestKind(StrEnum):
 _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
     (
         RequestKind.ADD_TESTS,
-        re.compile(r"\b(add|write|create)\b.*\btests?\b(?! for the new)", re.I),
+        # Tests are the object of the leading verb ("Add unit tests for ..."), not a later part
+        # of a feature request ("Add parse_x and a test for it").
+        re.compile(
+            r"^\W*(?:please\s+)?(?:add|write|create)\s+(?:(?:a|an|some|more|unit|new|pytest|"
+            r"regression)\s+)*tests?\b",
+            re.I,
+        ),
     ),
     (
         RequestKind.FIX_BUG,
@@ -50,12 +60,15 @@ def classify_request(request: str) -> RequestKind:
     return RequestKind.ADD_FEATURE
 
 
-def template_plan(request: str, *, has_tests: bool = True) -> TaskGraph:
+def template_plan(
+    request: str, *, has_tests: bool = True, targets: tuple[str, ...] = ()
+) -> TaskGraph:
     """A safe plan for ``request``.
 
     Args:
         request: The user's request.
         has_tests: Whether the repository already has tests; without any, a task writes them.
+        targets: Files the code task is expected to change (from the repository index).
     """
     kind = classify_request(request)
     tasks = [
@@ -74,6 +87,7 @@ def template_plan(request: str, *, has_tests: bool = True) -> TaskGraph:
                 intent=Intent.WRITE_CODE,
                 description=request,
                 depends_on=("analyze",),
+                target_files=targets,
             )
         )
         write_ids.append("code")

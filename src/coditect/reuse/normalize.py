@@ -1,8 +1,10 @@
 """Request normalisation: requests that differ only in wording details map to one key.
 
 Lower case, punctuation dropped (but ``_`` kept, so ``value_range`` stays one word), stopwords
-and filler removed, a few synonyms folded, a light suffix-stripping stemmer, and the words sorted.
-Identifiers such as ``is_prime`` or ``calculator/stats.py`` survive unchanged.
+and filler removed, a light suffix-stripping stemmer, and the words sorted. No synonyms: two
+requests share a key only when they use the same words (different verbs can mean different
+code, e.g. "return" and "print"). Identifiers such as ``is_prime`` or ``calculator/stats.py``
+survive unchanged.
 """
 
 from __future__ import annotations
@@ -18,18 +20,6 @@ _STOP = frozenset(
     me my we our us you your i new some any one ones and or as so then than just also there here
     function method routine helper code""".split()
 )
-# Applied to stems: different verbs for "make it" and "compute it" become one word.
-_SYNONYMS = {
-    "creat": "add",
-    "writ": "add",
-    "implement": "add",
-    "introduc": "add",
-    "comput": "calculat",
-    "return": "calculat",
-    "give": "calculat",
-}
-
-
 def _stem(word: str) -> str:
     if "_" in word or "/" in word or "." in word or len(word) <= 4:
         return word
@@ -49,5 +39,5 @@ def normalize_request(text: str) -> str:
         stem = _stem(word)
         if stem in _STOP:
             continue
-        words.append(_SYNONYMS.get(stem, stem))
+        words.append(stem)
     return " ".join(sorted(set(words)))

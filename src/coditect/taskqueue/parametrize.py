@@ -4,10 +4,13 @@ Rules, by intent:
 
 - ``ANALYZE`` -> ``READ_FILES``: every ``.py`` file plus the test/packaging configuration files
   (``pyproject.toml``, ``setup.cfg``, ``pytest.ini``, ``tox.ini``) that exist.
-- ``WRITE_CODE`` -> ``WRITE_FILES`` of ONE source module, chosen by
-  :func:`~coditect.taskqueue.targets.choose_module`
-  (a repair task, one with ``feedback``, keeps to the module the earlier code task wrote).
-  It reads the module and its package ``__init__.py``.
+- ``WRITE_CODE`` -> ``WRITE_FILES`` of the source module chosen by
+  :func:`~coditect.taskqueue.targets.choose_module` from the repository index and up to two
+  further modules the change needs (the request names code in them, or the planner listed
+  them; a repair task, one with ``feedback``, keeps to the modules the earlier code task
+  wrote), plus the package
+  ``__init__.py`` when it re-exports every public function and class of that module (a new
+  public one is then exported there too). It reads the module and the ``__init__.py``.
 - ``WRITE_TESTS`` -> ``WRITE_FILES`` of the test file of one module: a test file named in
   ``target_files``, else the module the upstream code task wrote, else :func:`choose_module`'s.
   The test file is the existing ``test_<module>.py`` (or ``<module>_test.py``), else a new
@@ -27,9 +30,10 @@ from collections.abc import Iterable, Sequence
 
 from coditect.domain.actions import Action, ActionKind, FileRecord
 from coditect.domain.agents import Upstream
-from coditect.domain.results import AnalysisReport
 from coditect.domain.tasks import Intent, TaskSpec
+from coditect.index import RepoIndex, SymbolKind, localize, module_name
 from coditect.taskqueue.targets import (
+    MAX_EXTRA_MODULES,
     ModuleChoice,
     choose_module,
     dotted_names,
@@ -37,7 +41,6 @@ from coditect.taskqueue.targets import (
     is_test_path,
     module_for_test,
     parse_imports,
-    parse_symbols,
     target_test_file,
 )
 from coditect.taskqueue.testsetup import detect as detect_setup
@@ -88,8 +91,13 @@ class Parametrizer:
     def __init__(self, *, timeout_s: float = 120.0, test_timeout_s: float = 300.0) -> None:
         self.timeout_s = timeout_s
         self.test_timeout_s = test_timeout_s
-        self._symbols: dict[str, tuple[str, ...]] = {}  # sha256 -> names
         self._imports: dict[str, frozenset[str]] = {}  # sha256 -> imports
+        self.index = RepoIndex()
+
+    def refresh_index(self, world: WorldModel) -> RepoIndex:
+        """The repository index, brought up to date with ``world`` (changed modules only)."""
+        self.index.update(world.snapshot(), world.read_text)
+        return self.index
 
     def parametrize(
         self, task: TaskSpec, world: WorldModel, upstream: Upstream, request: str
@@ -98,15 +106,19 @@ class Parametrizer:
         if task.intent is Intent.ANALYZE:
             return self._analyze(task, world)
         if task.intent is Intent.WRITE_CODE:
-            module = self.choose(task, world, upstream, request).path
+            choice = self.choose(task, world, upstream, request)
+            module = choice.path
             files = set(world.files())
             init = f"{module.rpartition('/')[0]}/__init__.py".lstrip("/")
-            reads = [p for p in (module, init) if p in files]
+            reads = [p for p in (module, init, *choice.also) if p in files]
+            writes = [module, *choice.also]
+            if init != module and init in files and self._reexports(init, module):
+                writes.append(init)
             return Action(
                 intent=task.intent,
                 kind=ActionKind.WRITE_FILES,
                 read_files=tuple(reads),
-                write_files=(module,),
+                write_files=tuple(writes),
                 timeout_s=self.timeout_s,
             )
         if task.intent is Intent.WRITE_TESTS:
@@ -123,17 +135,40 @@ class Parametrizer:
         files = world.files()
         if task.feedback and not task.target_files:
             for change in reversed(upstream.code):
-                for p in change.paths:
-                    if p.endswith(".py") and not is_test_path(p) and p in world:
-                        return ModuleChoice(p, "upstream")
-        text = f"{task.description}\n{request}"
-        return choose_module(
-            text,
-            files,
-            self._symbol_map(world, upstream.analysis),
-            targets=task.target_files,
-            sizes={p: r.size for p, r in _py_records(world)},
+                paths = [
+                    p
+                    for p in change.paths
+                    if p.endswith(".py") and not is_test_path(p) and p in world
+                ]
+                if paths:
+                    also = tuple(p for p in paths[1:] if not p.endswith("__init__.py"))
+                    return ModuleChoice(paths[0], "upstream", also=also[:MAX_EXTRA_MODULES])
+        index = self.refresh_index(world)
+        text = (
+            request
+            if task.description.strip() == request.strip()
+            else (f"{task.description}\n{request}")
         )
+        loc = localize(index, text)
+        return choose_module(text, index, targets=task.target_files, files=files, loc=loc)
+
+    def _reexports(self, init: str, module: str) -> bool:
+        """True when ``init`` re-exports every public function and class of ``module``.
+
+        Only then is a new public name of the module exported there too: a package that
+        re-exports a curated subset decides itself what joins it.
+        """
+        entry, mod = self.index.get(init), self.index.get(module)
+        if entry is None or mod is None:
+            return False
+        name = module_name(module)
+        imported = {i[len(name) + 1 :] for i in entry.imports if i.startswith(name + ".")}
+        public = {
+            s.name
+            for s in mod.symbols
+            if s.kind in (SymbolKind.FUNCTION, SymbolKind.CLASS) and not s.name.startswith("_")
+        }
+        return bool(public) and public <= imported
 
     def _analyze(self, task: TaskSpec, world: WorldModel) -> Action:
         files = world.files()
@@ -217,24 +252,6 @@ class Parametrizer:
                 if imports_any(imports, changed):
                     selected[path] = None
         return tuple(sorted(selected))
-
-    def _symbol_map(
-        self, world: WorldModel, analysis: AnalysisReport | None
-    ) -> dict[str, tuple[str, ...]]:
-        out: dict[str, tuple[str, ...]] = {}
-        if analysis is not None:
-            for m in analysis.modules:
-                if m.path in world and not m.is_test:
-                    out[m.path] = (*m.functions, *m.classes)
-        for path, rec in _py_records(world):
-            if path in out or is_test_path(path):
-                continue
-            names = self._symbols.get(rec.sha256)
-            if names is None:
-                names = parse_symbols(_read(world, path))
-                self._symbols[rec.sha256] = names
-            out[path] = names
-        return out
 
     def _imports_of(self, world: WorldModel, path: str, sha: str) -> frozenset[str]:
         cached = self._imports.get(sha)

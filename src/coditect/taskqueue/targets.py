@@ -1,20 +1,23 @@
-"""Which files a write task works on: the one module a request changes, and its test file.
+"""Which files a write task works on: the module(s) a request changes, and their test file.
 
-Pure functions over paths, names and source text (no I/O), used by
-:class:`~coditect.taskqueue.parametrize.Parametrizer` and tested on ``examples/calculator``.
+Pure functions over the repository index (:mod:`coditect.index`), used by
+:class:`~coditect.taskqueue.parametrize.Parametrizer`. The module comes from evidence in the code
+(:func:`~coditect.index.rank.localize`), never from word lists.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from coditect.domain.paths import is_test_path
+from coditect.index import Localization, RepoIndex, localize
+from coditect.index.rank import narrow_focus
 
 __all__ = [
+    "MAX_EXTRA_MODULES",
     "ModuleChoice",
     "choose_module",
     "dotted_names",
@@ -36,109 +39,127 @@ class ModuleChoice:
 
     Attributes:
         path: POSIX path relative to the project root (may not exist yet for a new module).
-        rule: ``target``, ``upstream``, ``path``, ``symbol``, ``words``, ``fallback`` or ``new``.
+        rule: ``upstream``, ``path`` (named in the request), ``symbol`` (defines a name the
+            request gives as code), ``ranked`` (clearly best by the localization), ``target``
+            (the planner's pick), ``new`` (a new module the planner named), ``weak`` (best by
+            the localization, on weak evidence), ``package`` (no evidence: the main package).
+        focus: Qualnames in ``path`` the request is most likely about, best first.
+        also: Further existing modules the change needs (the request names code in them, or
+            the planner listed them), at most :data:`MAX_EXTRA_MODULES`.
     """
 
     path: str
     rule: str
+    focus: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
 
 
-_PATH_RE = re.compile(r"(?<![\w/.-])((?:\./)?[\w][\w./-]*\.py)\b")
-_DOTTED_RE = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
-_IDENT_RE = re.compile(r"`?([A-Za-z_][A-Za-z0-9_]*)`?(\s*\()?")
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+#: Further modules one code task may change besides its main one.
+MAX_EXTRA_MODULES = 2
 
-# Words that name a function in many repos but mostly appear in requests as plain English.
-_COMMON = frozenset(
-    """a an the to of in on for and or is it be by as at with that this from into new add adds
-    make makes create write function functions class method methods return returns value values
-    number numbers result results list dict string text file files name names type test tests
-    data main run get set use check new code call should must when not non two one nth""".split()
-)
 
-# Words ignored when comparing a request with module and function names: _COMMON without the
-# nouns that do say where code belongs ("reverse a string" -> text.py).
-_STOP = _COMMON - {"string", "strings", "text", "list", "dict", "file", "files", "data"}
+def _also(
+    loc: Localization, path: str, targets: Sequence[str], modules: Sequence[str]
+) -> tuple[str, ...]:
+    # Only names defined in one module: a common name (``run``) says nothing about where.
+    where: dict[str, set[str]] = {}
+    for sym in loc.mentioned:
+        where.setdefault(sym.name, set()).add(sym.path)
+    named = [next(iter(p)) for p in where.values() if len(p) == 1]
+    listed = [
+        t.strip().removeprefix("./")
+        for t in targets
+        if not t.endswith("__init__.py") and not is_test_path(t)
+    ]
+    out = [p for p in dict.fromkeys([*named, *listed]) if p != path and p in modules]
+    return tuple(out[:MAX_EXTRA_MODULES])
 
-# Topic words: a request word on the right suggests a module whose name has a word on the left.
-_TOPICS: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
-    (
-        frozenset(
-            "arith arithmetic math maths numeric numbers number ops operations calc "
-            "algebra integers".split()
-        ),
-        frozenset(
-            "fibonacci factorial prime primes gcd lcm divisor divisors divisible power "
-            "powers exponent square sqrt root clamp modulo remainder integer integers "
-            "sum product multiply divide subtract arithmetic even odd negate absolute "
-            "increment decrement exponentiation multiplication division subtraction addition".split()
-        ),
-    ),
-    (
-        frozenset("stats statistics stat statistical".split()),
-        frozenset(
-            "mean median mode average variance deviation stdev percentile quantile "
-            "statistics statistic histogram distribution maximum minimum".split()
-        ),
-    ),
-    (
-        frozenset(
-            "text texts string strings str fmt format formatting parse parsing parser "
-            "textutils".split()
-        ),
-        frozenset(
-            "string strings text reverse reversed palindrome vowel vowels word words "
-            "character characters char chars uppercase lowercase capitalize title format "
-            "formatting parse parsing substring whitespace trim strip pad slug "
-            "concatenate".split()
-        ),
-    ),
-)
-# Names of general-purpose modules, preferred by the fallback rule over merely large ones.
-_GENERAL = frozenset(
-    "core utils util helpers common main base arithmetic math ops operations functions lib "
-    "calc".split()
-)
+
+# A file ranked first is "clearly" best when it leads the next one by this factor; below it,
+# the planner's pick from the ranked outline decides.
+_CLEAR_LEAD = 1.5
+_MAX_FOCUS = 3
+_MIN_WORDS = 2
+
+
+def _focus(loc: Localization, path: str) -> tuple[str, ...]:
+    named = [s.qualname for s in loc.mentioned if s.path == path]
+    ranked = [r.symbol.qualname for r in loc.symbols_in(path, _MAX_FOCUS + 2)]
+    return narrow_focus([*named, *ranked], _MAX_FOCUS)
 
 
 def choose_module(
     text: str,
-    files: Collection[str],
-    symbols: Mapping[str, Collection[str]] | None = None,
+    index: RepoIndex,
     *,
     targets: Sequence[str] = (),
-    sizes: Mapping[str, int] | None = None,
+    files: Collection[str] = (),
+    loc: Localization | None = None,
 ) -> ModuleChoice:
-    """Pick the ONE source module a request should change.
+    """Pick the source module a request changes, first rule that applies.
 
-    Rules, first that applies: (1) a path (``calculator/stats.py``, ``stats.py``) or dotted
-    module (``calculator.stats``) mentioned in ``text``; (2) the module defining a function or
-    class named in ``text`` (``median``, ``parse_number(...)``); (3) a ``targets`` entry (the
-    planner's guess) naming an existing non-test, non-``__init__`` ``.py`` file, or a new ``.py``
-    path inside a package; the user's own words outrank the model's guess, and a small model
-    likes to pick ``__init__.py``, which is rarely where code belongs; (4) the best overlap
-    between the request's words and module names, function names and topic words ("string" ->
-    ``text.py``); (5) the largest general-purpose (else simply largest) non-``__init__`` module of
-    the main package; (6) a new ``<package>/core.py`` (``core.py`` without a package) when there
-    is no such module.
+    (1) A module the request names by path or dotted name; (2) the module defining a name the
+    request writes as code (``parse_date()``, `` `Parser` ``, ``snake_case``); (3) the
+    localization's best module when it leads clearly, on two or more request words; (4) an existing module the planner named
+    in ``targets`` (the model chose from the ranked outline); (5) a new module the planner named
+    inside an existing package; (6) the localization's best module on weak evidence; (7) the
+    largest module of the main package, which is its ``__init__.py`` when all the code is there.
 
     Args:
         text: The request (and task description).
-        files: Every file of the project (POSIX relative paths).
-        symbols: Module path -> top-level function and class names.
+        index: The repository index.
         targets: The task's ``target_files``.
-        sizes: Module path -> size in bytes (for the fallback).
+        files: Every file of the project (for new-module checks); defaults to the index's.
+        loc: A localization of ``text`` already computed.
+
+    Raises:
+        UnsupportedProjectError: The project has no Python module.
     """
-    modules = sorted(p for p in files if p.endswith(".py") and not is_test_path(p))
-    packages = _package_dirs(files)
-    syms = symbols or {}
-    choice = (
-        _from_mentions(text, modules, packages)
-        or _from_symbols(text, modules, syms)
-        or _from_targets(targets, modules, packages)
-        or _from_words(text, modules, syms)
-    )
-    return choice or _fallback(modules, packages, sizes or {})
+    index.require_python()
+    loc = loc if loc is not None else localize(index, text)
+    modules = [m.path for m in index.source_modules()]
+    choice = _choose(loc, index, modules, targets, set(files) | set(modules))
+    also = _also(loc, choice.path, targets, modules)
+    return ModuleChoice(choice.path, choice.rule, choice.focus, also) if also else choice
+
+
+def _choose(
+    loc: Localization,
+    index: RepoIndex,
+    modules: Sequence[str],
+    targets: Sequence[str],
+    known: set[str],
+) -> ModuleChoice:
+    if loc.mentioned_paths:
+        path = loc.mentioned_paths[0]
+        return ModuleChoice(path, "path", _focus(loc, path))
+    # Only names defined in one module: a common name (``run``) says nothing about where.
+    where: dict[str, set[str]] = {}
+    for sym in loc.mentioned:
+        where.setdefault(sym.name, set()).add(sym.path)
+    named = [next(iter(p)) for p in where.values() if len(p) == 1]
+    if named:
+        # The module defining most of the named code, ranked order breaking ties.
+        order = {f.path: i for i, f in enumerate(loc.files)}
+        counts = Counter(named)
+        path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
+        return ModuleChoice(path, "symbol", _focus(loc, path))
+    ranked = [f for f in loc.files if f.score > 0]
+    lead = ranked and (len(ranked) == 1 or ranked[0].score >= _CLEAR_LEAD * ranked[1].score)
+    # One matching word is weak evidence (often the request's verb matching a name).
+    if lead and len(ranked[0].words) >= _MIN_WORDS:
+        return ModuleChoice(ranked[0].path, "ranked", _focus(loc, ranked[0].path))
+    cands = [t.strip().removeprefix("./") for t in targets]
+    cands = [t for t in cands if t.endswith(".py") and not is_test_path(t)]
+    for t in cands:
+        if t in modules:
+            return ModuleChoice(t, "target", _focus(loc, t))
+    for t in cands:
+        if t not in known and _new_module_ok(t, modules, _package_dirs(known)):
+            return ModuleChoice(t, "new")
+    if ranked:
+        return ModuleChoice(ranked[0].path, "weak", _focus(loc, ranked[0].path))
+    return ModuleChoice(_main_module(index), "package")
 
 
 def _package_dirs(files: Iterable[str]) -> set[str]:
@@ -152,137 +173,17 @@ def _new_module_ok(path: str, modules: Sequence[str], packages: set[str]) -> boo
     return parent in packages or any(m.rpartition("/")[0] == parent for m in modules)
 
 
-def _from_targets(
-    targets: Sequence[str], modules: Sequence[str], packages: set[str]
-) -> ModuleChoice | None:
-    cands = [t.strip().removeprefix("./") for t in targets]
-    cands = [
-        t
-        for t in cands
-        if t.endswith(".py") and not is_test_path(t) and not t.endswith("__init__.py")
-    ]
-    for t in cands:
-        if t in modules:
-            return ModuleChoice(t, "target")
-    for t in cands:
-        if _new_module_ok(t, modules, packages):
-            return ModuleChoice(t, "new")
-    return None
-
-
-def _from_mentions(text: str, modules: Sequence[str], packages: set[str]) -> ModuleChoice | None:
-    new: str | None = None
-    for raw in _PATH_RE.findall(text):
-        mention = raw.removeprefix("./")
-        if is_test_path(mention):
-            continue
-        if mention in modules:
-            return ModuleChoice(mention, "path")
-        suffixed = sorted((m for m in modules if m.endswith("/" + mention)), key=len)
-        if suffixed:
-            return ModuleChoice(suffixed[0], "path")
-        if new is None and "/" in mention and _new_module_ok(mention, modules, packages):
-            new = mention
-    for dotted in _DOTTED_RE.findall(text):
-        rel = dotted.replace(".", "/")
-        for cand in (f"{rel}.py", f"src/{rel}.py"):
-            if cand in modules:
-                return ModuleChoice(cand, "path")
-    return ModuleChoice(new, "new") if new is not None else None
-
-
-def _from_symbols(
-    text: str, modules: Sequence[str], symbols: Mapping[str, Collection[str]]
-) -> ModuleChoice | None:
-    strong: set[str] = set()
-    plain: dict[str, int] = {}
-    for m in _IDENT_RE.finditer(text):
-        ident = m.group(1)
-        if "_" in ident or m.group(2) or m.group(0).startswith("`"):
-            strong.add(ident)
-        plain.setdefault(ident, m.start())
-    best: tuple[int, int, str] | None = None
-    for mod in modules:
-        score, first = 0, len(text)
-        for name in symbols.get(mod, ()):
-            if name in strong:
-                score += 3
-            elif name in plain and len(name) >= 4 and name.lower() not in _COMMON:
-                score += 1
-            else:
-                continue
-            first = min(first, plain.get(name, len(text)))
-        if score and (best is None or (-score, first) < (best[0], best[1])):
-            best = (-score, first, mod)
-    return ModuleChoice(best[2], "symbol") if best is not None else None
-
-
-def _words(text: str) -> set[str]:
-    out: set[str] = set()
-    for w in _WORD_RE.findall(text.replace("_", " ")):
-        w = w.lower()
-        if w not in _STOP and len(w) > 1:
-            out.add(w)
-            out.add(_stem(w))
-    return out
-
-
-def _stem(word: str) -> str:
-    for suffix, repl in (("ies", "y"), ("ing", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: len(word) - len(suffix)] + repl
-    return word
-
-
-def _name_words(mod: str) -> set[str]:
-    stem = mod.rpartition("/")[2].removesuffix(".py")
-    return {w for w in stem.lower().split("_") if w} | {stem.lower()}
-
-
-def _from_words(
-    text: str, modules: Sequence[str], symbols: Mapping[str, Collection[str]]
-) -> ModuleChoice | None:
-    words = _words(text)
-    if not words:
-        return None
-    best: tuple[int, str] | None = None
-    for mod in modules:
-        if mod.endswith("__init__.py"):
-            continue
-        names = _name_words(mod)
-        score = 3 * len(names & words) + 3 * len({_stem(n) for n in names} & words)
-        fn_words = _words(" ".join(symbols.get(mod, ())))
-        score += len(fn_words & words)
-        for mod_words, req_words in _TOPICS:
-            if names & mod_words:
-                score += 2 * len(req_words & words)
-        if score and (best is None or score > best[0]):
-            best = (score, mod)
-    return ModuleChoice(best[1], "words") if best is not None else None
-
-
-def _main_package(modules: Sequence[str], packages: set[str]) -> str | None:
-    tops = [p for p in packages if p.rpartition("/")[0] not in packages]
-    if not tops:
-        return None
-    counts = Counter(
-        next((t for t in tops if m == t or m.startswith(t + "/")), "") for m in modules
-    )
-    return max(sorted(tops), key=lambda t: counts.get(t, 0))
-
-
-def _fallback(modules: Sequence[str], packages: set[str], sizes: Mapping[str, int]) -> ModuleChoice:
-    pkg = _main_package(modules, packages)
-    pool = [
-        m
-        for m in modules
-        if not m.endswith("__init__.py") and (pkg is None or m.startswith(pkg + "/"))
-    ]
-    if pool:
-        general = [m for m in pool if _name_words(m) & _GENERAL]
-        pick = max(general or pool, key=lambda m: (sizes.get(m, 0), m))
-        return ModuleChoice(pick, "fallback")
-    return ModuleChoice(f"{pkg}/core.py" if pkg else "core.py", "new")
+def _main_module(index: RepoIndex) -> str:
+    """The largest module (by definitions, then lines) of the package with the most code."""
+    mods = index.source_modules()
+    weight = Counter[str]()
+    for m in mods:
+        top = m.path.removeprefix("src/").split("/")[0]
+        weight[top] += m.lines
+    top = max(sorted(weight), key=lambda t: weight[t])
+    pool = [m for m in mods if m.path.removeprefix("src/").split("/")[0] == top]
+    best = max(pool, key=lambda m: (len(m.symbols), m.lines, m.path))
+    return best.path
 
 
 # --- test files ----------------------------------------------------------------------------------

@@ -82,10 +82,11 @@ def test_replacement_covers_the_decorators_of_the_old_definition():
     ast.parse(result.source)
 
 
-def test_class_replacement_and_identical_definitions_are_not_changes():
+def test_class_members_merge_and_identical_definitions_are_not_changes():
     same = 'def add(a, b):\n    """Add."""\n    return a + b\n'
     result = merge_source(ORIGINAL, same + "\nclass Box:\n    size = 1\n")
-    assert result.replaced == ("Box",) and result.added == ()
+    assert result.added == ("Box.size",) and result.replaced == ()
+    assert result.source.endswith("class Box:\n    pass\n    size = 1\n")
     assert not merge_source(ORIGINAL, same).changed
 
 

@@ -3,8 +3,9 @@ import json
 import pytest
 
 from coditect.domain import Intent
-from coditect.errors import ModelUnavailableError, PlanError
-from coditect.llm.base import Message, Model, ModelResponse, Usage
+from coditect.errors import InputError, ModelUnavailableError, PlanError
+from coditect.index import UnsupportedProjectError
+from coditect.llm.base import DEFAULT_CONTEXT_WINDOW, Message, Model, ModelResponse, Usage
 from coditect.orchestrator.planner import Planner, parse_plan, validate_plan
 
 
@@ -201,10 +202,66 @@ def test_outline_lists_top_level_names(tmp_path):
     ]
 
 
-async def test_a_tests_only_request_gets_no_write_code_task():
-    model = Answers(LINES, LINES)
+async def test_validation_checks_structure_only_never_the_request_wording():
+    model = Answers(LINES)
     out = await Planner(model).plan("Add a test for the value_range function", [], has_tests=True)
-    assert out.source == "template"
-    assert "only asks for tests" in out.errors[0]
-    assert [t.intent for t in out.graph] == [Intent.ANALYZE, Intent.WRITE_TESTS, Intent.RUN_TESTS]
-    assert "only asks for tests" in model.calls[1][-1].content
+    assert out.source == "model"
+    assert Intent.WRITE_CODE in [t.intent for t in out.graph]
+
+
+def _project(tmp_path, files):
+    from coditect.orchestrator.outline import outline
+
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    return outline(tmp_path, sorted(files))
+
+
+CODE = {
+    "ledgerkit/__init__.py": "from ledgerkit.books import post_entry\n",
+    "ledgerkit/books.py": "def post_entry(book, amount):\n    book.append(amount)\n",
+    "ledgerkit/report.py": "def render_totals(book):\n    return str(sum(book))\n",
+    "tests/test_books.py": "from ledgerkit import post_entry\n",
+}
+
+
+async def test_the_index_decides_the_plan_when_the_request_names_existing_code(tmp_path):
+    files = _project(tmp_path, CODE)
+    model = Answers()
+    out = await Planner(model).plan("Fix `post_entry` for negative amounts", files, has_tests=True)
+    assert out.source == "index" and model.calls == []
+    code = next(t for t in out.graph if t.intent is Intent.WRITE_CODE)
+    assert code.target_files == ("ledgerkit/books.py",)
+
+
+async def test_the_model_sees_a_ranked_outline_that_fits(tmp_path):
+    files = _project(tmp_path, CODE)
+    model = Answers(LINES)
+    out = await Planner(model).plan("Show the totals as text", files, has_tests=True)
+    assert out.source == "model"
+    listing = model.calls[0][-1].content.split("Files:\n", 1)[1]
+    assert listing.splitlines()[0].startswith("ledgerkit/report.py: render_totals")
+    small = Planner(Answers(), max_tokens=DEFAULT_CONTEXT_WINDOW - 260)
+    assert len(small.messages("x", files)[-1].content) < len(
+        Planner(Answers()).messages("x", files)[-1].content
+    )
+
+
+async def test_a_request_naming_absent_code_fails_with_the_closest_names(tmp_path):
+    files = _project(tmp_path, CODE)
+    with pytest.raises(InputError, match=r"post_entries \(closest: post_entry\)"):
+        await Planner(Answers()).plan("Fix `post_entries` for zero", files, has_tests=True)
+    # A feature request may name the code it wants created.
+    out = await Planner(Answers(LINES)).plan(
+        "Add `post_entries(book, items)`", files, has_tests=True
+    )
+    assert out.source == "model"
+
+
+async def test_a_project_without_python_is_unsupported(tmp_path):
+    files = _project(
+        tmp_path, {"README.md": "hello", "tests/test_x.py": "def test_x():\n    pass\n"}
+    )
+    with pytest.raises(UnsupportedProjectError, match="unsupported project"):
+        await Planner(Answers()).plan("Add a feature", files, has_tests=True)

@@ -11,6 +11,8 @@ from coditect.orchestrator.templates import RequestKind, classify_request, templ
         ("Add a function to calculate the nth Fibonacci number", RequestKind.ADD_FEATURE),
         ("Fix the bug in median", RequestKind.FIX_BUG),
         ("Add a test for the value_range function", RequestKind.ADD_TESTS),
+        ("Write unit tests for the parser", RequestKind.ADD_TESTS),
+        ("Add a parse_row function and a test for it", RequestKind.ADD_FEATURE),
         ("Add a docstring to the value_range function", RequestKind.DOCUMENT),
         ("Refactor value_range to be simpler", RequestKind.REFACTOR),
     ],

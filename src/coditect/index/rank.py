@@ -1,0 +1,454 @@
+"""Localization: which files, then which symbols, a request is about (pure, no I/O).
+
+Evidence, all from the code (no word lists):
+
+- BM25 over each symbol's words: its name split on ``snake_case``/``CamelCase``, its parameters,
+  the first line of its docstring, and its class and module names. Inverse document frequency
+  does the job of a stop-word list: words every definition shares weigh nothing.
+- Exact mentions: an identifier or path in the request that names a definition or a module.
+- Tests: a test function whose words match the request lends its score to what it exercises.
+- The reference graph: the callers and callees of a strong match get part of its score.
+
+Files are ranked by their best symbols; the ranked outline (:func:`outline_lines`) is what the
+planner and the model see when they are asked to choose.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from coditect.domain.paths import is_test_path
+from coditect.index.repo import RepoIndex
+from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind
+
+__all__ = [
+    "Localization",
+    "Mention",
+    "RankedFile",
+    "RankedSymbol",
+    "closest_names",
+    "localize",
+    "mentions",
+    "narrow_focus",
+    "outline_lines",
+    "split_words",
+]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CODE_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_.]*)\s*\(|([A-Za-z_]\w*\.py)\b")
+_PATH = re.compile(r"(?<![\w/.-])((?:\./)?[\w][\w./-]*\.py)\b")
+_DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_K1, _B = 1.2, 0.75
+# How much of a strong match's score flows to its graph neighbours and to tested symbols. A
+# neighbour must not outrank the match itself, so well below 1.
+_NEIGHBOUR_SHARE = 0.3
+_TEST_SHARE = 0.5
+_MEMBER_SHARE = 0.3
+_TOPIC_SHARE = 0.1
+# Score of a definition named exactly in the request: above what words alone reach.
+_MENTION_SCORE = 12.0
+_PLAIN_MENTION_SCORE = 4.0
+
+
+def _stem(word: str) -> str:
+    """A light stemmer: plural, -ing and -ed forms and a final e fold together.
+
+    ``parse``, ``parses``, ``parsing``, ``parsed`` -> ``pars``; ``date``, ``dates`` -> ``dat``.
+    """
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+def split_words(text: str) -> list[str]:
+    """Lower-case word stems of ``text``; identifiers split on ``_`` and case changes.
+
+    ``parseHTTPDate`` and ``parse_http_date`` both give ``parse``, ``http``, ``date``.
+    """
+    out: list[str] = []
+    for ident in _IDENT.findall(text):
+        for part in ident.split("_"):
+            for w in _CAMEL.findall(part):
+                w = w.lower()
+                # Two-letter words are mostly English glue ("an", "to", "of") that a small
+                # project's few docstrings cannot down-weight by frequency.
+                if len(w) > 2 and not w.isdigit():
+                    out.append(_stem(w))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A name in the request and whether it was written as code (backticks, a call, ``_``)."""
+
+    name: str
+    code_like: bool
+
+
+def mentions(request: str) -> list[Mention]:
+    """Identifiers in ``request``; code-like ones first-class evidence, plain words weak."""
+    strong: dict[str, None] = {}
+    for m in _CODE_IDENT.finditer(request):
+        raw = m.group(1) or m.group(2) or m.group(3) or ""
+        for ident in _IDENT.findall(raw.removesuffix(".py")):
+            strong[ident] = None
+    out = [Mention(n, True) for n in strong]
+    for ident in dict.fromkeys(_IDENT.findall(request)):
+        if ident in strong:
+            continue
+        code_like = "_" in ident.strip("_") or bool(re.search(r"[a-z][A-Z]", ident))
+        out.append(Mention(ident, code_like))
+    return out
+
+
+def closest_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` names in ``known`` most similar to ``name`` (difflib)."""
+    return difflib.get_close_matches(name, sorted(set(known)), n=n, cutoff=0.6)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedSymbol:
+    """A symbol and its score, with the evidence that produced it."""
+
+    symbol: Symbol
+    score: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RankedFile:
+    """A source module and its score.
+
+    Attributes:
+        words: Distinct request words matched by the module's definitions.
+    """
+
+    path: str
+    score: float
+    reasons: tuple[str, ...] = ()
+    words: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Localization:
+    """Ranked files and symbols for one request.
+
+    Attributes:
+        files: Source modules, best first (only those with some evidence).
+        symbols: Source symbols, best first (only those with some evidence).
+        mentioned_paths: Source modules the request names by path or dotted name.
+        mentioned: Definitions the request names exactly (code-like mentions).
+        named: Definitions the request names, code-like or as plain words of 4+ letters.
+        missing: Code-like names in the request that no module defines.
+    """
+
+    files: tuple[RankedFile, ...] = ()
+    symbols: tuple[RankedSymbol, ...] = ()
+    mentioned_paths: tuple[str, ...] = ()
+    mentioned: tuple[Symbol, ...] = ()
+    named: tuple[Symbol, ...] = ()
+    missing: tuple[str, ...] = ()
+    scores: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+
+    @property
+    def top_file(self) -> str | None:
+        """The best-ranked module, or None without evidence."""
+        return self.files[0].path if self.files else None
+
+    def symbols_in(self, path: str, limit: int = 5) -> list[RankedSymbol]:
+        """The best symbols of one module."""
+        return [r for r in self.symbols if r.symbol.path == path][:limit]
+
+
+def _doc_words(sym: Symbol, module: ModuleIndex) -> list[str]:
+    name = split_words(sym.name)
+    params = split_words(sym.signature.partition("(")[2]) if "(" in sym.signature else []
+    owner = split_words(sym.parent)
+    mod = split_words(module.path.rpartition("/")[2].removesuffix(".py"))
+    # The name counts twice: it is the strongest statement of what the definition is about.
+    return [*name, *name, *params, *split_words(sym.doc), *owner, *mod]
+
+
+class _BM25:
+    def __init__(self, docs: Sequence[list[str]]) -> None:
+        self.tfs = [Counter(d) for d in docs]
+        self.lens = [len(d) or 1 for d in docs]
+        self.avg = sum(self.lens) / max(len(self.lens), 1)
+        df: Counter[str] = Counter()
+        for tf in self.tfs:
+            df.update(tf.keys())
+        n = len(docs)
+        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+
+    def score(self, i: int, query: dict[str, float]) -> tuple[float, list[str]]:
+        tf, total, hits = self.tfs[i], 0.0, []
+        norm = _K1 * (1 - _B + _B * self.lens[i] / self.avg)
+        for w, q in query.items():
+            f = tf.get(w)
+            if not f:
+                continue
+            total += self.idf.get(w, 0.0) * f * (_K1 + 1) / (f + norm) * min(q, 2)
+            hits.append(w)
+        return total, hits
+
+
+def _mentioned_paths(request: str, modules: Sequence[str]) -> list[str]:
+    found: dict[str, None] = {}
+    for raw in _PATH.findall(request):
+        rel = raw.removeprefix("./")
+        if rel in modules:
+            found[rel] = None
+            continue
+        for m in sorted((m for m in modules if m.endswith("/" + rel)), key=len)[:1]:
+            found[m] = None
+    for dotted in _DOTTED.findall(request):
+        rel = dotted.replace(".", "/")
+        for cand in (f"{rel}.py", f"src/{rel}.py", f"{rel}/__init__.py", f"src/{rel}/__init__.py"):
+            if cand in modules:
+                found[cand] = None
+    return list(found)
+
+
+def _query(request: str) -> dict[str, float]:
+    """The request's words and their weights.
+
+    A request is mostly imperative: its first word tends to say what to do ("add", "fix"), not
+    where, so it counts half (it still counts: "Withdrawing more than ..." starts with the
+    subject).
+    """
+    words = split_words(request)
+    query: dict[str, float] = dict(Counter(words))
+    first = _IDENT.match(request.strip())
+    if first and "_" not in first.group(0) and words and query[words[0]] == 1:
+        query[words[0]] = 0.5
+    return query
+
+
+class _Scores:
+    """Scores, reasons and matched words, accumulated evidence by evidence."""
+
+    def __init__(self) -> None:
+        self.scores: dict[tuple[str, str], float] = defaultdict(float)
+        self.reasons: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.symbols: dict[tuple[str, str], Symbol] = {}
+        self.matched: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, sym: Symbol, score: float, reason: str = "") -> None:
+        key = (sym.path, sym.qualname)
+        self.symbols[key] = sym
+        self.scores[key] += score
+        if reason:
+            self.reasons[key].append(reason)
+
+    def ranked(self) -> list[RankedSymbol]:
+        return sorted(
+            (
+                RankedSymbol(self.symbols[k], round(v, 4), tuple(self.reasons[k]))
+                for k, v in self.scores.items()
+            ),
+            key=lambda r: (-r.score, r.symbol.path, r.symbol.line),
+        )
+
+
+def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> None:
+    """BM25 over every definition; test functions lend their score to what they call."""
+    docs: list[list[str]] = []
+    keyed: list[tuple[Symbol, bool]] = []
+    for m in index.modules:
+        for s in m.symbols:
+            docs.append(_doc_words(s, m))
+            keyed.append((s, is_test_path(m.path)))
+    bm25 = _BM25(docs)
+    test_hits: list[tuple[Symbol, float]] = []
+    for i, (s, is_test) in enumerate(keyed):
+        sc, hits = bm25.score(i, query)
+        if sc <= 0:
+            continue
+        if is_test:
+            test_hits.append((s, sc))
+            continue
+        acc.add(s, sc, "words " + ",".join(sorted(set(hits))))
+        # The half-weighted first word (often the request's verb) is no evidence of place.
+        acc.matched[s.path].update(w for w in hits if query[w] >= 1)
+    # A matching class says "somewhere in here": its methods inherit part of its score (code
+    # is changed in methods, and a method's own words are few).
+    for key, sc in list(acc.scores.items()):
+        cls = acc.symbols[key]
+        entry = index.get(cls.path) if cls.kind is SymbolKind.CLASS else None
+        for member in entry.symbols if entry is not None else ():
+            if member.parent == cls.qualname and member.kind is SymbolKind.METHOD:
+                acc.add(member, _MEMBER_SHARE * sc)
+    # Tests lend their score to what they exercise, most to what the test is named after.
+    for t, sc in test_hits:
+        named_after = set(split_words(t.name))
+        for d in index.callees(t):
+            if d.kind is not SymbolKind.CONSTANT:
+                share = _TEST_SHARE if set(split_words(d.name)) & named_after else _TEST_SHARE / 3
+                acc.add(d, share * sc, f"tested by {t.name}")
+
+
+def _mention_evidence(
+    index: RepoIndex, request: str, paths: Sequence[str], acc: _Scores
+) -> tuple[list[Symbol], list[Symbol], list[str]]:
+    """Definitions named in the request: (code-like, all, code-like names not defined)."""
+    missing: list[str] = []
+    mentioned: list[Symbol] = []
+    named: list[Symbol] = []
+    # Names the project uses from elsewhere (``json.loads``, ``ValueError``) are not missing.
+    foreign = set(dir(builtins))
+    for m in index.modules:
+        foreign.update(m.imported_names)
+        foreign.update(m.refs)  # attributes of other libraries the code uses (``json.load``)
+        foreign.update(part for imp in m.imports for part in imp.split("."))
+    for men in mentions(request):
+        defs = index.definitions(men.name)
+        if not defs:
+            if (
+                men.code_like
+                and men.name not in foreign
+                and not men.name.endswith(".py")
+                and not _is_module(men.name, paths)
+            ):
+                missing.append(men.name)
+            continue
+        if not men.code_like and len(men.name) < 4:
+            continue
+        bonus = _MENTION_SCORE if men.code_like else _PLAIN_MENTION_SCORE
+        for d in defs:
+            acc.add(d, bonus / len(defs), f"named {men.name}")
+            named.append(d)
+            if men.code_like:
+                mentioned.append(d)
+    return mentioned, named, missing
+
+
+def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
+    """The callers and callees of the strongest matches get part of their score."""
+    strongest = sorted(acc.scores.items(), key=lambda kv: -kv[1])[:5]
+    for key, sc in strongest:
+        sym = acc.symbols[key]
+        near = [*index.callees(sym), *index.referrers(sym.name)]
+        for d in near:
+            if (d.path, d.qualname) != key and d.kind is not SymbolKind.CONSTANT:
+                share = _NEIGHBOUR_SHARE * sc / max(len(near), 1) ** 0.5
+                acc.add(d, share, f"near {sym.qualname}")
+
+
+def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization:
+    """Rank the source modules and symbols of ``index`` for ``request``."""
+    sources = index.source_modules()
+    paths = [m.path for m in sources]
+    query = _query(request)
+    acc = _Scores()
+    _words_evidence(index, query, acc)
+    mentioned, named, missing = _mention_evidence(index, request, paths, acc)
+    _graph_evidence(index, acc)
+    ranked = acc.ranked()
+    mentioned_paths = _mentioned_paths(request, paths)
+    files = _rank_files(ranked, mentioned_paths, sources, bm25_query=query, matched=acc.matched)
+    names = index.names()
+    return Localization(
+        files=tuple(files),
+        symbols=tuple(ranked[:limit]),
+        mentioned_paths=tuple(mentioned_paths),
+        mentioned=tuple(dict.fromkeys(mentioned)),
+        named=tuple(dict.fromkeys(named)),
+        missing=tuple(n for n in dict.fromkeys(missing) if n not in names),
+        scores=dict(acc.scores),
+    )
+
+
+def _is_module(name: str, paths: Sequence[str]) -> bool:
+    return any(p.rpartition("/")[2].removesuffix(".py") == name for p in paths) or any(
+        f"/{name}/" in f"/{p}" for p in paths
+    )
+
+
+def _rank_files(
+    ranked: Sequence[RankedSymbol],
+    mentioned_paths: Sequence[str],
+    sources: Sequence[ModuleIndex],
+    *,
+    bm25_query: dict[str, float],
+    matched: dict[str, set[str]],
+) -> list[RankedFile]:
+    per_file: dict[str, list[float]] = defaultdict(list)
+    why: dict[str, list[str]] = defaultdict(list)
+    for r in ranked:
+        per_file[r.symbol.path].append(r.score)
+        if len(why[r.symbol.path]) < 2:
+            why[r.symbol.path].append(r.symbol.qualname)
+    # Module docstrings and names are evidence too (a module with no definitions yet).
+    for m in sources:
+        own = set(split_words(m.doc)) | set(split_words(m.path.removesuffix(".py")))
+        overlap = own & set(bm25_query)
+        if overlap:
+            per_file[m.path].append(0.5 * len(overlap))
+            why[m.path].append("module " + ",".join(sorted(overlap)))
+            matched[m.path].update(overlap)
+    for p in mentioned_paths:
+        per_file[p].append(2 * _MENTION_SCORE)
+        why[p].insert(0, "path named")
+    out = []
+    for path, vals in per_file.items():
+        vals.sort(reverse=True)
+        # The best symbol decides (a change lands in a definition); a few more good ones add a
+        # little (a module about the topic), not so much that a large module wins by size.
+        score = vals[0] + _TOPIC_SHARE * sum(vals[1:4])
+        words = frozenset(matched.get(path, ()))
+        out.append(RankedFile(path, round(score, 4), tuple(why[path]), words))
+    out.sort(key=lambda f: (-f.score, f.path))
+    return out
+
+
+def narrow_focus(qualnames: Sequence[str], limit: int) -> tuple[str, ...]:
+    """The first ``limit`` distinct qualnames, a class left out when one of its members is in."""
+    names = list(dict.fromkeys(qualnames))
+    parents = {q.rpartition(".")[0] for q in names if "." in q}
+    return tuple(q for q in names if q not in parents)[:limit]
+
+
+def outline_lines(
+    index: RepoIndex, loc: Localization | None = None, *, max_files: int = 12, max_names: int = 8
+) -> list[str]:
+    """A compact outline, best files first: ``path: name, Class.method, ...``.
+
+    Without a localization, files are listed by path. Each file lists its best-ranked symbols
+    first, then the remaining top-level names, up to ``max_names``.
+    """
+    ranked = [f.path for f in loc.files] if loc is not None else []
+    rest = [m.path for m in index.modules if m.path not in ranked]
+    lines: list[str] = []
+    for path in [*ranked, *rest][: max(max_files, len(ranked[:max_files]))]:
+        m = index.get(path)
+        if m is None:
+            continue
+        best = [r.symbol.qualname for r in loc.symbols_in(path, max_names)] if loc else []
+        tops = [s.name for s in m.symbols if s.kind in (SymbolKind.FUNCTION, SymbolKind.CLASS)]
+        names = list(dict.fromkeys([*best, *tops]))
+        if len(names) > max_names:
+            names = [*names[:max_names], "..."]
+        lines.append(f"{path}: {', '.join(names)}" if names else path)
+    hidden = len(index) - len(lines)
+    if hidden > 0:
+        lines.append(f"... and {hidden} more modules")
+    return lines

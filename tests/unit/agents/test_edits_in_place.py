@@ -1,0 +1,139 @@
+"""Edits in place: members of a class, exports in __init__, line endings, encodings, file modes."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+import pytest
+
+from coditect.agents.codejob import read_text_file, write_atomic
+from coditect.agents.codemerge import merge_source
+from coditect.agents.importmerge import export_names
+
+CLASS_FILE = '''import os
+
+# The account type.
+class Account:
+    """Doc."""
+
+    kind = "plain"  # a class attribute
+
+    def deposit(self, amount):
+        # keep this comment
+        self.total += amount
+
+    def withdraw(self, amount):
+        self.total -= amount
+
+
+def helper():
+    return os.sep
+'''
+
+
+def test_a_method_in_the_answer_replaces_only_that_method():
+    answer = "class Account:\n    def withdraw(self, amount):\n        self.total -= abs(amount)\n"
+    result = merge_source(CLASS_FILE, answer)
+    assert result.replaced == ("Account.withdraw",) and result.added == ()
+    expected = CLASS_FILE.replace("self.total -= amount", "self.total -= abs(amount)")
+    assert result.source == expected
+
+
+def test_new_methods_and_attributes_join_the_class_and_placeholders_change_nothing():
+    answer = (
+        "class Account:\n"
+        "    kind = 'gold'\n"
+        "    limit = 10\n"
+        "    def deposit(self, amount):\n"
+        "        ...\n"
+        "    def close(self):\n"
+        "        return None\n"
+    )
+    result = merge_source(CLASS_FILE, answer)
+    assert result.replaced == ("Account.kind",)
+    assert result.added == ("Account.limit, Account.close",)
+    src = result.source
+    assert "# keep this comment\n        self.total += amount" in src  # placeholder ignored
+    assert "    kind = 'gold'\n" in src and "a class attribute" not in src
+    tree = ast.parse(src)
+    account = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    names = [getattr(n, "name", None) or n.targets[0].id for n in account.body[1:]]
+    assert names == ["kind", "deposit", "withdraw", "limit", "close"]
+    assert src.endswith("def helper():\n    return os.sep\n")
+
+
+def test_a_bare_method_goes_into_its_only_class_reindented():
+    answer = "def withdraw(self, amount):\n  if amount < 0:\n    raise ValueError(amount)\n  self.total -= amount\n"
+    result = merge_source(CLASS_FILE, answer)
+    assert result.replaced == ("Account.withdraw",)
+    # The method moves to the class's indentation; its body keeps its own relative indent.
+    assert "    def withdraw(self, amount):\n      if amount < 0:\n        raise" in result.source
+    assert "def helper" in result.source
+    ast.parse(result.source)
+
+
+def test_constants_are_replaced_in_place():
+    result = merge_source("A = 1\nB = 2\n\n\ndef f():\n    return A\n", "B = 3\n")
+    assert result.source == "A = 1\nB = 3\n\n\ndef f():\n    return A\n"
+
+
+@pytest.mark.parametrize(
+    ("init", "expected"),
+    [
+        (
+            'from pkg.mod import a, b\n\n__all__ = ["a", "b"]\n',
+            'from pkg.mod import a, b, c\n\n__all__ = ["a", "b", "c"]\n',
+        ),
+        (
+            "from .mod import (\n    b,\n    a,\n)\n__all__ = (\n    'b',\n    'a',\n)  # end\n",
+            "from .mod import b, a, c\n__all__ = (\n    'b',\n    'a',\n    'c',\n)  # end\n",
+        ),
+        ("import os\n", "import os\n"),  # nothing re-exported from pkg.mod: unchanged
+    ],
+)
+def test_export_names(init, expected):
+    assert export_names(init, "pkg.mod", ("c",))[0] == expected
+
+
+def test_export_names_keeps_windows_line_endings_and_long_lines_wrap():
+    init = "from pkg.mod import a\r\n__all__ = ['a']\r\n"
+    out, added = export_names(init, "pkg.mod", ("b",))
+    assert added == ("b",) and out == "from pkg.mod import a, b\r\n__all__ = ['a', 'b']\r\n"
+    long = tuple(f"name_number_{i}" for i in range(8))
+    out, _ = export_names("from pkg.mod import a\n", "pkg.mod", long)
+    assert out.startswith("from pkg.mod import (\n    a,\n    name_number_0,\n")
+    ast.parse(out)
+
+
+def test_files_keep_line_endings_encoding_and_mode(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_bytes("# caf\xe9\r\ndef f():\r\n    return 1\r\n".encode("latin-1"))
+    os.chmod(path, 0o755)
+    found = read_text_file(path)
+    assert found is not None
+    assert (found.newline, found.encoding) == ("\r\n", "latin-1")
+    assert found.text == "# caf\xe9\ndef f():\n    return 1\n"
+    merged = merge_source(found.text, "def f():\n    return 2\n").source
+    write_atomic(path, merged, newline=found.newline, encoding=found.encoding)
+    assert path.read_bytes() == "# caf\xe9\r\ndef f():\r\n    return 2\r\n".encode("latin-1")
+    assert path.stat().st_mode & 0o777 == 0o755
+    new = tmp_path / "n.py"
+    write_atomic(new, "x = 1\n")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert read_text_file(tmp_path / "absent.py") is None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_all_and_annotated_constants_are_replaced_in_place():
+    original = '__all__ = ["f"]\nLIMIT: int = 3\n\n\ndef f():\n    return LIMIT\n'
+    result = merge_source(
+        original, '__all__ = ["f", "g"]\nLIMIT: int = 4\n\n\ndef g():\n    pass\n'
+    )
+    assert result.replaced == ("__all__", "LIMIT") and result.added == ("g",)
+    assert result.source.startswith('__all__ = ["f", "g"]\nLIMIT: int = 4\n\n\ndef f():')

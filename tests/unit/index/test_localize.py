@@ -1,0 +1,145 @@
+"""Localization on three project shapes (flat module, package with code in __init__, src/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from coditect.index import (
+    RepoIndex,
+    UnsupportedProjectError,
+    index_module,
+    localize,
+    outline_lines,
+    split_words,
+)
+from coditect.taskqueue.targets import choose_module
+
+# Request -> (shape, expected file, expected best symbol). No request shares a word with a
+# module name; most describe a symptom without naming the code.
+CASES = [
+    (
+        "Withdrawing more money than the account holds should raise an error",
+        "flat",
+        "wimble.py",
+        "Ledger.withdraw",
+    ),
+    ("Titles with accents give an empty URL slug", "flat", "wimble.py", "slugify_title"),
+    (
+        "Spans like 1h30m are read wrong: the minutes are ignored",
+        "package",
+        "korvo/__init__.py",
+        "parse_duration",
+    ),
+    (
+        "The cheapest route between two nodes is not found when there is a detour",
+        "src",
+        "src/plinth/_alpha.py",
+        "Graph.shortest_path",
+    ),
+    (
+        "Nested settings dictionaries should be combined deeply",
+        "src",
+        "src/plinth/_beta.py",
+        "merge_dicts",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_text", "name", "path", "symbol"), CASES)
+def test_symptoms_find_the_file_and_the_symbol(index_of, request_text, name, path, symbol):
+    index = index_of(name)
+    loc = localize(index, request_text)
+    assert loc.top_file == path
+    assert loc.symbols[0].symbol.qualname == symbol
+    choice = choose_module(request_text, index)
+    assert choice.path == path and symbol in choice.focus
+
+
+def test_exact_names_and_paths_win(index_of):
+    index = index_of("src")
+    assert choose_module("Make `load_settings` accept a Path", index).rule == "symbol"
+    choice = choose_module("Give plinth/cli.py a --verbose option", index)
+    assert (choice.path, choice.rule) == ("src/plinth/cli.py", "path")
+    assert choose_module("Tidy plinth._beta", index).path == "src/plinth/_beta.py"
+
+
+def test_the_planner_pick_decides_without_clear_evidence(index_of):
+    index = index_of("src")
+    choice = choose_module("Add a progress bar", index, targets=("src/plinth/cli.py",))
+    assert (choice.path, choice.rule) == ("src/plinth/cli.py", "target")
+    new = choose_module("Add a progress bar", index, targets=("src/plinth/bars.py",))
+    assert (new.path, new.rule) == ("src/plinth/bars.py", "new")
+    # A new file outside every package is not a place for code.
+    assert choose_module("Add a progress bar", index, targets=("elsewhere/x.py",)).rule != "new"
+
+
+def test_without_evidence_the_code_goes_where_the_code_is(index_of):
+    # All of this package's code is in __init__.py: never invent a core.py.
+    choice = choose_module("Add zzz", index_of("package"))
+    assert (choice.path, choice.rule) == ("korvo/__init__.py", "package")
+    assert choose_module("Add zzz", index_of("flat")).path == "wimble.py"
+
+
+def test_missing_names_are_reported(index_of):
+    loc = localize(index_of("flat"), "Fix `withdrew_all()` so that it empties the Ledger")
+    assert loc.missing == ("withdrew_all",)
+    assert [s.qualname for s in loc.mentioned] == []
+    assert "Ledger" in [s.qualname for s in loc.named]
+
+
+def test_a_project_without_python_is_unsupported():
+    with pytest.raises(UnsupportedProjectError, match="unsupported project"):
+        choose_module("Add a thing", RepoIndex())
+
+
+def test_tests_and_the_reference_graph_are_evidence(index_of):
+    index = index_of("flat")
+    loc = localize(index, "reduces the balance")
+    reasons = {r.symbol.qualname: r.reasons for r in loc.symbols}
+    assert any("tested by" in why for why in reasons["Ledger.withdraw"])
+    src = index_of("src")
+    loc = localize(src, "`load_settings` breaks")
+    near = {r.symbol.qualname for r in loc.symbols}
+    assert {"merge_dicts", "main"} <= near  # its callee and its caller
+
+
+def test_outline_is_ranked_and_compact(index_of):
+    index = index_of("src")
+    lines = outline_lines(index, localize(index, "combine two settings dictionaries"))
+    assert lines[0].startswith("src/plinth/_beta.py: merge_dicts")
+    assert outline_lines(index)[0].startswith("src/plinth/__init__.py")
+
+
+def test_split_words():
+    assert split_words("parseHTTPDate parse_http_dates") == ["pars", "http", "dat"] * 2
+    assert split_words("parsing parsed classes boxes an of") == ["pars", "pars", "class", "box"]
+
+
+def test_module_entry_has_signatures_docs_spans_and_exports(sources):
+    m = index_module("korvo/__init__.py", sources["package"]["korvo/__init__.py"])
+    timer = m.find("Timer.elapsed")
+    assert timer is not None and timer.signature == "def elapsed(self)"
+    assert timer.doc == "Seconds since start." and timer.parent == "Timer"
+    assert m.exports == ("Timer", "format_duration", "parse_duration")
+    assert m.module == "korvo" and "re" in m.imports
+    bad = index_module("x.py", "def (:\n")
+    assert bad.error and not bad.symbols
+    rel = index_module("src/p/q/m.py", "from ..r import s\nfrom . import t\n")
+    assert rel.imports == ("p.r", "p.r.s", "p.q", "p.q.t")
+
+
+def test_a_change_in_two_places_declares_both_modules(index_of):
+    index = index_of("src")
+    choice = choose_module("Thread a `strict` flag from `main` through `load_settings`", index)
+    assert {choice.path, *choice.also} == {"src/plinth/cli.py", "src/plinth/_beta.py"}
+    listed = choose_module(
+        "Add a --graph option", index, targets=("src/plinth/cli.py", "src/plinth/_alpha.py")
+    )
+    assert (listed.path, listed.also) == ("src/plinth/cli.py", ("src/plinth/_alpha.py",))
+
+
+def test_library_and_builtin_names_are_not_missing(index_of):
+    loc = localize(
+        index_of("src"), "Fix `json.load` errors: raise `ValueError` from `load_settings`"
+    )
+    assert loc.missing == ()
