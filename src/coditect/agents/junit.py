@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from coditect.domain.results import FailureCategory, TestFailure
 
-__all__ = ["JUnitCounts", "categorize", "parse_junit"]
+__all__ = ["JUnitCounts", "categorize", "outcome_key", "parse_junit", "parse_outcomes"]
 
 _SYNTAX = re.compile(r"\b(SyntaxError|IndentationError|TabError)\b")
 _IMPORT = re.compile(r"\b(ImportError|ModuleNotFoundError)\b")
@@ -31,7 +31,12 @@ _SYNTAX_LINE = re.compile(r"\b(SyntaxError|IndentationError|TabError): (.*)")
 
 @dataclass(frozen=True)
 class JUnitCounts:
-    """What a JUnit XML report says."""
+    """What a JUnit XML report says.
+
+    ``already_failing`` holds the ids of failing tests that were excused because they failed
+    before the change too (see ``excused`` of :func:`parse_junit`); they are not counted in
+    ``failed`` or ``errors``.
+    """
 
     passed: int
     failed: int
@@ -39,6 +44,7 @@ class JUnitCounts:
     skipped: int
     failures: tuple[TestFailure, ...]
     duration_s: float
+    already_failing: tuple[str, ...] = ()
 
 
 def categorize(
@@ -111,21 +117,27 @@ def _last_e_line(detail: str) -> str:
     return (lines[-1] if lines else detail.strip().splitlines()[-1] if detail.strip() else "")[:500]
 
 
-def parse_junit(xml_text: str) -> JUnitCounts:
+def parse_junit(xml_text: str, *, excused: frozenset[str] = frozenset()) -> JUnitCounts:
     """Counts and failures from a JUnit XML document (``<testsuites>`` or one ``<testsuite>``).
+
+    Args:
+        xml_text: The document.
+        excused: Keys (:func:`outcome_key`) of tests that failed before the change; when they
+            fail now they go to ``already_failing`` instead of ``failed``/``errors``.
 
     Raises:
         ValueError: The text is not well-formed XML.
     """
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise ValueError(f"malformed JUnit XML: {exc}") from exc
+    root = _root(xml_text)
     passed = failed = errors = skipped = 0
     failures: list[TestFailure] = []
+    already: list[str] = []
     for case in root.iter("testcase"):
         failure, error = case.find("failure"), case.find("error")
-        if failure is not None:
+        bad = failure is not None or error is not None
+        if bad and outcome_key(case.get("classname", ""), case.get("name", "")) in excused:
+            already.append(_test_id(case))
+        elif failure is not None:
             failed += 1
             failures.append(_failure(case, failure))
         elif error is not None:
@@ -137,4 +149,39 @@ def parse_junit(xml_text: str) -> JUnitCounts:
             passed += 1
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     duration = sum(float(s.get("time", "0") or 0) for s in suites)
-    return JUnitCounts(passed, failed, errors, skipped, tuple(failures), duration)
+    return JUnitCounts(passed, failed, errors, skipped, tuple(failures), duration, tuple(already))
+
+
+_OUTCOME_TAGS = (("failure", "failed"), ("error", "error"), ("skipped", "skipped"))
+
+
+def _root(xml_text: str) -> ET.Element:
+    try:
+        return ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise ValueError(f"malformed JUnit XML: {exc}") from exc
+
+
+def outcome_key(classname: str, name: str) -> str:
+    """The stable key of one test case in :func:`parse_outcomes` (``classname::name``)."""
+    return f"{classname}::{name}" if classname else name
+
+
+def parse_outcomes(xml_text: str) -> dict[str, str]:
+    """Each test case's outcome: ``passed``, ``failed``, ``error`` or ``skipped``.
+
+    Keys come from :func:`outcome_key`, so two runs of the same suite can be compared test by
+    test (see :mod:`coditect.agents.baseline`). A case reported twice (a failing call and an
+    erroring teardown) keeps its worst outcome.
+
+    Raises:
+        ValueError: The text is not well-formed XML.
+    """
+    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+    out: dict[str, str] = {}
+    for case in _root(xml_text).iter("testcase"):
+        outcome = next((o for tag, o in _OUTCOME_TAGS if case.find(tag) is not None), "passed")
+        key = outcome_key(case.get("classname", ""), case.get("name", ""))
+        if rank[outcome] >= rank[out.get(key, "passed")]:
+            out[key] = outcome
+    return out

@@ -3,6 +3,13 @@
 Counts come from the XML (never from scraping the console output). A failing test run is a
 normal result (a :class:`~coditect.domain.results.TestReport` whose ``ok`` is False); only a
 sandbox that cannot run at all raises (:class:`~coditect.errors.SandboxError`).
+
+The baseline rule (docs/realrepo.md): when the workspace holds a baseline (the project's suite
+run once before any edit, :func:`coditect.taskqueue.testsetup.record_baseline`), a test that
+was already failing then is reported in ``already_failing`` and not blamed on the change. When
+the command ran a selection of related tests, they pass, and the baseline says the whole suite
+takes at most :data:`WHOLE_SUITE_MAX_S`, the whole suite runs too, so a change that breaks a
+test elsewhere is caught.
 """
 
 from __future__ import annotations
@@ -12,15 +19,25 @@ import time
 from pathlib import Path, PurePosixPath
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
+from coditect.agents.baseline import BASELINE_PATH, Baseline
 from coditect.agents.junit import categorize, parse_junit
 from coditect.domain.events import AgentAct, AgentThink
 from coditect.domain.results import FailureCategory, TestFailure, TestReport
 from coditect.errors import AgentError
 from coditect.sandbox.base import SandboxLimits, SandboxRequest, SandboxResult
 
-__all__ = ["DEFAULT_JUNIT_PATH", "TesterAgent", "junit_path_of", "report_from_run"]
+__all__ = [
+    "DEFAULT_JUNIT_PATH",
+    "WHOLE_SUITE_MAX_S",
+    "TesterAgent",
+    "junit_path_of",
+    "load_baseline",
+    "report_from_run",
+]
 
 DEFAULT_JUNIT_PATH = ".coditect/junit.xml"
+#: The whole suite also runs after a passing selection when its baseline run took at most this.
+WHOLE_SUITE_MAX_S = 60.0
 _NO_TESTS_COLLECTED = 5
 _TAIL_CHARS = 2000
 
@@ -60,10 +77,26 @@ def _tail(result: SandboxResult) -> str:
     return text[-_TAIL_CHARS:]
 
 
+def load_baseline(workspace: Path) -> Baseline | None:
+    """The baseline recorded in ``workspace`` before any edit, None if there is none."""
+    path = workspace / BASELINE_PATH
+    try:
+        return Baseline.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def report_from_run(
-    argv: tuple[str, ...], result: SandboxResult, junit_xml: str | None
+    argv: tuple[str, ...],
+    result: SandboxResult,
+    junit_xml: str | None,
+    *,
+    excused: frozenset[str] = frozenset(),
 ) -> TestReport:
-    """Build the report of one test run from the sandbox result and the JUnit XML (if written)."""
+    """Build the report of one test run from the sandbox result and the JUnit XML (if written).
+
+    ``excused`` holds the keys of tests that failed before the change (the baseline).
+    """
     tail = _tail(result)
     base = TestReport(command=argv, duration_s=result.duration_s, output_tail=tail)
     if result.timed_out or result.killed_by in ("timeout", "cpu"):
@@ -78,7 +111,7 @@ def report_from_run(
     counts = None
     if junit_xml is not None:
         try:
-            counts = parse_junit(junit_xml)
+            counts = parse_junit(junit_xml, excused=excused)
         except ValueError:
             counts = None
     if counts is not None:
@@ -89,6 +122,7 @@ def report_from_run(
                 "errors": counts.errors,
                 "skipped": counts.skipped,
                 "failures": counts.failures,
+                "already_failing": counts.already_failing,
             }
         )
     if result.exit_code == _NO_TESTS_COLLECTED:
@@ -121,6 +155,24 @@ class TesterAgent(Agent):
             AgentError: The command's JUnit path points outside the workspace.
         """
         argv, junit = _command(ctx)
+        baseline = load_baseline(ctx.workspace)
+        excused = baseline.failing if baseline is not None else frozenset()
+        report = await self._run(ctx, argv, junit, excused)
+        selection = ctx.action.test_selection
+        if (
+            report.ok
+            and selection
+            and baseline is not None
+            and baseline.duration_s <= WHOLE_SUITE_MAX_S
+            and argv[-len(selection) :] == selection
+        ):
+            # The related tests pass: now every test that passed before must still pass.
+            report = await self._run(ctx, argv[: -len(selection)], junit, excused)
+        return report
+
+    async def _run(
+        self, ctx: AgentContext, argv: tuple[str, ...], junit: str, excused: frozenset[str]
+    ) -> TestReport:
         junit_file = ctx.workspace / junit
         junit_file.parent.mkdir(parents=True, exist_ok=True)
         junit_file.unlink(missing_ok=True)  # never read a stale report
@@ -140,7 +192,7 @@ class TesterAgent(Agent):
         )
         started = time.monotonic()
         result = await ctx.sandbox.run(request)
-        report = report_from_run(argv, result, _read_and_delete(junit_file))
+        report = report_from_run(argv, result, _read_and_delete(junit_file), excused=excused)
         await ctx.emit(
             AgentAct(
                 mission_id=ctx.mission_id,
@@ -171,6 +223,8 @@ def _describe(report: TestReport) -> str:
     )
     if report.timed_out:
         text += " (timed out)"
+    if report.already_failing:
+        text += f"; {len(report.already_failing)} failing before the change too (not blamed)"
     for f in report.failures[:3]:
         text += f"; {f.category.value}: {f.test_id}: {f.message[:120]}"
     return text

@@ -135,6 +135,8 @@ class TestReport(BaseModel):
     duration_s: float = 0.0
     timed_out: bool = False
     output_tail: str = ""
+    #: Failing tests that failed before the change too (the baseline): not blamed on it.
+    already_failing: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

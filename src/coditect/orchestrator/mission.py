@@ -38,6 +38,7 @@ from coditect.sandbox.base import Sandbox
 from coditect.state.base import MissionStore
 from coditect.taskqueue.consistency import ConsistencyChecker
 from coditect.taskqueue.parametrize import Parametrizer
+from coditect.taskqueue.testsetup import record_baseline
 from coditect.workspace import open_workspace
 
 __all__ = ["MissionRunner", "MissionSettings"]
@@ -159,6 +160,8 @@ class MissionRunner:
         with bind_mission(mid):
             self.port.attach(mid, ws)
             try:
+                # Issue 9 hook: the project's own tests, once, before any edit (docs/realrepo.md).
+                await record_baseline(ws.path, self.sandbox)
                 run = await self.coordinator.plan(report, ws.path)
             except CoditectError as exc:
                 self.port.detach(mid)

@@ -16,7 +16,9 @@ Rules, by intent:
   The test file is the existing ``test_<module>.py`` (or ``<module>_test.py``), else a new
   ``test_<module>.py`` in the directory that holds most test files (``tests/`` if none).
 - ``RUN_TESTS`` -> ``RUN_COMMAND`` ``python -m pytest -q -p no:cacheprovider
-  --junitxml=.coditect/junit.xml [selection]``. The selection is the test files written by upstream
+  --junitxml=.coditect/junit.xml [selection]``, plus the options the project's own test set-up
+  needs (:mod:`coditect.taskqueue.testsetup`: ``-o pythonpath=src`` for a src layout, ...).
+  The selection is the test files written by upstream
   code tasks plus every test file that imports a module they changed (or its package, which may
   re-export it). When no upstream code change is known, or nothing matches, the selection is
   empty: the whole suite runs.
@@ -41,6 +43,7 @@ from coditect.taskqueue.targets import (
     parse_imports,
     target_test_file,
 )
+from coditect.taskqueue.testsetup import detect as detect_setup
 from coditect.taskqueue.world_model import WorldModel
 
 __all__ = [
@@ -211,10 +214,12 @@ class Parametrizer:
 
     def _run_tests(self, task: TaskSpec, world: WorldModel, upstream: Upstream) -> Action:
         selection = self.test_selection(world, upstream)
+        # The project's own test set-up (src/ layout, test file patterns): docs/realrepo.md.
+        setup = detect_setup(world.files(), lambda path: _read(world, path))
         return Action(
             intent=task.intent,
             kind=ActionKind.RUN_COMMAND,
-            command=pytest_command(selection),
+            command=setup.command(selection, junit=JUNIT_PATH),
             test_selection=selection,
             timeout_s=self.test_timeout_s,
         )

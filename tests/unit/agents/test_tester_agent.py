@@ -24,7 +24,9 @@ def project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-async def run(root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None):
+async def run(
+    root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None, selection=()
+):
     events = []
 
     async def emit(event):
@@ -37,7 +39,8 @@ async def run(root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | Non
         action=Action(
             intent=Intent.RUN_TESTS,
             kind=ActionKind.RUN_COMMAND,
-            command=command,
+            command=(*command, *selection),
+            test_selection=selection,
             timeout_s=timeout_s,
         ),
         workspace=root,
@@ -154,3 +157,63 @@ def test_cpu_limit_kill_counts_as_timeout():
     report = report_from_run(("pytest",), result, None)
     assert report.timed_out and report.failures[0].category is C.TIMEOUT
     assert "CPU time limit" in report.failures[0].message
+
+
+# --- the baseline rule ---------------------------------------------------------------------------
+
+
+def _with_baseline(root: Path, outcomes: dict[str, str], duration_s: float = 1.0) -> None:
+    from coditect.agents.baseline import BASELINE_PATH, Baseline
+
+    path = root / BASELINE_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(Baseline(outcomes=outcomes, duration_s=duration_s).to_json())
+
+
+BASELINE_FILES = {
+    "tests/test_a.py": "def test_ok():\n    pass\n\ndef test_old():\n    assert 0\n",
+    "tests/test_b.py": "def test_elsewhere():\n    assert 0\n",
+}
+
+
+async def test_tests_failing_before_the_change_are_not_blamed(tmp_path):
+    root = project(tmp_path, BASELINE_FILES)
+    _with_baseline(
+        root,
+        {"tests.test_a::test_ok": "passed", "tests.test_a::test_old": "failed"},
+    )
+    report, events = await run(root, command=(*CMD, "tests/test_a.py"))
+    assert report.ok and report.passed == 1 and report.failed == 0
+    assert report.already_failing == ("tests/test_a.py::test_old",)
+    assert any("not blamed" in getattr(e, "detail", "") for e in events)
+
+
+async def test_whole_suite_runs_after_a_passing_selection(tmp_path):
+    root = project(tmp_path, BASELINE_FILES)
+    _with_baseline(
+        root,
+        {
+            "tests.test_a::test_ok": "passed",
+            "tests.test_a::test_old": "failed",
+            "tests.test_b::test_elsewhere": "passed",  # passed before: now a regression
+        },
+    )
+    report, _ = await run(root, selection=("tests/test_a.py",))
+    assert not report.ok
+    assert [f.test_id for f in report.failures] == ["tests/test_b.py::test_elsewhere"]
+    # a slow suite (by its baseline) is not run in full after the selection
+    _with_baseline(root, {"tests.test_a::test_old": "failed"}, duration_s=10_000)
+    report, _ = await run(root, selection=("tests/test_a.py",))
+    assert report.ok
+
+
+async def test_a_broken_baseline_file_is_ignored(tmp_path):
+    from coditect.agents.baseline import BASELINE_PATH
+    from coditect.agents.tester import load_baseline
+
+    root = project(tmp_path, BASELINE_FILES)
+    (root / ".coditect").mkdir()
+    (root / BASELINE_PATH).write_text("{broken")
+    assert load_baseline(root) is None
+    report, _ = await run(root, command=(*CMD, "tests/test_a.py"))
+    assert report.failed == 1 and report.already_failing == ()

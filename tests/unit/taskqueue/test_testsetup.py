@@ -1,0 +1,199 @@
+"""Detecting how a project runs its tests (pure) and the baseline run in every sandbox backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coditect.agents.baseline import BASELINE_PATH, Baseline
+from coditect.sandbox.base import Sandbox
+from coditect.sandbox.policy import SANDBOX_BACKENDS
+from coditect.taskqueue.testsetup import (
+    TestSetup,
+    detect,
+    detect_dir,
+    record_baseline,
+    related_tests,
+)
+
+PYTEST_TEST = "import pytest\n\n\ndef test_x():\n    assert True\n"
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def detect_files(files: dict[str, str]) -> TestSetup:
+    return detect(files, files.__getitem__, plugins={})
+
+
+def test_flat_module_uses_plain_pytest():
+    setup = detect_files({"mod.py": "def f():\n    pass\n", "tests/test_mod.py": PYTEST_TEST})
+    assert setup.testpaths == ("tests",)
+    assert setup.pythonpath == () and setup.config_file is None
+    assert setup.command() == (
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml=.coditect/junit.xml",
+    )
+
+
+def test_src_layout_found_from_the_imports_not_the_name():
+    files = {
+        "lib/widgets/__init__.py": "X = 1\n",
+        "tests/test_w.py": "import widgets\n\n\ndef test_x():\n    assert widgets.X\n",
+        "tools/helper/__init__.py": "",  # a package the tests never import
+    }
+    setup = detect_files(files)
+    assert setup.pythonpath == ("lib",)
+    assert ("-o", "pythonpath=lib") == setup.command()[6:8]
+
+
+def test_configured_pythonpath_is_left_to_pytest():
+    files = {
+        "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["src"]\ntestpaths = ["t"]\n',
+        "src/pkg/__init__.py": "",
+        "t/test_p.py": "import pkg\n\n\ndef test_x():\n    pass\n",
+    }
+    setup = detect_files(files)
+    assert setup.config_file == "pyproject.toml"
+    assert setup.testpaths == ("t",) and setup.pythonpath_configured
+    assert not any(a.startswith("pythonpath=") for a in setup.command())
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pytest.ini", "[pytest]\ntestpaths = checks\n"),
+        ("tox.ini", "[tox]\nenvlist = py\n[pytest]\ntestpaths = checks\n"),
+        ("setup.cfg", "[metadata]\nname = x\n[tool:pytest]\ntestpaths = checks\n"),
+    ],
+)
+def test_ini_style_configs(name, text):
+    setup = detect_files({name: text, "checks/test_a.py": PYTEST_TEST})
+    assert setup.config_file == name and setup.testpaths == ("checks",)
+
+
+def test_pytest_ini_wins_even_when_empty_and_broken_files_are_skipped():
+    files = {
+        "pytest.ini": "[pytest]\n",
+        "pyproject.toml": "[tool.pytest.ini_options\nbroken",
+        "setup.cfg": "[tool:pytest]\ntestpaths = other\n",
+        "tests/test_a.py": PYTEST_TEST,
+    }
+    setup = detect_files(files)
+    assert setup.config_file == "pytest.ini" and setup.testpaths == ("tests",)
+    broken = detect_files({"pyproject.toml": "[x", "setup.cfg": "no section", "test_a.py": ""})
+    assert broken.config_file is None and broken.testpaths == ()
+
+
+def test_unittest_project_with_unusual_file_names():
+    case = "import unittest\n\n\nclass Cases(unittest.TestCase):\n    def test_x(self):\n        pass\n"
+    files = {"pkg/__init__.py": "", "pkg/tests.py": case, "tests/test_more.py": case}
+    setup = detect_files(files)
+    assert setup.unittest_only
+    assert setup.python_files == ("tests.py",)
+    argv = setup.command()
+    assert "python_files=test_*.py *_test.py tests.py" in argv
+    assert setup.is_test_file("pkg/tests.py") and not setup.is_test_file("pkg/core.py")
+    mixed = detect_files({**files, "tests/test_p.py": PYTEST_TEST})
+    assert not mixed.unittest_only
+    configured = detect_files({**files, "setup.cfg": "[tool:pytest]\npython_files = check_*.py\n"})
+    assert "python_files=check_*.py test_more.py tests.py" in configured.command()
+
+
+def test_related_tests_by_import_and_symbol():
+    tests = {
+        "tests/test_a.py": "from pkg.core import parse\n\n\ndef test_x():\n    parse('1')\n",
+        "tests/test_b.py": "import pkg\n\n\ndef test_y():\n    pkg.render()\n",
+        "tests/test_c.py": "import other\n",
+        "tests/test_bad.py": "def (",
+    }
+    assert related_tests(tests, ["pkg.core", "pkg"]) == ("tests/test_a.py", "tests/test_b.py")
+    assert related_tests(tests, ["pkg.core", "pkg"], ["render"]) == ("tests/test_b.py",)
+    assert related_tests(tests, ["nothing"]) == ()
+
+
+def test_detect_dir_skips_tool_directories(tmp_path):
+    tree(tmp_path, {"tests/test_a.py": PYTEST_TEST, ".venv/lib/test_site.py": PYTEST_TEST})
+    assert detect_dir(tmp_path).testpaths == ("tests",)
+
+
+# --- the baseline, in every sandbox backend ------------------------------------------------------
+
+_instances: dict[str, Sandbox] = {}
+
+
+@pytest.fixture(params=sorted(SANDBOX_BACKENDS))
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    name = request.param
+    spec = SANDBOX_BACKENDS[name]
+    if not spec.available():
+        pytest.skip(f"{name} sandbox unavailable here: {spec.install_hint}")
+    if name not in _instances:
+        _instances[name] = spec.factory()
+    return _instances[name]
+
+
+SRC_PROJECT = {
+    "pyproject.toml": '[project]\nname = "shapes"\n',
+    "src/shapes/__init__.py": "def area(w, h):\n    return w * h\n",
+    "tests/test_shapes.py": (
+        "from shapes import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n\n\n"
+        "def test_known_bug():\n    assert area(0, 1) == 1\n"
+    ),
+}
+
+
+async def test_baseline_of_a_src_layout_project_without_installing_it(sandbox, tmp_path):
+    root = tree(tmp_path, SRC_PROJECT)
+    baseline = await record_baseline(root, sandbox, timeout_s=120)
+    assert baseline is not None
+    assert baseline.outcomes == {
+        "tests.test_shapes::test_area": "passed",
+        "tests.test_shapes::test_known_bug": "failed",
+    }
+    assert baseline.failing == {"tests.test_shapes::test_known_bug"}
+    stored = Baseline.from_json((root / BASELINE_PATH).read_text())
+    assert stored.outcomes == baseline.outcomes and "pythonpath=src" in stored.command
+
+
+async def test_no_tests_no_baseline(tmp_path):
+    from coditect.sandbox.subprocess import SubprocessSandbox
+
+    root = tree(tmp_path, {"mod.py": "X = 1\n"})
+    assert await record_baseline(root, SubprocessSandbox()) is None
+    assert not (root / BASELINE_PATH).exists()
+
+
+async def test_a_run_without_report_gives_no_baseline(tmp_path):
+    from coditect.sandbox.subprocess import SubprocessSandbox
+
+    root = tree(
+        tmp_path, {"tests/test_a.py": PYTEST_TEST, "tests/conftest.py": "raise SystemExit(3)\n"}
+    )
+    assert await record_baseline(root, SubprocessSandbox(), timeout_s=60) is None
+
+
+def test_plugins_the_project_does_not_declare_are_switched_off():
+    plugins = {"asyncio": "pytest-asyncio", "pytest_cov": "pytest-cov", "timeout": "pytest-timeout"}
+    files = {
+        "tox.ini": "[testenv]\ndeps =\n    pytest\n    pytest-cov\n",
+        "tests/test_a.py": PYTEST_TEST,
+    }
+    setup = detect(files, files.__getitem__, plugins=plugins)
+    assert setup.blocked_plugins == ("asyncio", "timeout")
+    assert setup.command()[6:10] == ("-p", "no:asyncio", "-p", "no:timeout")
+    # an ini option of the plugin counts as using it; no plugins installed: nothing to block
+    files["pytest.ini"] = "[pytest]\nasyncio_mode = auto\n"
+    assert detect(files, files.__getitem__, plugins=plugins).blocked_plugins == ("timeout",)
+    assert detect(files, files.__getitem__, plugins={}).blocked_plugins == ()
