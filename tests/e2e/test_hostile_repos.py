@@ -95,7 +95,10 @@ async def test_a_javascript_project_is_refused(tmp_path, git):
 async def test_a_100kb_request_makes_a_bounded_commit_message(calculator_repo, git):
     request = REQUEST + ". " + "Keep it readable and well tested. " * 3000
     assert len(request) > 100_000
-    report = await run(calculator_repo, request=request)
+    # a model whose window holds the request: the commit message is what is checked here
+    report = await run(
+        calculator_repo, request=request, model=fibonacci_model(context_window=1_000_000)
+    )
     assert report.status is MissionOutcome.SUCCESS, report.reason
     message = subprocess.run(
         ["git", "log", "-1", "--format=%B", report.branch],
@@ -107,6 +110,13 @@ async def test_a_100kb_request_makes_a_bounded_commit_message(calculator_repo, g
     assert len(message.splitlines()[0]) <= SUBJECT_MAX_CHARS
     assert len(message) < 5_000
     assert f"CODITECT mission {report.mission_id}" in message
+
+
+async def test_a_request_too_long_for_the_window_is_refused(calculator_repo, git):
+    request = REQUEST + ". " + "Keep it readable and well tested. " * 3000
+    with pytest.raises(InputError, match=r"the request is [\d,]+ tokens long.*4,096-token"):
+        await run(calculator_repo, request=request)
+    assert git(calculator_repo, "branch", "--list", "coditect/*") == ""
 
 
 async def test_a_hanging_test_is_named_as_the_first_cause(calculator_repo):

@@ -42,6 +42,7 @@ from coditect.orchestrator.coordinator import Coordinator, CoordinatorPolicy, Ev
 from coditect.orchestrator.goals import GoalManager
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.port import JournalStep, MissionRun
+from coditect.orchestrator.request import check_request
 from coditect.orchestrator.step import StepOutcome
 from coditect.reuse import Reuse
 from coditect.state.base import MissionStore
@@ -174,9 +175,7 @@ class OrchestratorService:
         Raises:
             InputError: Empty request, or a repository that cannot be cloned.
         """
-        request = request.strip()
-        if not request:
-            raise InputError("the request is empty", hint='say what to change, e.g. "Add ..."')
+        request = check_request(request, self.model)
         if not repo:
             raise InputError("no repository given", hint="--repo <git URL or path>")
         repo = self.repos.check_repo(repo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from coditect.llm.base import Message, Model, ModelSettings
+from coditect.llm.base import DEFAULT_CONTEXT_WINDOW, Message, Model, ModelSettings
 from coditect.llm.testing import FunctionModel
 
 __all__ = [
@@ -66,9 +66,9 @@ def _answer(messages: Sequence[Message], settings: ModelSettings) -> str:
     return FIBONACCI_CODE
 
 
-def fibonacci_model() -> FunctionModel:
-    """The scripted Fibonacci model."""
-    return FunctionModel(_answer, name="scripted:fibonacci")
+def fibonacci_model(*, context_window: int = DEFAULT_CONTEXT_WINDOW) -> FunctionModel:
+    """The scripted Fibonacci model (claiming ``context_window`` tokens, the embedded model's)."""
+    return FunctionModel(_answer, name="scripted:fibonacci", context_window=context_window)
 
 
 #: The scripted models ``--llm scripted:<name>`` chooses from (as any other model is chosen).

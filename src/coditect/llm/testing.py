@@ -20,7 +20,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from coditect.errors import ModelError
-from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, Usage
+from coditect.llm.base import (
+    DEFAULT_CONTEXT_WINDOW,
+    Message,
+    Model,
+    ModelResponse,
+    ModelSettings,
+    Usage,
+)
 
 __all__ = ["FunctionModel", "ModelCall", "ResponseFunction", "ScriptedModel", "estimate_tokens"]
 
@@ -44,14 +51,20 @@ def estimate_tokens(text: str) -> int:
 class _RecordingModel(Model):
     """Shared behaviour: record calls, wrap text answers with estimated usage."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, context_window: int = DEFAULT_CONTEXT_WINDOW) -> None:
         self._name = name
+        self._context_window = context_window
         self.calls: list[ModelCall] = []
 
     @property
     def name(self) -> str:
         """The model name reported in responses."""
         return self._name
+
+    @property
+    def context_window(self) -> int:
+        """The window the fake claims (the embedded model's by default), for prompt budgets."""
+        return self._context_window
 
     def _record(self, messages: Sequence[Message], settings: ModelSettings | None) -> ModelCall:
         call: ModelCall = (tuple(messages), settings or ModelSettings())
@@ -88,13 +101,20 @@ class FunctionModel(_RecordingModel):
             :class:`ModelResponse` (returned unchanged), or an awaitable of either. Exceptions
             it raises propagate to the caller, so it can simulate failures too.
         name: The model name reported in responses.
+        context_window: The context window it claims (prompts are budgeted against it).
 
     Attributes:
         calls: Every request made, as (messages, settings) in order.
     """
 
-    def __init__(self, fn: ResponseFunction, *, name: str = "test:function") -> None:
-        super().__init__(name)
+    def __init__(
+        self,
+        fn: ResponseFunction,
+        *,
+        name: str = "test:function",
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
+    ) -> None:
+        super().__init__(name, context_window)
         self._fn = fn
 
     async def request(
@@ -115,15 +135,20 @@ class ScriptedModel(_RecordingModel):
     Args:
         responses: The answers, as text or full :class:`ModelResponse` objects.
         name: The model name reported in responses.
+        context_window: The context window it claims (prompts are budgeted against it).
 
     Attributes:
         calls: Every request made, as (messages, settings) in order.
     """
 
     def __init__(
-        self, responses: Sequence[str | ModelResponse], *, name: str = "test:scripted"
+        self,
+        responses: Sequence[str | ModelResponse],
+        *,
+        name: str = "test:scripted",
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, context_window)
         self._responses = list(responses)
 
     @property

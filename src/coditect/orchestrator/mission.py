@@ -17,7 +17,7 @@ from pathlib import Path
 from coditect.bus.base import EventBus
 from coditect.domain.events import Event
 from coditect.domain.mission import MissionOutcome, MissionReport, new_mission_id
-from coditect.errors import CoditectError, InputError
+from coditect.errors import CoditectError
 from coditect.llm.base import Model
 from coditect.llm.ledger import Ledger
 from coditect.logging import bind_mission
@@ -31,6 +31,7 @@ from coditect.orchestrator.coordinator import (
 from coditect.orchestrator.goals import GoalPolicy
 from coditect.orchestrator.inprocess import InProcessPort
 from coditect.orchestrator.planner import Planner
+from coditect.orchestrator.request import check_request
 from coditect.orchestrator.review import ReviewGate
 from coditect.orchestrator.step import TaskStep
 from coditect.reuse import Reuse
@@ -142,11 +143,7 @@ class MissionRunner:
             InputError: The request is empty or the repository is unusable (nothing was started).
             asyncio.CancelledError: The mission was cancelled; its report is stored as CANCELLED.
         """
-        request = request.strip()
-        if not request:
-            raise InputError(
-                "the request is empty", hint='say what to change, e.g. "Add a function ..."'
-            )
+        request = check_request(request, self.model)
         started = time.monotonic()
         ws = open_workspace(repo)
         mid = mission_id or new_mission_id()
