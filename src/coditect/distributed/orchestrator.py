@@ -27,7 +27,8 @@ import structlog
 
 from coditect.bus.base import EventBus
 from coditect.distributed.messages import MissionCheckpoint, branch_for
-from coditect.distributed.port import DistributedPort, TaskQueuePort, follow_events
+from coditect.distributed.port import DistributedPort, TaskQueuePort
+from coditect.distributed.relay import MissionFilter, relay_events
 from coditect.distributed.repos import RepoCache
 from coditect.domain.events import Event
 from coditect.domain.graph import TaskGraph
@@ -66,6 +67,8 @@ class CoordinatorSettings:
         resume_scan: How many of the latest missions :meth:`OrchestratorService.start` looks
             through for unfinished ones to resume.
         resume_wait_s: How long a call about a mission waits for that resume pass.
+        events_consumer: The durable consumer the workers' agent events are read through
+            (its position outlives this process: the next orchestrator reads on from it).
         mission: The coordinator's knobs (goals, budgets, reuse), as in one process.
     """
 
@@ -75,6 +78,7 @@ class CoordinatorSettings:
     cancel_timeout_s: float = 10.0
     resume_scan: int = 1000
     resume_wait_s: float = 30.0
+    events_consumer: str = "orchestrator-agent-events"
 
 
 @dataclass
@@ -191,6 +195,9 @@ class OrchestratorService:
         await self.repos.push_branch(mirror, repo, base, branch)
         report.branch = branch
         self.port.attach(mid, repo=repo, branch=branch, base=base, clone=mirror, resumed=False)
+        # The checkpoint exists before the first task is enqueued: an orchestrator killed while
+        # that task runs leaves the next one what it needs to resume the mission.
+        await self.port.after_step(run)
         self._drive(run)
         metrics.mission_started()
         return report, run.plan, base
@@ -216,30 +223,55 @@ class OrchestratorService:
 
     async def watch(self, mission_id: str) -> AsyncIterator[Event]:
         """The mission's events from the start, then live until it ends."""
+        async for _seq, event in self.watch_from(mission_id):
+            yield event
+
+    async def watch_from(
+        self, mission_id: str, after_seq: int = 0
+    ) -> AsyncIterator[tuple[int, Event]]:
+        """The mission's stored events after position ``after_seq``, then live until it ends.
+
+        Each event comes with its position in the stored history, so a watcher that lost the
+        stream (this orchestrator restarted) goes on from the last one it saw, on the next
+        orchestrator, without gaps or repeats. The history is read from the store; a new
+        event only wakes the reader up.
+
+        Raises:
+            NotFoundError: No such mission.
+            CoditectError: This orchestrator is stopping while the mission runs on
+                (retryable: watch again, on the orchestrator that resumes it).
+        """
         await self._resumed()
         m = self._missions.get(mission_id)
-        live: asyncio.Queue[Event | None] = asyncio.Queue()
+        bell: asyncio.Queue[Event | None] = asyncio.Queue()
         if m is not None:
-            m.listeners.append(live)
+            m.listeners.append(bell)
         try:
-            stored = await self.store.list_events(mission_id)
-            if m is None and not stored and await self.store.get_report(mission_id) is None:
-                raise NotFoundError(f"no mission {mission_id!r}")
-            seen = set()
-            for event in stored:
-                seen.add(event.event_id)
-                yield event
-            if m is None or m.driver is None or m.driver.done():
-                return
+            last, first = after_seq, True
             while True:
-                item = await live.get()
-                if item is None:
+                live = m is not None and m.driver is not None and not m.driver.done()
+                rows = await self.store.events_after(mission_id, last)
+                if first and not rows and m is None:
+                    if await self.store.get_report(mission_id) is None:
+                        raise NotFoundError(f"no mission {mission_id!r}")
+                first = False
+                for seq, event in rows:
+                    last = seq
+                    yield seq, event
+                if not live:
+                    if m is not None and m.run.detached:
+                        raise CoditectError(
+                            f"the orchestrator is stopping; mission {mission_id} goes on",
+                            retryable=True,
+                            hint="watch again: the next orchestrator resumes the mission",
+                        )
                     return
-                if item.event_id not in seen:
-                    yield item
+                await bell.get()
+                while not bell.empty():  # one read of the store serves a burst of events
+                    bell.get_nowait()
         finally:
-            if m is not None and live in m.listeners:
-                m.listeners.remove(live)
+            if m is not None and bell in m.listeners:
+                m.listeners.remove(bell)
 
     async def cancel(self, mission_id: str, reason: str = "") -> bool:
         """Cancel a running mission; False when it had already ended."""
@@ -306,18 +338,27 @@ class OrchestratorService:
                 q.put_nowait(None)
 
     async def _relay_agent_events(self, events: EventBus) -> None:
-        """Keep and stream the agent events of running missions (until the bus closes)."""
+        """Keep and stream the agent events of this database's missions (until the bus closes).
+
+        Read through a durable consumer where the bus has them, so that the events workers
+        published while no orchestrator ran are kept by the next one (see
+        :mod:`coditect.distributed.relay`).
+        """
+
+        async def stored(mission_id: str) -> bool:
+            report = await self.store.get_report(mission_id)
+            return report is not None and report.mission_id == mission_id
+
+        ours = MissionFilter(lambda mid: mid in self._missions, stored)
 
         async def keep(event: Event) -> None:
-            if event.mission_id not in self._missions:  # another orchestrator's
+            await self._resumed()  # a mission being resumed is driven here in a moment
+            if not await ours(event.mission_id):  # another database's
                 return
             # Late ones (the mission ended meanwhile) are still kept, not streamed.
-            try:
-                await self.coordinator.emit(event)
-            except CoditectError as exc:  # the event is lost, the mission goes on
-                _log.warning("could not keep %s of %s: %s", event.type, event.task_id, exc)
+            await self.coordinator.emit(event)
 
-        await follow_events(events, "agent.>", keep)
+        await relay_events(events, "agent.>", keep, durable=self.settings.events_consumer)
 
     # --- resume ---------------------------------------------------------------------------------
     async def _resumed(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -299,17 +299,29 @@ async def follow_events(
     A subscription that fails (NATS restarting) is made again with backoff; events published
     meanwhile are missed, which is why nothing that decides a mission depends on one alone.
     """
+    await follow_with_backoff(lambda: events.subscribe(pattern), handle, pattern)
+
+
+async def follow_with_backoff(
+    source: Callable[[], AsyncIterator[Event]],
+    handle: Callable[[Event], Awaitable[None]],
+    what: str,
+) -> None:
+    """Hand every event of ``source()`` to ``handle``; open it again with backoff when it fails.
+
+    Ends when the source ends or fails for good (a non-retryable error: the bus was closed).
+    """
     delay_s = 0.1
     while True:
         try:
-            async for event in events.subscribe(pattern):
+            async for event in source():
                 delay_s = 0.1
                 await handle(event)
             return
         except CoditectError as exc:
             if not exc.retryable:  # the bus was closed
                 return
-            _log.warning("%s events lost, resubscribing in %.1fs: %s", pattern, delay_s, exc)
+            _log.warning("%s events paused, following again in %.1fs: %s", what, delay_s, exc)
         await asyncio.sleep(delay_s)
         delay_s = min(delay_s * 2, 5.0)
 

@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from coditect.api.security import TlsConfig
 from coditect.api.server import DEFAULT_MAX_MESSAGE_BYTES
-from coditect.config import default_home
+from coditect.config import default_home, engine_url
 from coditect.errors import ConfigError
 from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S
 
@@ -53,7 +53,11 @@ class DistributedSettings(BaseSettings):
         capabilities: What a worker leases, comma-separated.
         worker_id: A worker's name (default ``<hostname>-<pid>``).
         queue_name: Names the JetStream streams (``<NAME>_TASKS``, ``<NAME>_DLQ``) and subjects.
-        ack_wait_s: A leased task is redelivered when its worker is silent this long.
+        ack_wait_s: A leased task is redelivered when its worker is silent this long (so a
+            killed worker's task runs again elsewhere within it).
+        heartbeat_s: How often a worker tells NATS that it still runs a task (None: a
+            quarter of ``ack_wait_s``); must be at most half of ``ack_wait_s``, so that a live
+            but busy worker does not lose its task.
         max_deliveries: Deliveries of a task before it is dead-lettered.
         mission_timeout_s, task_timeout_s, test_timeout_s, max_repairs, error_threshold:
             As in one-process mode.
@@ -98,7 +102,8 @@ class DistributedSettings(BaseSettings):
     capabilities: str = "analyze,code,test"
     worker_id: str = ""
     queue_name: str = Field(default="coditect", pattern=r"^[a-z][a-z0-9_-]*$")
-    ack_wait_s: float = Field(default=30.0, gt=0)
+    ack_wait_s: float = Field(default=4.0, gt=0)
+    heartbeat_s: float | None = Field(default=None, gt=0)
     max_deliveries: int = Field(default=5, ge=1)
     mission_timeout_s: float = Field(default=900.0, gt=0)
     task_timeout_s: float = Field(default=300.0, gt=0)
@@ -139,6 +144,22 @@ class DistributedSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> DistributedSettings:
+        """Refuse heartbeats so rare that a live worker's task would be redelivered."""
+        if self.heartbeat_s is not None and self.heartbeat_s > self.ack_wait_s / 2:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s:g}s) is more than half of ack_wait_s "
+                f"({self.ack_wait_s:g}s): a running task could be delivered to a second worker; "
+                "lower heartbeat_s or raise ack_wait_s"
+            )
+        return self
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """The effective heartbeat interval of a worker's running task."""
+        return self.heartbeat_s or self.ack_wait_s / 4
+
     @property
     def tls(self) -> TlsConfig:
         """The TLS files as a :class:`TlsConfig`."""
@@ -152,11 +173,7 @@ class DistributedSettings(BaseSettings):
     @property
     def database_url(self) -> str:
         """SQLAlchemy URL of the metadata database (``postgresql://`` uses psycopg 3)."""
-        url = self.db_url or f"sqlite:///{self.home / 'distributed.db'}"
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                return "postgresql+psycopg://" + url[len(plain) :]
-        return url
+        return engine_url(self.db_url or f"sqlite:///{self.home / 'distributed.db'}")
 
     @property
     def capability_list(self) -> tuple[str, ...]:

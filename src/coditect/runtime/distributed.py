@@ -119,6 +119,7 @@ def _workqueue_config(cfg: DistributedSettings) -> WorkQueueConfig:
         dlq_stream=f"{name.upper().replace('-', '_')}_DLQ",
         dlq_prefix=f"{name}.dlq",
         ack_wait_s=cfg.ack_wait_s,
+        heartbeat_interval_s=cfg.heartbeat_interval_s,
         max_deliveries=cfg.max_deliveries,
     )
 

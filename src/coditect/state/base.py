@@ -42,6 +42,17 @@ class MissionStore(abc.ABC):
     async def list_events(self, mission_id: str) -> list[Event]:
         """A mission's events in the order they were appended."""
 
+    async def events_after(self, mission_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
+        """A mission's events stored after position ``after_seq``, with their positions.
+
+        Positions increase in append order, so a reader that remembers the last one it saw
+        reads on from there without gaps or repeats (``WatchMission`` resumes this way).
+
+        Raises:
+            NotImplementedError: The store does not number its events.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not number its events")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

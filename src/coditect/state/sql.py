@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -59,11 +61,15 @@ class SqlStore(MissionStore, FileIndexStore):
             self._engine.dispose()
             raise
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # Appends of this process commit one at a time, so their positions (``seq``) become
+        # visible in increasing order: a reader going on from the last position it saw
+        # (events_after) cannot skip an event that commits later with a smaller one.
+        self._append_lock = threading.Lock()
 
-    async def _run(self, fn: Callable[[Session], T]) -> T:
+    async def _run(self, fn: Callable[[Session], T], *, lock: threading.Lock | None = None) -> T:
         def work() -> T:
             try:
-                with self._sessions.begin() as session:
+                with lock or contextlib.nullcontext(), self._sessions.begin() as session:
                     return fn(session)
             except SQLAlchemyError as exc:
                 raise StoreError(f"state store {self.url} failed: {exc}") from exc
@@ -161,7 +167,7 @@ class SqlStore(MissionStore, FileIndexStore):
             known = set(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(ids))))
             s.add_all(r for r in rows if r.event_id not in known)
 
-        await self._run(work)
+        await self._run(work, lock=self._append_lock)
 
     async def list_events(self, mission_id: str) -> list[Event]:
         """A mission's events in append order."""
@@ -175,6 +181,19 @@ class SqlStore(MissionStore, FileIndexStore):
             )
         )
         return [event_adapter.validate_json(b) for b in bodies]
+
+    async def events_after(self, mission_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
+        """A mission's events after position ``after_seq``, with their positions, in order."""
+        rows = await self._run(
+            lambda s: list(
+                s.execute(
+                    select(EventRow.seq, EventRow.body)
+                    .where(EventRow.mission_id == mission_id, EventRow.seq > after_seq)
+                    .order_by(EventRow.seq)
+                )
+            )
+        )
+        return [(int(seq), event_adapter.validate_json(body)) for seq, body in rows]
 
     async def load_file_index(self, root_key: str) -> list[FileRecord]:
         """Saved file records of one project."""

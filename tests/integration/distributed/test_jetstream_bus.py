@@ -175,3 +175,29 @@ async def test_subscribing_to_a_missing_stream_raises_a_bus_error(bus: JetStream
     await nc.close()
     with pytest.raises(BusError, match="subscription"):
         await anext(bus.replay())
+
+
+async def test_a_durable_follower_gets_what_was_published_while_it_was_away(
+    bus: JetStreamBus,
+) -> None:
+    first = bus.follow_durable("agent.>", "keeper", ack_wait_s=1.0)
+    pending = asyncio.ensure_future(anext(first))  # creates the consumer: events from now on
+
+    async def consumer_made() -> bool:
+        try:
+            await bus._js.consumer_info(bus.config.stream, "keeper")
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
+
+    await eventually(consumer_made)
+    await bus.publish(think("a"))
+    seen = [await asyncio.wait_for(pending, 5)]
+    await first.aclose()  # "a" was not acknowledged: the next one asked for acks it
+    await bus.publish(think("b"))  # nobody follows now
+    await bus.publish(TaskState(mission_id="m1", task_id="t", state=GoalState.RUNNING))
+    again = bus.follow_durable("agent.>", "keeper", ack_wait_s=1.0)
+    seen += await take(again, 2, timeout_s=5)
+    await again.aclose()
+    # "a" again (its handling was cut short; after ack_wait), and "b", sent while no one followed.
+    assert sorted(e.text for e in seen) == ["a", "a", "b"]

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from coditect.api._pb import common_pb2 as coditect_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63oditect/v1/orchestrator.proto\x12\x0b\x63oditect.v1\x1a\x18\x63oditect/v1/common.proto\"Z\n\x14SubmitMissionRequest\x12\x0f\n\x07request\x18\x01 \x01(\t\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_ref\x18\x03 \x01(\t\x12\x11\n\tplan_only\x18\x04 \x01(\x08\"8\n\x04Plan\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.coditect.v1.Task\x12\x0e\n\x06source\x18\x02 \x01(\t\"q\n\x15SubmitMissionResponse\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x1f\n\x04plan\x18\x02 \x01(\x0b\x32\x11.coditect.v1.Plan\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x04 \x01(\t\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"\xb3\x01\n\x07Mission\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07request\x18\x04 \x01(\t\x12\x0c\n\x04repo\x18\x05 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x06 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x07 \x01(\t\x12 \n\x05tasks\x18\x08 \x03(\x0b\x32\x11.coditect.v1.Task\x12\x13\n\x0breport_json\x18\t \x01(\t\")\n\x13WatchMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"U\n\x0cMissionEvent\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x12\n\nevent_json\x18\x04 \x01(\t\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x15\x43\x61ncelMissionResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x32\xd1\x02\n\x0cOrchestrator\x12V\n\rSubmitMission\x12!.coditect.v1.SubmitMissionRequest\x1a\".coditect.v1.SubmitMissionResponse\x12\x42\n\nGetMission\x12\x1e.coditect.v1.GetMissionRequest\x1a\x14.coditect.v1.Mission\x12M\n\x0cWatchMission\x12 .coditect.v1.WatchMissionRequest\x1a\x19.coditect.v1.MissionEvent0\x01\x12V\n\rCancelMission\x12!.coditect.v1.CancelMissionRequest\x1a\".coditect.v1.CancelMissionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63oditect/v1/orchestrator.proto\x12\x0b\x63oditect.v1\x1a\x18\x63oditect/v1/common.proto\"Z\n\x14SubmitMissionRequest\x12\x0f\n\x07request\x18\x01 \x01(\t\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_ref\x18\x03 \x01(\t\x12\x11\n\tplan_only\x18\x04 \x01(\x08\"8\n\x04Plan\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.coditect.v1.Task\x12\x0e\n\x06source\x18\x02 \x01(\t\"q\n\x15SubmitMissionResponse\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x1f\n\x04plan\x18\x02 \x01(\x0b\x32\x11.coditect.v1.Plan\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x04 \x01(\t\"\'\n\x11GetMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\"\xb3\x01\n\x07Mission\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07request\x18\x04 \x01(\t\x12\x0c\n\x04repo\x18\x05 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x06 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x07 \x01(\t\x12 \n\x05tasks\x18\x08 \x03(\x0b\x32\x11.coditect.v1.Task\x12\x13\n\x0breport_json\x18\t \x01(\t\"<\n\x13WatchMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"b\n\x0cMissionEvent\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x12\n\nevent_json\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\":\n\x14\x43\x61ncelMissionRequest\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"*\n\x15\x43\x61ncelMissionResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x32\xd1\x02\n\x0cOrchestrator\x12V\n\rSubmitMission\x12!.coditect.v1.SubmitMissionRequest\x1a\".coditect.v1.SubmitMissionResponse\x12\x42\n\nGetMission\x12\x1e.coditect.v1.GetMissionRequest\x1a\x14.coditect.v1.Mission\x12M\n\x0cWatchMission\x12 .coditect.v1.WatchMissionRequest\x1a\x19.coditect.v1.MissionEvent0\x01\x12V\n\rCancelMission\x12!.coditect.v1.CancelMissionRequest\x1a\".coditect.v1.CancelMissionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,13 +44,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MISSION']._serialized_start=380
   _globals['_MISSION']._serialized_end=559
   _globals['_WATCHMISSIONREQUEST']._serialized_start=561
-  _globals['_WATCHMISSIONREQUEST']._serialized_end=602
-  _globals['_MISSIONEVENT']._serialized_start=604
-  _globals['_MISSIONEVENT']._serialized_end=689
-  _globals['_CANCELMISSIONREQUEST']._serialized_start=691
-  _globals['_CANCELMISSIONREQUEST']._serialized_end=749
-  _globals['_CANCELMISSIONRESPONSE']._serialized_start=751
-  _globals['_CANCELMISSIONRESPONSE']._serialized_end=793
-  _globals['_ORCHESTRATOR']._serialized_start=796
-  _globals['_ORCHESTRATOR']._serialized_end=1133
+  _globals['_WATCHMISSIONREQUEST']._serialized_end=621
+  _globals['_MISSIONEVENT']._serialized_start=623
+  _globals['_MISSIONEVENT']._serialized_end=721
+  _globals['_CANCELMISSIONREQUEST']._serialized_start=723
+  _globals['_CANCELMISSIONREQUEST']._serialized_end=781
+  _globals['_CANCELMISSIONRESPONSE']._serialized_start=783
+  _globals['_CANCELMISSIONRESPONSE']._serialized_end=825
+  _globals['_ORCHESTRATOR']._serialized_start=828
+  _globals['_ORCHESTRATOR']._serialized_end=1165
 # @@protoc_insertion_point(module_scope)

@@ -69,22 +69,26 @@ class Mission(_message.Message):
     def __init__(self, mission_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., request: _Optional[str] = ..., repo: _Optional[str] = ..., branch: _Optional[str] = ..., commit: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[_common_pb2.Task, _Mapping]]] = ..., report_json: _Optional[str] = ...) -> None: ...
 
 class WatchMissionRequest(_message.Message):
-    __slots__ = ("mission_id",)
+    __slots__ = ("mission_id", "after_seq")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
-    def __init__(self, mission_id: _Optional[str] = ...) -> None: ...
+    after_seq: int
+    def __init__(self, mission_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
 
 class MissionEvent(_message.Message):
-    __slots__ = ("mission_id", "type", "task_id", "event_json")
+    __slots__ = ("mission_id", "type", "task_id", "event_json", "seq")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
     type: str
     task_id: str
     event_json: str
-    def __init__(self, mission_id: _Optional[str] = ..., type: _Optional[str] = ..., task_id: _Optional[str] = ..., event_json: _Optional[str] = ...) -> None: ...
+    seq: int
+    def __init__(self, mission_id: _Optional[str] = ..., type: _Optional[str] = ..., task_id: _Optional[str] = ..., event_json: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class CancelMissionRequest(_message.Message):
     __slots__ = ("mission_id", "reason")

@@ -77,7 +77,8 @@ class OrchestratorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchMission(self, request, context):
-        """The mission's events, replayed from the start, then live until the mission ends.
+        """The mission's events, replayed from the start (or after `after_seq`), then live until
+        the mission ends. A client that lost the stream calls again with the last `seq` it saw.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
