@@ -1,6 +1,6 @@
 """``kill -9`` of ``coditect run``: the mission shows INTERRUPTED, nothing of it keeps running,
-``coditect gc`` removes its folders and ``coditect resume`` finishes it (real processes, real
-signals, both isolating sandboxes)."""
+``coditect gc`` removes its folders and ``coditect resume`` finishes it, continuing after the
+tasks that had completed (real processes, real signals)."""
 
 from __future__ import annotations
 
@@ -135,12 +135,21 @@ def test_killed_mission_is_interrupted_cleaned_up_and_resumed(
     assert {Path(p).name for p in json.loads(cleaned.stdout)["removed"]} >= set(left)
     assert not [p for p in tmpdir_for_coditect.iterdir() if p.name.startswith("coditect-")]
 
+    # It was killed before its first task ended: no checkpoint, so resume says so and does
+    # nothing unless asked to run the plan again from the start.
+    refused = runner.invoke(app, ["resume", mission_id[:12]])
+    assert refused.exit_code == 2
+    assert "no checkpoint of it was stored" in " ".join(refused.stdout.split())
+
     # Resume: the hanging test is fixed in the repository; the mission finishes under its id.
     git(calculator_repo, "rm", "-q", "tests/test_hang.py")
     git(calculator_repo, "commit", "-qm", "drop the hanging test")
     resumed = runner.invoke(
         app,
-        ["resume", mission_id[:12], "--llm", "scripted:fibonacci", "--sandbox", backend, "--json"],
+        [
+            *("resume", mission_id[:12], "--from-start", "--llm", "scripted:fibonacci"),
+            *("--sandbox", backend, "--json"),
+        ],
     )
     assert resumed.exit_code == 0, resumed.output
     report = json.loads(resumed.stdout)
@@ -170,3 +179,143 @@ def test_a_mission_of_a_live_process_stays_running(calculator_repo):
     assert row["status"] == "RUNNING"  # its owner is this test process
     refused = runner.invoke(app, ["resume", "m-live"])
     assert refused.exit_code == 2 and "still running" in refused.stdout
+
+
+# Blocks the test run that collects the new Fibonacci tests (not the baseline run, which has
+# none) while the gate file exists; says so first. The subprocess sandbox sees the host's /tmp.
+GATE_CONFTEST = """\
+import pathlib
+import time
+
+GATE = pathlib.Path({gate!r})
+
+
+def pytest_collection_modifyitems(items):
+    if GATE.exists() and any("fibonacci" in item.name for item in items):
+        GATE.with_suffix(".reached").write_text("reached")
+        while GATE.exists():
+            time.sleep(0.05)
+"""
+
+
+def stored(mission_id: str) -> tuple[list, dict[str, int]]:
+    """The mission's events, and its ledger's model calls by task."""
+    from sqlalchemy import create_engine, func, select
+
+    from coditect.llm.ledger import llm_calls
+
+    url = Settings().database_url
+    store = SqlStore(url)
+    try:
+        events = asyncio.run(store.list_events(mission_id))
+    finally:
+        asyncio.run(store.close())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = (
+                select(llm_calls.c.task, func.count())
+                .where(llm_calls.c.mission == mission_id)
+                .group_by(llm_calls.c.task)
+            )
+            calls = {task: n for task, n in conn.execute(query)}
+    finally:
+        engine.dispose()
+    return events, calls
+
+
+def runs_of(events: list, task_id: str) -> int:
+    """How many times ``task_id`` was started (its RUNNING announcements)."""
+    from coditect.domain import GoalState, TaskState
+
+    return sum(
+        1
+        for e in events
+        if isinstance(e, TaskState) and e.task_id == task_id and e.state is GoalState.RUNNING
+    )
+
+
+def test_killed_mission_resumes_after_its_completed_tasks(
+    calculator_repo, git, tmpdir_for_coditect
+):
+    from coditect.domain import GoalState, TaskState
+
+    gate = tmpdir_for_coditect / "gate"
+    reached = gate.with_suffix(".reached")
+    gate.write_text("closed")
+    (calculator_repo / "tests" / "conftest.py").write_text(GATE_CONFTEST.format(gate=str(gate)))
+    git(calculator_repo, "add", "-A")
+    git(calculator_repo, "commit", "-qm", "a gate for the test run")
+    env = {**os.environ, "CODITECT_TEST_TIMEOUT_S": "600"}
+    args = ["run", REQUEST, "--repo", str(calculator_repo), "--llm", "scripted:fibonacci"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coditect", *args, "--sandbox", "subprocess"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(1200):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            if reached.exists():
+                break
+            time.sleep(0.1)
+        assert reached.exists(), "the mission never reached the gated test run"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        gate.unlink(missing_ok=True)  # the blocked test run (if it outlived its parent) ends
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+    store = SqlStore(Settings().database_url)
+    try:
+        (report,) = asyncio.run(store.list_reports(5))
+        checkpoint = asyncio.run(store.get_checkpoint(report.mission_id))
+    finally:
+        asyncio.run(store.close())
+    mission_id = report.mission_id
+    assert checkpoint is not None and checkpoint.completed, "no task completed before the kill"
+    events, calls = stored(mission_id)
+    completed = [
+        e.task_id for e in events if isinstance(e, TaskState) and e.state is GoalState.COMPLETE
+    ]
+    assert completed == checkpoint.completed
+    assert any(calls.get(t) for t in completed), "a completed task should have called the model"
+
+    # A repository that moved on is refused, with the reason; back at the base, it continues.
+    git(calculator_repo, "commit", "-q", "--allow-empty", "-m", "moved on")
+    moved = runner.invoke(app, ["resume", mission_id, "--llm", "scripted:fibonacci"])
+    assert moved.exit_code == 2, moved.output
+    assert "the repository moved on" in " ".join(moved.stdout.split())
+    assert "--from-start" in moved.stdout
+    git(calculator_repo, "reset", "-q", "--hard", "HEAD~1")
+
+    resumed = runner.invoke(
+        app,
+        ["resume", mission_id, "--llm", "scripted:fibonacci", "--sandbox", "subprocess", "--json"],
+    )
+    assert resumed.exit_code == 0, resumed.output
+    final = json.loads(resumed.stdout)
+    assert (final["mission_id"], final["status"]) == (mission_id, "SUCCESS")
+
+    after, calls_after = stored(mission_id)
+    for task_id in completed:  # not run again: started once, no new model calls
+        assert runs_of(after, task_id) == 1, task_id
+        assert calls_after.get(task_id, 0) == calls.get(task_id, 0), task_id
+    rest = [t.id for t in checkpoint.plan if t.id not in completed]
+    assert rest and all(runs_of(after, t) >= 1 for t in rest)
+
+    branch = f"coditect/{mission_id}"
+    diff = git(calculator_repo, "diff", f"main..{branch}")
+    assert diff.count("+def fibonacci(n):") == 1, diff
+    module = git(calculator_repo, "show", f"{branch}:calculator/arithmetic.py")
+    assert module.count("def fibonacci(n):") == 1
+    store = SqlStore(Settings().database_url)
+    try:  # the ended mission keeps no checkpoint
+        assert asyncio.run(store.get_checkpoint(mission_id)) is None
+    finally:
+        asyncio.run(store.close())

@@ -306,3 +306,37 @@ def test_reject_from_the_page_lands_nothing(make_client, calculator_repo, git):
     final = client.get(f"/missions/{mid}").text
     assert "s-REJECTED" in final and 'id="review-reject"' not in final
     assert "coditect/" not in git(calculator_repo, "branch", "--list")
+
+
+SAVE_RUNNING = """
+import asyncio, sys
+from coditect.domain.mission import MissionReport
+from coditect.state.sql import SqlStore
+
+async def main():
+    store = SqlStore(sys.argv[1])
+    await store.save_report(MissionReport(mission_id="m-killed", request="r", repo="/r"))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_running_mission_whose_process_is_gone_shows_interrupted(make_client, source, settings):
+    import subprocess
+    import sys
+
+    from coditect.domain.mission import MissionReport
+
+    # Saved RUNNING by a process that has ended since (its owner), and by this live one.
+    subprocess.run([sys.executable, "-c", SAVE_RUNNING, settings.database_url], check=True)
+    live = MissionReport(mission_id="m-alive", request="r", repo="/r")
+    asyncio.run(source.store.save_report(live))
+    client = make_client(read_only=True)
+    listed = client.get("/").text
+    killed_row = listed[listed.index("/missions/m-killed") :].split("</tr>")[0]
+    alive_row = listed[listed.index("/missions/m-alive") :].split("</tr>")[0]
+    assert ">INTERRUPTED<" in killed_row and "`coditect resume m-killed` continues it" in killed_row
+    assert ">RUNNING<" in alive_row
+    page = client.get("/missions/m-killed").text
+    assert 'id="status">INTERRUPTED<' in page

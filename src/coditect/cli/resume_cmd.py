@@ -1,11 +1,17 @@
-"""``coditect resume ID``: run an interrupted mission again, with its stored plan.
+"""``coditect resume ID``: continue an interrupted mission after its last completed task.
 
 A mission is INTERRUPTED when the process that ran it ended while it was RUNNING (``kill -9``,
-a crash, a reboot; see :mod:`coditect.state.owners`). Its workspace copy is gone with the
-process, and the results of its completed tasks were only in that process's memory, so resume
-runs the stored plan again from the first task, in a fresh copy of the repository, under the
-same mission id. Nothing was committed or applied by the interrupted run (that happens only at
-the very end), so the change is applied exactly once.
+a crash, a reboot; see :mod:`coditect.state.owners`). Its workspace copy went with the process,
+but after every settled task a checkpoint was stored (:mod:`coditect.orchestrator.checkpoint`):
+the plan, each task's result and the files changed so far. Resume rebuilds the workspace from
+the mission's base commit plus those files, keeps the completed tasks with their results (the
+later tasks get them as upstream input) and runs only the rest, under the same mission id.
+
+When there is no checkpoint (the mission was interrupted before its first task ended) or it
+does not apply (the repository moved on from the base commit, a file the mission changed
+differs), resume says why and does nothing; ``--from-start`` then runs the stored plan again
+from the first task on the repository as it is now. Nothing was committed or applied by the
+interrupted run (that happens only at the very end), so the change is applied exactly once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import typer
 from rich.console import Console
 
 from coditect.config import Settings
+from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.graph import TaskGraph
 from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
 from coditect.domain.tasks import TaskSpec
@@ -29,7 +36,16 @@ from coditect.orchestrator.planner import Planner, PlanOutcome
 from coditect.state.owners import judge_reports
 from coditect.state.sql import SqlStore
 
-__all__ = ["StoredPlanner", "judged_report", "judged_reports", "resume", "stored_plan"]
+__all__ = [
+    "StoredPlanner",
+    "judged_report",
+    "judged_reports",
+    "no_checkpoint_reason",
+    "resume",
+    "stored_plan",
+]
+
+Checkpoint = MissionCheckpoint | None
 
 # Repair rounds are added while a mission runs (orchestrator/repair.py names them so); the plan
 # to run again is the one made before them.
@@ -103,11 +119,32 @@ def why_not_resumable(report: MissionReport) -> str:
     return ""
 
 
-async def _resume(report: MissionReport, settings: Settings) -> MissionReport:
+def no_checkpoint_reason(mission_id: str) -> str:
+    """What resume says of an interrupted mission that left no checkpoint."""
+    return (
+        "no checkpoint of it was stored (it was interrupted before its first task ended, or "
+        f"it ran on an older CODITECT); `coditect resume {mission_id} --from-start` runs its "
+        "plan again from the first task"
+    )
+
+
+async def _load(store: SqlStore, mission_id: str) -> tuple[MissionReport | None, Checkpoint]:
+    report = await judged_report(store, mission_id)
+    if report is None:
+        return None, None
+    return report, await store.get_checkpoint(report.mission_id)
+
+
+async def _resume(
+    report: MissionReport, checkpoint: Checkpoint, settings: Settings
+) -> MissionReport:
+    """Continue from ``checkpoint``, or (None) run the stored plan again from the first task."""
     from coditect.runtime import build_runtime
 
     rt = build_runtime(settings)
     try:
+        if checkpoint is not None:
+            return await rt.runner.resume(report, checkpoint)
         graph = stored_plan(report.tasks)
         if graph is not None:  # this runtime serves this one mission: swap its planner
             coordinator = rt.runner.coordinator
@@ -122,8 +159,16 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
     llm: Annotated[str | None, typer.Option(help="Model: local (default) or a spec.")] = None,
     sandbox: Annotated[str | None, typer.Option(help="Sandbox backend.")] = None,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Run the stored plan again from the first task, on the repository as it is "
+            "now (when there is no checkpoint to continue from, or it no longer applies).",
+        ),
+    ] = False,
 ) -> None:
-    """Run an INTERRUPTED mission again (same id, same plan) in a fresh copy of its repository."""
+    """Continue an INTERRUPTED mission after its last completed task (same id, same plan)."""
     from coditect.cli.main import EXIT_CANCELLED, EXIT_FAILED, EXIT_INPUT, _err, _print_report
     from coditect.leftovers import collect
 
@@ -136,7 +181,11 @@ def resume(
     console = Console(stderr=as_json)
     store = SqlStore(settings.database_url)
     try:
-        report = asyncio.run(judged_report(store, mission_id))
+        report, checkpoint = asyncio.run(_load(store, mission_id))
+        reason = why_not_resumable(report) if report is not None else ""
+        if report is not None and not reason and from_start and checkpoint is not None:
+            asyncio.run(store.delete_checkpoint(report.mission_id))  # it would describe the old run
+            checkpoint = None
     except InputError as exc:
         _err(console, exc)
         raise typer.Exit(EXIT_INPUT) from None
@@ -145,13 +194,14 @@ def resume(
     if report is None:
         console.print(f"[red]no mission {mission_id!r}[/] (see `coditect status`)")
         raise typer.Exit(EXIT_INPUT)
-    reason = why_not_resumable(report)
+    if not reason and checkpoint is None and not from_start:
+        reason = no_checkpoint_reason(report.mission_id)
     if reason:
         console.print(f"[bold red]error:[/] cannot resume {report.mission_id}: {reason}")
         raise typer.Exit(EXIT_INPUT)
     collect()
     try:
-        final = asyncio.run(_resume(report, settings))
+        final = asyncio.run(_resume(report, checkpoint, settings))
     except KeyboardInterrupt:
         console.print("[magenta]cancelled[/]: the mission was stopped; nothing was changed.")
         raise typer.Exit(EXIT_CANCELLED) from None

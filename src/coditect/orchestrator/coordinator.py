@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from coditect.domain.agents import Upstream
+from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event, MissionState, TaskState
 from coditect.domain.graph import TaskGraph
 from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
@@ -41,6 +42,7 @@ from coditect.llm.ledger import CallContext, Ledger, MemoryLedger
 from coditect.llm.registry import instrument
 from coditect.llm.usage import UsageCounter
 from coditect.logging import bind_mission
+from coditect.orchestrator.checkpoint import journal_of
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
 from coditect.orchestrator.outcome import decide_outcome
 from coditect.orchestrator.outline import outline
@@ -192,9 +194,7 @@ class Coordinator:
         world, lines = await self._outline(tree, immutable)
         files = sorted(world.snapshot())
         t0 = time.monotonic()
-        budget = None
-        if self.policy.budget_usd is not None or self.policy.budget_tokens is not None:
-            budget = Budget(max_usd=self.policy.budget_usd, max_tokens=self.policy.budget_tokens)
+        budget = self._budget()
         counter = UsageCounter(self.model)
         # A plan that is only shown is not a mission: its calls are not kept, and it neither
         # reuses nor stores work (a preview shows what the model plans now, at the cost of
@@ -223,6 +223,12 @@ class Coordinator:
         self._sync(run)
         self._account(run)
         return run
+
+    def _budget(self) -> Budget | None:
+        p = self.policy
+        if p.budget_usd is None and p.budget_tokens is None:
+            return None
+        return Budget(max_usd=p.budget_usd, max_tokens=p.budget_tokens)
 
     async def _outline(self, tree: Path, immutable: bool) -> tuple[WorldModel, list[str]]:
         cached = self._outlines.get(tree) if immutable else None
@@ -425,6 +431,7 @@ class Coordinator:
 
     def _record_result(self, run: MissionRun, task: TaskSpec, result: TaskResult) -> None:
         run.results.append(result)
+        run.task_results[task.id] = result
         if isinstance(result, CodeChange) and task.intent is Intent.WRITE_TESTS:
             run.tests_written.extend(p for p in result.paths if p not in run.tests_written)
         if isinstance(result, TestReport):
@@ -645,6 +652,54 @@ class Coordinator:
                 run.goals.complete(step.task_id)
                 run.queue.complete(step.task_id)
         self._sync(run)
+
+    def restore(
+        self, report: MissionReport, checkpoint: MissionCheckpoint, *, baseline: dict[str, str]
+    ) -> MissionRun:
+        """A run of ``report``'s mission brought to where ``checkpoint`` left it (a resume).
+
+        The completed tasks stay completed with their checkpointed results (later tasks get
+        them as upstream input); the usage stored in ``report`` counts towards the budget.
+
+        Args:
+            report: The interrupted mission's stored report.
+            checkpoint: Its last checkpoint.
+            baseline: Path -> SHA-256 of the files as the mission started.
+
+        Raises:
+            CoditectError: A completed task's result is not in the checkpoint.
+        """
+        graph = TaskGraph(checkpoint.plan)
+        counter = UsageCounter(self.model)
+        t = report.tokens
+        counter.add_totals(
+            input_tokens=t.input,
+            output_tokens=t.output,
+            cached_input_tokens=t.cached,
+            saved_tokens=t.saved,
+            reused_calls=t.reused_calls,
+            usd=t.usd,
+        )
+        budget = self._budget()
+        if budget is not None:
+            budget.spent_tokens, budget.spent_usd = t.input + t.output, t.usd
+        run = MissionRun(
+            report=report,
+            request=report.request,
+            goals=GoalManager(graph, self.policy.goals),
+            queue=TaskQueue(),
+            plan=graph,
+            counter=counter,
+            budget=budget,
+            baseline=baseline,
+            runs={tr.id: tr for tr in report.tasks},
+        )
+        run.queue.push_graph(graph)
+        for task in graph:
+            run.runs.setdefault(task.id, _task_run(task))
+        self.replay(run, journal_of(checkpoint), dict(checkpoint.results))
+        self._account(run)
+        return run
 
     # --- helpers --------------------------------------------------------------------------------
     @staticmethod

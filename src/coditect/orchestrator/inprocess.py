@@ -1,8 +1,10 @@
 """The in-process port: tasks run in this process, on the mission's private workspace.
 
 This is ``coditect run``: one :class:`~coditect.orchestrator.step.TaskStep` per task, started
-as an asyncio task whose start and outcome are pushed into the mission's inbox. At the end the
-change is committed on a branch (git) or applied with a backup (a plain directory).
+as an asyncio task whose start and outcome are pushed into the mission's inbox. After each settled
+task a checkpoint is kept (:mod:`coditect.orchestrator.checkpoint`), from which
+``coditect resume`` continues a mission whose process was killed. At the end the change is
+committed on a branch (git) or applied with a backup (a plain directory).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 from coditect.domain.events import Event
 from coditect.domain.mission import MissionOutcome
+from coditect.errors import CoditectError
+from coditect.orchestrator.checkpoint import checkpoint_of, file_states
 from coditect.orchestrator.port import (
     Changes,
     Landing,
@@ -24,6 +28,7 @@ from coditect.orchestrator.port import (
     TaskStarted,
 )
 from coditect.orchestrator.step import StepOutcome, TaskOrder, TaskStep
+from coditect.state.base import CheckpointStore
 from coditect.taskqueue.world_model import WorldModel
 from coditect.workspace import Workspace
 
@@ -39,6 +44,8 @@ class InProcessPort(TaskPort):
         step: The task step (agents, model, sandbox of this process).
         emit: Where the agents' events go (the coordinator's :meth:`emit`).
         state_dir: Where backups of files applied to a plain directory are kept.
+        checkpoints: Where a checkpoint is kept after each settled task (None: none is kept,
+            and an interrupted mission can only be run again from the start).
     """
 
     def __init__(
@@ -47,9 +54,11 @@ class InProcessPort(TaskPort):
         *,
         state_dir: Path,
         emit: Callable[[Event], Awaitable[None]] | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.step = step
         self.state_dir = state_dir
+        self.checkpoints = checkpoints
         #: Set by the runner once its coordinator exists (the coordinator needs the port first).
         self.emit = emit
         self._workspaces: dict[str, Workspace] = {}
@@ -99,14 +108,36 @@ class InProcessPort(TaskPort):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def changes(self, run: MissionRun) -> Changes:
-        """The files that differ from the mission's baseline, and their diff."""
+    async def _changed(self, run: MissionRun) -> list[str]:
+        """The files of the workspace that differ from the mission's baseline."""
         ws, initial = self._workspaces[run.mission_id], run.baseline
         world = WorldModel(ws.path)
         await asyncio.to_thread(world.scan)
         final = world.snapshot()
-        files = sorted(p for p in set(initial) | set(final) if initial.get(p) != final.get(p))
+        return sorted(p for p in set(initial) | set(final) if initial.get(p) != final.get(p))
+
+    async def changes(self, run: MissionRun) -> Changes:
+        """The files that differ from the mission's baseline, and their diff."""
+        files = await self._changed(run)
+        ws = self._workspaces[run.mission_id]
         return Changes(files=files, diff=ws.diff(files) if files else "")
+
+    async def after_step(self, run: MissionRun) -> None:
+        """Keep the mission's checkpoint: decisions, results and the changed files' contents.
+
+        A checkpoint that cannot be stored is logged and skipped: the previous one still
+        describes a consistent earlier point of the mission.
+        """
+        if self.checkpoints is None:
+            return
+        ws = self._workspaces[run.mission_id]
+        changed = await self._changed(run)
+        files = await asyncio.to_thread(file_states, ws.path, changed, run.baseline)
+        checkpoint = checkpoint_of(run, base=ws.git.head if ws.git else "", files=files)
+        try:
+            await self.checkpoints.save_checkpoint(run.mission_id, checkpoint)
+        except CoditectError as exc:
+            _log.warning("mission %s: checkpoint not stored: %s", run.mission_id, exc)
 
     async def land(self, run: MissionRun, changes: Changes) -> Landing:
         """Commit on ``coditect/<mission>`` (git), or apply in place with a backup."""
@@ -133,6 +164,11 @@ class InProcessPort(TaskPort):
         )
 
     async def close(self, run: MissionRun) -> None:
-        """Stop a step still running and remove the workspace."""
+        """Stop a step still running, remove the workspace and forget the checkpoint."""
         await self.cancel(run, "the mission ended")
         self.detach(run.mission_id)
+        if self.checkpoints is not None:
+            try:
+                await self.checkpoints.delete_checkpoint(run.mission_id)
+            except CoditectError as exc:
+                _log.warning("mission %s: checkpoint not removed: %s", run.mission_id, exc)

@@ -3,7 +3,8 @@
 The mission itself is driven by the :class:`~coditect.orchestrator.coordinator.Coordinator`
 (the same one the distributed orchestrator uses); this module opens the mission's private
 workspace and runs its tasks through the
-:class:`~coditect.orchestrator.inprocess.InProcessPort`.
+:class:`~coditect.orchestrator.inprocess.InProcessPort`. :meth:`MissionRunner.resume` continues
+an interrupted mission from its checkpoint (``coditect resume``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coditect.bus.base import EventBus
+from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event
 from coditect.domain.mission import MissionOutcome, MissionReport, new_mission_id
-from coditect.errors import CoditectError
+from coditect.errors import CoditectError, InputError
 from coditect.llm.base import Model
 from coditect.llm.ledger import Ledger
 from coditect.logging import bind_mission
 from coditect.orchestrator.allocator import ResourceAllocator
+from coditect.orchestrator.checkpoint import mismatch, restore_files
 from coditect.orchestrator.coordinator import (
     CANCELLED_REASON,
     Coordinator,
@@ -36,10 +39,11 @@ from coditect.orchestrator.review import ReviewGate
 from coditect.orchestrator.step import TaskStep
 from coditect.reuse import Reuse
 from coditect.sandbox.base import Sandbox
-from coditect.state.base import MissionStore
+from coditect.state.base import CheckpointStore, MissionStore
 from coditect.taskqueue.consistency import ConsistencyChecker
 from coditect.taskqueue.parametrize import Parametrizer
 from coditect.taskqueue.testsetup import record_baseline
+from coditect.taskqueue.world_model import WorldModel
 from coditect.workspace import open_workspace
 
 __all__ = ["MissionRunner", "MissionSettings"]
@@ -102,7 +106,8 @@ class MissionRunner:
             reuse=reuse.tasks if reusing and reuse is not None else None,
         )
         state_dir = s.state_dir or Path.home() / ".local" / "share" / "coditect"
-        self.port = InProcessPort(step, state_dir=state_dir)
+        checkpoints = store if isinstance(store, CheckpointStore) else None
+        self.port = InProcessPort(step, state_dir=state_dir, checkpoints=checkpoints)
         policy = CoordinatorPolicy(
             goals=s.policy, reuse=s.reuse, budget_usd=s.budget_usd,
             budget_tokens=s.budget_tokens, commit=s.commit,
@@ -181,3 +186,51 @@ class MissionRunner:
                 if maybe is not None:
                     await maybe
             return await self.coordinator.drive(run)
+
+    async def resume(self, report: MissionReport, checkpoint: MissionCheckpoint) -> MissionReport:
+        """Continue an interrupted mission after its last completed task; its final report.
+
+        The workspace is a fresh copy of the repository (which must still be at the mission's
+        base commit) with the checkpointed files written over it; the completed tasks keep
+        their checkpointed results and are not run again.
+
+        Args:
+            report: The mission's stored report (its status is set back to RUNNING).
+            checkpoint: The mission's last checkpoint.
+
+        Raises:
+            InputError: The checkpoint does not apply to the repository as it is now, or the
+                repository is unusable (nothing was started).
+            asyncio.CancelledError: The mission was cancelled; its report is stored as CANCELLED.
+        """
+        started = time.monotonic()
+        ws = open_workspace(Path(report.repo))
+        mid = report.mission_id
+        with bind_mission(mid):
+            try:
+                world = WorldModel(ws.path)
+                await asyncio.to_thread(world.scan)
+                baseline = world.snapshot()
+                why = mismatch(checkpoint, head=ws.git.head if ws.git else "", files=baseline)
+                if why:
+                    raise InputError(
+                        f"the checkpoint of {mid} does not apply: {why}",
+                        hint=f"`coditect resume {mid} --from-start` runs its plan again from "
+                        "the first task on the repository as it is now",
+                    )
+                await record_baseline(ws.path, self.sandbox)  # before the restored edits
+                await asyncio.to_thread(restore_files, ws.path, checkpoint.files)
+                run = self.coordinator.restore(report, checkpoint, baseline=baseline)
+            except BaseException:
+                ws.cleanup()
+                raise
+            self.port.attach(mid, ws)
+            run.started = started
+            done = len(checkpoint.completed)
+            report.status, report.reason, report.plan_source = MissionOutcome.RUNNING, "", "resumed"
+            report.notes.append(
+                f"resumed from its checkpoint: {done} completed task(s) kept, not run again"
+            )
+            return await self.coordinator.drive(
+                run, reason=f"resumed after {done} completed task(s)"
+            )

@@ -100,6 +100,8 @@ class MissionRun:
 
     Attributes:
         request: The request the agents work on (a reused plan's own request).
+        results: Every settled task's result, oldest first (the upstream of later tasks).
+        task_results: The same results by task id (what a checkpoint keeps).
         counter: The mission's usage counter (every task's usage is added into it).
         budget: The mission's budget, charged with every task's usage (None: no limit).
         journal: Completions, failures and repair rounds, oldest first.
@@ -117,6 +119,7 @@ class MissionRun:
     counter: UsageCounter
     budget: Budget | None = None
     results: list[TaskResult] = field(default_factory=list)
+    task_results: dict[str, TaskResult] = field(default_factory=dict)
     runs: dict[str, TaskRun] = field(default_factory=dict)
     tests_written: list[str] = field(default_factory=list)
     journal: list[JournalStep] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """State store interfaces.
 
-Mission reports and events, the world model's file index, and what the distributed mode
+Mission reports, events and checkpoints, the world model's file index, and what the distributed mode
 coordinates through: task states and locks with fencing tokens.
 """
 
@@ -11,12 +11,20 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 from coditect.domain.actions import FileRecord
+from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event
 from coditect.domain.mission import MissionReport
 from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
 
-__all__ = ["FileIndexStore", "Lock", "LockNotAcquiredError", "MissionStore", "TaskStateStore"]
+__all__ = [
+    "CheckpointStore",
+    "FileIndexStore",
+    "Lock",
+    "LockNotAcquiredError",
+    "MissionStore",
+    "TaskStateStore",
+]
 
 
 class MissionStore(abc.ABC):
@@ -55,6 +63,22 @@ class MissionStore(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class CheckpointStore(abc.ABC):
+    """Keeps the last checkpoint of each running mission, so a new process can continue it."""
+
+    @abc.abstractmethod
+    async def save_checkpoint(self, mission_id: str, checkpoint: MissionCheckpoint) -> None:
+        """Insert or replace the checkpoint of ``mission_id``."""
+
+    @abc.abstractmethod
+    async def get_checkpoint(self, mission_id: str) -> MissionCheckpoint | None:
+        """The last checkpoint of ``mission_id`` (an exact id), or None."""
+
+    @abc.abstractmethod
+    async def delete_checkpoint(self, mission_id: str) -> None:
+        """Forget the checkpoint of ``mission_id`` (it ended; nothing to continue)."""
 
 
 class FileIndexStore(abc.ABC):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CheckpointRow",
     "EventRow",
     "FileIndexRow",
     "MissionRow",
@@ -52,6 +53,20 @@ class MissionRow(Base):
     # The process running the mission (JSON of coditect.leftovers.ProcessIdentity) while it is
     # RUNNING; NULL once it ended. A dead owner means the mission was interrupted.
     owner: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+
+
+class CheckpointRow(Base):
+    """The last checkpoint of a mission run in one process (migration 0005).
+
+    JSON of :class:`coditect.domain.checkpoint.MissionCheckpoint`, replaced after every settled
+    task and removed when the mission ends; what is left belongs to an interrupted mission.
+    """
+
+    __tablename__ = "checkpoints"
+
+    mission_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[str] = mapped_column(Text)
 
 
 class EventRow(Base):

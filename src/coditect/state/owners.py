@@ -13,15 +13,20 @@ from collections.abc import Mapping, Sequence
 from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.leftovers import ProcessIdentity
 
-__all__ = ["interrupted_reason", "judge_reports"]
+__all__ = ["interrupted_reason", "is_interrupted", "judge_reports"]
 
 
 def interrupted_reason(report: MissionReport, owner: ProcessIdentity) -> str:
     """The reason line of a mission whose owner ``owner`` ended while it ran."""
     return (
         f"interrupted: the process that ran it (pid {owner.pid} on {owner.host}) ended before "
-        f"the mission did (killed or crashed); `coditect resume {report.mission_id}` runs it again"
+        f"the mission did (killed or crashed); `coditect resume {report.mission_id}` continues it"
     )
+
+
+def is_interrupted(status: str, owner: ProcessIdentity | None) -> bool:
+    """Whether a mission stored with ``status`` and recorded ``owner`` was interrupted."""
+    return status == MissionOutcome.RUNNING.value and owner is not None and not owner.alive()
 
 
 def judge_reports(
@@ -31,7 +36,7 @@ def judge_reports(
     judged: list[MissionReport] = []
     for report in reports:
         owner = owners.get(report.mission_id)
-        if report.status is MissionOutcome.RUNNING and owner is not None and not owner.alive():
+        if owner is not None and is_interrupted(report.status.value, owner):
             report = report.model_copy(
                 update={
                     "status": MissionOutcome.INTERRUPTED,

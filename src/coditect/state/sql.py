@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,14 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coditect.domain.actions import FileRecord
+from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.errors import InputError, StoreError
 from coditect.leftovers import ProcessIdentity
-from coditect.state.base import FileIndexStore, MissionStore
+from coditect.state.base import CheckpointStore, FileIndexStore, MissionStore
 from coditect.state.engine import open_engine
 from coditect.state.migrate import ensure_schema
-from coditect.state.models import EventRow, FileIndexRow, MissionRow
+from coditect.state.models import CheckpointRow, EventRow, FileIndexRow, MissionRow
 
 __all__ = ["SqlStore", "sqlite_url"]
 
@@ -33,8 +35,8 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-class SqlStore(MissionStore, FileIndexStore):
-    """Mission reports, event logs and file indexes in a SQL database.
+class SqlStore(MissionStore, CheckpointStore, FileIndexStore):
+    """Mission reports, event logs, checkpoints and file indexes in a SQL database.
 
     Calls run in a worker thread so the event loop is never blocked by disk I/O. Opening it
     brings the schema to the newest migration (:func:`coditect.state.migrate.ensure_schema`).
@@ -194,6 +196,29 @@ class SqlStore(MissionStore, FileIndexStore):
             )
         )
         return [(int(seq), event_adapter.validate_json(body)) for seq, body in rows]
+
+    async def save_checkpoint(self, mission_id: str, checkpoint: MissionCheckpoint) -> None:
+        """Insert or replace the mission's checkpoint."""
+        row = CheckpointRow(
+            mission_id=mission_id, saved_at=datetime.now(UTC), body=checkpoint.model_dump_json()
+        )
+        await self._run(lambda s: s.merge(row))
+
+    async def get_checkpoint(self, mission_id: str) -> MissionCheckpoint | None:
+        """The mission's last checkpoint, or None."""
+
+        def work(s: Session) -> str | None:
+            row = s.get(CheckpointRow, mission_id)
+            return row.body if row is not None else None
+
+        raw = await self._run(work)
+        return MissionCheckpoint.model_validate_json(raw) if raw is not None else None
+
+    async def delete_checkpoint(self, mission_id: str) -> None:
+        """Forget the mission's checkpoint (nothing happens when there is none)."""
+        await self._run(
+            lambda s: s.execute(delete(CheckpointRow).where(CheckpointRow.mission_id == mission_id))
+        )
 
     async def load_file_index(self, root_key: str) -> list[FileRecord]:
         """Saved file records of one project."""

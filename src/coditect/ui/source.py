@@ -19,11 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coditect.domain.events import Event, event_adapter
-from coditect.domain.mission import MissionReport
+from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.errors import StoreError
+from coditect.leftovers import ProcessIdentity
 from coditect.llm.ledger import LedgerEntry, llm_calls
 from coditect.state.engine import open_engine
 from coditect.state.models import EventRow, MissionRow
+from coditect.state.owners import is_interrupted, judge_reports
 from coditect.state.sql import SqlStore
 
 __all__ = ["MissionPage", "MissionRowView", "MissionSource", "StoredEvent"]
@@ -96,24 +98,32 @@ def _list_columns(dialect: str) -> tuple[Any, ...]:
         MissionRow.wall_s,
     )
     if dialect == "sqlite":
-        return (*plain, func.json_extract(MissionRow.report_json, *(f"$.{p}" for p in _SHOWN)))
+        shown = func.json_extract(MissionRow.report_json, *(f"$.{p}" for p in _SHOWN))
+        return (*plain, shown, MissionRow.owner)
     doc: Any = cast(MissionRow.report_json, JSONB)
     fields = [doc[p.split(".")[0]][p.split(".")[1]] if "." in p else doc[p] for p in _SHOWN]
-    return (*plain, func.jsonb_build_array(*fields))
+    return (*plain, func.jsonb_build_array(*fields), MissionRow.owner)
 
 
 def _row_view(row: Any) -> MissionRowView:
     started = row[4] if row[4].tzinfo else row[4].replace(tzinfo=UTC)
     shown = row[6] if isinstance(row[6], list) else json.loads(row[6])
     tokens_in, tokens_out, usd, branch, applied_to, reason = shown
+    status, wall_s = row[1], row[5]
+    owner = ProcessIdentity.from_json(row[7] or "")
+    if is_interrupted(status, owner):  # as `coditect status` shows it (state/owners.py)
+        status = MissionOutcome.INTERRUPTED.value
+        reason = f"interrupted: its process ended; `coditect resume {row[0]}` continues it"
+    elif status == MissionOutcome.RUNNING.value:
+        # a running mission's stored wall time is 0 until it ends: show how long it has run
+        wall_s = (datetime.now(UTC) - started).total_seconds()
     return MissionRowView(
         mission_id=row[0],
-        status=row[1],
+        status=status,
         request=row[2],
         repo=row[3],
         started_at=started,
-        # a running mission's stored wall time is 0 until it ends: show how long it has run
-        wall_s=row[5] if row[1] != "RUNNING" else (datetime.now(UTC) - started).total_seconds(),
+        wall_s=wall_s,
         tokens=int(tokens_in or 0) + int(tokens_out or 0),
         usd=float(usd or 0.0),
         outcome=_outcome(branch, applied_to, reason),
@@ -180,14 +190,20 @@ class MissionSource:
         return await self._run(work)
 
     async def report(self, mission_id: str) -> MissionReport | None:
-        """One mission's report (an exact id; the views never guess from a prefix)."""
+        """One mission's report (an exact id; the views never guess from a prefix).
+
+        A RUNNING mission whose process is gone is shown as INTERRUPTED, as in the list.
+        """
 
         def work(s: Session) -> str | None:
             row = s.get(MissionRow, mission_id)
             return row.report_json if row is not None else None
 
         raw = await self._run(work)
-        return MissionReport.model_validate_json(raw) if raw is not None else None
+        if raw is None:
+            return None
+        report = MissionReport.model_validate_json(raw)
+        return judge_reports([report], await self.store.owners([mission_id]))[0]
 
     async def events_after(
         self, mission_id: str, seq: int = 0, limit: int = 1000
