@@ -22,9 +22,9 @@ from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.errors import StoreError
 from coditect.llm.ledger import LedgerEntry, llm_calls
+from coditect.state.base import MissionStore
 from coditect.state.engine import open_engine
 from coditect.state.models import EventRow, MissionRow
-from coditect.state.sql import SqlStore
 
 __all__ = ["MissionPage", "MissionRowView", "MissionSource", "StoredEvent"]
 
@@ -127,11 +127,15 @@ class MissionSource:
         url: SQLAlchemy URL of the state database (embedded ``state.db`` or the distributed
             mode's metadata database). Its schema is brought up to date on open, as every
             CODITECT store does.
+        store: The mission store of the same database (default: the one the runtime opens
+            for ``url``); the source closes it.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, store: MissionStore | None = None) -> None:
+        from coditect.runtime.local import open_mission_store  # the composition root picks it
+
         self.url = url
-        self.store = SqlStore(url)
+        self.store = store or open_mission_store(url)
         try:
             self._engine: Engine = open_engine(url)
         except SQLAlchemyError as exc:  # pragma: no cover - SqlStore opened the same URL
