@@ -371,9 +371,12 @@ def worker(
             state_retention_s=state_retention, reuse=reuse, reuse_url=reuse_url,
         )  # fmt: skip
         _telemetry(cfg, "worker")
-        sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
-        sys.stdout.flush()
-        asyncio.run(run_worker(cfg, burst=burst))
+
+        def started() -> None:  # after the task queue service accepted the credentials
+            sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
+            sys.stdout.flush()
+
+        asyncio.run(run_worker(cfg, burst=burst, on_ready=started))
     except CoditectError as exc:
         raise _fail(exc) from None
 
