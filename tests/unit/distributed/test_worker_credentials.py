@@ -2,7 +2,7 @@
 
 Runs the worker on the in-memory fakes (work queue, mission values, locks) with a sink that
 refuses calls as the gRPC client does (an AuthenticationError); the same on real servers is in
-tests/integration/grpc/test_worker_credentials.py.
+tests/integration/grpc/test_worker_token_refused.py.
 """
 
 from __future__ import annotations
