@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import fresh_repo, servers  # noqa: E402
 
 from coditect.api.clients import ClientOptions, OrchestratorClient, TaskQueueClient  # noqa: E402
-from coditect.bus.workqueue import JetStreamWorkQueue, TaskMessage, WorkQueueConfig  # noqa: E402
+from coditect.bus.base import TaskMessage  # noqa: E402
+from coditect.bus.workqueue import JetStreamWorkQueue, WorkQueueConfig  # noqa: E402
 from coditect.distributed.settings import DistributedSettings  # noqa: E402
 from coditect.domain.tasks import Intent, TaskSpec  # noqa: E402
 

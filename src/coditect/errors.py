@@ -19,6 +19,9 @@ Tree::
     │   └── SandboxUnavailableError the backend is not installed or usable here
     ├── AgentError                  an agent could not complete its task
     ├── StoreError                  the state store failed
+    ├── BusError                    the message bus refused or lost an operation (retryable)
+    │   └── BusUnavailableError     the message bus cannot be reached
+    ├── AuthenticationError         a service refused this process's credentials
     ├── BudgetExceededError         the next LLM call would exceed the mission's budget
     └── MissionCancelledError       the user interrupted the mission
 """
@@ -27,7 +30,10 @@ from __future__ import annotations
 
 __all__ = [
     "AgentError",
+    "AuthenticationError",
     "BudgetExceededError",
+    "BusError",
+    "BusUnavailableError",
     "CoditectError",
     "ConfigError",
     "CycleError",
@@ -120,6 +126,23 @@ class StoreError(CoditectError):
     """The state store failed."""
 
     retryable_default = True
+
+
+class BusError(CoditectError):
+    """The message bus (event stream or work queue) refused or lost an operation."""
+
+    retryable_default = True
+
+
+class BusUnavailableError(BusError):
+    """The message bus cannot be reached (retryable: it may come up later)."""
+
+
+class AuthenticationError(CoditectError):
+    """A service refused this process's credentials (token or client certificate).
+
+    Never retryable: calling again with the same credentials is refused again.
+    """
 
 
 class BudgetExceededError(CoditectError):

@@ -1,7 +1,9 @@
-"""One contract for the distributed mode's coordination stores: task states and locks.
+"""One contract for the distributed mode's coordination stores: task states, values, locks.
 
 Each runs on the in-memory fake (coditect.state.memory) and on Redis (a private server from
-tests/infra), so a test that uses the fake can trust it to behave like production.
+tests/infra), task states also on the counted Redis store the task queue uses
+(coditect.state.redis_counts), so a test that uses the fake can trust it to behave like
+production.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import pytest
 
 from coditect.domain.tasks import GoalState
 from coditect.domain.taskstate import TaskStateRecord
-from coditect.state.base import Lock, LockNotAcquiredError, TaskStateStore
-from coditect.state.memory import MemoryLocks, MemoryTaskStateStore
+from coditect.state.base import Lock, LockNotAcquiredError, MissionValueStore, TaskStateStore
+from coditect.state.memory import MemoryLocks, MemoryMissionValueStore, MemoryTaskStateStore
 
 LockFactory = Callable[..., Lock]
 
@@ -32,13 +34,27 @@ async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[object |
     await client.aclose()
 
 
-@pytest.fixture
-def states(redis_client: object | None) -> TaskStateStore:
-    if redis_client is None:
-        return MemoryTaskStateStore()
-    from coditect.state.redis_world import RedisTaskStateStore
+@pytest.fixture(params=["memory", "redis", "redis-counted"])
+async def states(request: pytest.FixtureRequest) -> AsyncIterator[TaskStateStore]:
+    if request.param == "memory":
+        yield MemoryTaskStateStore()
+        return
+    from coditect.state.redis_counts import CountedTaskStateStore
+    from coditect.state.redis_world import RedisTaskStateStore, connect_redis
 
-    return RedisTaskStateStore(redis_client, prefix="t" + uuid.uuid4().hex[:10])
+    client = await connect_redis(request.getfixturevalue("redis_url"), max_wait_s=3)
+    kind = CountedTaskStateStore if request.param == "redis-counted" else RedisTaskStateStore
+    yield kind(client, prefix="t" + uuid.uuid4().hex[:10], ttl_s=3600)
+    await client.aclose()
+
+
+@pytest.fixture
+def values(redis_client: object | None) -> MissionValueStore:
+    if redis_client is None:
+        return MemoryMissionValueStore()
+    from coditect.state.redis_world import RedisMissionValueStore
+
+    return RedisMissionValueStore(redis_client, prefix="t" + uuid.uuid4().hex[:10], ttl_s=3600)
 
 
 @pytest.fixture
@@ -71,6 +87,31 @@ async def test_task_states_replace_list_and_forget(states: TaskStateStore) -> No
     await states.delete_mission("m1")
     assert await states.list_tasks("m1") == []
     assert len(await states.list_tasks("m2")) == 1
+
+
+async def test_mission_values_keep_maps_and_single_values_per_kind_and_mission(
+    values: MissionValueStore,
+) -> None:
+    assert await values.fields("results", "m1") == {}
+    assert await values.get_field("results", "m1", "t1") is None
+    assert await values.get_value("cancel", "m1") is None
+    await values.put_field("results", "m1", "t1", '{"ok": 1}')
+    await values.put_field("results", "m1", "t2", "{}")
+    await values.put_field("results", "m1", "t1", '{"ok": 2}')
+    await values.put_field("applied", "m1", "t1", "pushed")
+    await values.put_field("results", "m2", "t1", "other mission")
+    assert await values.get_field("results", "m1", "t1") == '{"ok": 2}'
+    assert await values.fields("results", "m1") == {"t1": '{"ok": 2}', "t2": "{}"}
+    await values.delete_field("results", "m1", "t2")
+    await values.delete_field("results", "m1", "absent")
+    assert await values.fields("results", "m1") == {"t1": '{"ok": 2}'}
+    assert await values.fields("applied", "m1") == {"t1": "pushed"}
+    await values.put_value("cancel", "m1", "stop")
+    await values.put_value("checkpoint", "m1", '{"tasks": []}')
+    await values.put_value("checkpoint", "m1", '{"tasks": [1]}')
+    assert await values.get_value("cancel", "m1") == "stop"
+    assert await values.get_value("checkpoint", "m1") == '{"tasks": [1]}'
+    assert await values.get_value("cancel", "m2") is None
 
 
 async def test_a_lock_excludes_others_and_its_tokens_grow(make_lock: LockFactory) -> None:

@@ -167,3 +167,17 @@ async def test_orchestrator_restart_mid_mission_resumes_it(cluster, calculator_r
     messages = _commits(git, calculator_repo, resp.branch)
     for task_id in ("t2", "t3"):
         assert sum(f"Coditect-Task: {resp.mission_id}/{task_id}" in m for m in messages) == 1
+
+
+def test_a_worker_with_a_wrong_token_exits_with_a_clear_message(cluster: Cluster) -> None:
+    """Issue 12: refused credentials are found before any task is taken, not by a mission."""
+    cluster.start_taskqueue()
+    bad = cluster.start("bad-worker", "worker", "--worker-id", "bad", "--token", "WRONG")
+    try:
+        code = bad.proc.wait(timeout=60)
+    finally:
+        bad.stop()
+    log = " ".join(bad.text().split())  # the error is wrapped to the terminal's width
+    assert code != 0, log
+    assert "refused by the task queue service" in log and "UNAUTHENTICATED" in log, log
+    assert "started" not in log, log

@@ -27,6 +27,7 @@ from coditect.domain.events import Event, event_adapter
 from coditect.domain.mission import MissionReport
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.domain.taskstate import StoredTaskView, TaskStateRecord
+from coditect.errors import InputError
 from coditect.telemetry import tracing
 
 __all__ = ["ClientOptions", "OrchestratorClient", "TaskQueueClient"]
@@ -210,6 +211,23 @@ class TaskQueueClient(_Client):
         )
         resp = await self._call("Enqueue", self.stub.Enqueue, msg)
         return str(resp.message_id)
+
+    async def check_access(self) -> None:
+        """One authenticated call that reads and changes nothing (a worker's start-up check).
+
+        ``GetTasks`` without a mission passes the token check, then is refused as an invalid
+        argument before any store is touched: that refusal means the credentials are good.
+
+        Raises:
+            AuthenticationError: The server refused the token (``RpcAuthError``).
+            RpcError: The server could not be reached (retryable) or failed otherwise.
+        """
+        try:
+            await self._call(
+                "GetTasks", self.stub.GetTasks, task_queue_pb2.GetTasksRequest(mission_id="")
+            )
+        except InputError:
+            return
 
     async def get_tasks(self, mission_id: str) -> list[StoredTaskView]:
         """Stored task states and outcomes of a mission."""

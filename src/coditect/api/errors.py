@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import grpc
 
-from coditect.errors import BudgetExceededError, CoditectError, InputError, NotFoundError
+from coditect.errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    CoditectError,
+    InputError,
+    NotFoundError,
+)
 
-__all__ = ["NotFoundError", "RpcError", "from_rpc_error", "status_for"]
+__all__ = ["NotFoundError", "RpcAuthError", "RpcError", "from_rpc_error", "status_for"]
+
+_AUTH_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 _RETRYABLE_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
@@ -28,6 +36,10 @@ class RpcError(CoditectError):
     def __init__(self, message: str, *, code: grpc.StatusCode, hint: str = "") -> None:
         super().__init__(message, retryable=code in _RETRYABLE_CODES, hint=hint)
         self.code = code
+
+
+class RpcAuthError(RpcError, AuthenticationError):
+    """The server refused the call's credentials (UNAUTHENTICATED or PERMISSION_DENIED)."""
 
 
 def status_for(exc: CoditectError) -> grpc.StatusCode:
@@ -47,6 +59,7 @@ def status_for(exc: CoditectError) -> grpc.StatusCode:
 
 _HINTS = {
     grpc.StatusCode.UNAUTHENTICATED: "pass the server's token (--token or CODITECT_TOKEN)",
+    grpc.StatusCode.PERMISSION_DENIED: "this client's token or certificate is not allowed here",
     grpc.StatusCode.UNAVAILABLE: "is the server running, and do TLS settings match on both ends?",
     grpc.StatusCode.DEADLINE_EXCEEDED: "the server did not answer in time; raise --deadline",
 }
@@ -61,4 +74,6 @@ def from_rpc_error(exc: grpc.RpcError, what: str) -> CoditectError:
         return NotFoundError(message)
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         return InputError(message)
+    if code in _AUTH_CODES:
+        return RpcAuthError(message, code=code, hint=_HINTS.get(code, ""))
     return RpcError(message, code=code, hint=_HINTS.get(code, ""))

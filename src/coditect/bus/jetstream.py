@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coditect.bus.base import EventBus
+from coditect.bus.base import EventBus, PublishResult
 from coditect.domain.events import Event, event_adapter
-from coditect.errors import CoditectError
+from coditect.errors import BusError, BusUnavailableError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -48,16 +48,6 @@ _log = logging.getLogger(__name__)
 #: After a connection is up, a lost server is retried this often, this far apart (2 minutes).
 _RECONNECT_ATTEMPTS = 60
 _RECONNECT_WAIT_S = 2.0
-
-
-class BusError(CoditectError):
-    """The message bus refused or lost an operation."""
-
-    retryable_default = True
-
-
-class BusUnavailableError(BusError):
-    """The message bus cannot be reached (retryable: it may come up later)."""
 
 
 class PublishPolicy(BaseModel):
@@ -102,22 +92,6 @@ class JetStreamConfig(BaseModel):
     storage: Literal["file", "memory"] = "file"
     replicas: int = Field(default=1, ge=1, le=5)
     publish: PublishPolicy = PublishPolicy()
-
-
-class PublishResult(BaseModel):
-    """Where the stream stored a published message.
-
-    Attributes:
-        stream: Name of the stream.
-        seq: Stream sequence number of the message.
-        duplicate: True when the message id was already stored (nothing new was written).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    stream: str
-    seq: int
-    duplicate: bool = False
 
 
 def _import_nats() -> Any:

@@ -21,72 +21,45 @@ the server's limit stays in the stream, stranded; instead a delivery beyond
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coditect.bus.jetstream import (
-    BusError,
-    PublishPolicy,
+from coditect.bus.base import (
+    DeadLetter,
+    Lease,
+    LeaseOutcome,
     PublishResult,
+    TaskMessage,
+    beating,
+)
+from coditect.bus.jetstream import (
+    PublishPolicy,
     connect_nats,
     ensure_stream,
     publish_with_retry,
     stream_config,
 )
-from coditect.errors import CoditectError
+from coditect.errors import BusError, CoditectError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-__all__ = [
-    "DeadLetter",
-    "Lease",
-    "LeaseOutcome",
-    "JetStreamWorkQueue",
-    "TaskMessage",
-    "WorkQueueConfig",
-]
+# DeadLetter, Lease, LeaseOutcome and TaskMessage live in coditect.bus.base (backend-neutral);
+# they are imported here for this module's own signatures.
+__all__ = ["JetStreamLease", "JetStreamWorkQueue", "WorkQueueConfig"]
 
 _log = logging.getLogger(__name__)
 
 _TOKEN = r"^[A-Za-z0-9_-]+$"
 REASON_HEADER = "Coditect-Reason"
 DELIVERIES_HEADER = "Coditect-Deliveries"
-
-
-def _message_id() -> str:
-    return uuid.uuid4().hex
-
-
-class TaskMessage(BaseModel):
-    """One unit of work for an agent of some capability.
-
-    Attributes:
-        mission_id: The mission the task belongs to.
-        task_id: The task within the mission.
-        capability: Which workers may take it (``analyze``, ``code``, ``test``...); one subject
-            token, so letters, digits, ``_`` and ``-`` only.
-        body: The task's payload as a JSON string (opaque to the queue).
-        message_id: De-duplication key: enqueueing the same id again within the duplicate
-            window stores nothing. A new attempt of a task needs a new id.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mission_id: str
-    task_id: str
-    capability: str = Field(pattern=_TOKEN)
-    body: str = "{}"
-    message_id: str = Field(default_factory=_message_id, min_length=1)
 
 
 class WorkQueueConfig(BaseModel):
@@ -139,29 +112,6 @@ class WorkQueueConfig(BaseModel):
         return self.heartbeat_interval_s or self.ack_wait_s / 3
 
 
-class DeadLetter(BaseModel):
-    """A message moved to the dead-letter stream.
-
-    Attributes:
-        message: The task message as it was enqueued (None if it was malformed).
-        data: The message body as it was enqueued.
-        reason: Why it was given up.
-        deliveries: How many times it had been delivered.
-        seq: Its sequence in the dead-letter stream.
-        headers: The original message's own headers (the publisher's trace context,
-            ``traceparent``), without the ``Nats-*`` and ``Coditect-*`` ones.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    message: TaskMessage | None
-    data: bytes
-    reason: str
-    deliveries: int
-    seq: int
-    headers: dict[str, str] = Field(default_factory=dict)
-
-
 def _own_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """The headers a publisher set (trace context...), without the server's and ours."""
     return {
@@ -185,16 +135,8 @@ def _dead_letter_of(msg: Msg) -> DeadLetter:
     )
 
 
-class LeaseOutcome(enum.StrEnum):
-    """What :meth:`JetStreamWorkQueue.process` did with a lease."""
-
-    ACKED = "acked"
-    RETRY = "retry"
-    DEAD_LETTERED = "dead_lettered"
-
-
-class Lease:
-    """A task message held by one worker until it acks, naks or terms it.
+class JetStreamLease:
+    """A JetStream message held by one worker until it acks, naks or terms it (a :class:`Lease`).
 
     Attributes:
         message: The task.
@@ -254,25 +196,9 @@ class Lease:
         """Still working: restart the ``ack_wait`` timer."""
         await self._settle("in_progress", self._msg.in_progress())
 
-    @contextlib.asynccontextmanager
-    async def keep_alive(self, interval_s: float | None = None) -> AsyncIterator[None]:
+    def keep_alive(self, interval_s: float | None = None) -> AbstractAsyncContextManager[None]:
         """Send :meth:`in_progress` every ``interval_s`` while the body runs."""
-        period = interval_s or self._queue.config.heartbeat_s
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(period)
-                try:
-                    await self.in_progress()
-                except Exception as exc:  # keep beating through a reconnect
-                    _log.debug("heartbeat for %s failed: %r", self.message.task_id, exc)
-
-        task = asyncio.get_running_loop().create_task(beat())
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.wait([task])
+        return beating(self, interval_s or self._queue.config.heartbeat_s)
 
 
 class JetStreamWorkQueue:
@@ -329,6 +255,11 @@ class JetStreamWorkQueue:
             self._js,
             stream_config(cfg.dlq_stream, cfg.dlq_prefix, max_age_s=cfg.dlq_max_age_s, **common),
         )
+
+    @property
+    def max_deliveries(self) -> int:
+        """Deliveries of a message before it is dead-lettered."""
+        return self.config.max_deliveries
 
     def subject_for(self, capability: str) -> str:
         """The subject tasks of ``capability`` are published on."""
@@ -407,7 +338,7 @@ class JetStreamWorkQueue:
 
     async def fetch(
         self, capability: str, *, batch: int = 1, timeout_s: float = 1.0
-    ) -> list[Lease]:
+    ) -> list[JetStreamLease]:
         """Lease up to ``batch`` tasks of ``capability``, waiting at most ``timeout_s`` for one.
 
         Messages past ``max_deliveries`` are moved to the dead-letter stream instead of being
@@ -443,7 +374,7 @@ class JetStreamWorkQueue:
                 leases.append(lease)
         return leases
 
-    async def _admit(self, msg: Msg) -> Lease | None:
+    async def _admit(self, msg: Msg) -> JetStreamLease | None:
         delivered = int(msg.metadata.num_delivered)
         try:
             message = TaskMessage.model_validate_json(msg.data)
@@ -456,7 +387,7 @@ class JetStreamWorkQueue:
             await self._dead_letter(msg, message, reason, delivered)
             await msg.term()
             return None
-        return Lease(self, msg, message)
+        return JetStreamLease(self, msg, message)
 
     async def _dead_letter(
         self, msg: Msg, message: TaskMessage | None, reason: str, deliveries: int
@@ -479,7 +410,7 @@ class JetStreamWorkQueue:
 
     async def lease(
         self, capability: str, *, batch: int = 1, poll_s: float = 1.0
-    ) -> AsyncIterator[Lease]:
+    ) -> AsyncIterator[JetStreamLease]:
         """Lease tasks of ``capability`` one after another until the queue is closed."""
         while not self._closed:
             try:

@@ -123,11 +123,11 @@ def apply(
     ] = None,
 ) -> None:
     """Merge an accepted mission's branch into your current branch, if it applies cleanly."""
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
     console = Console()
     try:
-        store = SqlStore(Settings().database_url)
+        store = open_mission_store(Settings().database_url)
         try:
             report = asyncio.run(store.get_report(mission_id))
         finally:

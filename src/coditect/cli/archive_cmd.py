@@ -174,9 +174,9 @@ def run(
 
 
 async def _events_from_sqlite(mission_id: str) -> list[Event]:
-    from coditect.state.sql import SqlStore
+    from coditect.runtime import open_mission_store
 
-    store = SqlStore(Settings().database_url)
+    store = open_mission_store(Settings().database_url)
     try:
         report = await store.get_report(mission_id)
         full_id = report.mission_id if report is not None else mission_id

@@ -33,8 +33,8 @@ from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
 from coditect.domain.tasks import TaskSpec
 from coditect.errors import CoditectError, InputError
 from coditect.orchestrator.planner import Planner, PlanOutcome
+from coditect.state.base import MissionStore
 from coditect.state.owners import judge_reports
-from coditect.state.sql import SqlStore
 
 __all__ = [
     "StoredPlanner",
@@ -52,13 +52,15 @@ Checkpoint = MissionCheckpoint | None
 _REPAIR_ID = re.compile(r"^(repair|retest)\d+$")
 
 
-async def judged_reports(store: SqlStore, reports: Sequence[MissionReport]) -> list[MissionReport]:
+async def judged_reports(
+    store: MissionStore, reports: Sequence[MissionReport]
+) -> list[MissionReport]:
     """``reports`` with those whose owner process is gone shown as INTERRUPTED."""
     owners = await store.owners([r.mission_id for r in reports])
     return judge_reports(reports, owners)
 
 
-async def judged_report(store: SqlStore, mission_id: str) -> MissionReport | None:
+async def judged_report(store: MissionStore, mission_id: str) -> MissionReport | None:
     """One report by id or prefix, judged like :func:`judged_reports`; None when unknown."""
     report = await store.get_report(mission_id)
     if report is None:
@@ -171,6 +173,7 @@ def resume(
     """Continue an INTERRUPTED mission after its last completed task (same id, same plan)."""
     from coditect.cli.main import EXIT_CANCELLED, EXIT_FAILED, EXIT_INPUT, _err, _print_report
     from coditect.leftovers import collect
+    from coditect.runtime import open_mission_store
 
     overrides: dict[str, object] = {}
     if llm is not None:
@@ -179,7 +182,7 @@ def resume(
         overrides["sandbox"] = sandbox
     settings = Settings(**overrides)  # type: ignore[arg-type]
     console = Console(stderr=as_json)
-    store = SqlStore(settings.database_url)
+    store = open_mission_store(settings.database_url)
     try:
         report, checkpoint = asyncio.run(_load(store, mission_id))
         reason = why_not_resumable(report) if report is not None else ""

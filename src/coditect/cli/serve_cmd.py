@@ -374,9 +374,12 @@ def worker(
         from coditect.leftovers import collect
 
         collect()  # sandbox folders of workers that were killed (kill -9) on this machine
-        sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
-        sys.stdout.flush()
-        asyncio.run(run_worker(cfg, burst=burst))
+
+        def started() -> None:  # after the task queue service accepted the credentials
+            sys.stdout.write(f"coditect worker {cfg.worker_id or '(default id)'} started\n")
+            sys.stdout.flush()
+
+        asyncio.run(run_worker(cfg, burst=burst, on_ready=started))
     except CoditectError as exc:
         raise _fail(exc) from None
 

@@ -23,7 +23,7 @@ from coditect.api.security import TlsConfig
 from coditect.api.server import DEFAULT_MAX_MESSAGE_BYTES
 from coditect.config import default_home, engine_url
 from coditect.errors import ConfigError
-from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S
+from coditect.state.base import DEFAULT_STATE_RETENTION_S
 
 __all__ = ["DistributedSettings", "load_settings"]
 

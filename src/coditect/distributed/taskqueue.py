@@ -1,11 +1,14 @@
-"""The task queue manager's logic: tasks onto JetStream, their state and results into Redis.
+"""The task queue manager's logic: tasks onto a work queue, their state and results into stores.
 
-Redis layout (besides :class:`~coditect.state.redis_world.RedisTaskStateStore`'s hash)::
+It sees only the interfaces (:class:`~coditect.bus.base.WorkQueue`,
+:class:`~coditect.state.base.TaskStateStore`, :class:`~coditect.state.base.FileIndexStore`,
+:class:`~coditect.state.base.MissionValueStore`); :mod:`coditect.runtime.distributed` hands it
+JetStream and Redis. Redis layout in production (besides the task states' hash)::
 
-    coditect:results:{<mission_id>}   hash  task_id -> WorkerOutcome JSON
+    coditect:results:{<mission_id>}   hash  task_id -> WorkerOutcome JSON        (RESULTS)
     coditect:files:{<mission_id>}     hash  the mission branch's file index (world model)
-    coditect:task-counts              hash  state -> tasks in it (coditect.distributed.task_counts)
-    coditect:cancel:{<mission_id>}    string  the reason a mission was cancelled
+    coditect:task-counts              hash  state -> tasks in it (coditect.state.redis_counts)
+    coditect:cancel:{<mission_id>}    string  the reason a mission was cancelled  (CANCEL)
     coditect:checkpoint:{<mission_id>} string the orchestrator's MissionCheckpoint JSON
 
 Every write to a mission's key sets its expiry to ``state_retention_s`` (the task counts hash
@@ -24,25 +27,36 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from coditect.bus.workqueue import DeadLetter, JetStreamWorkQueue, Lease, TaskMessage
-from coditect.distributed.task_counts import CountedTaskStateStore
+from coditect.bus.base import DeadLetter, Lease, TaskMessage, WorkQueue
 from coditect.domain.actions import FileRecord
 from coditect.domain.tasks import GoalState, TaskSpec
 from coditect.domain.taskstate import TaskStateRecord
-from coditect.errors import CoditectError, InputError, StoreError
-from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, RedisFileIndexStore, ttl_ms
+from coditect.errors import CoditectError, InputError
+from coditect.state.base import FileIndexStore, MissionValueStore, TaskStateStore
 from coditect.telemetry import metrics, tracing
 
-__all__ = ["LeasedTask", "StoredTask", "TaskQueueService", "message_id_for"]
+__all__ = [
+    "APPLIED",
+    "CANCEL",
+    "CHECKPOINT",
+    "RESULTS",
+    "LeasedTask",
+    "StoredTask",
+    "TaskQueueService",
+    "message_id_for",
+]
 
 _log = logging.getLogger(__name__)
 
-
-def cancel_key(mission_id: str, prefix: str = "coditect") -> str:
-    """The Redis key whose presence tells workers a mission was cancelled (value: the reason)."""
-    return f"{prefix}:cancel:{{{mission_id}}}"
+#: :class:`MissionValueStore` kinds: the workers' outcomes (task id -> WorkerOutcome JSON)...
+RESULTS = "results"
+#: ...the reason a mission was cancelled (its presence tells workers to stop)...
+CANCEL = "cancel"
+#: ...the orchestrator's checkpoint...
+CHECKPOINT = "checkpoint"
+#: ...and the changes workers pushed (task id -> WorkerOutcome JSON), so each is applied once.
+APPLIED = "applied"
 
 
 def _step_error(outcome_json: str) -> str | None:
@@ -86,13 +100,14 @@ class StoredTask:
 
 
 class TaskQueueService:
-    """Enqueue, lease, complete, fail, heartbeat and query, over JetStream and Redis.
+    """Enqueue, lease, complete, fail, heartbeat and query, over a work queue and stores.
 
     Args:
-        workqueue: The JetStream work queue.
-        redis: A ``redis.asyncio.Redis`` or ``RedisCluster``.
-        prefix: Key prefix.
-        state_retention_s: Every key of a mission expires this long after its last write.
+        workqueue: Where tasks are queued and leased.
+        states: Task state records (counted per state in production).
+        files: The mission branches' file indexes.
+        values: Results, cancel flags and checkpoints per mission.
+        dead_letter_consumer: Name under which every replica follows the dead letters.
         notify: Called with a task's new record when it starts running or ends (the
             composition root publishes it as a ``task.state`` event: coordinators are pushed
             their tasks' outcomes instead of polling for them). A failed notification is
@@ -102,21 +117,19 @@ class TaskQueueService:
     def __init__(
         self,
         *,
-        workqueue: JetStreamWorkQueue,
-        redis: Any,
-        prefix: str = "coditect",
-        state_retention_s: float = DEFAULT_STATE_RETENTION_S,
+        workqueue: WorkQueue,
+        states: TaskStateStore,
+        files: FileIndexStore,
+        values: MissionValueStore,
+        dead_letter_consumer: str = "workers-dlq-settle",
         notify: Callable[[TaskStateRecord], Awaitable[None]] | None = None,
     ) -> None:
         self.workqueue = workqueue
         self.notify = notify
-        self.redis = redis
-        #: How long a mission's keys (tasks, results, files, cancel flag, checkpoint) are kept.
-        self.state_retention_s = state_retention_s
-        self._retention_ms = ttl_ms(state_retention_s)
-        self.states = CountedTaskStateStore(redis, prefix=prefix, ttl_s=state_retention_s)
-        self.files = RedisFileIndexStore(redis, prefix=prefix, ttl_s=state_retention_s)
-        self._prefix = prefix
+        self.states = states
+        self.files = files
+        self.values = values
+        self.dead_letter_consumer = dead_letter_consumer
         self._leases: dict[str, Lease] = {}
 
     async def _changed(self, record: TaskStateRecord) -> None:
@@ -128,9 +141,6 @@ class TaskQueueService:
             await self.notify(record)
         except Exception as exc:  # the coordinator's backstop reads the state later
             _log.warning("cannot notify %s/%s: %r", record.mission_id, record.task_id, exc)
-
-    def _results_key(self, mission_id: str) -> str:
-        return f"{self._prefix}:results:{{{mission_id}}}"
 
     async def enqueue(
         self, mission_id: str, task: TaskSpec, body_json: str, attempt: int
@@ -147,10 +157,7 @@ class TaskQueueService:
                 mission_id=mission_id, task_id=task.id, state=GoalState.PENDING, attempt=attempt
             )
         )
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hdel(self._results_key(mission_id), task.id)
-        pipe.pexpire(self._results_key(mission_id), self._retention_ms)
-        await pipe.execute()
+        await self.values.delete_field(RESULTS, mission_id, task.id)
         attributes: dict[str, str | int | None] = {
             "coditect.mission_id": mission_id,
             "coditect.task_id": task.id,
@@ -207,13 +214,7 @@ class TaskQueueService:
         """Store the outcome, mark the task COMPLETE and ack a gRPC lease (idempotent)."""
         if not outcome_json:
             raise InputError("a completed task needs its result")
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(self._results_key(mission_id), task_id, outcome_json)
-            pipe.pexpire(self._results_key(mission_id), self._retention_ms)
-            await pipe.execute()
-        except Exception as exc:
-            raise StoreError(f"cannot store the result of {task_id}: {exc!r}") from exc
+        await self.values.put_field(RESULTS, mission_id, task_id, outcome_json)
         if files is not None:
             await self.files.save_file_index(mission_id, files)
         error = _step_error(outcome_json)
@@ -322,7 +323,7 @@ class TaskQueueService:
 
         Runs in the service for its whole life; NATS or Redis errors are retried with backoff.
         """
-        durable = f"{self.workqueue.config.consumer_prefix}-dlq-settle"
+        durable = self.dead_letter_consumer
         delay_s = 0.1
         while True:
             try:
@@ -351,12 +352,7 @@ class TaskQueueService:
         if not mission_id:
             raise InputError("mission_id is required")
         reason = reason or "the mission was cancelled"
-        try:
-            await self.redis.set(
-                cancel_key(mission_id, self._prefix), reason, px=self._retention_ms
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot cancel the tasks of {mission_id}: {exc!r}") from exc
+        await self.values.put_value(CANCEL, mission_id, reason)
         count = 0
         for rec in await self.states.list_tasks(mission_id):
             if rec.state.is_terminal:
@@ -374,40 +370,22 @@ class TaskQueueService:
             )
         return count
 
-    def _checkpoint_key(self, mission_id: str) -> str:
-        return f"{self._prefix}:checkpoint:{{{mission_id}}}"
-
     async def put_checkpoint(self, mission_id: str, state_json: str) -> None:
         """Keep the orchestrator's checkpoint of a mission (replacing the previous one)."""
         if not mission_id or not state_json:
             raise InputError("a checkpoint needs a mission_id and its state")
-        try:
-            await self.redis.set(
-                self._checkpoint_key(mission_id), state_json, px=self._retention_ms
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot store the checkpoint of {mission_id}: {exc!r}") from exc
+        await self.values.put_value(CHECKPOINT, mission_id, state_json)
 
     async def get_checkpoint(self, mission_id: str) -> str:
         """The mission's last checkpoint ("" when none is kept)."""
         if not mission_id:
             raise InputError("mission_id is required")
-        try:
-            raw = await self.redis.get(self._checkpoint_key(mission_id))
-        except Exception as exc:
-            raise StoreError(f"cannot read the checkpoint of {mission_id}: {exc!r}") from exc
-        if raw is None:
-            return ""
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return await self.values.get_value(CHECKPOINT, mission_id) or ""
 
     async def get_tasks(self, mission_id: str) -> list[StoredTask]:
         """Every stored task of ``mission_id`` with its outcome."""
         records = await self.states.list_tasks(mission_id)
-        raw: dict[Any, Any] = await self.redis.hgetall(self._results_key(mission_id))
-        results = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
+        results = await self.values.fields(RESULTS, mission_id)
         return [StoredTask(record=r, outcome_json=results.get(r.task_id, "")) for r in records]
 
     async def query_world(self, mission_id: str, glob: str = "") -> list[FileRecord]:

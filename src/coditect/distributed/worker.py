@@ -1,4 +1,4 @@
-"""A worker process: lease tasks from JetStream, run the same agents, push, report back.
+"""A worker process: lease tasks from the work queue, run the same agents, push, report back.
 
 For each task the worker resets its own clone of the mission branch to the branch head, runs
 the one task step of both modes (:class:`~coditect.orchestrator.step.TaskStep`: parametrise,
@@ -7,9 +7,18 @@ outcome to the task queue service. A failed step (an agent error, a timeout, a b
 a fatal violation) is reported as an outcome without a result and is not retried; only
 infrastructure errors (git, Redis) go back to the queue for another delivery.
 
+Before it takes any work the worker makes an authenticated call to the task queue service
+(:meth:`ResultSink.check_access`): refused credentials end :meth:`Worker.run` with an
+:class:`~coditect.errors.AuthenticationError`. Credentials refused while a task is held give
+the task back for another worker (a nak, never a dead letter) and stop this worker.
+
+The worker sees only interfaces (:class:`~coditect.bus.base.WorkQueue`,
+:class:`~coditect.state.base.MissionValueStore`, :class:`~coditect.state.base.Lock`); the
+composition root (:mod:`coditect.runtime.distributed`) hands it JetStream and Redis.
+
 At-least-once delivery means a task can run twice (a worker dies after pushing, before the
-ack). The push is therefore done under a Redis lock per mission with a fencing token, and
-recorded in ``coditect:applied:{<mission_id>}`` (task id -> outcome JSON): a redelivered task
+ack). The push is therefore done under a lock per mission with a fencing token, and
+recorded in the mission's ``applied`` values (task id -> outcome JSON): a redelivered task
 whose change is already recorded is reported again instead of applied again. A push whose
 commit landed but whose record did not (a crash in between) is recognised by the commit's
 ``Coditect-Task`` trailer on the branch head.
@@ -29,18 +38,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from coditect.bus.base import EventBus
-from coditect.bus.jetstream import BusError
-from coditect.bus.workqueue import JetStreamWorkQueue, Lease
+from coditect.bus.base import EventBus, Lease, WorkQueue
 from coditect.distributed.messages import TaskBody, WorkerOutcome
 from coditect.distributed.repos import GitError, RepoCache, git, task_trailer
-from coditect.distributed.taskqueue import cancel_key
+from coditect.distributed.taskqueue import APPLIED, CANCEL
 from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event
-from coditect.errors import CoditectError
+from coditect.errors import AuthenticationError, BusError, CoditectError
 from coditect.orchestrator.step import TaskStep
-from coditect.state.base import Lock
-from coditect.state.redis_world import DEFAULT_STATE_RETENTION_S, ttl_ms
+from coditect.state.base import DEFAULT_STATE_RETENTION_S, Lock, MissionValueStore
 from coditect.taskqueue.world_model import WorldModel
 from coditect.telemetry import metrics
 from coditect.telemetry.tasks import observe_lease
@@ -88,6 +94,15 @@ class ResultSink(Protocol):
         """The task is running here."""
         ...
 
+    async def check_access(self) -> None:
+        """Make one authenticated call that changes nothing.
+
+        Raises:
+            AuthenticationError: The service refused this process's credentials.
+            CoditectError: The service could not be reached (``retryable``).
+        """
+        ...
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -102,6 +117,7 @@ class WorkerSettings:
         cancel_poll_s: How often a running task's mission is checked for a cancel.
         state_retention_s: The mission's applied hash and push-lock fence expire this long
             after their last write.
+        connect_wait_s: How long the task queue service is retried at start.
     """
 
     capabilities: tuple[str, ...]
@@ -112,6 +128,7 @@ class WorkerSettings:
     task_delay_s: float = 0.0
     cancel_poll_s: float = 0.5
     state_retention_s: float = DEFAULT_STATE_RETENTION_S
+    connect_wait_s: float = 10.0
 
 
 class _Cancelled(Exception):
@@ -125,40 +142,84 @@ class Worker:
         self,
         *,
         settings: WorkerSettings,
-        workqueue: JetStreamWorkQueue,
+        workqueue: WorkQueue,
         sink: ResultSink,
-        redis: Any,
+        values: MissionValueStore,
         step: TaskStep,
         locks: Callable[[str], Lock],
         events: EventBus | None = None,
-        prefix: str = "coditect",
     ) -> None:
         self.settings = settings
         self.worker_id = settings.worker_id or default_worker_id()
         self.workqueue = workqueue
         self.sink = sink
-        self.redis = redis
+        #: The missions' cancel flags and applied pushes (Redis in production).
+        self.values = values
         # The one task step, as in one process; agents are named <agent>@<worker> here.
         self.step = replace(step, agent_suffix=f"@{self.worker_id}")
         #: Makes the per-mission push lock (a Redis lock in production).
         self.locks = locks
         self.events = events
         self.repos = RepoCache(settings.cache_dir / "repos")
-        self._prefix = prefix
         self._stop = asyncio.Event()
+        #: Why the worker stopped taking work on its own (its credentials were refused).
+        self._fatal: AuthenticationError | None = None
         self.tasks_done = 0
         self.tasks_cancelled = 0
+        self.tasks_released = 0
 
     def stop(self) -> None:
         """Finish the current task, then return from :meth:`run`."""
         self._stop.set()
 
-    async def run(self, *, burst: bool = False) -> None:
-        """Lease and run tasks of every capability in turn.
+    async def check_access(self) -> None:
+        """Verify the worker's credentials with the task queue service before taking work.
+
+        An unreachable service is retried for ``connect_wait_s``.
+
+        Raises:
+            AuthenticationError: The service refused the credentials.
+            CoditectError: The service could not be reached in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.connect_wait_s
+        delay_s = 0.1
+        while True:
+            try:
+                await self.sink.check_access()
+                return
+            except AuthenticationError as exc:
+                raise AuthenticationError(
+                    f"worker {self.worker_id} was refused by the task queue service, so it "
+                    f"takes no work: {exc.message}",
+                    hint=exc.hint or "give the worker the task queue's token (--token)",
+                ) from exc
+            except CoditectError as exc:
+                if not exc.retryable or loop.time() + delay_s > deadline:
+                    raise
+                _log.warning("task queue service not reachable yet, retrying: %s", exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
+
+    async def run(self, *, burst: bool = False, on_ready: Callable[[], None] | None = None) -> None:
+        """Verify the credentials, then lease and run tasks of every capability in turn.
 
         Args:
             burst: Return once a full round over the capabilities found nothing.
+            on_ready: Called once the credentials were accepted, before the first lease.
+
+        Raises:
+            AuthenticationError: The task queue service refused the credentials, at start or
+                while a task was held (the task was given back to the queue).
         """
+        await self.check_access()
+        if on_ready is not None:
+            on_ready()
+        await self._loop(burst)
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _loop(self, burst: bool) -> None:
         caps: Sequence[str] = self.settings.capabilities
         per_cap_s = max(self.settings.poll_s / max(len(caps), 1), 0.05)
         backoff_s = 0.1
@@ -184,7 +245,7 @@ class Worker:
     async def process(self, lease: Lease) -> None:
         """Run one leased task and settle the lease (ack, nak for a retry, or term)."""
         msg = lease.message
-        last = lease.num_delivered >= self.workqueue.config.max_deliveries
+        last = lease.num_delivered >= self.workqueue.max_deliveries
         cancelled = await self._cancel_reason(msg.mission_id)
         if cancelled is not None:  # cancelled while the task waited in the queue
             await self._drop(lease, cancelled)
@@ -202,28 +263,22 @@ class Worker:
         except _Cancelled as exc:
             await self._drop(lease, str(exc))
             return
+        except AuthenticationError as exc:
+            await self._release(lease, exc)
+            return
         except CoditectError as exc:
             retry = exc.retryable and not last
             _log.warning(
                 "task %s/%s failed (retry=%s): %s", msg.mission_id, msg.task_id, retry, exc
             )
-            await self._report_failure(
-                msg.mission_id, msg.task_id, str(exc), retry, lease.num_delivered
-            )
-            await (lease.nak() if retry else lease.term(str(exc)))
+            await self._fail(lease, str(exc), retry, lease.num_delivered)
             return
         except ValueError as exc:  # a malformed body will not get better
-            await self._report_failure(
-                msg.mission_id, msg.task_id, f"bad task body: {exc}", False, 0
-            )
-            await lease.term(f"bad task body: {exc}")
+            await self._fail(lease, f"bad task body: {exc}", False, 0)
             return
         except Exception as exc:  # e.g. a Redis connection error: try again, within limits
             _log.warning("task %s/%s failed: %r", msg.mission_id, msg.task_id, exc)
-            await self._report_failure(
-                msg.mission_id, msg.task_id, repr(exc), not last, lease.num_delivered
-            )
-            await (lease.term(repr(exc)) if last else lease.nak())
+            await self._fail(lease, repr(exc), not last, lease.num_delivered)
             return
         await lease.ack()
         self.tasks_done += 1
@@ -231,13 +286,10 @@ class Worker:
     async def _cancel_reason(self, mission_id: str) -> str | None:
         """Why the mission was cancelled, or None while it was not (or Redis cannot tell)."""
         try:
-            raw = await self.redis.get(cancel_key(mission_id, self._prefix))
+            return await self.values.get_value(CANCEL, mission_id)
         except Exception as exc:  # not knowing is not a reason to stop; checked again soon
             _log.debug("cannot read the cancel flag of %s: %r", mission_id, exc)
             return None
-        if raw is None:
-            return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def _unless_cancelled(
         self, mission_id: str, work: Coroutine[Any, Any, None]
@@ -283,6 +335,33 @@ class Worker:
         except BusError as exc:  # redelivered later, and dropped again then
             _log.warning("could not drop %s/%s: %s", msg.mission_id, msg.task_id, exc)
 
+    async def _release(self, lease: Lease, exc: AuthenticationError) -> None:
+        """Credentials refused mid-task: give the task to another worker and stop taking work.
+
+        The failure is not reported (the service would refuse that too) and the task is not
+        dead-lettered: the nak makes it available again at once.
+        """
+        msg = lease.message
+        _log.error(
+            "task %s/%s given back: the task queue service refused this worker's "
+            "credentials; the worker stops: %s",
+            msg.mission_id,
+            msg.task_id,
+            exc,
+        )
+        self.tasks_released += 1
+        self._fatal = AuthenticationError(
+            f"worker {self.worker_id} stopped: the task queue service refused its credentials "
+            f"while it held task {msg.mission_id}/{msg.task_id} (given back to the queue): "
+            f"{exc.message}",
+            hint=exc.hint or "give the worker the task queue's token (--token)",
+        )
+        self._stop.set()
+        try:
+            await lease.nak(delay_s=0)
+        except BusError as err:  # redelivered after the ack wait instead
+            _log.warning("could not give back %s/%s: %s", msg.mission_id, msg.task_id, err)
+
     async def _publish(self, event: Event) -> None:
         """Publish an agent's event (named ``<agent>@<worker>``); losing one never fails a task."""
         if self.events is None:
@@ -294,28 +373,31 @@ class Worker:
         except CoditectError as exc:
             _log.warning("could not publish %s of %s: %s", event.type, event.task_id, exc)
 
-    async def _report_failure(
-        self, mid: str, tid: str, error: str, retry: bool, attempt: int
-    ) -> None:
+    async def _fail(self, lease: Lease, error: str, retry: bool, attempt: int) -> None:
+        """Report a failed task, then nak it (``retry``) or dead-letter it.
+
+        When the service refuses the report for the worker's credentials, the task is given
+        back instead (:meth:`_release`): another worker may well succeed.
+        """
+        mid, tid = lease.message.mission_id, lease.message.task_id
         try:
             await self.sink.fail(
                 mid, tid, worker=self.worker_id, error=error, retryable=retry, attempt=attempt
             )
-        except CoditectError as exc:  # the lease is still settled; JetStream redelivers if naked
+        except AuthenticationError as exc:
+            await self._release(lease, exc)
+            return
+        except CoditectError as exc:  # the lease is still settled; the queue redelivers if naked
             _log.warning("could not report the failure of %s/%s: %s", mid, tid, exc)
-
-    def _applied_key(self, mission_id: str) -> str:
-        return f"{self._prefix}:applied:{{{mission_id}}}"
+        await (lease.nak() if retry else lease.term(error))
 
     async def _handle(self, body: TaskBody, delivery: int) -> None:
         task = body.task
-        done = await self.redis.hget(self._applied_key(body.mission_id), task.id)
+        done = await self.values.get_field(APPLIED, body.mission_id, task.id)
         if done is not None:  # an earlier delivery applied it: report again, do not redo
             _log.info("task %s/%s already applied; reporting it again", body.mission_id, task.id)
             path, _ = await self.repos.checkout(body.repo, body.mission_id, body.branch)
-            await self._complete(
-                body, done.decode() if isinstance(done, bytes) else done, path, delivery
-            )
+            await self._complete(body, done, path, delivery)
             return
         if self.settings.task_delay_s:
             await asyncio.sleep(self.settings.task_delay_s)
@@ -342,12 +424,11 @@ class Worker:
         self, body: TaskBody, path: Path, base: str, outcome: WorkerOutcome
     ) -> WorkerOutcome:
         """Commit and push under the mission's lock; record the outcome so it is applied once."""
-        key = self._applied_key(body.mission_id)
         trailer = task_trailer(body.mission_id, body.task.id)
         lock = self.locks(f"push.{body.mission_id}")
         async with lock:
             token = lock.fencing_token
-            done = await self.redis.hget(key, body.task.id)
+            done = await self.values.get_field(APPLIED, body.mission_id, body.task.id)
             if done is not None:
                 return WorkerOutcome.model_validate_json(done)
             cancelled = await self._cancel_reason(body.mission_id)
@@ -372,8 +453,7 @@ class Worker:
                         raise GitError("lost the push lock before pushing; retrying the task")
                     await self.repos.push(path, body.branch)
             outcome = outcome.model_copy(update={"commit": commit, "fencing_token": token})
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(key, body.task.id, outcome.model_dump_json())
-            pipe.pexpire(key, ttl_ms(self.settings.state_retention_s))
-            await pipe.execute()
+            await self.values.put_field(
+                APPLIED, body.mission_id, body.task.id, outcome.model_dump_json()
+            )
         return outcome

@@ -45,8 +45,9 @@ from coditect.reuse.responses import ReuseStoreCache
 from coditect.reuse.semantic import load_embedder
 from coditect.runtime.local import build_model, build_sandbox, build_task_step, open_reuse_store
 from coditect.state.base import Lock
+from coditect.state.redis_counts import CountedTaskStateStore
 from coditect.state.redis_locks import RedisLock
-from coditect.state.redis_world import connect_redis
+from coditect.state.redis_world import RedisFileIndexStore, RedisMissionValueStore, connect_redis
 from coditect.state.sql import SqlStore
 from coditect.telemetry.metrics import (
     MetricsServer,
@@ -62,6 +63,7 @@ __all__ = [
     "run_until_signalled",
     "run_worker",
     "build_shared_reuse",
+    "build_taskqueue_service",
     "build_worker",
     "client_options",
     "start_orchestrator",
@@ -221,6 +223,30 @@ def build_shared_reuse(cfg: DistributedSettings, model: Model) -> Reuse | None:
     )
 
 
+def build_taskqueue_service(
+    workqueue: JetStreamWorkQueue,
+    redis: Any,
+    *,
+    prefix: str = "coditect",
+    state_retention_s: float | None = None,
+    notify: Callable[[TaskStateRecord], Awaitable[None]] | None = None,
+) -> tuple[TaskQueueService, CountedTaskStateStore]:
+    """The task queue's logic over JetStream and Redis, and its counted task-state store.
+
+    Every Redis key of a mission expires ``state_retention_s`` after its last write.
+    """
+    states = CountedTaskStateStore(redis, prefix=prefix, ttl_s=state_retention_s)
+    service = TaskQueueService(
+        workqueue=workqueue,
+        states=states,
+        files=RedisFileIndexStore(redis, prefix=prefix, ttl_s=state_retention_s),
+        values=RedisMissionValueStore(redis, prefix=prefix, ttl_s=state_retention_s),
+        dead_letter_consumer=f"{workqueue.config.consumer_prefix}-dlq-settle",
+        notify=notify,
+    )
+    return service, states
+
+
 async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
     """Connect NATS and Redis (bounded retries), then serve the TaskQueue service."""
     closers: list[Callable[[], Awaitable[Any]]] = []
@@ -248,19 +274,16 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
                 )
             )
 
-        service = TaskQueueService(
-            workqueue=workqueue,
-            redis=redis,
-            state_retention_s=cfg.state_retention_s,
-            notify=notify,
+        service, states = build_taskqueue_service(
+            workqueue, redis, state_retention_s=cfg.state_retention_s, notify=notify
         )
-        await service.states.ensure_counts()  # rebuilt from the task states if Redis has none
+        await states.ensure_counts()  # rebuilt from the task states if Redis has none
         closers.append(_background(service.watch_dead_letters(), "dead-letters"))
         servicer = TaskQueueServicer(service)
         metrics = _serve_metrics(cfg, closers)
         if metrics is not None:
             closers.append(_background(poll_queue_depth(workqueue.depth), "queue-depth"))
-            closers.append(_background(poll_task_counts(service.states.counts), "task-counts"))
+            closers.append(_background(poll_task_counts(states.counts), "task-counts"))
         server = await start_server(_server_options(cfg), servicer.register, [TASK_QUEUE_SERVICE])
     except BaseException:
         for close in reversed(closers):
@@ -361,6 +384,7 @@ async def build_worker(
             worker_id=cfg.worker_id,
             task_delay_s=cfg.task_delay_s,
             state_retention_s=cfg.state_retention_s,
+            connect_wait_s=cfg.connect_wait_s,
         )
 
         def push_lock(name: str) -> Lock:
@@ -376,7 +400,7 @@ async def build_worker(
             settings=ws,
             workqueue=workqueue,
             sink=sink,
-            redis=redis,
+            values=RedisMissionValueStore(redis, ttl_s=ws.state_retention_s),
             events=events,
             step=step,
             locks=push_lock,
@@ -391,16 +415,27 @@ async def build_worker(
 
 
 async def run_worker(
-    cfg: DistributedSettings, *, model: Model | None = None, burst: bool = False
+    cfg: DistributedSettings,
+    *,
+    model: Model | None = None,
+    burst: bool = False,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
-    """Run a worker until SIGTERM/SIGINT (or idle, with ``burst``); returns tasks done."""
+    """Run a worker until SIGTERM/SIGINT (or idle, with ``burst``); returns tasks done.
+
+    ``on_ready`` is called once the task queue service accepted the worker's credentials.
+
+    Raises:
+        AuthenticationError: The task queue service refused the credentials (at start, or
+            while a task was held: that task was given back to the queue).
+    """
     worker, closers = await build_worker(cfg, model=model)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, worker.stop)
     try:
-        await worker.run(burst=burst)
+        await worker.run(burst=burst, on_ready=on_ready)
     finally:
         for close in reversed(closers):
             with contextlib.suppress(Exception):

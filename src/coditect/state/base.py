@@ -1,7 +1,10 @@
 """State store interfaces.
 
 Mission reports, events and checkpoints, the world model's file index, and what the distributed mode
-coordinates through: task states and locks with fencing tokens.
+coordinates through: task states, small per-mission values (results, cancel flags,
+checkpoints) and locks with fencing tokens. The in-memory fakes are in
+:mod:`coditect.state.memory`; the composition roots (:mod:`coditect.runtime`) pick the
+concrete stores.
 """
 
 from __future__ import annotations
@@ -16,15 +19,31 @@ from coditect.domain.events import Event
 from coditect.domain.mission import MissionReport
 from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
+from coditect.leftovers import ProcessIdentity
 
 __all__ = [
+    "DEFAULT_STATE_RETENTION_S",
     "CheckpointStore",
     "FileIndexStore",
     "Lock",
     "LockNotAcquiredError",
     "MissionStore",
+    "MissionValueStore",
     "TaskStateStore",
+    "ttl_ms",
 ]
+
+#: How long a mission's shared state is kept after its last write, by default (7 days).
+DEFAULT_STATE_RETENTION_S = 7 * 24 * 3600.0
+
+
+def ttl_ms(ttl_s: float | None) -> int | None:
+    """``ttl_s`` in whole milliseconds (at least 1), or None for "no expiry"."""
+    if ttl_s is None:
+        return None
+    if ttl_s <= 0:
+        raise ValueError(f"a TTL must be positive, got {ttl_s!r}s; give None for no expiry")
+    return max(int(ttl_s * 1000), 1)
 
 
 class MissionStore(abc.ABC):
@@ -60,6 +79,14 @@ class MissionStore(abc.ABC):
             NotImplementedError: The store does not number its events.
         """
         raise NotImplementedError(f"{type(self).__name__} does not number its events")
+
+    async def owners(self, mission_ids: Sequence[str]) -> dict[str, ProcessIdentity]:
+        """The recorded owner process of each RUNNING mission of ``mission_ids`` that has one.
+
+        A store that records no owners returns ``{}``: none of its missions is judged
+        interrupted (:mod:`coditect.state.owners`).
+        """
+        return {}
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -111,6 +138,40 @@ class TaskStateStore(abc.ABC):
     @abc.abstractmethod
     async def delete_mission(self, mission_id: str) -> None:
         """Forget every record of ``mission_id``."""
+
+
+class MissionValueStore(abc.ABC):
+    """Small values the distributed services share per mission, grouped by kind.
+
+    A kind (``results``, ``applied``, ``cancel``, ``checkpoint``) holds, per mission, either one
+    value or a map of fields to values. Every write restarts the expiry of that kind's entry
+    for the mission, when the store was given one. Errors are
+    :class:`~coditect.errors.StoreError`.
+    """
+
+    @abc.abstractmethod
+    async def put_field(self, kind: str, mission_id: str, name: str, value: str) -> None:
+        """Set field ``name`` of the mission's ``kind`` map."""
+
+    @abc.abstractmethod
+    async def get_field(self, kind: str, mission_id: str, name: str) -> str | None:
+        """Field ``name`` of the mission's ``kind`` map, or None."""
+
+    @abc.abstractmethod
+    async def fields(self, kind: str, mission_id: str) -> dict[str, str]:
+        """The whole ``kind`` map of the mission (empty when none)."""
+
+    @abc.abstractmethod
+    async def delete_field(self, kind: str, mission_id: str, name: str) -> None:
+        """Remove field ``name`` from the mission's ``kind`` map (no error if absent)."""
+
+    @abc.abstractmethod
+    async def put_value(self, kind: str, mission_id: str, value: str) -> None:
+        """Set the mission's single ``kind`` value."""
+
+    @abc.abstractmethod
+    async def get_value(self, kind: str, mission_id: str) -> str | None:
+        """The mission's single ``kind`` value, or None."""
 
 
 class LockNotAcquiredError(StoreError):

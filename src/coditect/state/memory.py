@@ -1,7 +1,8 @@
-"""In-memory task states and locks: the fakes of the distributed mode's coordination stores.
+"""In-memory task states, mission values and locks: the fakes of the distributed mode's stores.
 
 Typed like the Redis ones (:class:`~coditect.state.base.TaskStateStore`,
-:class:`~coditect.state.base.Lock`) and held to the same contract suite
+:class:`~coditect.state.base.MissionValueStore`, :class:`~coditect.state.base.Lock`) and held
+to the same contract suite
 (tests/contracts/test_coordination_contract.py), for tests and one-process use.
 """
 
@@ -12,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 from coditect.domain.taskstate import TaskStateRecord
-from coditect.state.base import Lock, LockNotAcquiredError, TaskStateStore
+from coditect.state.base import Lock, LockNotAcquiredError, MissionValueStore, TaskStateStore
 
-__all__ = ["MemoryLock", "MemoryLocks", "MemoryTaskStateStore"]
+__all__ = ["MemoryLock", "MemoryLocks", "MemoryMissionValueStore", "MemoryTaskStateStore"]
 
 
 class MemoryTaskStateStore(TaskStateStore):
@@ -38,6 +39,38 @@ class MemoryTaskStateStore(TaskStateStore):
     async def delete_mission(self, mission_id: str) -> None:
         """Forget every record of ``mission_id``."""
         self._missions.pop(mission_id, None)
+
+
+class MemoryMissionValueStore(MissionValueStore):
+    """Mission values in dicts keyed by (kind, mission); nothing expires."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[str, str], dict[str, str]] = {}
+        self._values: dict[tuple[str, str], str] = {}
+
+    async def put_field(self, kind: str, mission_id: str, name: str, value: str) -> None:
+        """Set field ``name`` of the mission's ``kind`` map."""
+        self._maps.setdefault((kind, mission_id), {})[name] = value
+
+    async def get_field(self, kind: str, mission_id: str, name: str) -> str | None:
+        """Field ``name`` of the mission's ``kind`` map, or None."""
+        return self._maps.get((kind, mission_id), {}).get(name)
+
+    async def fields(self, kind: str, mission_id: str) -> dict[str, str]:
+        """A copy of the mission's ``kind`` map."""
+        return dict(self._maps.get((kind, mission_id), {}))
+
+    async def delete_field(self, kind: str, mission_id: str, name: str) -> None:
+        """Remove field ``name`` (no error if absent)."""
+        self._maps.get((kind, mission_id), {}).pop(name, None)
+
+    async def put_value(self, kind: str, mission_id: str, value: str) -> None:
+        """Set the mission's single ``kind`` value."""
+        self._values[(kind, mission_id)] = value
+
+    async def get_value(self, kind: str, mission_id: str) -> str | None:
+        """The mission's single ``kind`` value, or None."""
+        return self._values.get((kind, mission_id))
 
 
 @dataclass

@@ -5,6 +5,7 @@ RENAME and multi-key scripts work on a Redis Cluster)::
 
     coditect:files:{<root_key>}       hash  path -> {"size", "mtime_ns", "sha256"} as JSON
     coditect:tasks:{<mission_id>}     hash  task_id -> TaskStateRecord as JSON
+    coditect:<kind>:{<mission_id>}    hash or string  a MissionValueStore kind (results, ...)
 
 With ``ttl_s`` set, every write also sets the key's expiry to ``ttl_s`` (in the same
 non-transactional pipeline, one key, so one slot): a key lives ``ttl_s`` after its last write.
@@ -25,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from coditect.domain.actions import FileRecord
 from coditect.domain.taskstate import TaskStateRecord
 from coditect.errors import StoreError
-from coditect.state.base import FileIndexStore, TaskStateStore
+from coditect.state.base import (
+    DEFAULT_STATE_RETENTION_S,
+    FileIndexStore,
+    MissionValueStore,
+    TaskStateStore,
+    ttl_ms,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_STATE_RETENTION_S",
     "RedisFileIndexStore",
+    "RedisMissionValueStore",
     "RedisTaskStateStore",
     "TaskStateRecord",
     "connect_redis",
@@ -43,18 +51,6 @@ __all__ = [
 ]
 
 _CHUNK = 500
-
-#: How long a mission's Redis state is kept after its last write, by default (7 days).
-DEFAULT_STATE_RETENTION_S = 7 * 24 * 3600.0
-
-
-def ttl_ms(ttl_s: float | None) -> int | None:
-    """``ttl_s`` in whole milliseconds (at least 1), or None for "no expiry"."""
-    if ttl_s is None:
-        return None
-    if ttl_s <= 0:
-        raise ValueError(f"a TTL must be positive, got {ttl_s!r}s; give None for no expiry")
-    return max(int(ttl_s * 1000), 1)
 
 
 def _import_redis() -> Any:
@@ -262,3 +258,83 @@ class RedisTaskStateStore(TaskStateStore):
             await self._client.delete(self.key(mission_id))
         except RedisError as exc:
             raise _store_error("delete task states", exc) from exc
+
+
+class RedisMissionValueStore(MissionValueStore):
+    """A mission's values in ``<prefix>:<kind>:{<mission_id>}``: a hash, or a string.
+
+    Args:
+        client: A ``redis.asyncio.Redis`` or ``RedisCluster``.
+        prefix: Key prefix.
+        ttl_s: If set, every write sets the key's expiry to this (in the same pipeline).
+    """
+
+    def __init__(
+        self, client: RedisClient, *, prefix: str = "coditect", ttl_s: float | None = None
+    ) -> None:
+        self._client: Any = client
+        self._prefix = prefix
+        self._ttl_ms = ttl_ms(ttl_s)
+
+    def key(self, kind: str, mission_id: str) -> str:
+        """The key holding the mission's ``kind``."""
+        return f"{self._prefix}:{kind}:{{{mission_id}}}"
+
+    async def _hash_write(self, what: str, key: str, op: str, *args: str) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            getattr(pipe, op)(key, *args)
+            if self._ttl_ms:
+                pipe.pexpire(key, self._ttl_ms)
+            await pipe.execute()
+        except RedisError as exc:
+            raise _store_error(what, exc) from exc
+
+    async def put_field(self, kind: str, mission_id: str, name: str, value: str) -> None:
+        """HSET the field and restart the key's expiry."""
+        await self._hash_write(f"write {kind}", self.key(kind, mission_id), "hset", name, value)
+
+    async def delete_field(self, kind: str, mission_id: str, name: str) -> None:
+        """HDEL the field and restart the key's expiry."""
+        await self._hash_write(f"delete {kind}", self.key(kind, mission_id), "hdel", name)
+
+    async def get_field(self, kind: str, mission_id: str, name: str) -> str | None:
+        """HGET the field."""
+        from redis.exceptions import RedisError
+
+        try:
+            raw = await self._client.hget(self.key(kind, mission_id), name)
+        except RedisError as exc:
+            raise _store_error(f"read {kind}", exc) from exc
+        return None if raw is None else _text(raw)
+
+    async def fields(self, kind: str, mission_id: str) -> dict[str, str]:
+        """HGETALL the key."""
+        from redis.exceptions import RedisError
+
+        try:
+            raw: dict[Any, Any] = await self._client.hgetall(self.key(kind, mission_id))
+        except RedisError as exc:
+            raise _store_error(f"read {kind}", exc) from exc
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def put_value(self, kind: str, mission_id: str, value: str) -> None:
+        """SET the string with the expiry."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._client.set(self.key(kind, mission_id), value, px=self._ttl_ms)
+        except RedisError as exc:
+            raise _store_error(f"write {kind}", exc) from exc
+
+    async def get_value(self, kind: str, mission_id: str) -> str | None:
+        """GET the string."""
+        from redis.exceptions import RedisError
+
+        try:
+            raw = await self._client.get(self.key(kind, mission_id))
+        except RedisError as exc:
+            raise _store_error(f"read {kind}", exc) from exc
+        return None if raw is None else _text(raw)

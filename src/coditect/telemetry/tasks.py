@@ -12,7 +12,7 @@ from coditect.logging import bind_mission
 from coditect.telemetry import metrics, tracing
 
 if TYPE_CHECKING:
-    from coditect.bus.workqueue import Lease
+    from coditect.bus.base import Lease
 
 __all__ = ["observe_lease"]
 

@@ -23,10 +23,10 @@ from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.errors import StoreError
 from coditect.leftovers import ProcessIdentity
 from coditect.llm.ledger import LedgerEntry, llm_calls
+from coditect.state.base import MissionStore
 from coditect.state.engine import open_engine
 from coditect.state.models import EventRow, MissionRow
 from coditect.state.owners import is_interrupted, judge_reports
-from coditect.state.sql import SqlStore
 
 __all__ = ["MissionPage", "MissionRowView", "MissionSource", "StoredEvent"]
 
@@ -137,11 +137,15 @@ class MissionSource:
         url: SQLAlchemy URL of the state database (embedded ``state.db`` or the distributed
             mode's metadata database). Its schema is brought up to date on open, as every
             CODITECT store does.
+        store: The mission store of the same database (default: the one the runtime opens
+            for ``url``); the source closes it.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, store: MissionStore | None = None) -> None:
+        from coditect.runtime.local import open_mission_store  # the composition root picks it
+
         self.url = url
-        self.store = SqlStore(url)
+        self.store = store or open_mission_store(url)
         try:
             self._engine: Engine = open_engine(url)
         except SQLAlchemyError as exc:  # pragma: no cover - SqlStore opened the same URL

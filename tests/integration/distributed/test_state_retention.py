@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from _distributed_helpers import unique
 
-from coditect.distributed.taskqueue import TaskQueueService
 from coditect.domain.actions import FileRecord
+from coditect.runtime.distributed import build_taskqueue_service
 
 RETENTION_S = 3600
 
@@ -13,9 +15,10 @@ RETENTION_S = 3600
 async def test_task_queue_writes_set_the_retention_on_every_mission_key(redis_client) -> None:
     prefix = unique("p")
     # These calls do not touch the work queue (no lease ids): Redis is all they need.
-    service = TaskQueueService(
-        workqueue=None,  # type: ignore[arg-type]
-        redis=redis_client,
+    queue = SimpleNamespace(config=SimpleNamespace(consumer_prefix="w"))
+    service, _ = build_taskqueue_service(
+        queue,  # type: ignore[arg-type]
+        redis_client,
         prefix=prefix,
         state_retention_s=RETENTION_S,
     )

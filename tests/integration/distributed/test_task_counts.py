@@ -7,8 +7,8 @@ import asyncio
 from _distributed_helpers import unique
 from prometheus_client import REGISTRY
 
-from coditect.distributed.task_counts import CountedTaskStateStore
 from coditect.domain.tasks import GoalState
+from coditect.state.redis_counts import CountedTaskStateStore
 from coditect.state.redis_world import TaskStateRecord
 from coditect.telemetry import metrics
 

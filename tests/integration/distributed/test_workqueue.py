@@ -1,4 +1,9 @@
-"""JetStreamWorkQueue on a real nats-server: leasing, redelivery, dead letters, de-duplication."""
+"""JetStreamWorkQueue on a real nats-server: what goes beyond the WorkQueue contract.
+
+Leasing, de-duplication, redelivery and dead letters as every WorkQueue does them are in
+tests/contracts/test_workqueue_contract.py (run on JetStream too); here are the JetStream
+work queue's own parts: process(), the lease iterator, a dead connection, malformed messages.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import contextlib
 import nats
 import pytest
 
+from coditect.bus.base import LeaseOutcome, TaskMessage
 from coditect.bus.jetstream import BusError
-from coditect.bus.workqueue import JetStreamWorkQueue, LeaseOutcome, TaskMessage, WorkQueueConfig
+from coditect.bus.workqueue import JetStreamWorkQueue, WorkQueueConfig
 from coditect.errors import AgentError, CoditectError
 
 WAIT_S = 5.0  # every wait below raises if the expected delivery has not come by then
@@ -46,19 +52,6 @@ async def lease_n(q: JetStreamWorkQueue, capability: str, n: int, timeout_s: flo
     return leases
 
 
-async def test_ten_enqueued_tasks_are_all_leased(queue: JetStreamWorkQueue) -> None:
-    sent = [task(f"t{i}", body=f'{{"n": {i}}}') for i in range(10)]
-    for msg in sent:
-        await queue.enqueue(msg)
-    leases = await lease_n(queue, "code", 10)
-    assert sorted(lease.message.task_id for lease in leases) == sorted(m.task_id for m in sent)
-    assert {lease.message for lease in leases} == set(sent)
-    for lease in leases:
-        assert lease.num_delivered == 1
-        await lease.ack()
-    assert await queue.fetch("code", timeout_s=0.2) == []
-
-
 async def test_lease_iterator_hands_out_tasks_to_competing_workers(
     queue: JetStreamWorkQueue, other_worker: JetStreamWorkQueue
 ) -> None:
@@ -85,27 +78,6 @@ async def test_lease_iterator_hands_out_tasks_to_competing_workers(
     assert sorted(seen) == sorted(f"t{i}" for i in range(10))  # each exactly once
 
 
-async def test_capabilities_are_separate_queues(queue: JetStreamWorkQueue) -> None:
-    await queue.enqueue(task("c", "code"))
-    await queue.enqueue(task("t", "test"))
-    [test_lease] = await lease_n(queue, "test", 1)
-    [code_lease] = await lease_n(queue, "code", 1)
-    assert (test_lease.message.task_id, code_lease.message.task_id) == ("t", "c")
-    await test_lease.ack()
-    await code_lease.ack()
-
-
-async def test_republished_message_id_is_queued_once(queue: JetStreamWorkQueue) -> None:
-    msg = task("once")
-    first = await queue.enqueue(msg)
-    again = await queue.enqueue(msg)
-    assert not first.duplicate
-    assert again.duplicate and again.seq == first.seq
-    [lease] = await lease_n(queue, "code", 1)
-    await lease.ack()
-    assert await queue.fetch("code", timeout_s=0.3) == []
-
-
 async def test_task_of_a_dead_worker_is_redelivered_to_another(
     nats_url: str, queue_config: WorkQueueConfig, queue: JetStreamWorkQueue
 ) -> None:
@@ -118,23 +90,6 @@ async def test_task_of_a_dead_worker_is_redelivered_to_another(
     assert again.message == lease.message
     assert again.num_delivered == 2
     await again.ack()
-
-
-async def test_max_deliveries_moves_the_message_to_the_dead_letter_stream(
-    queue: JetStreamWorkQueue,
-) -> None:
-    msg = task("poison")
-    await queue.enqueue(msg)
-    for attempt in range(1, queue.config.max_deliveries + 1):
-        [lease] = await lease_n(queue, "code", 1)
-        assert lease.num_delivered == attempt
-        await lease.nak(delay_s=0)
-    assert await queue.fetch("code", timeout_s=0.5) == []  # delivery 4 went to the DLQ
-    [dead] = await queue.dead_letters("code")
-    assert dead.message == msg
-    assert dead.deliveries == queue.config.max_deliveries + 1
-    assert "max_deliveries=3" in dead.reason
-    assert await queue.dead_letters("test") == []
 
 
 async def test_process_acks_on_success(queue: JetStreamWorkQueue) -> None:
