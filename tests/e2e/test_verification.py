@@ -5,7 +5,7 @@ import subprocess
 
 from typer.testing import CliRunner
 
-import coditect.runtime
+import coditect.runtime.local
 from coditect.cli.main import EXIT_UNVERIFIED, app
 from coditect.config import Settings
 from coditect.domain import MissionOutcome
@@ -126,7 +126,7 @@ async def test_unverified_change_in_a_plain_directory_is_a_patch_not_applied(tmp
 def test_unverified_mission_exits_with_its_own_code(tmp_path, git, monkeypatch):
     repo = repo_with_stub(tmp_path, git)
     scripted = model([RIGHT], WRONG_TEST)
-    monkeypatch.setattr(coditect.runtime, "build_model", lambda spec: scripted)
+    monkeypatch.setattr(coditect.runtime.local, "build_model", lambda spec: scripted)
     monkeypatch.setenv("CODITECT_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(
         app,

@@ -249,6 +249,9 @@ class LocalModel(Model):
                         hint=f"shorten the prompt or raise n_ctx (now {self._n_ctx})",
                     ) from exc
                 except RuntimeError as exc:
+                    # An aborted or failed decode can leave part of a batch in the KV cache:
+                    # start the next request from an empty state instead of trusting it.
+                    _forget_state(loaded.llama)
                     if cancelled is not None and cancelled.is_set():
                         raise ModelError("local model generation was cancelled") from exc
                     raise ModelError(f"local model failed: {exc}") from exc
@@ -305,6 +308,16 @@ class LocalModel(Model):
         path = ensure_model_file()
         self._prepare_seconds = time.perf_counter() - started
         return path
+
+
+def _forget_state(llama: Any) -> None:
+    """Empty llama.cpp's KV cache and llama-cpp-python's token record (after a failed decode)."""
+    reset = getattr(llama, "reset", None)
+    if callable(reset):
+        reset()
+    clear = getattr(getattr(llama, "_ctx", None), "kv_cache_clear", None)
+    if callable(clear):
+        clear()
 
 
 def _kv_tokens(llama: Any) -> list[int]:

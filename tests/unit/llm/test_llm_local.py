@@ -288,3 +288,33 @@ def test_kv_reuse_is_the_common_prefix_capped_below_the_prompt() -> None:
     assert kv_reused_tokens([1, 2, 9], [1, 2, 3, 4], prompt_tokens=3) == 2
     assert kv_reused_tokens([1, 2, 3, 7], [1, 2, 3, 8], prompt_tokens=3) == 2
     assert kv_reused_tokens([5], [1], prompt_tokens=0) == 0
+
+
+async def test_a_failed_decode_empties_the_model_state(model_file: Path) -> None:
+    """After llama_decode fails (or is aborted), the next request starts from an empty KV cache."""
+
+    class ResettableLlama(FakeLlama):
+        def __init__(self, factory: FakeFactory, **kwargs: Any) -> None:
+            super().__init__(factory, **kwargs)
+            self.resets = 0
+            self._ctx = self
+            self.cleared = 0
+
+        def reset(self) -> None:
+            self.resets += 1
+
+        def kv_cache_clear(self) -> None:
+            self.cleared += 1
+
+    factory = FakeFactory(RuntimeError("llama_decode returned 2"))
+    made: list[ResettableLlama] = []
+
+    def build(**kwargs: Any) -> ResettableLlama:
+        made.append(ResettableLlama(factory, **kwargs))
+        return made[-1]
+
+    model = LocalModel(model_path=model_file, llama_factory=build)
+    with pytest.raises(ModelError, match="local model failed"):
+        await model.request(USER)
+    assert (made[0].resets, made[0].cleared) == (1, 1)
+    await model.aclose()
