@@ -162,6 +162,9 @@ class MissionRunner:
         with bind_mission(mid):
             self.port.attach(mid, ws)
             try:
+                # Stored at once (RUNNING, with this process as owner): a mission killed during
+                # the baseline or the plan is shown as INTERRUPTED, never silently missing.
+                await self.coordinator.store.save_report(report)
                 # Issue 9 hook: the project's own tests, once, before any edit (docs/realrepo.md).
                 await record_baseline(ws.path, self.sandbox)
                 run = await self.coordinator.plan(report, ws.path)
