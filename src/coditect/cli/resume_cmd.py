@@ -33,7 +33,7 @@ from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
 from coditect.domain.tasks import TaskSpec
 from coditect.errors import CoditectError, InputError
 from coditect.orchestrator.planner import Planner, PlanOutcome
-from coditect.state.base import MissionStore
+from coditect.state.base import CheckpointStore, MissionStore
 from coditect.state.owners import judge_reports
 
 __all__ = [
@@ -130,11 +130,13 @@ def no_checkpoint_reason(mission_id: str) -> str:
     )
 
 
-async def _load(store: SqlStore, mission_id: str) -> tuple[MissionReport | None, Checkpoint]:
+async def _load(
+    store: MissionStore, checkpoints: CheckpointStore, mission_id: str
+) -> tuple[MissionReport | None, Checkpoint]:
     report = await judged_report(store, mission_id)
     if report is None:
         return None, None
-    return report, await store.get_checkpoint(report.mission_id)
+    return report, await checkpoints.get_checkpoint(report.mission_id)
 
 
 async def _resume(
@@ -184,7 +186,7 @@ def resume(
     console = Console(stderr=as_json)
     store = open_mission_store(settings.database_url)
     try:
-        report, checkpoint = asyncio.run(_load(store, mission_id))
+        report, checkpoint = asyncio.run(_load(store, store, mission_id))
         reason = why_not_resumable(report) if report is not None else ""
         if report is not None and not reason and from_start and checkpoint is not None:
             asyncio.run(store.delete_checkpoint(report.mission_id))  # it would describe the old run
