@@ -1,11 +1,15 @@
-"""What travels between the services: a task's body, a worker's outcome, a checkpoint (JSON)."""
+"""What travels between the services: a task's body, a worker's outcome, a checkpoint (JSON).
+
+The checkpoint is the one both modes keep (:mod:`coditect.domain.checkpoint`); the distributed
+mode leaves its ``results`` and ``files`` empty (the task queue service and the mission branch
+hold them).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import BaseModel, ConfigDict
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from coditect.domain.checkpoint import CheckpointStep, MissionCheckpoint
 from coditect.domain.tasks import TaskSpec
 from coditect.orchestrator.step import StepOutcome, TaskOrder
 
@@ -48,35 +52,3 @@ class TaskBody(BaseModel):
 
 #: A worker's report of a task: the task step's outcome, with the commit it pushed.
 WorkerOutcome = StepOutcome
-
-
-class CheckpointStep(BaseModel):
-    """One thing the orchestrator decided about a mission, in order.
-
-    Attributes:
-        kind: ``complete`` (the task's outcome is in the task queue service), ``fail`` (with
-            ``error``) or ``repair`` (``tasks`` replace the failed ``task_id``).
-    """
-
-    model_config = _FROZEN
-
-    kind: Literal["complete", "fail", "repair"]
-    task_id: str
-    error: str = ""
-    tasks: list[TaskSpec] = Field(default_factory=list)
-
-
-class MissionCheckpoint(BaseModel):
-    """What a restarted orchestrator needs, besides the stored report, to resume a mission.
-
-    Attributes:
-        base: The commit the mission branch started from.
-        plan: The planned tasks.
-        steps: Completions, failures and repair rounds so far, oldest first.
-    """
-
-    model_config = _FROZEN
-
-    base: str
-    plan: list[TaskSpec]
-    steps: list[CheckpointStep] = Field(default_factory=list)

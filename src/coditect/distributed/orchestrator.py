@@ -36,18 +36,14 @@ from coditect.domain.mission import MissionOutcome, MissionReport, new_mission_i
 from coditect.domain.results import TaskResult
 from coditect.errors import CoditectError, InputError, NotFoundError
 from coditect.llm.base import Model
-from coditect.llm.budget import Budget
 from coditect.llm.ledger import Ledger
-from coditect.llm.usage import UsageCounter
 from coditect.orchestrator.coordinator import Coordinator, CoordinatorPolicy, EventSink
-from coditect.orchestrator.goals import GoalManager
 from coditect.orchestrator.planner import Planner
-from coditect.orchestrator.port import JournalStep, MissionRun
+from coditect.orchestrator.port import MissionRun
 from coditect.orchestrator.request import check_request
 from coditect.orchestrator.step import StepOutcome
 from coditect.reuse import Reuse
 from coditect.state.base import MissionStore
-from coditect.taskqueue.queue import TaskQueue
 from coditect.telemetry import metrics, tracing
 
 __all__ = ["CoordinatorSettings", "MissionCoordinator", "OrchestratorService", "TaskQueuePort"]
@@ -396,34 +392,7 @@ class OrchestratorService:
         if not raw:
             raise CoditectError("the task queue service keeps no checkpoint of it", retryable=False)
         cp = MissionCheckpoint.model_validate_json(raw)
-        graph = TaskGraph(cp.plan)
-        policy = self.coordinator.policy
-        budget = None
-        if policy.budget_usd is not None or policy.budget_tokens is not None:
-            budget = Budget(max_usd=policy.budget_usd, max_tokens=policy.budget_tokens)
-        counter = UsageCounter(self.model)
-        t = report.tokens
-        counter.add_totals(
-            input_tokens=t.input,
-            output_tokens=t.output,
-            cached_input_tokens=t.cached,
-            saved_tokens=t.saved,
-            reused_calls=t.reused_calls,
-            usd=t.usd,
-        )
-        if budget is not None:
-            budget.spent_tokens, budget.spent_usd = t.input + t.output, t.usd
-        run = MissionRun(
-            report=report,
-            request=report.request,
-            goals=GoalManager(graph, policy.goals),
-            queue=TaskQueue(),
-            plan=graph,
-            counter=counter,
-            budget=budget,
-            runs={tr.id: tr for tr in report.tasks},
-        )
-        run.queue.push_graph(graph)
+        # The task queue service keeps each task's outcome; the checkpoint keeps the decisions.
         views = await self.port.retrying(lambda: self.tasks.get_tasks(mid))
         results: dict[str, TaskResult] = {}
         for v in views:
@@ -431,11 +400,8 @@ class OrchestratorService:
                 result = StepOutcome.model_validate_json(v.outcome_json).result
                 if result is not None:
                     results[v.record.task_id] = result
-        journal = [
-            JournalStep(kind=s.kind, task_id=s.task_id, error=s.error, tasks=tuple(s.tasks))
-            for s in cp.steps
-        ]
-        self.coordinator.replay(run, journal, results)
+        cp = cp.model_copy(update={"results": results})
+        run = self.coordinator.restore(report, cp, baseline={})
         elapsed_s = (datetime.now(UTC) - report.started_at).total_seconds()
         run.started = time.monotonic() - max(elapsed_s, 0.0)
         report.notes.append(f"resumed after {len(cp.steps)} step(s) by a new orchestrator")
