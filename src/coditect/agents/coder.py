@@ -295,6 +295,9 @@ class CoderAgent(Agent):
                 )
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
+        except SyntaxError as exc:  # an answer that is not Python is rejected, never a crash
+            where = f" (line {exc.lineno}: {(exc.text or '').strip()})" if exc.lineno else ""
+            raise _Rejected(f"the answer is not valid Python: {exc.msg}{where}") from exc
         if not (merged.added or merged.replaced):
             if optional:
                 return None  # a further file of the task that this change does not need

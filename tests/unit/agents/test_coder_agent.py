@@ -349,3 +349,24 @@ async def test_copies_of_existing_tests_do_not_count_against_the_cap(calc):
     )
     change = await CoderAgent().execute(ctx)
     assert change.edits[0].added_symbols == ("test_new",)
+
+
+async def test_tests_answer_that_is_not_python_is_asked_again_not_a_crash(calc):
+    """A small model wrote ``def test_encrypt gf():`` (HumanEval/89): a rejection, then a retry."""
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    broken = "```python\ndef test_fib gf():\n    assert fibonacci(1) == 1\n```"
+    good = "```python\ndef test_fib():\n    assert fibonacci(1) == 1\n```"
+    model = ScriptedModel([broken, good])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_new.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2
+    assert "not valid Python" in model.calls[1][0][-1].content
+    ast.parse((calc / "tests/test_new.py").read_text())
