@@ -174,3 +174,13 @@ async def test_the_list_reads_postgresql_too(postgres_url, report_factory):
         assert (await source.page(status="FAILED")).total == 1
     finally:
         await source.close()
+
+
+def test_task_views_carry_the_model_answers_in_order(report_factory):
+    report = report_factory()
+    first = AgentAct(mission_id="m", task_id="t1", action="generate", answer="def f():\n    pass\n")
+    second = AgentAct(mission_id="m", task_id="t1", action="generate", answer="def f(): <b>")
+    quiet = AgentAct(mission_id="m", task_id="t1", action="write_file", detail="f.py")
+    views = {v.run.id: v for v in render.task_views(report, [first, quiet, second])}
+    assert views["t1"].answers == ("def f():\n    pass\n", "def f(): <b>")
+    assert views["t2"].answers == ()

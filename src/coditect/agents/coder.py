@@ -56,7 +56,7 @@ from coditect.agents.prompts import (
 )
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
-from coditect.domain.events import AgentAct, AgentLearn, AgentThink
+from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
 from coditect.domain.results import CodeChange, FileEdit
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError, CoditectError
@@ -243,6 +243,7 @@ class CoderAgent(Agent):
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 duration_s=response.latency_s,
+                answer=response.text[:ANSWER_CHARS],
             )
         )
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from coditect.domain.tasks import GoalState
 
 __all__ = [
+    "ANSWER_CHARS",
     "AgentAct",
     "AgentLearn",
     "AgentThink",
@@ -52,6 +53,10 @@ class AgentThink(EventBase):
     text: str
 
 
+#: At most this many characters of a model's answer are kept in an ``agent.act`` event.
+ANSWER_CHARS = 8000
+
+
 class AgentAct(EventBase):
     """An action an agent performed, with its outcome."""
 
@@ -62,6 +67,8 @@ class AgentAct(EventBase):
     input_tokens: int = 0
     output_tokens: int = 0
     duration_s: float = 0.0
+    #: The model's answer as it came (``generate`` actions; cut at :data:`ANSWER_CHARS`).
+    answer: str = ""
 
 
 class AgentLearn(EventBase):

@@ -53,16 +53,26 @@ class TaskView:
     run: TaskRun
     steps: tuple[str, ...] = ()
     is_test: bool = False
+    answers: tuple[str, ...] = ()
 
 
 def task_views(report: MissionReport, events: Sequence[Event]) -> list[TaskView]:
-    """One view per task, with the texts of its agent events in order."""
+    """One view per task, with the texts of its agent events and the model's answers in order."""
     steps: dict[str, list[str]] = {}
+    answers: dict[str, list[str]] = {}
     for e in events:
         if isinstance(e, AgentThink | AgentAct | AgentLearn) and e.task_id:
             steps.setdefault(e.task_id, []).append(f"{e.type} {event_text(e)}")
+            if isinstance(e, AgentAct) and e.answer:
+                answers.setdefault(e.task_id, []).append(e.answer)
     return [
-        TaskView(t, tuple(steps.get(t.id, ())), t.intent is Intent.RUN_TESTS) for t in report.tasks
+        TaskView(
+            t,
+            tuple(steps.get(t.id, ())),
+            t.intent is Intent.RUN_TESTS,
+            tuple(answers.get(t.id, ())),
+        )
+        for t in report.tasks
     ]
 
 
