@@ -9,4 +9,4 @@ if [ -x scripts/install-system-deps.sh ]; then
 fi
 source scripts/bootstrap.sh "local,wasm,dev"
 coditect model fetch >/dev/null || echo "warning: the embedded model could not be prepared; local-model tests will fail" >&2
-exec python -m pytest --cov=coditect --cov-report=term --cov-fail-under=85 "$@"
+exec python -m pytest --durations=15 --cov=coditect --cov-report=term --cov-fail-under=85 "$@"
