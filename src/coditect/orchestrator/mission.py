@@ -55,6 +55,8 @@ class MissionSettings:
 
     policy: GoalPolicy = field(default_factory=GoalPolicy)
     task_timeout_s: float = 300.0
+    #: Wall-clock limit of one test run (also the project's baseline run before planning).
+    test_timeout_s: float = 120.0
     state_dir: Path | None = None
     commit: bool = True
     reuse: bool = True
@@ -166,7 +168,7 @@ class MissionRunner:
                 # the baseline or the plan is shown as INTERRUPTED, never silently missing.
                 await self.coordinator.store.save_report(report)
                 # Issue 9 hook: the project's own tests, once, before any edit (docs/realrepo.md).
-                await record_baseline(ws.path, self.sandbox)
+                await record_baseline(ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s)
                 run = await self.coordinator.plan(report, ws.path)
             except CoditectError as exc:
                 self.port.detach(mid)
@@ -221,7 +223,9 @@ class MissionRunner:
                         hint=f"`coditect resume {mid} --from-start` runs its plan again from "
                         "the first task on the repository as it is now",
                     )
-                await record_baseline(ws.path, self.sandbox)  # before the restored edits
+                await record_baseline(
+                    ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s
+                )  # before the restored edits
                 await asyncio.to_thread(restore_files, ws.path, checkpoint.files)
                 run = self.coordinator.restore(report, checkpoint, baseline=baseline)
             except BaseException:

@@ -190,6 +190,7 @@ def build_runtime(
                 max_repairs=settings.max_repairs,
             ),
             task_timeout_s=settings.task_timeout_s,
+            test_timeout_s=settings.test_timeout_s,
             state_dir=settings.home,
             reuse=settings.reuse,
             budget_usd=settings.budget_usd,
