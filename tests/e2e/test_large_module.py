@@ -116,7 +116,8 @@ async def test_one_method_of_a_class_in_a_3000_line_module(tmp_path, git):
         await rt.aclose()
     assert report.status is MissionOutcome.SUCCESS, report.reason
     assert report.plan_source == "index"
-    code_prompt = prompts[0]
+    # A bug report: the reproduction test is asked for first, then the fix.
+    code_prompt = next(p for p in prompts if "writing pytest tests" not in p)
     assert "def throttle(self, rate):" in code_prompt and "self.rate = rate" in code_prompt
     assert "tail_200" not in code_prompt or "return sum(values) + 200" not in code_prompt
     assert estimate_tokens(code_prompt) < 4096

@@ -54,6 +54,7 @@ from coditect.agents.prompts import (
     rejected_prompt,
     tests_prompt,
 )
+from coditect.agents.reproduce import reproduce
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
@@ -127,6 +128,8 @@ class CoderAgent(Agent):
         paths: list[str | None] = [None]
         if ctx.task.intent is Intent.WRITE_CODE:
             paths = list(code_paths(ctx))
+        # A bug fix: the tests written before it run first, on the unchanged code.
+        ctx, reproduced = await reproduce(ctx, agent=self.name)
         changes: list[CodeChange] = []
         for i, path in enumerate(paths):
             done = "; ".join(c.summary for c in changes)
@@ -134,12 +137,11 @@ class CoderAgent(Agent):
             change = await self._one_file(ctx, job, optional=i > 0)
             if change is not None:
                 changes.append(change)
-        if len(changes) == 1:
-            return changes[0]
+        summary = "; ".join(filter(None, (reproduced, *(c.summary for c in changes))))
         return CodeChange(
             edits=tuple(e for c in changes for e in c.edits),
             generations=sum(c.generations for c in changes),
-            summary="; ".join(c.summary for c in changes),
+            summary=summary,
         )
 
     async def _one_file(

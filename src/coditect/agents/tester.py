@@ -33,6 +33,8 @@ __all__ = [
     "junit_path_of",
     "load_baseline",
     "report_from_run",
+    "run_test_command",
+    "test_command",
 ]
 
 DEFAULT_JUNIT_PATH = ".coditect/junit.xml"
@@ -53,7 +55,12 @@ def junit_path_of(argv: tuple[str, ...]) -> str | None:
     return None
 
 
-def _command(ctx: AgentContext) -> tuple[tuple[str, ...], str]:
+def test_command(ctx: AgentContext) -> tuple[tuple[str, ...], str]:
+    """The test command of ``ctx.action`` (pytest by default) and its JUnit path.
+
+    Raises:
+        AgentError: The command's JUnit path points outside the workspace.
+    """
     argv = ctx.action.command or (
         "python",
         "-m",
@@ -154,10 +161,11 @@ class TesterAgent(Agent):
             SandboxError: The sandbox could not run the command at all.
             AgentError: The command's JUnit path points outside the workspace.
         """
-        argv, junit = _command(ctx)
+        argv, junit = test_command(ctx)
         baseline = load_baseline(ctx.workspace)
         excused = baseline.failing if baseline is not None else frozenset()
-        report = await self._run(ctx, argv, junit, excused)
+        timeout_s = ctx.action.timeout_s
+        report = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=self.name)
         selection = ctx.action.test_selection
         if (
             report.ok
@@ -167,44 +175,56 @@ class TesterAgent(Agent):
             and argv[-len(selection) :] == selection
         ):
             # The related tests pass: now every test that passed before must still pass.
-            report = await self._run(ctx, argv[: -len(selection)], junit, excused)
+            whole = argv[: -len(selection)]
+            report = await run_test_command(ctx, whole, junit, excused, timeout_s, agent=self.name)
         return report
 
-    async def _run(
-        self, ctx: AgentContext, argv: tuple[str, ...], junit: str, excused: frozenset[str]
-    ) -> TestReport:
-        junit_file = ctx.workspace / junit
-        junit_file.parent.mkdir(parents=True, exist_ok=True)
-        junit_file.unlink(missing_ok=True)  # never read a stale report
-        timeout_s = ctx.action.timeout_s
-        await ctx.emit(
-            AgentThink(
-                mission_id=ctx.mission_id,
-                task_id=ctx.task.id,
-                agent=self.name,
-                text=f"running {' '.join(argv)} (timeout {timeout_s:g}s)",
-            )
+
+async def run_test_command(
+    ctx: AgentContext,
+    argv: tuple[str, ...],
+    junit: str,
+    excused: frozenset[str],
+    timeout_s: float,
+    *,
+    agent: str,
+) -> TestReport:
+    """Run a test command in the task's sandbox and read its JUnit report (events as ``agent``).
+
+    Raises:
+        SandboxError: The sandbox could not run the command at all.
+    """
+    junit_file = ctx.workspace / junit
+    junit_file.parent.mkdir(parents=True, exist_ok=True)
+    junit_file.unlink(missing_ok=True)  # never read a stale report
+    await ctx.emit(
+        AgentThink(
+            mission_id=ctx.mission_id,
+            task_id=ctx.task.id,
+            agent=agent,
+            text=f"running {' '.join(argv)} (timeout {timeout_s:g}s)",
         )
-        request = SandboxRequest(
-            argv=argv,
-            workdir=ctx.workspace,
-            limits=SandboxLimits(wall_timeout_s=timeout_s, cpu_s=max(1, math.ceil(timeout_s)) + 5),
+    )
+    request = SandboxRequest(
+        argv=argv,
+        workdir=ctx.workspace,
+        limits=SandboxLimits(wall_timeout_s=timeout_s, cpu_s=max(1, math.ceil(timeout_s)) + 5),
+    )
+    started = time.monotonic()
+    result = await ctx.sandbox.run(request)
+    report = report_from_run(argv, result, _read_and_delete(junit_file), excused=excused)
+    await ctx.emit(
+        AgentAct(
+            mission_id=ctx.mission_id,
+            task_id=ctx.task.id,
+            agent=agent,
+            action="run_tests",
+            ok=report.ok,
+            detail=f"{_describe(report)} (sandbox: {result.backend or ctx.sandbox.name})",
+            duration_s=time.monotonic() - started,
         )
-        started = time.monotonic()
-        result = await ctx.sandbox.run(request)
-        report = report_from_run(argv, result, _read_and_delete(junit_file), excused=excused)
-        await ctx.emit(
-            AgentAct(
-                mission_id=ctx.mission_id,
-                task_id=ctx.task.id,
-                agent=self.name,
-                action="run_tests",
-                ok=report.ok,
-                detail=f"{_describe(report)} (sandbox: {result.backend or ctx.sandbox.name})",
-                duration_s=time.monotonic() - started,
-            )
-        )
-        return report
+    )
+    return report
 
 
 def _read_and_delete(path: Path) -> str | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from coditect.agents.reproduce import reproduction_notes
 from coditect.domain.agents import Upstream
 from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event, MissionState, TaskState
@@ -570,6 +571,9 @@ class Coordinator:
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)
+        for result in run.results:  # a bug fix: did its test reproduce the report first?
+            if isinstance(result, CodeChange):
+                report.evidence.extend(reproduction_notes(result.summary))
         if report.status not in (MissionOutcome.SUCCESS, MissionOutcome.UNVERIFIED):
             return
         report.diff = changes.diff

@@ -11,6 +11,9 @@ An answer that is not a valid plan (bad JSON, unknown intent, a cycle, a plan th
 never runs tests...) is sent back to the model once with the error; if the second answer is still
 invalid, the planner falls back to the template plan for the request's kind. Validation checks
 the plan's structure only. The outcome says which source the plan came from.
+
+A bug report is always fixed test first (:func:`~coditect.orchestrator.templates.template_plan`):
+a model's plan for one only contributes the files it chose for the fix.
 """
 
 from __future__ import annotations
@@ -308,6 +311,14 @@ class Planner:
                 ]
                 continue
             source = "model" if attempt == 0 else "model-repaired"
+            if classify_request(request) is RequestKind.FIX_BUG:
+                # A bug is fixed test first, in the files the model chose for the fix.
+                targets = (
+                    f for t in graph if t.intent is Intent.WRITE_CODE for f in t.target_files
+                )
+                graph = template_plan(
+                    request, has_tests=has_tests, targets=tuple(dict.fromkeys(targets))
+                )
             return PlanOutcome(graph=graph, source=source, usage=usage, errors=tuple(errors))
         return PlanOutcome(
             graph=template_plan(request, has_tests=has_tests),

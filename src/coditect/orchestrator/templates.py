@@ -42,7 +42,13 @@ _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
     ),
     (
         RequestKind.FIX_BUG,
-        re.compile(r"\b(fix|bug|broken|wrong|incorrect|crash|make .* raise)\b", re.I),
+        # A bug report names a defect or describes a symptom: what the code does "instead of"
+        # what it should, an exception or traceback it gives (generic English, no project words).
+        re.compile(
+            r"\b(fix|bug|broken|wrong|incorrect|crash(?:es|ed)?|make .* raise|instead of|"
+            r"traceback|regression|but (?:it )?(?:returns|gives|raises|prints))\b",
+            re.I,
+        ),
     ),
     (RequestKind.DOCUMENT, re.compile(r"\b(docstring|document|documentation|comment)s?\b", re.I)),
     (
@@ -71,14 +77,15 @@ def template_plan(
         targets: Files the code task is expected to change (from the repository index).
     """
     kind = classify_request(request)
-    tasks = [
-        TaskSpec(
-            id="analyze",
-            intent=Intent.ANALYZE,
-            description="Inspect the repository: modules, functions, tests and test command.",
-            priority=10,
-        )
-    ]
+    analyze = TaskSpec(
+        id="analyze",
+        intent=Intent.ANALYZE,
+        description="Inspect the repository: modules, functions, tests and test command.",
+        priority=10,
+    )
+    if kind is RequestKind.FIX_BUG:
+        return _bug_plan(request, analyze, targets)
+    tasks = [analyze]
     write_ids: list[str] = []
     if kind is not RequestKind.ADD_TESTS:
         tasks.append(
@@ -118,3 +125,44 @@ def template_plan(
         )
     )
     return TaskGraph(tasks)
+
+
+#: The reproduction task's instruction (the request itself is in the prompt already).
+REPRODUCE = (
+    "Write a test that reproduces the bug in the request: call the code with the inputs the "
+    "request gives and assert the result the request expects, so the test fails on the current "
+    "code and passes once the bug is fixed."
+)
+
+
+def _bug_plan(request: str, analyze: TaskSpec, targets: tuple[str, ...]) -> TaskGraph:
+    """A bug fix the careful way: a test that reproduces the report first, then the fix.
+
+    The code task runs the reproduction test on the unchanged code before it asks for the fix
+    (:mod:`coditect.agents.reproduce`), then the whole selection runs after it.
+    """
+    return TaskGraph(
+        [
+            analyze,
+            TaskSpec(
+                id="reproduce",
+                intent=Intent.WRITE_TESTS,
+                description=REPRODUCE,
+                depends_on=("analyze",),
+                target_files=targets,
+            ),
+            TaskSpec(
+                id="code",
+                intent=Intent.WRITE_CODE,
+                description=request,
+                depends_on=("reproduce",),
+                target_files=targets,
+            ),
+            TaskSpec(
+                id="run_tests",
+                intent=Intent.RUN_TESTS,
+                description="Run the test suite and check that every test passes.",
+                depends_on=("reproduce", "code"),
+            ),
+        ]
+    )

@@ -114,11 +114,16 @@ class Parametrizer:
             writes = [module, *choice.also]
             if init != module and init in files and self._reexports(init, module):
                 writes.append(init)
+            # Tests written before the code (a bug's reproduction) run on the unchanged code
+            # first (agents/reproduce.py); a repair round has its failures already.
+            repro = () if task.feedback else self._tests_written(world, upstream)
             return Action(
                 intent=task.intent,
                 kind=ActionKind.WRITE_FILES,
                 read_files=tuple(reads),
                 write_files=tuple(writes),
+                command=self._test_command(world, repro) if repro else (),
+                test_selection=repro,
                 timeout_s=self.timeout_s,
             )
         if task.intent is Intent.WRITE_TESTS:
@@ -214,15 +219,33 @@ class Parametrizer:
 
     def _run_tests(self, task: TaskSpec, world: WorldModel, upstream: Upstream) -> Action:
         selection = self.test_selection(world, upstream)
-        # The project's own test set-up (src/ layout, test file patterns): docs/realrepo.md.
-        setup = detect_setup(world.files(), lambda path: _read(world, path))
         return Action(
             intent=task.intent,
             kind=ActionKind.RUN_COMMAND,
-            command=setup.command(selection, junit=JUNIT_PATH),
+            command=self._test_command(world, selection),
             test_selection=selection,
             timeout_s=self.test_timeout_s,
         )
+
+    @staticmethod
+    def _test_command(world: WorldModel, selection: tuple[str, ...]) -> tuple[str, ...]:
+        # The project's own test set-up (src/ layout, test file patterns): docs/realrepo.md.
+        setup = detect_setup(world.files(), lambda path: _read(world, path))
+        return setup.command(selection, junit=JUNIT_PATH)
+
+    @staticmethod
+    def _tests_written(world: WorldModel, upstream: Upstream) -> tuple[str, ...]:
+        """Test files the mission wrote upstream of a task (that still exist)."""
+        found = (
+            p
+            for change in upstream.code
+            for p in change.paths
+            if p.endswith(".py")
+            and is_test_path(p)
+            and p in world
+            and p.rpartition("/")[2] != "conftest.py"
+        )
+        return tuple(dict.fromkeys(found))
 
     def test_selection(self, world: WorldModel, upstream: Upstream) -> tuple[str, ...]:
         """Test files to run after the upstream code changes (empty: the whole suite)."""

@@ -39,3 +39,27 @@ def test_every_template_is_a_valid_plan_ending_in_tests(request_, has_tests):
     intents = [t.intent for t in graph]
     if not has_tests:
         assert Intent.WRITE_TESTS in intents
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        "slugify('A B') returns 'a--b' instead of 'a-b'",
+        "Calling load() on an empty file gives a traceback (IndexError)",
+        "total() is documented to ignore None but it raises TypeError",
+        "The parser crashes on a trailing comma",
+    ],
+)
+def test_symptom_reports_are_bugs(request_):
+    assert classify_request(request_) is RequestKind.FIX_BUG
+
+
+def test_a_bug_is_reproduced_by_a_test_before_the_fix():
+    graph = template_plan("Fix the bug in median", targets=("stats/core.py",))
+    validate_plan(list(graph))
+    by_intent = {t.intent: t for t in graph}
+    repro, code = by_intent[Intent.WRITE_TESTS], by_intent[Intent.WRITE_CODE]
+    assert repro.depends_on == ("analyze",) and code.depends_on == (repro.id,)
+    assert code.target_files == ("stats/core.py",) and code.description == "Fix the bug in median"
+    assert "reproduces" in repro.description and "fails on the current code" in repro.description
+    assert set(graph[graph.order[-1]].depends_on) == {repro.id, code.id}

@@ -1,0 +1,111 @@
+"""Reproduce a bug before fixing it: run the mission's new tests on the unchanged code.
+
+A bug fix starts the way careful engineers start one (docs/realrepo.md): a test that reproduces
+the report is written first (the plan's ``write_tests`` task before its ``write_code`` task), and
+before the coder asks the model for the fix, that test runs on the current code in the sandbox:
+
+* it fails by an assertion or an exception: **reproduced**. The coder is then given the failure
+  (the failing line and message, e.g. ``assert 'Userentifier' == 'User identifier'``) as the
+  evidence to fix, and the test becomes a check that every candidate fix is weighed against;
+* it passes: **not reproduced**: the test did not capture the report, the coder works from the
+  request alone and the report says so;
+* it does not even load (syntax, import or collection error) or times out: **broken**, ignored
+  the same way.
+
+The parametrizer gives a code task the command for this run (``Action.test_selection``: the test
+files written upstream in the mission) only when its upstream wrote tests and it is not a repair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from coditect.agents.base import AgentContext
+from coditect.agents.baseline import Reproduction
+from coditect.agents.tester import load_baseline, run_test_command, test_command
+from coditect.domain.events import AgentThink
+from coditect.domain.results import FailureCategory, TestReport
+from coditect.domain.tasks import Intent
+from coditect.errors import CoditectError
+
+__all__ = ["MAX_REPRODUCTION_S", "judge_report", "reproduce", "reproduction_notes"]
+
+#: Time limit of the reproduction run (a test that hangs must not eat the code task's time).
+MAX_REPRODUCTION_S = 60.0
+_NOT_LOADED = frozenset(
+    {FailureCategory.COLLECTION, FailureCategory.SYNTAX, FailureCategory.TIMEOUT}
+)
+
+
+def judge_report(report: TestReport) -> Reproduction:
+    """What a run of the reproduction tests on the unchanged code says about the bug report."""
+    if report.timed_out or any(f.category in _NOT_LOADED for f in report.failures):
+        return Reproduction.BROKEN
+    if report.failures:
+        return Reproduction.REPRODUCED
+    return Reproduction.NOT_REPRODUCED if report.passed else Reproduction.NO_TEST
+
+
+_NOTE_STARTS = ("bug reproduced:", "not reproduced:", "the reproduction tests", "no reproduction")
+
+
+def reproduction_notes(summary: str) -> list[str]:
+    """The reproduction verdicts in a code change's summary (for the report's evidence)."""
+    return [part for part in summary.split("; ") if part.startswith(_NOTE_STARTS)]
+
+
+def _note(verdict: Reproduction, files: str, report: TestReport) -> str:
+    if verdict is Reproduction.REPRODUCED:
+        failing = ", ".join(f.test_id for f in report.failures[:3])
+        more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
+        return f"bug reproduced: {failing}{more} failed on the unchanged code"
+    if verdict is Reproduction.NOT_REPRODUCED:
+        return (
+            f"not reproduced: the tests in {files} pass on the current code, so they do not "
+            "capture the report; the fix is made from the request alone"
+        )
+    if verdict is Reproduction.BROKEN:
+        return f"the reproduction tests in {files} do not run ({_first(report)}); not used"
+    return f"no reproduction test ran from {files}"
+
+
+def _first(report: TestReport) -> str:
+    return report.failures[0].message[:160] if report.failures else "no result"
+
+
+async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str]:
+    """Run the reproduction tests before a fix; the context to fix with, and a note.
+
+    When the tests reproduce the report, the returned context carries their run as
+    ``upstream.tests`` (the failures the coder must fix). Otherwise ``ctx`` comes back unchanged.
+    The note is "" when there was nothing to reproduce.
+    """
+    selection = ctx.action.test_selection
+    if (
+        ctx.task.intent is not Intent.WRITE_CODE
+        or not selection
+        or ctx.task.feedback
+        or ctx.upstream.tests is not None
+    ):
+        return ctx, ""
+    argv, junit = test_command(ctx)
+    baseline = load_baseline(ctx.workspace)
+    excused = baseline.failing if baseline is not None else frozenset()
+    timeout_s = min(MAX_REPRODUCTION_S, ctx.action.timeout_s / 3)
+    try:
+        report = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
+    except CoditectError as exc:  # the sandbox could not run it: no evidence either way
+        note = f"the reproduction tests could not run: {exc}"
+        await ctx.emit(
+            AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=agent, text=note)
+        )
+        return ctx, note
+    verdict = judge_report(report)
+    note = _note(verdict, ", ".join(selection), report)
+    await ctx.emit(
+        AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=agent, text=note)
+    )
+    if verdict is not Reproduction.REPRODUCED:
+        return ctx, note
+    upstream = dataclasses.replace(ctx.upstream, tests=report)
+    return dataclasses.replace(ctx, upstream=upstream), note

@@ -1,0 +1,116 @@
+"""The reproduction run before a fix: real pytest runs in the subprocess sandbox."""
+
+from pathlib import Path
+
+import pytest
+
+from coditect.agents.base import AgentContext
+from coditect.agents.baseline import Reproduction
+from coditect.agents.reproduce import judge_report, reproduce
+from coditect.domain.actions import Action, ActionKind
+from coditect.domain.agents import Upstream
+from coditect.domain.events import AgentThink
+from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.domain.tasks import Intent, TaskSpec
+from coditect.errors import SandboxError
+from coditect.sandbox.subprocess import SubprocessSandbox
+
+CMD = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=.coditect/junit.xml")
+CODE = "def slug(text):\n    return text.lower().replace(' ', '--')\n"
+
+
+def _ctx(root: Path, selection=("tests/test_repro.py",), *, feedback="", events=None):
+    async def emit(event):
+        if events is not None:
+            events.append(event)
+
+    return AgentContext(
+        mission_id="m",
+        request="slug('A B') returns 'a--b' instead of 'a-b'",
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="fix", feedback=feedback),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("slugs.py",),
+            command=(*CMD, *selection) if selection else (),
+            test_selection=selection,
+            timeout_s=120.0,
+        ),
+        workspace=root,
+        model=None,  # type: ignore[arg-type]
+        sandbox=SubprocessSandbox(),
+        emit=emit,
+    )
+
+
+def _project(root: Path, test: str) -> Path:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "slugs.py").write_text(CODE)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_repro.py").write_text(test)
+    return root
+
+
+async def test_a_failing_reproduction_becomes_the_failures_to_fix(tmp_path):
+    root = _project(
+        tmp_path,
+        "from slugs import slug\n\ndef test_space():\n    assert slug('A B') == 'a-b'\n",
+    )
+    events: list = []
+    ctx, note = await reproduce(_ctx(root, events=events), agent="coder")
+    assert note.startswith("bug reproduced: ") and "test_space failed on the unchanged code" in note
+    report = ctx.upstream.tests
+    assert report is not None and report.failed == 1
+    assert "'a--b' == 'a-b'" in report.failures[0].message
+    assert any(isinstance(e, AgentThink) and e.text == note for e in events)
+    assert not (root / ".coditect" / "junit.xml").exists()
+
+
+async def test_a_passing_reproduction_says_the_report_was_not_understood(tmp_path):
+    root = _project(
+        tmp_path, "from slugs import slug\n\ndef test_lower():\n    assert slug('AB') == 'ab'\n"
+    )
+    before = _ctx(root)
+    ctx, note = await reproduce(before, agent="coder")
+    assert ctx is before and note.startswith("not reproduced")
+
+
+async def test_a_test_file_that_does_not_load_is_not_used(tmp_path):
+    root = _project(tmp_path, "from slugs import nothing_here\n\ndef test_x():\n    pass\n")
+    before = _ctx(root)
+    ctx, note = await reproduce(before, agent="coder")
+    assert ctx is before and "do not run" in note
+
+
+@pytest.mark.parametrize("selection, feedback", [((), ""), (("tests/test_repro.py",), "again")])
+async def test_nothing_runs_without_new_tests_or_in_a_repair(tmp_path, selection, feedback):
+    before = _ctx(tmp_path, selection, feedback=feedback)
+    assert await reproduce(before, agent="coder") == (before, "")
+
+
+async def test_a_task_with_test_results_already_is_left_alone(tmp_path):
+    before = _ctx(tmp_path)
+    ctx = AgentContext(**{**before.__dict__, "upstream": Upstream(tests=TestReport(passed=1))})
+    assert await reproduce(ctx, agent="coder") == (ctx, "")
+
+
+def test_judge_report():
+    fail = TestFailure(test_id="t::a", category=FailureCategory.ASSERTION, message="x")
+    broken = TestFailure(test_id="t", category=FailureCategory.COLLECTION, message="import")
+    assert judge_report(TestReport(failed=1, failures=(fail,))) is Reproduction.REPRODUCED
+    assert judge_report(TestReport(passed=2)) is Reproduction.NOT_REPRODUCED
+    assert judge_report(TestReport(errors=1, failures=(broken,))) is Reproduction.BROKEN
+    assert judge_report(TestReport(timed_out=True)) is Reproduction.BROKEN
+    assert judge_report(TestReport()) is Reproduction.NO_TEST
+
+
+class _DeadSandbox(SubprocessSandbox):
+    async def run(self, request):
+        raise SandboxError("no sandbox backend can start here")
+
+
+async def test_a_sandbox_that_cannot_run_gives_no_evidence(tmp_path):
+    before = _ctx(tmp_path)
+    before = AgentContext(**{**before.__dict__, "sandbox": _DeadSandbox()})
+    ctx, note = await reproduce(before, agent="coder")
+    assert ctx is before and "could not run" in note
