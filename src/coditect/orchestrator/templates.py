@@ -43,11 +43,23 @@ _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
     (
         RequestKind.FIX_BUG,
         # A bug report names a defect or describes a symptom: what the code does "instead of"
-        # what it should, an exception or traceback it gives (generic English, no project words).
+        # what was expected, an exception or traceback it gives, what no longer or does not work
+        # (generic English and Python's exception naming, no project words).
         re.compile(
             r"\b(fix|bug|broken|wrong|incorrect|crash(?:es|ed)?|make .* raise|instead of|"
             r"traceback|regression|but (?:it )?(?:returns|gives|raises|prints))\b",
             re.I,
+        ),
+    ),
+    (
+        RequestKind.FIX_BUG,
+        # Symptoms that a request for new code can mention too ("Add a check that raises
+        # ValueError") count only when the request does not open with such a verb.
+        re.compile(
+            r"^(?!\W*(?:please\s+)?(?:add|implement|create|write|support|introduce|provide)\b)"
+            r".*?\b(i expect(?:ed)?|expected|no longer|does(?: not|n't) work|"
+            r"[A-Z]\w*(?-i:Error|Exception))\b",
+            re.I | re.S,
         ),
     ),
     (RequestKind.DOCUMENT, re.compile(r"\b(docstring|document|documentation|comment)s?\b", re.I)),

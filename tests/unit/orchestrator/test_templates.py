@@ -48,10 +48,21 @@ def test_every_template_is_a_valid_plan_ending_in_tests(request_, has_tests):
         "Calling load() on an empty file gives a traceback (IndexError)",
         "total() is documented to ignore None but it raises TypeError",
         "The parser crashes on a trailing comma",
+        "load() raises KeyError on an empty file",
+        "Since 2.0 the CLI option --quiet no longer works",
+        "sorted_keys({'b': 1, 'a': 2}) gives ['b', 'a']; I expect ['a', 'b']",
     ],
 )
 def test_symptom_reports_are_bugs(request_):
     assert classify_request(request_) is RequestKind.FIX_BUG
+
+
+@pytest.mark.parametrize(
+    "request_",
+    ["Add a check to load() that raises ValueError on a negative size", "Add a --quiet option"],
+)
+def test_requests_for_new_code_mentioning_errors_are_features(request_):
+    assert classify_request(request_) is RequestKind.ADD_FEATURE
 
 
 def test_a_bug_is_reproduced_by_a_test_before_the_fix():
