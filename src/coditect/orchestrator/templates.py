@@ -110,10 +110,7 @@ def template_plan(
             )
         )
         write_ids.append("code")
-    if (
-        kind in (RequestKind.ADD_FEATURE, RequestKind.ADD_TESTS, RequestKind.FIX_BUG)
-        or not has_tests
-    ):
+    if kind in (RequestKind.ADD_FEATURE, RequestKind.ADD_TESTS) or not has_tests:
         desc = (
             request
             if kind is RequestKind.ADD_TESTS
