@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,7 +62,7 @@ from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThin
 from coditect.domain.results import CodeChange, FileEdit
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError, CoditectError
-from coditect.index.context import ContextOverflowError, file_context
+from coditect.index.context import ContextOverflowError, definitions, file_context
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, prompt_budget
 
 __all__ = ["MAX_ASSERTS_PER_TEST", "MAX_TESTS_PER_ANSWER", "CoderAgent"]
@@ -153,7 +154,7 @@ class CoderAgent(Agent):
             AgentError: No usable answer after ``max_generations`` calls, or the prompt cannot
                 be made to fit the model's context window (not retryable).
         """
-        limit = self.max_test_tokens if job.is_tests else self.max_tokens
+        limit = self._limit(ctx, job)
         budget = prompt_budget(ctx.model, limit)
         system = TESTS_SYSTEM if job.is_tests else CODE_SYSTEM
         try:
@@ -166,7 +167,7 @@ class CoderAgent(Agent):
         for generation in range(1, self.max_generations + 1):
             messages = _fit(ctx.model, messages, budget)
             await self._think(ctx, job, generation, messages)
-            response = await self._ask(ctx, messages)
+            response = await self._ask(ctx, messages, limit)
             try:
                 merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
@@ -249,10 +250,26 @@ class CoderAgent(Agent):
             )
         )
 
-    async def _ask(self, ctx: AgentContext, messages: list[Message]) -> ModelResponse:
+    def _limit(self, ctx: AgentContext, job: CodeJob) -> int:
+        """The output limit of one answer for ``job``.
+
+        An answer rewrites the definitions it changes whole, so the limit for code grows with
+        the longest definition in focus (a 150-line function cannot be answered in 400 tokens),
+        up to a third of the model's context window.
+        """
+        if job.is_tests:
+            return self.max_test_tokens
+        longest = max(
+            (ctx.model.count_tokens(d) for d in definitions(job.original or "", job.focus)),
+            default=0,
+        )
+        need = int(longest * _ANSWER_SLACK) + _ANSWER_EXTRA
+        return max(self.max_tokens, min(need, ctx.model.context_window // 3))
+
+    async def _ask(self, ctx: AgentContext, messages: list[Message], limit: int) -> ModelResponse:
         tests = ctx.task.intent is Intent.WRITE_TESTS
         settings = ModelSettings(
-            max_tokens=self.max_test_tokens if tests else self.max_tokens,
+            max_tokens=limit,
             temperature=0.0,
             purpose="tests" if tests else "code",
         )
@@ -418,7 +435,7 @@ class CoderAgent(Agent):
         out: list[MergeResult | None] = []
         for i in range(count):
             settings = ModelSettings(
-                max_tokens=self.max_tokens,
+                max_tokens=self._limit(ctx, job),
                 temperature=self.candidates.temperature,
                 purpose="code",
                 seed=1000 * ctx.attempt + i + 1,
@@ -465,6 +482,11 @@ class CoderAgent(Agent):
         )
         return CodeChange(edits=tuple(edits), generations=generation, summary=summary)
 
+
+# An answer's limit for code: the longest definition in focus times this, plus a margin (a
+# changed definition is usually a little longer than the one it replaces).
+_ANSWER_SLACK = 1.3
+_ANSWER_EXTRA = 60
 
 # Tokens kept free in the first prompt for a repair round (the clipped echo of an answer and
 # the rejection): about _MAX_ECHO_CHARS / 3 + 100.
@@ -532,6 +554,10 @@ def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
         ContextOverflowError: Not even the definitions to change fit.
     """
     count = ctx.model.count_tokens
+    if job.is_tests and count(job.subject_text) > budget // 3:
+        # The code under test is shown by signatures and docstrings; a giant docstring (a
+        # function documented with pages of examples) is cut to its first lines.
+        job = replace(job, subject_text=_first_lines(job.subject_text, budget // 3, count))
 
     def render(source: str, excerpt: bool) -> str:
         if job.is_tests:
@@ -565,6 +591,18 @@ def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
         priority=dict(job.priority),
     )
     return render(context.text, not context.whole)
+
+
+def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
+    """The first lines of ``text`` that fit in ``budget`` tokens, with a ``...`` line after them."""
+    kept: list[str] = []
+    used = count("    ...")
+    for line in text.splitlines():
+        used += count(line) + 1
+        if used > budget:
+            break
+        kept.append(line)
+    return "\n".join([*kept, "    ..."])
 
 
 def _added_by_mission(ctx: AgentContext) -> set[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from coditect.errors import InputError
 
-__all__ = ["ContextOverflowError", "FileContext", "TokenCounter", "file_context"]
+__all__ = ["ContextOverflowError", "FileContext", "TokenCounter", "definitions", "file_context"]
 
 TokenCounter = Callable[[str], int]
 """Counts the tokens of a text with the model's tokenizer (or an estimate)."""
@@ -261,3 +261,31 @@ def file_context(
         f"{first} alone does not fit in the {budget_tokens}-token prompt budget",
         hint="use a model with a larger context window",
     )
+
+
+def definitions(source: str, qualnames: Sequence[str]) -> list[str]:
+    """The source text of the functions and methods among ``qualnames`` (``f``, ``C.m``).
+
+    Classes are left out (a change to a class rewrites its methods, not the whole class); a
+    file that does not parse gives nothing.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    funcs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    nodes: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if isinstance(node, funcs):
+            nodes[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            for member in node.body:
+                if isinstance(member, funcs):
+                    nodes[f"{node.name}.{member.name}"] = member
+    lines = source.splitlines()
+    out = []
+    for name in dict.fromkeys(qualnames):
+        if name in nodes:
+            first, last = _span(nodes[name])
+            out.append("\n".join(lines[first - 1 : last]))
+    return out

@@ -370,3 +370,50 @@ async def test_tests_answer_that_is_not_python_is_asked_again_not_a_crash(calc):
     assert change.generations == 2
     assert "not valid Python" in model.calls[1][0][-1].content
     ast.parse((calc / "tests/test_new.py").read_text())
+
+
+async def test_the_answer_limit_grows_with_the_function_to_change(calc):
+    body = "".join(f"    total = total + {i} * x  # step {i}\n" for i in range(150))
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text()
+        + f"\n\ndef weigh(x):\n    total = 0\n{body}    return total\n"
+    )
+    fixed = "```python\ndef weigh(x):\n    return x\n```"
+    model = ScriptedModel([fixed])
+    await CoderAgent().execute(make_ctx(calc, model, request="Fix weigh")[0])
+    settings = model.calls[0][1]
+    assert 400 < settings.max_tokens <= model.context_window // 3
+    small = ScriptedModel([FIB])
+    await CoderAgent().execute(make_ctx(calc, small)[0])
+    assert small.calls[0][1].max_tokens == 400  # nothing long in focus: the default
+
+
+async def test_a_giant_docstring_of_the_code_under_test_is_cut_to_fit(calc):
+    doc = "".join(
+        f"    >>> fibonacci({i})  # example number {i} of many\n    {i}\n" for i in range(900)
+    )
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text()
+        + f'\n\ndef fibonacci(n):\n    """Return the nth Fibonacci number.\n\n{doc}    """\n'
+        + "    for _ in range(2):\n        pass\n" * 10
+        + "    return n\n"
+    )
+    answer = (
+        "```python\nfrom calculator.arithmetic import fibonacci\n\n"
+        "def test_fibonacci():\n    assert fibonacci(1) == 1\n```"
+    )
+    model = ScriptedModel([answer])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.edits[0].added_symbols == ("test_fibonacci",)
+    user = model.calls[0][0][1].content
+    assert "def fibonacci(n):" in user and "example number 0 " in user
+    assert "example number 899" not in user
+    prompt = sum(model.count_tokens(m.content) for m in model.calls[0][0])
+    assert prompt + model.calls[0][1].max_tokens <= model.context_window

@@ -66,3 +66,17 @@ def test_a_class_too_large_to_show_whole_is_outlined_with_its_members():
     ctx = file_context(big_class, focus=("Huge",), budget_tokens=3000, count=estimate_tokens)
     assert ctx.full == () and "Huge.m0" in ctx.outlined and ctx.tokens <= 3000
     assert "    def m0(self):\n        ...\n" in ctx.text and "return 0" not in ctx.text
+
+
+def test_definitions_gives_functions_and_methods_not_classes():
+    from coditect.index.context import definitions
+
+    source = (
+        "import os\n\n@deco\ndef f(x):\n    return x\n\n"
+        "class C:\n    def m(self):\n        return 1\n\n    async def n(self):\n        pass\n"
+    )
+    assert definitions(source, ["f", "C.m", "C", "missing", "f"]) == [
+        "@deco\ndef f(x):\n    return x",
+        "    def m(self):\n        return 1",
+    ]
+    assert definitions("def (:", ["f"]) == []
