@@ -41,6 +41,7 @@ from _common import ROOT  # noqa: E402
 
 from coditect.agents.baseline import compare  # noqa: E402
 from coditect.agents.junit import parse_outcomes  # noqa: E402
+from coditect.domain.paths import is_test_path  # noqa: E402
 from coditect.taskqueue.testsetup import detect_dir  # noqa: E402
 
 DATA = ROOT / "bench" / "realrepo"
@@ -245,7 +246,8 @@ def categorize(report: dict[str, object], text: str, task: Task) -> str:
     error = str(failed.get("error", "")) + " " + reason
     if not report.get("tasks"):
         return "plan"
-    changed = set(report.get("changed_files") or [])  # type: ignore[call-overload]
+    # Only source files say where the fix went (a mission may change nothing but its tests).
+    changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
     if intent in ("write_code", "write_tests"):
         if re.search(r"pars|syntax|extract|no code|unparsable", error, re.I):
             return "edit_unparsable"
@@ -299,7 +301,8 @@ def run_task(
     if not report:
         return row | {"solved": False, "category": "crash", "stderr_tail": err[-300:]}
     branch = str(report.get("branch", ""))
-    if report.get("status") != "SUCCESS" or not branch:
+    # An UNVERIFIED change is committed on the mission's branch too: judge it the same way.
+    if report.get("status") not in ("SUCCESS", "UNVERIFIED") or not branch:
         return row | {"solved": False, "category": categorize(report, out + err, task)}
     _git(repo, "checkout", "-q", branch)
     apply_edits(repo, (Edit(file=task.check_file, new=task.check_text),))
@@ -307,7 +310,7 @@ def run_task(
     after = run_tests(repo)
     judged = compare(before, after, full_run=True)
     if _bad(hidden) or "(run)" in hidden:
-        changed = set(report.get("changed_files") or [])  # type: ignore[call-overload]
+        changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
         miss = changed and not changed & set(task.solution_files)
         return row | {
             "solved": False,
@@ -323,6 +326,16 @@ def _rate(rows: list[dict[str, object]]) -> float | None:
     return round(sum(bool(r["solved"]) for r in rows) / len(rows), 3) if rows else None
 
 
+def _by_outcome(rows: list[dict[str, object]]) -> dict[str, dict[str, int]]:
+    """Per mission status: how many missions ended so, and how many of them solved the task."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        slot = out.setdefault(str(r["status"]).lower(), {"missions": 0, "solved": 0})
+        slot["missions"] += 1
+        slot["solved"] += bool(r["solved"])
+    return out
+
+
 def summary(rows: list[dict[str, object]], llm: str) -> dict[str, object]:
     """The one JSON object of a bench run."""
     walls = [float(r["wall_s"]) for r in rows]  # type: ignore[arg-type]
@@ -335,6 +348,7 @@ def summary(rows: list[dict[str, object]], llm: str) -> dict[str, object]:
         "tokens_in": sum(int(r["tokens_in"]) for r in rows),  # type: ignore[call-overload]
         "tokens_out": sum(int(r["tokens_out"]) for r in rows),  # type: ignore[call-overload]
         "context_overflows": sum(bool(r["context_overflow"]) for r in rows),
+        "by_outcome": _by_outcome(rows),
         "failure_categories": dict(Counter(str(r["category"]) for r in rows if not r["solved"])),
         "failures": {str(r["task"]): r["category"] for r in rows if not r["solved"]},
         "model": llm,

@@ -255,16 +255,18 @@ class CoderAgent(Agent):
 
         An answer rewrites the definitions it changes whole, so the limit for code grows with
         the longest definition in focus (a 150-line function cannot be answered in 400 tokens),
-        up to a third of the model's context window.
+        as far as a third of the model's context window allows.
         """
         if job.is_tests:
             return self.max_test_tokens
-        longest = max(
-            (ctx.model.count_tokens(d) for d in definitions(job.original or "", job.focus)),
-            default=0,
+        cap = ctx.model.context_window // 3
+        needs = (
+            int(ctx.model.count_tokens(d) * _ANSWER_SLACK) + _ANSWER_EXTRA
+            for d in definitions(job.original or "", job.focus)
         )
-        need = int(longest * _ANSWER_SLACK) + _ANSWER_EXTRA
-        return max(self.max_tokens, min(need, ctx.model.context_window // 3))
+        # A definition too long to be rewritten within the cap does not raise the limit: it
+        # would only shrink the prompt for nothing.
+        return max([self.max_tokens, *(n for n in needs if n <= cap)])
 
     async def _ask(self, ctx: AgentContext, messages: list[Message], limit: int) -> ModelResponse:
         tests = ctx.task.intent is Intent.WRITE_TESTS

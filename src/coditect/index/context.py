@@ -4,8 +4,9 @@ A small file is shown whole. A large one is shown as an excerpt: its imports, th
 change in full (a method inside its class header), and, as far as the budget allows, the
 signatures and first docstring lines of the other definitions, neighbours first. Omitted code is
 marked with ``...``. When even that does not fit, the excerpt is narrowed (fewer neighbours, then
-fewer definitions in full); when the first definition to change alone does not fit,
-:class:`ContextOverflowError` is raised so that no prompt over the window is ever sent.
+fewer definitions in full, then the next definitions in focus without a first one that is too
+large); when no definition to change fits, :class:`ContextOverflowError` is raised so that no
+prompt over the window is ever sent.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def _names(node: ast.stmt, owner: str = "") -> list[str]:
     return []
 
 
-def file_context(
+def _file_context(
     source: str,
     *,
     focus: Sequence[str],
@@ -192,19 +193,7 @@ def file_context(
     count: TokenCounter,
     priority: Mapping[str, float] | None = None,
 ) -> FileContext:
-    """The part of ``source`` to show for changing the ``focus`` definitions.
-
-    Args:
-        source: The whole file.
-        focus: Qualnames (``func``, ``Class``, ``Class.method``) to show in full, most
-            important first.
-        budget_tokens: The most tokens the context may take.
-        count: The model's token counter.
-        priority: Qualname -> rank score of other definitions; higher ones are outlined first.
-
-    Raises:
-        ContextOverflowError: Not even the first focus definition fits in ``budget_tokens``.
-    """
+    """:func:`file_context` for one focus list (its first definition always in full)."""
     tokens = count(source)
     if tokens <= budget_tokens:
         return FileContext(text=source, whole=True, tokens=tokens)
@@ -261,6 +250,46 @@ def file_context(
         f"{first} alone does not fit in the {budget_tokens}-token prompt budget",
         hint="use a model with a larger context window",
     )
+
+
+def file_context(
+    source: str,
+    *,
+    focus: Sequence[str],
+    budget_tokens: int,
+    count: TokenCounter,
+    priority: Mapping[str, float] | None = None,
+) -> FileContext:
+    """The part of ``source`` to show for changing the ``focus`` definitions.
+
+    Args:
+        source: The whole file.
+        focus: Qualnames (``func``, ``Class``, ``Class.method``) to show in full, most
+            important first.
+        budget_tokens: The most tokens the context may take.
+        count: The model's token counter.
+        priority: Qualname -> rank score of other definitions; higher ones are outlined first.
+
+    Raises:
+        ContextOverflowError: No definition in focus fits in ``budget_tokens``.
+    """
+    focus = tuple(dict.fromkeys(focus))
+    try:
+        return _file_context(
+            source, focus=focus, budget_tokens=budget_tokens, count=count, priority=priority
+        )
+    except ContextOverflowError as exc:
+        if len(focus) <= 1:
+            raise
+        error = exc
+    # The first definition is too large to show whole: the others in focus still can be (the
+    # large one is outlined like any other definition).
+    try:
+        return file_context(
+            source, focus=focus[1:], budget_tokens=budget_tokens, count=count, priority=priority
+        )
+    except ContextOverflowError:
+        raise error from None
 
 
 def definitions(source: str, qualnames: Sequence[str]) -> list[str]:

@@ -373,7 +373,7 @@ async def test_tests_answer_that_is_not_python_is_asked_again_not_a_crash(calc):
 
 
 async def test_the_answer_limit_grows_with_the_function_to_change(calc):
-    body = "".join(f"    total = total + {i} * x  # step {i}\n" for i in range(150))
+    body = "".join(f"    total = total + {i} * x  # step {i}\n" for i in range(50))
     (calc / "calculator/arithmetic.py").write_text(
         (calc / "calculator/arithmetic.py").read_text()
         + f"\n\ndef weigh(x):\n    total = 0\n{body}    return total\n"
@@ -417,3 +417,14 @@ async def test_a_giant_docstring_of_the_code_under_test_is_cut_to_fit(calc):
     assert "example number 899" not in user
     prompt = sum(model.count_tokens(m.content) for m in model.calls[0][0])
     assert prompt + model.calls[0][1].max_tokens <= model.context_window
+
+
+async def test_a_function_too_long_to_rewrite_does_not_shrink_the_prompt(calc):
+    body = "".join(f"    total = total + {i} * x  # step {i}\n" for i in range(150))
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text()
+        + f"\n\ndef weigh(x):\n    total = 0\n{body}    return total\n"
+    )
+    model = ScriptedModel(["```python\ndef weigh(x):\n    return x\n```"])
+    await CoderAgent().execute(make_ctx(calc, model, request="Fix weigh")[0])
+    assert model.calls[0][1].max_tokens == 400

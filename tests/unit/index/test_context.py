@@ -80,3 +80,15 @@ def test_definitions_gives_functions_and_methods_not_classes():
         "    def m(self):\n        return 1",
     ]
     assert definitions("def (:", ["f"]) == []
+
+
+def test_a_focus_definition_too_large_to_show_gives_way_to_the_next():
+    huge = "def huge(x):\n" + "".join(
+        f"    x = x + {i}  # a long body line {i}\n" for i in range(400)
+    )
+    source = f"{huge}    return x\n\n\n{BIG}"
+    ctx = file_context(source, focus=("huge", "f3"), budget_tokens=400, count=estimate_tokens)
+    assert "return x + 3" in ctx.text and "a long body line 399" not in ctx.text
+    assert ctx.full == ("f3",)
+    with pytest.raises(ContextOverflowError, match="huge alone does not fit"):
+        file_context(source, focus=("huge", "f3"), budget_tokens=10, count=estimate_tokens)
