@@ -230,7 +230,7 @@ def git_repo(task: Task, parent: Path) -> Path:
 def _failed_task(report: dict[str, object]) -> dict[str, object]:
     tasks = report.get("tasks") or []
     assert isinstance(tasks, list)
-    failed = [t for t in tasks if t.get("status") == "FAILED"]
+    failed = [t for t in tasks if str(t.get("status", "")).upper() == "FAILED"]
     return failed[-1] if failed else {}
 
 
@@ -330,7 +330,7 @@ def _by_outcome(rows: list[dict[str, object]]) -> dict[str, dict[str, int]]:
     """Per mission status: how many missions ended so, and how many of them solved the task."""
     out: dict[str, dict[str, int]] = {}
     for r in rows:
-        slot = out.setdefault(str(r["status"]).lower(), {"missions": 0, "solved": 0})
+        slot = out.setdefault(str(r.get("status", "unknown")).lower(), {"missions": 0, "solved": 0})
         slot["missions"] += 1
         slot["solved"] += bool(r["solved"])
     return out

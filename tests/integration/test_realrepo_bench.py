@@ -76,6 +76,7 @@ def test_summary_and_categories():
         {
             "task": "a",
             "kind": "bug",
+            "status": "UNVERIFIED",
             "solved": True,
             "category": "",
             "wall_s": 10.0,
@@ -98,15 +99,22 @@ def test_summary_and_categories():
     assert out["solved"] == 1 and out["solve_rate"] == 0.5 and out["median_wall_s"] == 20.0
     assert out["per_kind"] == {"bug": 1.0, "feature": None, "multi": 0.0}
     assert out["context_overflows"] == 1 and out["failures"] == {"b": "timeout"}
+    assert out["by_outcome"] == {
+        "unverified": {"missions": 1, "solved": 1},
+        "unknown": {"missions": 1, "solved": 0},
+    }
     assert rr.categorize({}, "Requested tokens (4132) exceed context window of 4096", task) == (
         "context_overflow"
     )
     assert rr.categorize({"reason": "mission timed out", "tasks": [1]}, "", task) == "timeout"
     assert rr.categorize({"reason": "x", "tasks": []}, "", task) == "plan"
-    failed = {"status": "FAILED", "intent": "write_code", "error": "could not parse the answer"}
+    # Reports spell task statuses in lower case.
+    failed = {"status": "failed", "intent": "write_code", "error": "could not parse the answer"}
     assert rr.categorize({"tasks": [failed]}, "", task) == "edit_unparsable"
     tests = {"status": "FAILED", "intent": "run_tests", "error": "2 failed"}
     report = {"tasks": [tests], "changed_files": ["elsewhere.py"]}
     assert rr.categorize(report, "", task) == "localization"
     report["changed_files"] = list(task.solution_files)
+    assert rr.categorize(report, "", task) == "tests_failed"
+    report["changed_files"] = ["tests/test_only.py"]  # only its own tests: not a localization miss
     assert rr.categorize(report, "", task) == "tests_failed"
