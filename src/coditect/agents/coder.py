@@ -435,9 +435,10 @@ class CoderAgent(Agent):
     ) -> list[MergeResult | None]:
         """``count`` more answers to the same messages (same prompt: llama.cpp reuses it)."""
         out: list[MergeResult | None] = []
+        limit = self._limit(ctx, job)  # parses the file: once, not per candidate
         for i in range(count):
             settings = ModelSettings(
-                max_tokens=self._limit(ctx, job),
+                max_tokens=limit,
                 temperature=self.candidates.temperature,
                 purpose="code",
                 seed=1000 * ctx.attempt + i + 1,
