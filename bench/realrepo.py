@@ -305,21 +305,66 @@ def run_task(
     if report.get("status") not in ("SUCCESS", "UNVERIFIED") or not branch:
         return row | {"solved": False, "category": categorize(report, out + err, task)}
     _git(repo, "checkout", "-q", branch)
+    changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
+    return row | judge(task, repo, before, changed=changed)
+
+
+def judge(
+    task: Task, repo: Path, before: dict[str, str], *, changed: set[str] | None = None
+) -> dict[str, object]:
+    """Judge the tree at ``repo``: hidden tests added and run, then the whole suite.
+
+    Solved: the hidden tests pass and no test that passed in ``before`` fails now. ``changed``
+    (the source files the system changed, when known) tells a localization miss apart.
+    """
     apply_edits(repo, (Edit(file=task.check_file, new=task.check_text),))
     hidden = run_tests(repo, (task.check_file,))
     after = run_tests(repo)
-    judged = compare(before, after, full_run=True)
     if _bad(hidden) or "(run)" in hidden:
-        changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
-        miss = changed and not changed & set(task.solution_files)
-        return row | {
-            "solved": False,
-            "category": "localization" if miss else "hidden_tests_failed",
-        }
-    regressions = list(judged.regressions)
+        miss = bool(changed) and not (changed or set()) & set(task.solution_files)
+        return {"solved": False, "category": "localization" if miss else "hidden_tests_failed"}
+    regressions = list(compare(before, after, full_run=True).regressions)
     if regressions:
-        return row | {"solved": False, "category": "regression", "regressions": regressions[:5]}
-    return row | {"solved": True, "category": ""}
+        return {"solved": False, "category": "regression", "regressions": regressions[:5]}
+    return {"solved": True, "category": ""}
+
+
+def interleaved(tasks: list[Task]) -> list[Task]:
+    """The tasks one project at a time in turn (a prefix is a slice across projects)."""
+    queues: dict[str, list[Task]] = {}
+    for t in tasks:
+        queues.setdefault(t.project, []).append(t)
+    out: list[Task] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                out.append(queue.pop(0))
+    return out
+
+
+def bench_tasks(limit: int) -> list[dict[str, object]]:
+    """The first ``limit`` tasks, across projects, for bench/peer.py: id, request, files, check.
+
+    ``files`` is the set-up project; ``check(repo)`` judges the tree a system left (hidden tests,
+    then the whole suite against its outcomes on the unchanged project). No files are named to
+    the system: finding them is part of the task.
+    """
+    out: list[dict[str, object]] = []
+    for task in interleaved(load_tasks())[:limit]:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = prepared(task, Path(tmp))
+            files = {
+                str(f.relative_to(root)): f.read_text(encoding="utf-8")
+                for f in sorted(root.rglob("*"))
+                if f.is_file()
+            }
+            before = run_tests(root)
+
+        def check(repo: Path, task: Task = task, before: dict[str, str] = before) -> bool:
+            return bool(judge(task, repo, before)["solved"])
+
+        out.append({"id": task.id, "request": task.request, "files": files, "check": check})
+    return out
 
 
 def _rate(rows: list[dict[str, object]]) -> float | None:

@@ -118,3 +118,32 @@ def test_summary_and_categories():
     assert rr.categorize(report, "", task) == "tests_failed"
     report["changed_files"] = ["tests/test_only.py"]  # only its own tests: not a localization miss
     assert rr.categorize(report, "", task) == "tests_failed"
+
+
+def test_interleaved_slices_across_projects():
+    rr = _bench()
+    tasks = rr.load_tasks()
+    first = rr.interleaved(tasks)[: len(rr.projects())]
+    assert {t.project for t in first} == set(rr.projects())
+    assert sorted(t.id for t in rr.interleaved(tasks)) == sorted(t.id for t in tasks)
+
+
+@pytest.mark.slow
+def test_peer_task_check_judges_the_tree_left(tmp_path):
+    """bench/peer.py's view of a task: unchanged tree unsolved, the reference solution solved."""
+    rr = _bench()
+    raw = rr.bench_tasks(1)[0]
+    task = next(t for t in rr.load_tasks() if t.id == raw["id"])
+    assert raw["request"] == task.request and task.check_file not in raw["files"]
+
+    def tree(name: str) -> Path:
+        root = tmp_path / name
+        for rel, text in raw["files"].items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+        return root
+
+    assert raw["check"](tree("unchanged")) is False
+    solved = tree("solved")
+    rr.apply_edits(solved, task.solution)
+    assert raw["check"](solved) is True

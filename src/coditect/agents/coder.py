@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
+from coditect.agents.baseline import Reproduction
 from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
@@ -52,15 +53,16 @@ from coditect.agents.prompts import (
     CODE_SYSTEM,
     TESTS_SYSTEM,
     code_prompt,
+    not_reproduced_prompt,
     rejected_prompt,
     tests_prompt,
 )
-from coditect.agents.reproduce import reproduce
+from coditect.agents.reproduce import judge_report, reproduce, run_reproduction
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
 from coditect.domain.results import CodeChange, FileEdit
-from coditect.domain.tasks import Intent
+from coditect.domain.tasks import Intent, is_reproduction
 from coditect.errors import AgentError, CoditectError
 from coditect.index.context import ContextOverflowError, definitions, file_context
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, prompt_budget
@@ -164,6 +166,9 @@ class CoderAgent(Agent):
         messages = [Message(role="system", content=system), Message(role="user", content=user)]
         errors: list[str] = []
         rejected: set[str] = set()
+        # A bug's reproduction test must fail on the unchanged code: checked once written.
+        check_reproduction = job.is_tests and is_reproduction(ctx.task) and bool(ctx.action.command)
+        kept: MergeResult | None = None
         for generation in range(1, self.max_generations + 1):
             messages = _fit(ctx.model, messages, budget)
             await self._think(ctx, job, generation, messages)
@@ -184,37 +189,44 @@ class CoderAgent(Agent):
                     return await self._pick(ctx, job, messages, None, generation)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
-                reason = str(exc)
-                if response.text.strip() in rejected:
-                    # At temperature 0 the same conversation gives the same answer: change it.
-                    reason += " You gave this same answer before; take a different approach."
-                rejected.add(response.text.strip())
-                messages = [
-                    *messages[:2],
-                    Message(role="assistant", content=_clip(response.text)),
-                    Message(role="user", content=rejected_prompt(reason)),
-                ]
+                messages = _rejected(messages, response, str(exc), rejected)
                 continue
             if merged is None:
                 await self._generated(ctx, response, f"{job.path} needs no change", ok=True)
                 return None
             await self._generated(ctx, response, f"usable: {_changes(merged)}", ok=True)
             if errors:
-                await ctx.emit(
-                    AgentLearn(
-                        mission_id=ctx.mission_id,
-                        task_id=ctx.task.id,
-                        agent=self.name,
-                        lesson=f"answer for {job.path} fixed after: {errors[-1]}",
-                    )
-                )
+                await self._learned(ctx, job, errors[-1])
             if not job.is_tests:
                 return await self._pick(ctx, job, messages, merged, generation)
-            return await self._write(ctx, job, merged, generation)
+            if not check_reproduction or generation == self.max_generations:
+                return await self._write(ctx, job, merged, generation)
+            change, why = await self._write_reproduction(ctx, job, merged, generation)
+            if why is None:
+                return change
+            check_reproduction = False  # asked again once; the next answer is kept as it is
+            kept = merged  # written back if no later answer is usable
+            messages = [
+                *messages[:2],
+                Message(role="assistant", content=_clip(response.text)),
+                Message(role="user", content=not_reproduced_prompt(why)),
+            ]
+        if kept is not None:
+            return await self._write(ctx, job, kept, self.max_generations)
         raise AgentError(
             f"the model gave no usable code for {job.path} in {self.max_generations} generation(s): "
             + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
             retryable=False,
+        )
+
+    async def _learned(self, ctx: AgentContext, job: CodeJob, error: str) -> None:
+        await ctx.emit(
+            AgentLearn(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                lesson=f"answer for {job.path} fixed after: {error}",
+            )
         )
 
     async def _think(
@@ -455,6 +467,43 @@ class CoderAgent(Agent):
             await self._generated(ctx, response, f"candidate {i + 2}", ok=True)
         return out
 
+    async def _write_reproduction(
+        self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
+    ) -> tuple[CodeChange, str | None]:
+        """Write reproduction tests and run them on the unchanged code.
+
+        Returns the change and, when the tests do not reproduce the report (they pass, or do not
+        load), why; the file is then put back as it was, so that the next answer replaces them.
+        """
+        target = ctx.workspace / job.path
+        original = target.read_bytes() if target.is_file() else None
+        change = await self._write(ctx, job, merged, generation)
+        try:
+            report = await run_reproduction(ctx, agent=self.name)
+        except CoditectError:
+            return change, None  # no sandbox run: the code task will say so
+        verdict = judge_report(report)
+        if verdict is Reproduction.NOT_REPRODUCED:
+            why = "These tests pass on the current code"
+        elif verdict is Reproduction.BROKEN:
+            message = report.failures[0].message[:200] if report.failures else "timed out"
+            why = f"These tests do not run on the current code ({message})"
+        else:
+            return change, None
+        await ctx.emit(
+            AgentThink(
+                mission_id=ctx.mission_id,
+                task_id=ctx.task.id,
+                agent=self.name,
+                text=f"{why}: they do not reproduce the report",
+            )
+        )
+        if original is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(original)
+        return change, why
+
     async def _write(
         self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
     ) -> CodeChange:
@@ -494,6 +543,21 @@ _ANSWER_EXTRA = 60
 # Tokens kept free in the first prompt for a repair round (the clipped echo of an answer and
 # the rejection): about _MAX_ECHO_CHARS / 3 + 100.
 _REPAIR_RESERVE = 500
+
+
+def _rejected(
+    messages: list[Message], response: ModelResponse, reason: str, seen: set[str]
+) -> list[Message]:
+    """The conversation for the next generation after an unusable answer (``seen`` is updated)."""
+    if response.text.strip() in seen:
+        # At temperature 0 the same conversation gives the same answer: change it.
+        reason += " You gave this same answer before; take a different approach."
+    seen.add(response.text.strip())
+    return [
+        *messages[:2],
+        Message(role="assistant", content=_clip(response.text)),
+        Message(role="user", content=rejected_prompt(reason)),
+    ]
 
 
 def _file_sha(path: Path) -> str:

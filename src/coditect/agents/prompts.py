@@ -14,11 +14,13 @@ __all__ = [
     "CODE_USER",
     "EXCERPT_NOTE",
     "FAILURES",
+    "NOT_REPRODUCED",
     "REJECTED",
     "TESTS_SYSTEM",
     "TESTS_USER",
     "code_prompt",
     "failures_block",
+    "not_reproduced_prompt",
     "rejected_prompt",
     "tests_prompt",
 ]
@@ -68,6 +70,11 @@ Fix the code so that they pass.
 REJECTED = """\
 Your answer was rejected: {error}
 Reply again with one ```python block that fixes this."""
+
+NOT_REPRODUCED = """\
+{why}, so they do not reproduce the bug in the request. Write a test that calls the code with \
+the inputs the request describes and asserts the result the request says is correct: it must \
+fail on the current code. Reply with one ```python block."""
 
 _MAX_FAILURES = 5
 _MAX_MESSAGE_CHARS = 300
@@ -135,6 +142,11 @@ def tests_prompt(
         failures=failures,
         names=", ".join(names) or "the code under test",
     )
+
+
+def not_reproduced_prompt(why: str) -> str:
+    """The follow-up message after reproduction tests that pass on the buggy code (``why``)."""
+    return NOT_REPRODUCED.format(why=why)
 
 
 def rejected_prompt(error: str) -> str:

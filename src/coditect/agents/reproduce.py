@@ -14,6 +14,9 @@ before the coder asks the model for the fix, that test runs on the current code 
 
 The parametrizer gives a code task the command for this run (``Action.test_selection``: the test
 files written upstream in the mission) only when its upstream wrote tests and it is not a repair.
+The reproduction task itself gets the command for its own test file: the coder runs the tests it
+has just written on the unchanged code and, when they pass (or do not load), asks the model once
+more, saying so, before the fix is attempted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from coditect.domain.results import FailureCategory, TestReport
 from coditect.domain.tasks import Intent
 from coditect.errors import CoditectError
 
-__all__ = ["MAX_REPRODUCTION_S", "judge_report", "reproduce", "reproduction_notes"]
+__all__ = [
+    "MAX_REPRODUCTION_S",
+    "judge_report",
+    "reproduce",
+    "reproduction_notes",
+    "run_reproduction",
+]
 
 #: Time limit of the reproduction run (a test that hangs must not eat the code task's time).
 MAX_REPRODUCTION_S = 60.0
@@ -73,6 +82,19 @@ def _first(report: TestReport) -> str:
     return report.failures[0].message[:160] if report.failures else "no result"
 
 
+async def run_reproduction(ctx: AgentContext, *, agent: str) -> TestReport:
+    """Run ``ctx.action``'s test command (the reproduction tests) on the workspace as it is.
+
+    Raises:
+        CoditectError: The sandbox could not run the command.
+    """
+    argv, junit = test_command(ctx)
+    baseline = load_baseline(ctx.workspace)
+    excused = baseline.failing if baseline is not None else frozenset()
+    timeout_s = min(MAX_REPRODUCTION_S, ctx.action.timeout_s / 3)
+    return await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
+
+
 async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str]:
     """Run the reproduction tests before a fix; the context to fix with, and a note.
 
@@ -88,12 +110,8 @@ async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str
         or ctx.upstream.tests is not None
     ):
         return ctx, ""
-    argv, junit = test_command(ctx)
-    baseline = load_baseline(ctx.workspace)
-    excused = baseline.failing if baseline is not None else frozenset()
-    timeout_s = min(MAX_REPRODUCTION_S, ctx.action.timeout_s / 3)
     try:
-        report = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
+        report = await run_reproduction(ctx, agent=agent)
     except CoditectError as exc:  # the sandbox could not run it: no evidence either way
         note = f"the reproduction tests could not run: {exc}"
         await ctx.emit(

@@ -1,7 +1,7 @@
 """Static checks on a merged source before the coder writes it (no code is executed).
 
 The source must compile; every import must resolve (standard library, a module of the project,
-or an installed package); a name imported from a project module must be defined there (taking
+or an installed package), except one inside a ``try`` that handles ImportError (optional); a name imported from a project module must be defined there (taking
 the edits of the same task into account); names used must be bound somewhere; a test file must
 define at least one ``test_`` function.
 """
@@ -154,6 +154,38 @@ def _check_names(
     return problems
 
 
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        (isinstance(t, ast.Name) and t.id in _IMPORT_ERRORS)
+        or (isinstance(t, ast.Attribute) and t.attr in _IMPORT_ERRORS)
+        for t in types
+    )
+
+
+def _guarded_imports(tree: ast.Module) -> set[int]:
+    """The ids of the imports inside a ``try`` that handles ImportError: optional dependencies.
+
+    ``try: import wcwidth`` / ``except ImportError: wcwidth = None`` is how a project says a
+    package is optional; such an import need not resolve here.
+    """
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try | ast.TryStar) and any(
+            _catches_import_error(h) for h in node.handlers
+        ):
+            for stmt in node.body:
+                guarded.update(
+                    id(n) for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom)
+                )
+    return guarded
+
+
 def _shadowed_imports(tree: ast.Module) -> list[str]:
     """A definition with the name of an import hides it (``from math import gcd; def gcd``)."""
     imported = {
@@ -183,8 +215,9 @@ def check_source(
     except SyntaxError as exc:
         return [f"{path} does not compile: {exc.msg} (line {exc.lineno})"]
     problems: list[str] = []
+    optional = _guarded_imports(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom):
+        if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in optional:
             problems.extend(_check_import(node, path, view))
     problems.extend(_shadowed_imports(tree))
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in ast.walk(tree))

@@ -6,7 +6,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CAPABILITY_FOR_INTENT", "GoalState", "Intent", "TaskSpec"]
+__all__ = [
+    "CAPABILITY_FOR_INTENT",
+    "REPRODUCE_INSTRUCTION",
+    "GoalState",
+    "Intent",
+    "TaskSpec",
+    "is_reproduction",
+]
 
 
 class Intent(StrEnum):
@@ -84,3 +91,17 @@ class TaskSpec(BaseModel):
     def capability(self) -> str:
         """The agent capability this task needs."""
         return CAPABILITY_FOR_INTENT[self.intent]
+
+
+#: The instruction of a bug fix's first task (the request itself is in the prompt already). The
+#: coder checks that the tests it writes for it fail on the unchanged code (agents/reproduce.py).
+REPRODUCE_INSTRUCTION = (
+    "Write a test that reproduces the bug in the request: call the code with the inputs the "
+    "request gives and assert the result the request expects, so the test fails on the current "
+    "code and passes once the bug is fixed."
+)
+
+
+def is_reproduction(task: TaskSpec) -> bool:
+    """True for the task that writes a test reproducing a bug report before it is fixed."""
+    return task.intent is Intent.WRITE_TESTS and task.description == REPRODUCE_INSTRUCTION

@@ -14,7 +14,7 @@ import re
 from enum import StrEnum
 
 from coditect.domain.graph import TaskGraph
-from coditect.domain.tasks import Intent, TaskSpec
+from coditect.domain.tasks import REPRODUCE_INSTRUCTION, Intent, TaskSpec
 
 __all__ = ["RequestKind", "classify_request", "template_plan"]
 
@@ -62,7 +62,14 @@ _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
             re.I | re.S,
         ),
     ),
-    (RequestKind.DOCUMENT, re.compile(r"\b(docstring|document|documentation|comment)s?\b", re.I)),
+    (
+        RequestKind.DOCUMENT,
+        # "Implement f so that it does what its docstring says" asks for code, not documentation.
+        re.compile(
+            r"^(?!\W*(?:please\s+)?implement\b).*?\b(docstring|document|documentation|comment)s?\b",
+            re.I | re.S,
+        ),
+    ),
     (
         RequestKind.REFACTOR,
         re.compile(r"\b(refactor|simplify|clean ?up|rename|restructure)\b", re.I),
@@ -137,11 +144,7 @@ def template_plan(
 
 
 #: The reproduction task's instruction (the request itself is in the prompt already).
-REPRODUCE = (
-    "Write a test that reproduces the bug in the request: call the code with the inputs the "
-    "request gives and assert the result the request expects, so the test fails on the current "
-    "code and passes once the bug is fixed."
-)
+REPRODUCE = REPRODUCE_INSTRUCTION
 
 
 def _bug_plan(request: str, analyze: TaskSpec, targets: tuple[str, ...]) -> TaskGraph:

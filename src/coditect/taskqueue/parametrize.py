@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from coditect.domain.actions import Action, ActionKind, FileRecord
 from coditect.domain.agents import Upstream
-from coditect.domain.tasks import Intent, TaskSpec
+from coditect.domain.tasks import Intent, TaskSpec, is_reproduction
 from coditect.index import RepoIndex, SymbolKind, localize, module_name
 from coditect.taskqueue.targets import (
     MAX_EXTRA_MODULES,
@@ -209,11 +209,15 @@ class Parametrizer:
                 module = self.choose(task, world, upstream, request).path
             test = target_test_file(module, files)
         reads = [p for p in (module, test) if p is not None and p in world]
+        # A bug's reproduction test is run on the unchanged code once written (agents/coder.py).
+        check = (test,) if is_reproduction(task) else ()
         return Action(
             intent=task.intent,
             kind=ActionKind.WRITE_FILES,
             read_files=tuple(reads),
             write_files=(test,),
+            command=self._test_command(world, check) if check else (),
+            test_selection=check,
             timeout_s=self.timeout_s,
         )
 

@@ -114,3 +114,83 @@ async def test_a_sandbox_that_cannot_run_gives_no_evidence(tmp_path):
     before = AgentContext(**{**before.__dict__, "sandbox": _DeadSandbox()})
     ctx, note = await reproduce(before, agent="coder")
     assert ctx is before and "could not run" in note
+
+
+# --- the reproduction task checks its own tests (coder, real pytest runs) -----------------------
+PASSING = (
+    "```python\nfrom slugs import slug\n\ndef test_lower():\n    assert slug('AB') == 'ab'\n```"
+)
+FAILING = (
+    "```python\nfrom slugs import slug\n\ndef test_space():\n    assert slug('A B') == 'a-b'\n```"
+)
+
+
+def _repro_ctx(root: Path, model, events: list):
+    from coditect.domain.tasks import REPRODUCE_INSTRUCTION
+
+    async def emit(event):
+        events.append(event)
+
+    test = "tests/test_slugs.py"
+    return AgentContext(
+        mission_id="m",
+        request="slug('A B') returns 'a--b' instead of 'a-b'",
+        task=TaskSpec(id="reproduce", intent=Intent.WRITE_TESTS, description=REPRODUCE_INSTRUCTION),
+        action=Action(
+            intent=Intent.WRITE_TESTS,
+            kind=ActionKind.WRITE_FILES,
+            read_files=("slugs.py",),
+            write_files=(test,),
+            command=(*CMD, test),
+            test_selection=(test,),
+            timeout_s=120.0,
+        ),
+        workspace=root,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        emit=emit,
+    )
+
+
+def _slug_project(root: Path) -> Path:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "slugs.py").write_text(CODE)
+    (root / "tests").mkdir()
+    return root
+
+
+async def test_reproduction_tests_that_pass_on_the_bug_are_asked_for_again(tmp_path):
+    from coditect.agents.coder import CoderAgent
+    from coditect.llm.testing import ScriptedModel
+
+    root, events = _slug_project(tmp_path), []
+    model = ScriptedModel([PASSING, FAILING])
+    change = await CoderAgent().execute(_repro_ctx(root, model, events))
+    text = (root / "tests" / "test_slugs.py").read_text()
+    assert "def test_space" in text and "test_lower" not in text  # the first answer is gone
+    assert change.generations == 2
+    again = model.calls[1][0][-1].content
+    assert again.startswith("These tests pass on the current code") and "must fail" in again
+    assert any(isinstance(e, AgentThink) and "do not reproduce" in e.text for e in events)
+
+
+async def test_the_first_tests_are_kept_when_no_later_answer_is_usable(tmp_path):
+    from coditect.agents.coder import CoderAgent
+    from coditect.llm.testing import ScriptedModel
+
+    root = _slug_project(tmp_path)
+    model = ScriptedModel([PASSING, "no code here", "still none"])
+    change = await CoderAgent().execute(_repro_ctx(root, model, []))
+    assert "def test_lower" in (root / "tests" / "test_slugs.py").read_text()
+    assert change.generations == 3 and len(model.calls) == 3
+
+
+async def test_reproducing_tests_are_written_at_once(tmp_path):
+    from coditect.agents.coder import CoderAgent
+    from coditect.llm.testing import ScriptedModel
+
+    root = _slug_project(tmp_path)
+    model = ScriptedModel([FAILING])
+    change = await CoderAgent().execute(_repro_ctx(root, model, []))
+    assert change.generations == 1 and len(model.calls) == 1
+    assert "def test_space" in (root / "tests" / "test_slugs.py").read_text()

@@ -32,6 +32,20 @@ def test_unknown_modules_and_names(calc):
     assert "'missing' is not defined in calculator/stats.py" in problems[2]
 
 
+def test_optional_imports_guarded_by_import_error_need_not_resolve(calc):
+    src = (
+        "try:\n    import not_a_real_pkg_zz\nexcept ImportError:\n    not_a_real_pkg_zz = None\n"
+        "try:\n    from zz_missing.sub import y\nexcept (OSError, builtins.ModuleNotFoundError):\n"
+        "    y = None\n"
+        "try:\n    import zz_still_required\nexcept ValueError:\n    pass\n"
+    )
+    problems = check_source(src, path="a.py", view=ProjectView(calc))
+    assert [p for p in problems if "no module" in p] == [
+        "`import zz_still_required`: no module 'zz_still_required' in the project, the standard "
+        "library or the installed packages"
+    ]
+
+
 def test_pending_edit_of_the_same_task_counts(calc):
     view = ProjectView(calc, {"calculator/stats.py": "def brand_new():\n    pass\n"})
     assert check_source("from calculator.stats import brand_new\n", path="t.py", view=view) == []

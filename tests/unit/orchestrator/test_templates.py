@@ -14,6 +14,10 @@ from coditect.orchestrator.templates import RequestKind, classify_request, templ
         ("Write unit tests for the parser", RequestKind.ADD_TESTS),
         ("Add a parse_row function and a test for it", RequestKind.ADD_FEATURE),
         ("Add a docstring to the value_range function", RequestKind.DOCUMENT),
+        (
+            "Implement the function f in m.py so that it does what its docstring says.",
+            RequestKind.ADD_FEATURE,
+        ),
         ("Refactor value_range to be simpler", RequestKind.REFACTOR),
     ],
 )

@@ -153,6 +153,20 @@ def test_write_tests_follows_upstream_code(calc: WorldModel) -> None:
     assert action.read_files == ("calculator/text.py",)
 
 
+def test_a_reproduction_task_gets_the_command_for_its_own_test_file(calc: WorldModel) -> None:
+    from coditect.domain.tasks import REPRODUCE_INSTRUCTION
+
+    req = "median([1, 2, 3, 4]) returns 3 instead of 2.5"
+    repro = task(Intent.WRITE_TESTS, REPRODUCE_INSTRUCTION, target_files=("calculator/stats.py",))
+    action = Parametrizer().parametrize(repro, calc, Upstream(), req)
+    assert action.write_files == ("tests/test_stats.py",)
+    assert action.test_selection == ("tests/test_stats.py",)
+    assert action.command[-1] == "tests/test_stats.py" and "pytest" in action.command
+    # Other test tasks write tests for code that works: nothing to run before they are written.
+    plain = Parametrizer().parametrize(task(Intent.WRITE_TESTS, req), calc, Upstream(), req)
+    assert plain.command == () and plain.test_selection == ()
+
+
 def test_repair_tasks_keep_their_files(calc: WorldModel) -> None:
     p = Parametrizer()
     req = "Add a function to reverse a string"
