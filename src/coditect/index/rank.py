@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -84,6 +85,12 @@ def split_words(text: str) -> list[str]:
 
     ``parseHTTPDate`` and ``parse_http_date`` both give ``parse``, ``http``, ``date``.
     """
+    return list(_split(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _split(text: str) -> tuple[str, ...]:
+    """:func:`split_words`, remembered (the same names and docstrings are split at every plan)."""
     out: list[str] = []
     for ident in _IDENT.findall(text):
         for part in ident.split("_"):
@@ -93,7 +100,7 @@ def split_words(text: str) -> list[str]:
                 # project's few docstrings cannot down-weight by frequency.
                 if len(w) > 2 and not w.isdigit():
                     out.append(_stem(w))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,24 @@ class Localization:
         return [r for r in self.symbols if r.symbol.path == path][:limit]
 
 
+# Per module (path, content hash): the word counts of each definition, as BM25 documents.
+_MODULE_DOCS: dict[tuple[str, str], tuple[Counter[str], ...]] = {}
+_MODULE_DOCS_MAX = 4096
+
+
+def _module_docs(module: ModuleIndex) -> tuple[Counter[str], ...]:
+    """The word counts of each of ``module``'s definitions (remembered by content hash)."""
+    key = (module.path, module.sha256)
+    docs = _MODULE_DOCS.get(key) if module.sha256 else None
+    if docs is None:
+        docs = tuple(Counter(_doc_words(s, module)) for s in module.symbols)
+        if module.sha256:
+            if len(_MODULE_DOCS) >= _MODULE_DOCS_MAX:
+                _MODULE_DOCS.clear()
+            _MODULE_DOCS[key] = docs
+    return docs
+
+
 def _doc_words(sym: Symbol, module: ModuleIndex) -> list[str]:
     name = split_words(sym.name)
     params = split_words(sym.signature.partition("(")[2]) if "(" in sym.signature else []
@@ -189,14 +214,14 @@ def _doc_words(sym: Symbol, module: ModuleIndex) -> list[str]:
 
 
 class _BM25:
-    def __init__(self, docs: Sequence[list[str]]) -> None:
-        self.tfs = [Counter(d) for d in docs]
-        self.lens = [len(d) or 1 for d in docs]
+    def __init__(self, tfs: Sequence[Counter[str]]) -> None:
+        self.tfs = tfs
+        self.lens = [sum(tf.values()) or 1 for tf in tfs]
         self.avg = sum(self.lens) / max(len(self.lens), 1)
         df: Counter[str] = Counter()
         for tf in self.tfs:
             df.update(tf.keys())
-        n = len(docs)
+        n = len(tfs)
         self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
 
     def score(self, i: int, query: dict[str, float]) -> tuple[float, list[str]]:
@@ -271,12 +296,11 @@ class _Scores:
 
 def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> None:
     """BM25 over every definition; test functions lend their score to what they call."""
-    docs: list[list[str]] = []
+    docs: list[Counter[str]] = []
     keyed: list[tuple[Symbol, bool]] = []
     for m in index.modules:
-        for s in m.symbols:
-            docs.append(_doc_words(s, m))
-            keyed.append((s, is_test_path(m.path)))
+        docs.extend(_module_docs(m))
+        keyed.extend((s, is_test_path(m.path)) for s in m.symbols)
     bm25 = _BM25(docs)
     test_hits: list[tuple[Symbol, float]] = []
     for i, (s, is_test) in enumerate(keyed):
