@@ -9,4 +9,7 @@ if [ -x scripts/install-system-deps.sh ]; then
 fi
 source scripts/bootstrap.sh "local,wasm,dev"
 coditect model fetch >/dev/null || echo "warning: the embedded model could not be prepared; local-model tests will fail" >&2
-exec python -m pytest --durations=15 --cov=coditect --cov-report=term --cov-fail-under=85 "$@"
+# One process per core, at most 4, each taking whole test files (their module fixtures stay
+# shared); "-n 0" among the arguments runs everything in this process.
+exec python -m pytest -n auto --maxprocesses 4 --dist loadfile --durations=15 \
+  --cov=coditect --cov-report=term --cov-fail-under=85 "$@"
