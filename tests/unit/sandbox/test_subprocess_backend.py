@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,16 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _dies(pid: int, within_s: float = 10.0) -> bool:
+    """True once ``pid`` is gone: a SIGKILL is delivered asynchronously (later on a busy machine)."""
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 async def test_python_means_the_running_interpreter(tmp_path: Path) -> None:
@@ -53,7 +64,7 @@ async def test_background_child_does_not_hold_the_run(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert "done" in result.stdout
-    assert not _alive(int((tmp_path / "bg.pid").read_text()))
+    assert _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_timeout_kills_grandchildren(tmp_path: Path) -> None:
@@ -61,7 +72,7 @@ async def test_timeout_kills_grandchildren(tmp_path: Path) -> None:
         _req(tmp_path, "sh", "-c", "sleep 60 & echo $! > bg.pid; wait", wall_timeout_s=0.5)
     )
     assert result.timed_out
-    assert not _alive(int((tmp_path / "bg.pid").read_text()))
+    assert _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_escaped_session_does_not_hang(tmp_path: Path) -> None:
@@ -115,15 +126,14 @@ async def test_cancelling_the_run_kills_the_command(tmp_path: Path) -> None:
 
     script = "echo $$ > pid; sleep 60 & echo $! > bg.pid; wait"
     task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
-    for _ in range(200):
+    for _ in range(1000):
         if (tmp_path / "bg.pid").exists() and (tmp_path / "bg.pid").read_text().strip():
             break
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.1)
-    assert not _alive(int((tmp_path / "bg.pid").read_text()))
+    assert _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_large_stdin_that_is_never_read(tmp_path: Path) -> None:
