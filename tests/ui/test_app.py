@@ -340,3 +340,8 @@ def test_a_running_mission_whose_process_is_gone_shows_interrupted(make_client, 
     assert ">RUNNING<" in alive_row
     page = client.get("/missions/m-killed").text
     assert 'id="status">INTERRUPTED<' in page
+    # The status filter uses the judged status: each of the two is listed under its own.
+    interrupted = client.get("/?status=INTERRUPTED").text
+    assert "/missions/m-killed" in interrupted and "/missions/m-alive" not in interrupted
+    running = client.get("/?status=RUNNING").text
+    assert "/missions/m-alive" in running and "/missions/m-killed" not in running

@@ -168,8 +168,13 @@ class MissionSource:
         """Missions, most recent first, filtered by status and by words in request or repo."""
         page, per_page = max(1, page), min(max(1, per_page), 1000)
         conditions = []
+        # RUNNING and INTERRUPTED are told apart per row (is the owner process alive?), so
+        # both read the stored RUNNING rows and are paginated after that judgement.
+        judged = status in (MissionOutcome.RUNNING.value, MissionOutcome.INTERRUPTED.value)
         if status:
-            conditions.append(MissionRow.status == status)
+            conditions.append(
+                MissionRow.status == (MissionOutcome.RUNNING.value if judged else status)
+            )
         if query:
             like = f"%{query}%"
             conditions.append(
@@ -181,14 +186,19 @@ class MissionSource:
             )
 
         def work(s: Session) -> MissionPage:
-            total = s.scalar(select(func.count()).select_from(MissionRow).where(*conditions)) or 0
-            rows = s.execute(
+            ordered = (
                 select(*_list_columns(self._engine.dialect.name))
                 .where(*conditions)
                 .order_by(MissionRow.started_at.desc(), MissionRow.mission_id.desc())
-                .offset((page - 1) * per_page)
-                .limit(per_page)
-            ).all()
+            )
+            if judged:
+                views = [v for v in map(_row_view, s.execute(ordered).all()) if v.status == status]
+                start = (page - 1) * per_page
+                return MissionPage(
+                    tuple(views[start : start + per_page]), len(views), page, per_page
+                )
+            total = s.scalar(select(func.count()).select_from(MissionRow).where(*conditions)) or 0
+            rows = s.execute(ordered.offset((page - 1) * per_page).limit(per_page)).all()
             return MissionPage(tuple(_row_view(r) for r in rows), total, page, per_page)
 
         return await self._run(work)
