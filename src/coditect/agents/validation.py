@@ -1,9 +1,10 @@
 """Static checks on a merged source before the coder writes it (no code is executed).
 
 The source must compile; every import must resolve (standard library, a module of the project,
-or an installed package), except one inside a ``try`` that handles ImportError (optional); a name imported from a project module must be defined there (taking
-the edits of the same task into account); names used must be bound somewhere; a test file must
-define at least one ``test_`` function.
+or an installed package), except one inside a ``try`` that handles ImportError (an optional
+dependency); a name imported from a project module must be defined there (taking the edits of
+the same task into account); names used must be bound somewhere; a test file must define at
+least one ``test_`` function.
 """
 
 from __future__ import annotations
