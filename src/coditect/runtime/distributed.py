@@ -133,6 +133,13 @@ def _events_config(cfg: DistributedSettings) -> JetStreamConfig:
     )
 
 
+async def _close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
+    """Close what was opened, last first; one that fails does not stop the others."""
+    for close in reversed(closers):
+        with contextlib.suppress(Exception):
+            await close()
+
+
 def _background(work: Coroutine[Any, Any, None], name: str) -> Callable[[], Awaitable[None]]:
     """Run ``work`` as a task of the service; returns the closer that stops it."""
     task = asyncio.get_running_loop().create_task(work, name=name)
@@ -286,9 +293,7 @@ async def start_taskqueue(cfg: DistributedSettings) -> RunningService:
             closers.append(_background(poll_task_counts(states.counts), "task-counts"))
         server = await start_server(_server_options(cfg), servicer.register, [TASK_QUEUE_SERVICE])
     except BaseException:
-        for close in reversed(closers):
-            with contextlib.suppress(Exception):
-                await close()
+        await _close_all(closers)
         raise
     return RunningService(grpc=server, closers=closers, metrics=metrics)
 
@@ -341,9 +346,7 @@ async def start_orchestrator(
         metrics = _serve_metrics(cfg, closers)
         server = await start_server(_server_options(cfg), servicer.register, [ORCHESTRATOR_SERVICE])
     except BaseException:
-        for close in reversed(closers):
-            with contextlib.suppress(Exception):
-                await close()
+        await _close_all(closers)
         raise
     return RunningService(grpc=server, closers=closers, metrics=metrics)
 
@@ -407,9 +410,7 @@ async def build_worker(
         )
         _serve_metrics(cfg, closers)
     except BaseException:
-        for close in reversed(closers):
-            with contextlib.suppress(Exception):
-                await close()
+        await _close_all(closers)
         raise
     return worker, closers
 
@@ -437,9 +438,7 @@ async def run_worker(
     try:
         await worker.run(burst=burst, on_ready=on_ready)
     finally:
-        for close in reversed(closers):
-            with contextlib.suppress(Exception):
-                await close()
+        await _close_all(closers)
     return worker.tasks_done
 
 
