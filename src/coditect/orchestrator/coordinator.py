@@ -568,6 +568,7 @@ class Coordinator:
             changed=changes.files,
             tests_written=run.tests_written,
             last_tests=last_tests,
+            code_expected=any(t.intent is Intent.WRITE_CODE for t in run.plan),
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)

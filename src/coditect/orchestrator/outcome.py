@@ -9,9 +9,10 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
   disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
   value must not cost the user a probably correct change. The reason names every disagreeing
   test.
-* FAILED: nothing usable: no change, no test run, a test run that timed out or could not run,
-  no passing test at all, or a failing test that CODITECT did not write (regression safety is absolute: breaking a test that
-  was there before is never accepted).
+* FAILED: nothing usable: no change, only tests changed where the plan changes code (tests
+  rewritten until they pass on the unchanged code are not a fix), no test run, a test run that
+  timed out or could not run, no passing test at all, or a failing test that CODITECT did not
+  write (regression safety is absolute: breaking a test that was there before is never accepted).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def decide_outcome(
     changed: Sequence[str],
     tests_written: Sequence[str],
     last_tests: TestReport | None,
+    code_expected: bool = False,
 ) -> Verdict:
     """Decide SUCCESS, UNVERIFIED or FAILED for a mission that ran to its end.
 
@@ -92,11 +94,24 @@ def decide_outcome(
         changed: Files the mission changed.
         tests_written: Test files the mission wrote (created or extended).
         last_tests: The last test run, None when no test ran.
+        code_expected: The plan changes code (it has a ``write_code`` task): a change of tests
+            alone does not do what was asked, however well they pass.
     """
     if status not in (MissionOutcome.SUCCESS, MissionOutcome.FAILED):
         return Verdict(status, reason)
     if not changed:
         return Verdict(MissionOutcome.FAILED, reason or "the agents finished but changed no file")
+    if code_expected and all(is_test_path(p) for p in changed):
+        return Verdict(
+            MissionOutcome.FAILED,
+            "no source file changed: the request asks for a code change, but only tests were "
+            f"changed ({', '.join(changed[:_MAX_LISTED])})"
+            + (
+                "; they pass on the unchanged code"
+                if last_tests is not None and last_tests.ok
+                else ""
+            ),
+        )
     if last_tests is None:
         if status is MissionOutcome.SUCCESS:
             return Verdict(MissionOutcome.SUCCESS, evidence=("no test run was planned",))

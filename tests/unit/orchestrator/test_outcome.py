@@ -105,3 +105,24 @@ def test_repair_goes_to_the_coder_first_then_to_our_tests():
 def test_test_ids_rooted_at_the_test_folder_still_match():
     assert written_by_us(failure("test_solution.py::test_f"), OURS) == OURS[0]
     assert written_by_us(failure("other/test_solution.py::test_f"), OURS) == ""
+
+
+def test_tests_alone_are_no_answer_to_a_request_for_code():
+    """Tests rewritten until they pass on the unchanged code are not a fix (nor a feature)."""
+    tests_only = ["tests/test_solution.py"]
+    kwargs = dict(
+        reason="", changed=tests_only, tests_written=OURS, last_tests=TestReport(passed=5)
+    )
+    verdict = decide_outcome(status=MissionOutcome.SUCCESS, code_expected=True, **kwargs)
+    assert verdict.outcome is MissionOutcome.FAILED
+    assert verdict.reason == (
+        "no source file changed: the request asks for a code change, but only tests were "
+        "changed (tests/test_solution.py); they pass on the unchanged code"
+    )
+    # A request for tests is answered by tests.
+    assert decide_outcome(status=MissionOutcome.SUCCESS, **kwargs).outcome is MissionOutcome.SUCCESS
+    # With code changed too, the tests decide as before.
+    both = {**kwargs, "changed": CHANGED}
+    assert decide_outcome(status=MissionOutcome.SUCCESS, code_expected=True, **both).outcome is (
+        MissionOutcome.SUCCESS
+    )
