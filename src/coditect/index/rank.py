@@ -218,11 +218,18 @@ class _BM25:
         self.tfs = tfs
         self.lens = [sum(tf.values()) or 1 for tf in tfs]
         self.avg = sum(self.lens) / max(len(self.lens), 1)
-        df: Counter[str] = Counter()
-        for tf in self.tfs:
-            df.update(tf.keys())
+        self.postings: defaultdict[str, list[int]] = defaultdict(list)  # word -> docs with it
+        for i, tf in enumerate(self.tfs):
+            for w in tf:
+                self.postings[w].append(i)
         n = len(tfs)
-        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+        self.idf = {
+            w: math.log(1 + (n - len(d) + 0.5) / (len(d) + 0.5)) for w, d in self.postings.items()
+        }
+
+    def matching(self, query: dict[str, float]) -> list[int]:
+        """The documents that hold at least one word of ``query``, in order."""
+        return sorted({i for w in query for i in self.postings.get(w, ())})
 
     def score(self, i: int, query: dict[str, float]) -> tuple[float, list[str]]:
         tf, total, hits = self.tfs[i], 0.0, []
@@ -294,16 +301,37 @@ class _Scores:
         )
 
 
+# The BM25 corpus of a set of modules (by their paths and content hashes): the plans of one
+# commit's tree share it.
+_CORPORA: dict[tuple[tuple[str, str], ...], tuple[_BM25, list[tuple[Symbol, bool]]]] = {}
+_CORPORA_MAX = 64
+
+
+def _corpus(index: RepoIndex) -> tuple[_BM25, list[tuple[Symbol, bool]]]:
+    """BM25 over every definition of ``index``, and each definition with "is it a test"."""
+    key = tuple((m.path, m.sha256) for m in index.modules)
+    hashed = all(sha for _, sha in key)
+    found = _CORPORA.get(key) if hashed else None
+    if found is None:
+        docs: list[Counter[str]] = []
+        keyed: list[tuple[Symbol, bool]] = []
+        for m in index.modules:
+            docs.extend(_module_docs(m))
+            keyed.extend((s, is_test_path(m.path)) for s in m.symbols)
+        found = (_BM25(docs), keyed)
+        if hashed:
+            if len(_CORPORA) >= _CORPORA_MAX:
+                _CORPORA.clear()
+            _CORPORA[key] = found
+    return found
+
+
 def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> None:
     """BM25 over every definition; test functions lend their score to what they call."""
-    docs: list[Counter[str]] = []
-    keyed: list[tuple[Symbol, bool]] = []
-    for m in index.modules:
-        docs.extend(_module_docs(m))
-        keyed.extend((s, is_test_path(m.path)) for s in m.symbols)
-    bm25 = _BM25(docs)
+    bm25, keyed = _corpus(index)
     test_hits: list[tuple[Symbol, float]] = []
-    for i, (s, is_test) in enumerate(keyed):
+    for i in bm25.matching(query):
+        s, is_test = keyed[i]
         sc, hits = bm25.score(i, query)
         if sc <= 0:
             continue
