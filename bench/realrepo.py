@@ -321,7 +321,7 @@ def judge(
     hidden = run_tests(repo, (task.check_file,))
     after = run_tests(repo)
     if _bad(hidden) or "(run)" in hidden:
-        miss = bool(changed) and not (changed or set()) & set(task.solution_files)
+        miss = bool(changed and not changed & set(task.solution_files))
         return {"solved": False, "category": "localization" if miss else "hidden_tests_failed"}
     regressions = list(compare(before, after, full_run=True).regressions)
     if regressions:
