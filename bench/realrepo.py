@@ -260,9 +260,19 @@ def categorize(report: dict[str, object], text: str, task: Task) -> str:
 
 
 def run_task(
-    task: Task, parent: Path, *, llm: str, timeout_s: float, home: Path
+    task: Task,
+    parent: Path,
+    *,
+    llm: str,
+    timeout_s: float,
+    home: Path,
+    keep: Path | None = None,
 ) -> dict[str, object]:
-    """Run one mission on a fresh repository and judge its branch with the hidden tests."""
+    """Run one mission on a fresh repository and judge its branch with the hidden tests.
+
+    ``keep``: a directory that receives the mission's report (``<task>.json``), its output
+    (``<task>.log``) and the diff of its branch (``<task>.diff``), for reading failures later.
+    """
     repo = git_repo(task, parent)
     before = run_tests(repo)
     _git(repo, "clean", "-fdqx")
@@ -296,6 +306,8 @@ def run_task(
         "changed_files": report.get("changed_files", []),
         "context_overflow": bool(_OVERFLOW.search(out + err)),
     }
+    if keep is not None:
+        _keep(keep, task.id, repo, report, out + err)
     if timed_out:
         return row | {"status": "TIMEOUT", "solved": False, "category": "timeout"}
     if not report:
@@ -307,6 +319,18 @@ def run_task(
     _git(repo, "checkout", "-q", branch)
     changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
     return row | judge(task, repo, before, changed=changed)
+
+
+def _keep(keep: Path, name: str, repo: Path, report: dict[str, object], text: str) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    (keep / f"{name}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (keep / f"{name}.log").write_text(text, encoding="utf-8")
+    branch = str(report.get("branch", ""))
+    try:
+        diff = _git(repo, "diff", f"main...{branch}") if branch else ""
+    except subprocess.CalledProcessError as exc:  # FAILED missions leave no branch
+        diff = exc.stderr
+    (keep / f"{name}.diff").write_text(diff, encoding="utf-8")
 
 
 def judge(
@@ -420,6 +444,9 @@ def main() -> None:
     parser.add_argument("--project", default=None)
     parser.add_argument("--llm", default="local")
     parser.add_argument("--timeout", type=float, default=600.0, help="per mission, seconds")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="directory for each mission's report, log, diff"
+    )
     args = parser.parse_args()
     tasks = select(load_tasks(), args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -440,7 +467,14 @@ def main() -> None:
         rows = []
         for t in tasks:
             rows.append(
-                run_task(t, parent, llm=args.llm, timeout_s=args.timeout, home=parent / "home")
+                run_task(
+                    t,
+                    parent,
+                    llm=args.llm,
+                    timeout_s=args.timeout,
+                    home=parent / "home",
+                    keep=args.keep,
+                )
             )
             print(json.dumps({"done": t.id, "solved": rows[-1]["solved"]}), file=sys.stderr)
         print(json.dumps(summary(rows, args.llm), indent=2))

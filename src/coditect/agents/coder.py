@@ -15,6 +15,7 @@ public names are exported there (no model call).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 import time
@@ -46,8 +47,18 @@ from coditect.agents.codemerge import (
     merge_source,
 )
 from coditect.agents.doctests import keep_docstrings, with_examples_tests
-from coditect.agents.extract import cap_asserts, extract_code, salvage_truncated
-from coditect.agents.fixups import auto_import, drop_foreign_tests, unshadow_imports
+from coditect.agents.extract import (
+    cap_asserts,
+    extract_code,
+    mid_answer_error,
+    salvage_truncated,
+)
+from coditect.agents.fixups import (
+    auto_import,
+    drop_foreign_tests,
+    drop_stand_ins,
+    unshadow_imports,
+)
 from coditect.agents.importmerge import export_names
 from coditect.agents.prompts import (
     CODE_SYSTEM,
@@ -75,6 +86,7 @@ MAX_ASSERTS_PER_TEST = 5
 MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_REPEATS = 2  # answers in a row that repeat a candidate before sampling stops
 
 
 class _Rejected(Exception):
@@ -172,7 +184,7 @@ class CoderAgent(Agent):
         for generation in range(1, self.max_generations + 1):
             messages = _fit(ctx.model, messages, budget)
             await self._think(ctx, job, generation, messages)
-            response = await self._ask(ctx, messages, limit)
+            response = await self._ask(ctx, messages, limit, generation)
             try:
                 merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
@@ -280,12 +292,22 @@ class CoderAgent(Agent):
         # would only shrink the prompt for nothing.
         return max([self.max_tokens, *(n for n in needs if n <= cap)])
 
-    async def _ask(self, ctx: AgentContext, messages: list[Message], limit: int) -> ModelResponse:
+    async def _ask(
+        self, ctx: AgentContext, messages: list[Message], limit: int, generation: int = 1
+    ) -> ModelResponse:
+        """One answer: greedy the first time; a retry after an unusable answer is sampled.
+
+        A small model asked again at temperature 0 tends to give the rejected answer again,
+        word for word, whatever the follow-up says; sampling (at the candidates' temperature)
+        gives the retry a chance to differ.
+        """
         tests = ctx.task.intent is Intent.WRITE_TESTS
+        retry = generation > 1
         settings = ModelSettings(
             max_tokens=limit,
-            temperature=0.0,
+            temperature=self.candidates.temperature if retry else 0.0,
             purpose="tests" if tests else "code",
+            seed=generation if retry else None,
         )
         return await ctx.model.request(messages, settings)
 
@@ -295,24 +317,7 @@ class CoderAgent(Agent):
         if optional and not response.text.strip():
             return None
         try:
-            code = extract_code(response.text)
-            if job.is_tests and response.finish_reason == "length":
-                code = salvage_truncated(code)
-            elif response.finish_reason == "length":
-                raise MergeError(
-                    "the answer was cut off (too long): write only the new or changed code"
-                )
-            code = (
-                cap_asserts(
-                    code,
-                    MAX_ASSERTS_PER_TEST,
-                    max_tests=MAX_TESTS_PER_ANSWER,
-                    unchanged=identical_definitions(job.original, code),
-                )
-                if job.is_tests
-                else drop_foreign_tests(code)
-            )
-            code = unshadow_imports(code)
+            code = _answer_code(job, response)
             merged = merge_source(job.original, code, self_module=job.self_module)
             if not job.is_tests and merged.replaced:
                 kept = keep_docstrings(job.original, merged.source, merged.replaced)
@@ -345,7 +350,13 @@ class CoderAgent(Agent):
         ):
             raise _Rejected(f"the answer defines no test function (def test_...) for {job.path}")
         view = ProjectView(ctx.workspace, {job.path: merged.source})
-        problems = check_source(merged.source, path=job.path, view=view, require_tests=job.is_tests)
+        problems = check_source(
+            merged.source,
+            path=job.path,
+            view=view,
+            require_tests=job.is_tests,
+            before=job.original,
+        )
         if problems:
             raise _Rejected("; ".join(problems))
         return merged
@@ -371,7 +382,7 @@ class CoderAgent(Agent):
         selection = await self._select(ctx, job, pool)
         extra = self.candidates.n - 1
         if extra > 0 and selection is not None and not selection.verified:
-            pool.extend(await self._sample(ctx, job, messages, extra))
+            pool.extend(await self._sample(ctx, job, messages, extra, pool))
             selection = await self._select(ctx, job, pool) or selection
         chosen = pool[selection.index] if selection is not None else first
         note = selection_note(selection, len(pool))
@@ -443,12 +454,35 @@ class CoderAgent(Agent):
         )
 
     async def _sample(
-        self, ctx: AgentContext, job: CodeJob, messages: list[Message], count: int
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        messages: list[Message],
+        count: int,
+        pool: list[MergeResult | None],
     ) -> list[MergeResult | None]:
-        """``count`` more answers to the same messages (same prompt: llama.cpp reuses it)."""
+        """Up to ``count`` more answers to the same messages (same prompt: llama.cpp reuses it).
+
+        Sampling stops early when two answers in a row repeat a candidate already in ``pool``
+        (or sampled here): a model that keeps giving the same answer (greedy sampling, or one it
+        is sure of) adds no new candidate, only cost.
+        """
         out: list[MergeResult | None] = []
+        seen = {m.source if m is not None else None for m in pool}
+        repeats = 0
         limit = self._limit(ctx, job)  # parses the file: once, not per candidate
         for i in range(count):
+            if repeats >= _MAX_REPEATS:
+                await ctx.emit(
+                    AgentThink(
+                        mission_id=ctx.mission_id,
+                        task_id=ctx.task.id,
+                        agent=self.name,
+                        text=f"sampling stopped after {i} of {count} more answers: "
+                        f"the last {repeats} repeated earlier candidates",
+                    )
+                )
+                break
             settings = ModelSettings(
                 max_tokens=limit,
                 temperature=self.candidates.temperature,
@@ -457,14 +491,18 @@ class CoderAgent(Agent):
             )
             response = await ctx.model.request(messages, settings)
             try:
-                out.append(self._merge(ctx, job, response))
+                merged: MergeResult | None = self._merge(ctx, job, response)
             except _Unchanged:
-                if job.failures:
-                    out.append(None)  # one more vote for the current code
+                merged = None  # with failures to repair: one more vote for the current code
             except _Rejected as exc:
                 await self._generated(ctx, response, f"candidate rejected: {exc}", ok=False)
                 continue
             await self._generated(ctx, response, f"candidate {i + 2}", ok=True)
+            key = merged.source if merged is not None else None
+            repeats = repeats + 1 if key in seen else 0
+            seen.add(key)
+            if merged is not None or job.failures:
+                out.append(merged)
         return out
 
     async def _write_reproduction(
@@ -543,6 +581,40 @@ _ANSWER_EXTRA = 60
 # Tokens kept free in the first prompt for a repair round (the clipped echo of an answer and
 # the rejection): about _MAX_ECHO_CHARS / 3 + 100.
 _REPAIR_RESERVE = 500
+
+
+def _answer_code(job: CodeJob, response: ModelResponse) -> str:
+    """The code of an answer with the mechanical fixes applied (see :mod:`.fixups`).
+
+    Raises:
+        MergeError: No usable code (none, cut off, or not Python where it was cut off).
+    """
+    code = extract_code(response.text)
+    if job.is_tests and response.finish_reason == "length":
+        mistake = mid_answer_error(code)
+        code = salvage_truncated(code)
+        if mistake and not _defines_tests(code):
+            raise MergeError(f"the answer is not valid Python: {mistake}")
+    elif response.finish_reason == "length":
+        raise MergeError("the answer was cut off (too long): write only the new or changed code")
+    if job.is_tests:
+        code = cap_asserts(
+            code,
+            MAX_ASSERTS_PER_TEST,
+            max_tests=MAX_TESTS_PER_ANSWER,
+            unchanged=identical_definitions(job.original, code),
+        )
+        code = drop_stand_ins(code)
+    else:
+        code = drop_foreign_tests(code)
+    return unshadow_imports(code)
+
+
+def _defines_tests(code: str) -> bool:
+    return any(
+        isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name.startswith("test")
+        for n in ast.walk(ast.parse(code))
+    )
 
 
 def _rejected(

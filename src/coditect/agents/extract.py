@@ -13,11 +13,13 @@ from collections.abc import Collection
 
 from coditect.agents.codemerge import MergeError
 
-__all__ = ["cap_asserts", "extract_code", "salvage_truncated"]
+__all__ = ["cap_asserts", "extract_code", "mid_answer_error", "salvage_truncated"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 _CODE_START = re.compile(r"^(?:def |async def |class |import |from \S+ import |@)")
 _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# What a cut-off answer's syntax error says: an open bracket, string or block at the end.
+_CUT_OFF = re.compile(r"never closed|unterminated|EOF|expected an indented block", re.I)
 
 
 def extract_code(answer: str) -> str:
@@ -62,6 +64,23 @@ def salvage_truncated(code: str) -> str:
             return candidate
         break
     raise MergeError("the answer was cut off before a complete definition (too long)")
+
+
+def mid_answer_error(code: str) -> str | None:
+    """The syntax error of an answer when it is a mistake, not where the answer was cut off.
+
+    A truncated answer fails to parse at its end (an open bracket, string or block); an error
+    earlier on, of another kind (``def lru_cache_with Peek():``), is the model's, and it is what
+    the model must be told, rather than what a salvage of the lines before it lacks.
+    """
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        last = len(code.rstrip("\n").splitlines())
+        if exc.lineno is None or exc.lineno >= last or _CUT_OFF.search(exc.msg):
+            return None
+        return f"{exc.msg} (line {exc.lineno}: {(exc.text or '').strip()})"
+    return None
 
 
 def cap_asserts(

@@ -1,6 +1,7 @@
 """Mechanical fixes to a model's answer that save a repair round with a small model.
 
-Tests written into a source file are dropped; imports the answer forgot (the code under test,
+Tests written into a source file are dropped, and so are stand-ins written into a test file (a
+class or function of the same name as one the tests import); imports the answer forgot (the code under test,
 ``pytest``, a standard-library module) are added; a function that hides the library function it
 wraps (``from math import gcd; def gcd(a, b): return gcd(a, b)``) calls it qualified instead.
 """
@@ -16,7 +17,7 @@ from coditect.agents.codemerge import MergeResult
 from coditect.agents.importmerge import ensure_imports
 from coditect.agents.validation import module_name, undefined_names
 
-__all__ = ["auto_import", "drop_foreign_tests", "unshadow_imports"]
+__all__ = ["auto_import", "drop_foreign_tests", "drop_stand_ins", "unshadow_imports"]
 
 
 def drop_foreign_tests(code: str) -> str:
@@ -28,6 +29,36 @@ def drop_foreign_tests(code: str) -> str:
     lines = code.splitlines()
     for node in reversed(tree.body):
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            del lines[first - 1 : node.end_lineno]
+    return "\n".join(lines) + "\n"
+
+
+def drop_stand_ins(code: str) -> str:
+    """A test answer's own copy of a name it imports is dropped: the tests use the imported one.
+
+    A small model asked to test ``TTLCache.expires`` often imports ``TTLCache`` and then defines
+    ``class TTLCache`` with the method in the test file; its tests would then check their own
+    copy, not the project's code.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # merge_source reports it
+    imported = {
+        a.asname or a.name
+        for n in tree.body
+        if isinstance(n, ast.ImportFrom)
+        for a in n.names
+        if a.name != "*"
+    }
+    lines = code.splitlines()
+    for node in reversed(tree.body):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name in imported
+            and not node.name.startswith("test")
+        ):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             del lines[first - 1 : node.end_lineno]
     return "\n".join(lines) + "\n"

@@ -170,17 +170,19 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
 
 
 def _guarded_imports(tree: ast.Module) -> set[int]:
-    """The ids of the imports inside a ``try`` that handles ImportError: optional dependencies.
+    """The ids of the imports of a ``try`` that handles ImportError: optional dependencies.
 
     ``try: import wcwidth`` / ``except ImportError: wcwidth = None`` is how a project says a
-    package is optional; such an import need not resolve here.
+    package is optional, and ``try: from threading import RLock`` / ``except ImportError: from
+    dummy_threading import RLock`` how it names a fallback: neither import need resolve here
+    (the body's and the handlers' imports alike).
     """
     guarded: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try | ast.TryStar) and any(
             _catches_import_error(h) for h in node.handlers
         ):
-            for stmt in node.body:
+            for stmt in [*node.body, *node.handlers]:
                 guarded.update(
                     id(n) for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom)
                 )
@@ -206,15 +208,8 @@ def _shadowed_imports(tree: ast.Module) -> list[str]:
     ]
 
 
-def check_source(
-    source: str, *, path: str, view: ProjectView, require_tests: bool = False
-) -> list[str]:
-    """Problems that would make ``source`` (the new content of ``path``) unusable; empty if none."""
-    try:
-        tree = ast.parse(source)
-        compile(tree, path, "exec")
-    except SyntaxError as exc:
-        return [f"{path} does not compile: {exc.msg} (line {exc.lineno})"]
+def _found(tree: ast.Module, path: str, view: ProjectView) -> tuple[list[str], list[str]]:
+    """The import and shadowing problems of ``tree``, and its undefined names."""
     problems: list[str] = []
     optional = _guarded_imports(tree)
     for node in ast.walk(tree):
@@ -222,7 +217,36 @@ def check_source(
             problems.extend(_check_import(node, path, view))
     problems.extend(_shadowed_imports(tree))
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in ast.walk(tree))
-    missing = [] if star else undefined_names(tree)
+    return problems, [] if star else undefined_names(tree)
+
+
+def check_source(
+    source: str,
+    *,
+    path: str,
+    view: ProjectView,
+    require_tests: bool = False,
+    before: str | None = None,
+) -> list[str]:
+    """Problems that would make ``source`` (the new content of ``path``) unusable; empty if none.
+
+    ``before``: the file's content before the change. A problem it already had (an import of
+    a module this machine lacks, a name the project defines at run time) is not the change's
+    doing and is not reported.
+    """
+    try:
+        tree = ast.parse(source)
+        compile(tree, path, "exec")
+    except SyntaxError as exc:
+        return [f"{path} does not compile: {exc.msg} (line {exc.lineno})"]
+    problems, missing = _found(tree, path, view)
+    if before:
+        try:
+            old_problems, old_missing = _found(ast.parse(before), path, view)
+        except SyntaxError:
+            old_problems, old_missing = [], []
+        problems = [p for p in problems if p not in old_problems]
+        missing = [n for n in missing if n not in old_missing]
     if missing:
         problems.append(f"undefined name(s): {', '.join(missing)} (missing import or definition?)")
     if require_tests and not any(

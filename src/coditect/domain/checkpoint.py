@@ -26,13 +26,14 @@ class CheckpointStep(BaseModel):
     """One thing the coordinator decided about a mission, in order.
 
     Attributes:
-        kind: ``complete``, ``fail`` (with ``error``) or ``repair`` (``tasks`` replace the
-            failed ``task_id``).
+        kind: ``complete``, ``fail`` (with ``error``), ``skip`` (a failed task the mission
+            does without, with ``error``) or ``repair`` (``tasks`` replace the failed
+            ``task_id``).
     """
 
     model_config = _FROZEN
 
-    kind: Literal["complete", "fail", "repair"]
+    kind: Literal["complete", "fail", "skip", "repair"]
     task_id: str
     error: str = ""
     tasks: list[TaskSpec] = Field(default_factory=list)

@@ -12,6 +12,7 @@ __all__ = [
     "GoalState",
     "Intent",
     "TaskSpec",
+    "can_do_without",
     "is_reproduction",
 ]
 
@@ -105,3 +106,12 @@ REPRODUCE_INSTRUCTION = (
 def is_reproduction(task: TaskSpec) -> bool:
     """True for the task that writes a test reproducing a bug report before it is fixed."""
     return task.intent is Intent.WRITE_TESTS and task.description == REPRODUCE_INSTRUCTION
+
+
+def can_do_without(task: TaskSpec) -> bool:
+    """True for a task whose failure the mission survives: writing new tests.
+
+    The change is still made and the project's own tests still judge it; the mission's outcome
+    then says that no new test checks it (UNVERIFIED at best, never SUCCESS).
+    """
+    return task.intent is Intent.WRITE_TESTS

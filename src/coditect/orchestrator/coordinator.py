@@ -34,7 +34,7 @@ from coditect.domain.graph import TaskGraph
 from coditect.domain.mission import MissionOutcome, MissionReport, TaskRun
 from coditect.domain.paths import is_test_path
 from coditect.domain.results import CodeChange, TaskResult, TestReport
-from coditect.domain.tasks import GoalState, Intent, TaskSpec
+from coditect.domain.tasks import GoalState, Intent, TaskSpec, can_do_without
 from coditect.errors import BudgetExceededError, CoditectError
 from coditect.llm.base import Model
 from coditect.llm.budget import Budget, Reservation
@@ -413,6 +413,9 @@ class Coordinator:
         if decision.kind == "complete":
             await self._complete(run, task, out)
             return
+        if decision.kind == "fail" and can_do_without(task):
+            await self._skip(run, task, decision.error)
+            return
         await self._fail(run, task, decision.error)
         if decision.kind == "repair" and isinstance(out.result, TestReport):
             if run.goals.can_repair and run.goals.state(task.id) is GoalState.FAILED:
@@ -468,6 +471,14 @@ class Coordinator:
         run.goals.fail(task.id, error)
         run.queue.fail(task.id)
         run.journal.append(JournalStep(kind="fail", task_id=task.id, error=error))
+        await self._announce(run, task, GoalState.FAILED, error)
+
+    async def _skip(self, run: MissionRun, task: TaskSpec, error: str) -> None:
+        """A failed task the mission does without: it stays FAILED, its dependents run."""
+        run.runs[task.id].error = error
+        run.goals.skip(task.id, error)
+        run.queue.complete(task.id)
+        run.journal.append(JournalStep(kind="skip", task_id=task.id, error=error))
         await self._announce(run, task, GoalState.FAILED, error)
 
     async def _announce(
@@ -569,6 +580,7 @@ class Coordinator:
             tests_written=run.tests_written,
             last_tests=last_tests,
             code_expected=any(t.intent is Intent.WRITE_CODE for t in run.plan),
+            untested=tuple(f"task {t}: {e}" for t, e in run.goals.skipped.items()),
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)
@@ -653,6 +665,9 @@ class Coordinator:
             if step.kind == "fail":
                 run.goals.fail(step.task_id, step.error)
                 run.queue.fail(step.task_id)
+            elif step.kind == "skip":
+                run.goals.skip(step.task_id, step.error)
+                run.queue.complete(step.task_id)
             else:
                 run.goals.complete(step.task_id)
                 run.queue.complete(step.task_id)

@@ -6,6 +6,9 @@ Rules:
   test run that was superseded by a repair round no longer counts);
 * it FAILS when a task fails without being superseded, when a dependency failure blocks a task,
   when the number of task errors reaches the error threshold, or on the mission timeout;
+* a task the mission can do without (writing new tests: the project's own tests still judge the
+  change) is *skipped* when it fails: it stays FAILED in the report, its dependents run, and
+  the mission can still complete; the outcome then says the change was not tested by new tests;
 * it is CANCELLED when the user stops it.
 """
 
@@ -67,6 +70,7 @@ class GoalManager:
         self._states = {t.id: GoalState.PENDING for t in graph}
         self._errors: dict[str, str] = {}
         self._superseded: dict[str, str] = {}
+        self._skipped: dict[str, str] = {}
         self._error_count = 0
         self._cancel_reason = ""
         self.repairs = 0
@@ -106,6 +110,17 @@ class GoalManager:
             self._states[tid] = GoalState.BLOCKED
             self._errors.setdefault(tid, f"blocked: dependency {task_id} failed")
         return blocked
+
+    def skip(self, task_id: str, error: str) -> None:
+        """RUNNING -> FAILED for a task the mission can do without: nothing is blocked by it."""
+        self._move(task_id, GoalState.FAILED)
+        self.record_error(task_id, error)
+        self._skipped[task_id] = error
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """The tasks that failed and were done without, with their errors."""
+        return dict(self._skipped)
 
     def supersede(self, failed_id: str, replacements: Iterable[TaskSpec]) -> None:
         """Add a repair round for a FAILED task; it stops counting against completion."""
@@ -159,7 +174,11 @@ class GoalManager:
         """The mission's state and, when it ended badly, why."""
         if self._cancel_reason:
             return GoalState.CANCELLED, self._cancel_reason
-        live = {t: s for t, s in self._states.items() if t not in self._superseded}
+        live = {
+            t: s
+            for t, s in self._states.items()
+            if t not in self._superseded and t not in self._skipped
+        }
         failed = [t for t, s in live.items() if s is GoalState.FAILED]
         if failed:
             reason = f"task {failed[0]} failed: {self._errors.get(failed[0], '')}"

@@ -8,7 +8,8 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
 * UNVERIFIED: the change stays (committed on the mission branch) because the only tests that
   disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
   value must not cost the user a probably correct change. The reason names every disagreeing
-  test.
+  test. Likewise when the tests for the change could not be written (the tasks the mission did
+  without) but every test that ran passes: nothing checks the change itself.
 * FAILED: nothing usable: no change, only tests changed where the plan changes code (tests
   rewritten until they pass on the unchanged code are not a fix), no test run, a test run that
   timed out or could not run, no passing test at all, or a failing test that CODITECT did not
@@ -84,6 +85,7 @@ def decide_outcome(
     tests_written: Sequence[str],
     last_tests: TestReport | None,
     code_expected: bool = False,
+    untested: Sequence[str] = (),
 ) -> Verdict:
     """Decide SUCCESS, UNVERIFIED or FAILED for a mission that ran to its end.
 
@@ -96,6 +98,8 @@ def decide_outcome(
         last_tests: The last test run, None when no test ran.
         code_expected: The plan changes code (it has a ``write_code`` task): a change of tests
             alone does not do what was asked, however well they pass.
+        untested: Why the tests for the change were not written (one line per task the
+            mission did without); a change no new test checks is never SUCCESS.
     """
     if status not in (MissionOutcome.SUCCESS, MissionOutcome.FAILED):
         return Verdict(status, reason)
@@ -117,6 +121,8 @@ def decide_outcome(
             return Verdict(MissionOutcome.SUCCESS, evidence=("no test run was planned",))
         return Verdict(MissionOutcome.FAILED, reason)
     if last_tests.ok and status is MissionOutcome.SUCCESS:
+        if untested:
+            return _untested(untested, last_tests)
         return _success(changed, tests_written, last_tests)
     failures = last_tests.failures
     if last_tests.ok or last_tests.timed_out or not failures:
@@ -134,6 +140,20 @@ def decide_outcome(
         listed = "; ".join(_describe(f) for f in failures[:_MAX_LISTED])
         return Verdict(MissionOutcome.FAILED, f"no test passes: {listed}")
     return _unverified(failures, changed, tests_written, last_tests)
+
+
+def _untested(untested: Sequence[str], tests: TestReport) -> Verdict:
+    why = "; ".join(" ".join(u.split())[:300] for u in untested[:_MAX_LISTED])
+    ran = (
+        f"the {tests.passed} tests that ran pass, but none of them was written for it"
+        if tests.passed
+        else "no test ran"
+    )
+    return Verdict(
+        MissionOutcome.UNVERIFIED,
+        f"no test checks the change: the tests for it could not be written ({why}); {ran}",
+        evidence=(f"all {tests.passed} tests of the last run pass (none written for the change)",),
+    )
 
 
 def _unverified(

@@ -66,11 +66,12 @@ class JournalStep:
     """One decision of the coordinator, in order (a restarted coordinator replays them).
 
     Attributes:
-        kind: ``complete``, ``fail`` (with ``error``) or ``repair`` (``tasks`` replace
-            the failed ``task_id``).
+        kind: ``complete``, ``fail`` (with ``error``), ``skip`` (a failed task the mission
+            does without, with ``error``) or ``repair`` (``tasks`` replace the failed
+            ``task_id``).
     """
 
-    kind: Literal["complete", "fail", "repair"]
+    kind: Literal["complete", "fail", "skip", "repair"]
     task_id: str
     error: str = ""
     tasks: tuple[TaskSpec, ...] = ()

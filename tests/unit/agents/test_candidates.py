@@ -107,6 +107,26 @@ async def test_one_candidate_setting_never_samples(tmp_path):
     assert "fails docstring examples" in change.summary
 
 
+async def test_sampling_stops_when_the_model_repeats_itself(tmp_path):
+    # Greedy sampling (or a model sure of its answer) gives the same answer again and again:
+    # after two repeats in a row no more are asked for.
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(WRONG)] * 6)
+    change = await CoderAgent(candidates=CandidateSettings(n=6)).execute(make_ctx(ws, model))
+    assert len(model.calls) == 3  # the first answer and two repeats of it
+    assert "fails docstring examples" in change.summary
+
+
+async def test_a_new_answer_after_a_repeat_keeps_sampling(tmp_path):
+    ws = workspace(tmp_path)
+    other = "def add_even(lst):\n    return 0\n"
+    model = ScriptedModel([fenced(WRONG), fenced(WRONG), fenced(other), fenced(RIGHT)])
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(make_ctx(ws, model))
+    assert len(model.calls) == 4
+    assert (ws / "solution.py").read_text().count("x % 2 == 0") == 1
+    assert "candidate 4 of 4 chosen" in change.summary
+
+
 WRONG_TEST = (
     "from solution import add_even\n\n\n"
     "def test_add_even():\n    assert add_even([2, 2]) == 5\n\n\n"

@@ -176,6 +176,12 @@ def test_salvage_and_caps():
     assert salvage_truncated(cut) == "def test_a():\n    assert 1\n"
     with pytest.raises(MergeError, match="cut off"):
         salvage_truncated("def test_a(:")
+    from coditect.agents.extract import mid_answer_error
+
+    assert mid_answer_error(cut) is None  # cut off: the salvage speaks for it
+    assert mid_answer_error("def test_a():\n    assert [1,\n") is None
+    mistake = "import pytest\n\ndef lru_with Peek():\n    pass\n\ndef test_a(lru_with Peek):\n"
+    assert mid_answer_error(mistake) == "expected '(' (line 3: def lru_with Peek():)"
     many = "".join(f"def test_{i}():\n    assert {i}\n    assert {i}\n\n" for i in range(4))
     capped = cap_asserts(many, 1, max_tests=2)
     assert capped.count("def test_") == 2 and capped.count("assert") == 2

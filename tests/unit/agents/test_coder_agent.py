@@ -428,3 +428,19 @@ async def test_a_function_too_long_to_rewrite_does_not_shrink_the_prompt(calc):
     model = ScriptedModel(["```python\ndef weigh(x):\n    return x\n```"])
     await CoderAgent().execute(make_ctx(calc, model, request="Fix weigh")[0])
     assert model.calls[0][1].max_tokens == 400
+
+
+def test_drop_stand_ins():
+    from coditect.agents.fixups import drop_stand_ins
+
+    code = (
+        "from cachetools import TTLCache\n\n\n"
+        "class TTLCache(TTLCache):\n    def expires(self, key):\n        return 1\n\n\n"
+        "def test_expires():\n    assert TTLCache(1, 1).expires\n"
+    )
+    assert drop_stand_ins(code) == (
+        "from cachetools import TTLCache\n\n\n\n\ndef test_expires():\n"
+        "    assert TTLCache(1, 1).expires\n"
+    )
+    kept = "import x\n\ndef helper():\n    pass\n"
+    assert drop_stand_ins(kept) == kept

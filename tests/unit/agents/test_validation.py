@@ -46,6 +46,27 @@ def test_optional_imports_guarded_by_import_error_need_not_resolve(calc):
     ]
 
 
+def test_a_fallback_import_in_the_import_error_handler_need_not_resolve(calc):
+    # cachetools' func.py: the fallback module is gone from today's Python, the code still works
+    src = (
+        "try:\n    from threading import RLock\nexcept ImportError:  # pragma: no cover\n"
+        "    from dummy_threading import RLock\n"
+    )
+    assert check_source(src, path="a.py", view=ProjectView(calc)) == []
+
+
+def test_problems_the_file_already_had_are_not_blamed_on_the_change(calc):
+    before = "import zz_not_installed\n\ndef f():\n    return run_time_name\n"
+    after = before + "\ndef g():\n    return other_missing\n\nimport zz_also_missing\n"
+    problems = check_source(after, path="a.py", view=ProjectView(calc), before=before)
+    assert problems == [
+        "`import zz_also_missing`: no module 'zz_also_missing' in the project, the standard "
+        "library or the installed packages",
+        "undefined name(s): other_missing (missing import or definition?)",
+    ]
+    assert check_source(before, path="a.py", view=ProjectView(calc), before="def f(:\n") != []
+
+
 def test_pending_edit_of_the_same_task_counts(calc):
     view = ProjectView(calc, {"calculator/stats.py": "def brand_new():\n    pass\n"})
     assert check_source("from calculator.stats import brand_new\n", path="t.py", view=view) == []

@@ -76,3 +76,34 @@ async def test_a_commitless_mission_reports_the_diff_but_lands_nothing(
     assert report.status is MissionOutcome.SUCCESS, report.reason
     assert "def fibonacci" in report.diff and report.commit == "" and report.branch == ""
     assert git(calculator_repo, "branch", "--list", "coditect/*") == ""
+
+
+async def test_tests_that_cannot_be_written_leave_the_change_unverified_not_lost(
+    calculator_repo: Path, git
+) -> None:
+    # The code is right; every answer for the tests is unusable. The change must not be lost:
+    # the project's own tests still run, and the mission says that nothing checks the change.
+    from coditect.domain import GoalState
+    from coditect.llm.testing import FunctionModel
+
+    base = fibonacci_model()
+
+    async def no_tests(messages, settings):
+        if "test" in settings.purpose:
+            return "I would test it by hand."
+        return await base.request(messages, settings)
+
+    rt = build_runtime(Settings(sandbox="subprocess", reuse=False), model=FunctionModel(no_tests))
+    try:
+        report = await rt.runner.run(REQUEST, calculator_repo)
+    finally:
+        await rt.aclose()
+    assert report.status is MissionOutcome.UNVERIFIED, report.reason
+    assert report.reason.startswith("no test checks the change: the tests for it could not be")
+    tasks = {t.intent.value: t for t in report.tasks}
+    assert tasks["write_tests"].status is GoalState.FAILED
+    assert tasks["run_tests"].status is GoalState.COMPLETE
+    assert report.tests.passed > 0 and report.tests.failed == 0
+    assert "def fibonacci" in git(
+        calculator_repo, "show", f"{report.branch}:calculator/arithmetic.py"
+    )

@@ -83,3 +83,16 @@ def test_cancel():
     gm.cancel()
     assert gm.state("a") is GoalState.COMPLETE and gm.state("c") is GoalState.CANCELLED
     assert gm.mission_state()[0] is GoalState.CANCELLED
+
+
+def test_a_task_done_without_blocks_nothing_and_the_mission_can_complete():
+    tests = TaskSpec(id="t", intent=Intent.WRITE_TESTS, description="t", depends_on=("c",))
+    run = TaskSpec(id="r", intent=Intent.RUN_TESTS, description="r", depends_on=("t",))
+    gm = GoalManager(TaskGraph([*list(graph())[:2], tests, run]))
+    run_all(gm, "a", "c")
+    gm.start("t")
+    gm.skip("t", "no usable tests")
+    assert gm.state("t") is GoalState.FAILED and gm.state("r") is GoalState.PENDING
+    assert gm.skipped == {"t": "no usable tests"} and gm.error("t") == "no usable tests"
+    run_all(gm, "r")
+    assert gm.mission_state() == (GoalState.COMPLETE, "")

@@ -126,3 +126,33 @@ def test_tests_alone_are_no_answer_to_a_request_for_code():
     assert decide_outcome(status=MissionOutcome.SUCCESS, code_expected=True, **both).outcome is (
         MissionOutcome.SUCCESS
     )
+
+
+def test_a_change_no_new_test_checks_is_unverified_never_success():
+    verdict = decide_outcome(
+        status=MissionOutcome.SUCCESS,
+        reason="",
+        changed=["solution.py"],
+        tests_written=(),
+        last_tests=TestReport(passed=7),
+        untested=("task tests: the model gave no usable code for tests/test_solution.py",),
+    )
+    assert verdict.outcome is MissionOutcome.UNVERIFIED
+    assert verdict.reason == (
+        "no test checks the change: the tests for it could not be written (task tests: the "
+        "model gave no usable code for tests/test_solution.py); the 7 tests that ran pass, but "
+        "none of them was written for it"
+    )
+    # a regression still fails it
+    broken = failing(failure("tests/test_other.py::test_x"))
+    assert (
+        decide_outcome(
+            status=MissionOutcome.FAILED,
+            reason="tests failed",
+            changed=["solution.py"],
+            tests_written=(),
+            last_tests=broken,
+            untested=("task tests: no usable tests",),
+        ).outcome
+        is MissionOutcome.FAILED
+    )
