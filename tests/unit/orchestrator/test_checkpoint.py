@@ -183,3 +183,36 @@ def _head(repo: Path) -> str:
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+async def test_a_resume_after_a_task_done_without_runs_its_dependents(
+    calculator_repo: Path,
+) -> None:
+    from coditect.llm.testing import FunctionModel
+
+    base = fibonacci_model()
+
+    async def no_tests(messages, settings):
+        if "test" in settings.purpose:
+            return "I would test it by hand."
+        return await base.request(messages, settings)
+
+    store = KeepingStore(Settings().database_url)
+    rt, runner = runner_on(store, FunctionModel(no_tests), commit=False)
+    try:
+        first = await runner.run(REQUEST, calculator_repo, mission_id="m-skip")
+    finally:
+        await rt.aclose()
+    assert first.status is MissionOutcome.UNVERIFIED, first.reason
+    after_tests = next(c for c in store.saved if any(s.kind == "skip" for s in c.steps))
+    report = MissionReport.model_validate_json(first.model_dump_json())
+    report.status, report.diff, report.branch = MissionOutcome.INTERRUPTED, "", ""
+    rt, runner = runner_on(store, FunctionModel(no_tests), commit=False)
+    try:
+        final = await runner.resume(report, after_tests)
+    finally:
+        await rt.aclose()
+        await store.close()
+    assert final.status is MissionOutcome.UNVERIFIED, final.reason
+    assert final.reason.startswith("no test checks the change")
+    assert {t.id: t.status for t in final.tasks}["t4"] is GoalState.COMPLETE
