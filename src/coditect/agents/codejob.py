@@ -92,10 +92,14 @@ class CodeJob:
 
     @property
     def import_line(self) -> str:
-        """``from pkg.mod import a, b`` for the code under test, or ""."""
+        """``from pkg.mod import a, B`` for the code under test, or "".
+
+        A method under test (``B.peek``) is reached through its class: the class is imported.
+        """
         if not (self.subject_path and self.subject_names):
             return ""
-        return f"from {module_name(self.subject_path)} import {', '.join(self.subject_names)}"
+        names = dict.fromkeys(n.split(".")[0] for n in self.subject_names)
+        return f"from {module_name(self.subject_path)} import {', '.join(names)}"
 
 
 @dataclass(frozen=True, slots=True)

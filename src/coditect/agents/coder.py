@@ -592,7 +592,12 @@ def _answer_code(job: CodeJob, response: ModelResponse) -> str:
     code = extract_code(response.text)
     if job.is_tests and response.finish_reason == "length":
         mistake = mid_answer_error(code)
-        code = salvage_truncated(code)
+        try:
+            code = salvage_truncated(code)
+        except MergeError:
+            if mistake:  # what to fix is the mistake, not the length
+                raise MergeError(f"the answer is not valid Python: {mistake}") from None
+            raise
         if mistake and not _defines_tests(code):
             raise MergeError(f"the answer is not valid Python: {mistake}")
     elif response.finish_reason == "length":

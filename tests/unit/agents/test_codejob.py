@@ -99,3 +99,17 @@ def test_write_atomic_creates_folders_and_leaves_no_temp_file(tmp_path):
     write_atomic(target, "x = 2\n")
     assert target.read_text() == "x = 2\n"
     assert [p.name for p in target.parent.iterdir()] == ["b.py"]
+
+
+def test_a_method_under_test_is_imported_through_its_class(calc):
+    (calc / "calculator/cache.py").write_text(
+        "class Cache:\n    def get(self, k):\n        return k\n\n    def peek(self, k):\n"
+        "        return k\n"
+    )
+    edit = FileEdit(
+        path="calculator/cache.py", after_sha256="x", added_symbols=("Cache.peek", "Cache.get")
+    )
+    up = Upstream(code=(CodeChange(edits=(edit,)),))
+    job = build_job(ctx(calc, "Add Cache.peek", intent=Intent.WRITE_TESTS, upstream=up))
+    assert job.subject_names == ("Cache.peek", "Cache.get")
+    assert job.import_line == "from calculator.cache import Cache"

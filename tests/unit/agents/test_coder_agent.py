@@ -209,6 +209,33 @@ async def test_write_tests_adds_forgotten_import_and_caps_runaway_asserts(calc):
     ast.parse(text)
 
 
+async def test_a_cut_off_test_answer_with_a_mistake_is_told_the_mistake(calc):
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    cut = ModelResponse(
+        text="```python\nimport pytest\nfrom calculator.arithmetic import fib.__init__\n\n"
+        "def test_fib():\n    assert fibonacci(1) == 1\n\ndef test_more():\n    assert fib(",
+        usage=Usage(),
+        model_name="x",
+        finish_reason="length",
+    )
+    good = "```python\ndef test_fib():\n    assert fibonacci(1) == 1\n```"
+    model = ScriptedModel([cut, good])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_new.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2
+    told = model.calls[1][0][-1].content
+    assert "not valid Python: invalid syntax (line 2: from calculator.arithmetic import" in told
+    assert model.calls[1][1].temperature > 0 and model.calls[0][1].temperature == 0
+
+
 async def test_write_tests_requires_a_test_function(calc):
     helper = "```python\ndef helper():\n    return 1\n```"
     model = ScriptedModel([helper] * 3)
