@@ -3,8 +3,10 @@
 The source must compile; every import must resolve (standard library, a module of the project,
 or an installed package), except one inside a ``try`` that handles ImportError (an optional
 dependency); a name imported from a project module must be defined there (taking the edits of
-the same task into account); names used must be bound somewhere; a test file must define at
-least one ``test_`` function.
+the same task into account); every name used must be bound in a scope that reaches it
+(pyflakes' scope analysis: a method's name is not visible as a bare name in another method); a
+test file must define at least one ``test_`` function. Problems the file had before the change
+are not the change's doing and are not reported.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyflakes import checker as pyflakes_checker
+from pyflakes import messages as pyflakes_messages
+
 from coditect.agents.codemerge import top_level_names
 
-__all__ = ["ProjectView", "check_source", "module_name", "undefined_names"]
+__all__ = ["ProjectView", "check_source", "module_name", "unbound_names", "undefined_names"]
 
 _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__", "__path__"}
 
@@ -217,7 +222,15 @@ def _found(tree: ast.Module, path: str, view: ProjectView) -> tuple[list[str], l
             problems.extend(_check_import(node, path, view))
     problems.extend(_shadowed_imports(tree))
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in ast.walk(tree))
-    return problems, [] if star else undefined_names(tree)
+    return problems, [] if star else unbound_names(tree, path)
+
+
+def unbound_names(tree: ast.Module, path: str = "<answer>") -> list[str]:
+    """Names used where no scope binds them (pyflakes' analysis), sorted."""
+    found = pyflakes_checker.Checker(tree, filename=path).messages
+    return sorted(
+        {str(m.message_args[0]) for m in found if isinstance(m, pyflakes_messages.UndefinedName)}
+    )
 
 
 def check_source(

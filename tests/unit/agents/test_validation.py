@@ -67,6 +67,18 @@ def test_problems_the_file_already_had_are_not_blamed_on_the_change(calc):
     assert check_source(before, path="a.py", view=ProjectView(calc), before="def f(:\n") != []
 
 
+def test_a_name_bound_only_in_another_scope_is_unbound(calc):
+    # `getsizeof` is a method and a parameter of __init__; as a bare name in put() it is unbound
+    src = (
+        "class Cache:\n    def __init__(self, getsizeof=None):\n        self.g = getsizeof\n\n"
+        "    def getsizeof(self, v):\n        return 1\n\n"
+        "    def put(self, v):\n        return getsizeof(v) + self.getsizeof(v)\n"
+    )
+    assert check_source(src, path="a.py", view=ProjectView(calc)) == [
+        "undefined name(s): getsizeof (missing import or definition?)"
+    ]
+
+
 def test_pending_edit_of_the_same_task_counts(calc):
     view = ProjectView(calc, {"calculator/stats.py": "def brand_new():\n    pass\n"})
     assert check_source("from calculator.stats import brand_new\n", path="t.py", view=view) == []
