@@ -188,7 +188,7 @@ class CoderAgent(Agent):
             try:
                 merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
-                if isinstance(exc, _Unchanged) and job.failures:
+                if isinstance(exc, _Unchanged) and _defensible(ctx, job):
                     # The model defends the current code (or tests) against the failures:
                     # evidence, not a failure. Code is weighed with other candidates; tests
                     # are kept, and the mission's outcome reports the disagreement.
@@ -372,10 +372,12 @@ class CoderAgent(Agent):
         """Check the answer against the evidence; sample more candidates when it falls short.
 
         ``first`` None means the model answered with the current code unchanged (a repair
-        round); the current code is then a candidate like any other.
+        round); the current code is then a candidate like any other. It is one only when this
+        mission wrote it (:func:`_defensible`): the project's code as it was is what the task
+        is to change, and keeping it would be no change at all.
         """
         pool: list[MergeResult | None] = []
-        if job.failures and job.original is not None:
+        if _defensible(ctx, job):
             pool.append(None)  # the current code, first: it wins ties
         if first is not None:
             pool.append(first)
@@ -501,7 +503,7 @@ class CoderAgent(Agent):
             key = merged.source if merged is not None else None
             repeats = repeats + 1 if key in seen else 0
             seen.add(key)
-            if merged is not None or job.failures:
+            if merged is not None or _defensible(ctx, job):
                 out.append(merged)
         return out
 
@@ -581,6 +583,21 @@ _ANSWER_EXTRA = 60
 # Tokens kept free in the first prompt for a repair round (the clipped echo of an answer and
 # the rejection): about _MAX_ECHO_CHARS / 3 + 100.
 _REPAIR_RESERVE = 500
+
+
+def _defensible(ctx: AgentContext, job: CodeJob) -> bool:
+    """Whether the current content of ``job.path`` may be kept against failing tests.
+
+    Only in a repair round, and only when this mission changed the file earlier (its own code
+    or tests, now under test): then a model that answers with it unchanged is defending it. A
+    file as the project had it is what the task is to change (a bug's reproduction test fails
+    on it, by design).
+    """
+    return (
+        bool(job.failures)
+        and job.original is not None
+        and any(e.path == job.path for change in ctx.upstream.code for e in change.edits)
+    )
 
 
 def _answer_code(job: CodeJob, response: ModelResponse) -> str:

@@ -152,6 +152,30 @@ def failing_report() -> TestReport:
     )
 
 
+def written(path: str) -> CodeChange:
+    """An earlier task of the mission changed ``path``."""
+    return CodeChange(edits=(FileEdit(path=path, after_sha256="x"),))
+
+
+async def test_the_projects_own_code_is_never_kept_against_a_reproduction(tmp_path):
+    # The first code task of a bug fix: the reproduction test fails on the code as the project
+    # has it. An answer that repeats it is no fix, and the old code is no candidate, even when
+    # every answer fails the (here wrong) test.
+    buggy = STUB.replace("    pass\n", "    return sum(lst)\n")
+    ws = workspace(tmp_path, buggy)
+    (ws / "tests").mkdir()
+    (ws / "tests/test_solution.py").write_text(WRONG_TEST)
+    other = "def add_even(lst):\n    return sum(x for x in lst if not x % 2)\n"
+    model = ScriptedModel([fenced(buggy), fenced(RIGHT), *[fenced(other)] * 3])
+    upstream = Upstream(code=(written("tests/test_solution.py"),), tests=failing_report())
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(
+        make_ctx(ws, model, upstream=upstream)
+    )
+    assert "same as the current add_even" in model.calls[1][0][-1].content
+    assert change.edits and "the current code is kept" not in change.summary
+    assert "return sum(lst)" not in (ws / "solution.py").read_text()
+
+
 async def test_repair_keeps_the_right_code_when_the_model_defends_it(tmp_path):
     ws = workspace(
         tmp_path, STUB.replace("    pass\n", "    return sum(x for x in lst if x % 2 == 0)\n")
@@ -164,7 +188,7 @@ async def test_repair_keeps_the_right_code_when_the_model_defends_it(tmp_path):
     defended = fenced(before)
     bent = "def add_even(lst):\n    return sum(lst) + 1\n"
     model = ScriptedModel([defended, fenced(bent), defended, defended])
-    upstream = Upstream(tests=failing_report())
+    upstream = Upstream(code=(written("solution.py"),), tests=failing_report())
     change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(
         make_ctx(ws, model, upstream=upstream, feedback="1 failed")
     )
@@ -250,7 +274,7 @@ async def test_a_test_repair_answer_identical_to_the_tests_keeps_them(tmp_path):
         workspace=ws,
         model=ScriptedModel([fenced(WRONG_TEST.split("\n\n\n", 1)[1])]),
         sandbox=SubprocessSandbox(),
-        upstream=Upstream(tests=failing_report()),
+        upstream=Upstream(code=(written("tests/test_solution.py"),), tests=failing_report()),
     )
     change = await CoderAgent().execute(ctx)
     assert change.edits == () and "keeps these tests" in change.summary
