@@ -54,6 +54,7 @@ from coditect.agents.extract import (
     salvage_truncated,
 )
 from coditect.agents.fixups import (
+    adopt_methods,
     auto_import,
     drop_foreign_tests,
     drop_stand_ins,
@@ -628,7 +629,7 @@ def _answer_code(job: CodeJob, response: ModelResponse) -> str:
         )
         code = drop_stand_ins(code)
     else:
-        code = drop_foreign_tests(code)
+        code = adopt_methods(drop_foreign_tests(code), job.original, job.focus)
     return unshadow_imports(code)
 
 

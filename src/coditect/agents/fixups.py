@@ -13,11 +13,17 @@ import sys
 from pathlib import Path
 
 from coditect.agents.codejob import CodeJob
-from coditect.agents.codemerge import MergeResult
+from coditect.agents.codemerge import MergeError, MergeResult, top_level_names
 from coditect.agents.importmerge import ensure_imports
 from coditect.agents.validation import module_name, undefined_names
 
-__all__ = ["auto_import", "drop_foreign_tests", "drop_stand_ins", "unshadow_imports"]
+__all__ = [
+    "adopt_methods",
+    "auto_import",
+    "drop_foreign_tests",
+    "drop_stand_ins",
+    "unshadow_imports",
+]
 
 
 def drop_foreign_tests(code: str) -> str:
@@ -62,6 +68,72 @@ def drop_stand_ins(code: str) -> str:
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             del lines[first - 1 : node.end_lineno]
     return "\n".join(lines) + "\n"
+
+
+def _classes(tree: ast.Module) -> dict[str, set[str]]:
+    """Top-level class name -> the names of its methods."""
+    return {
+        n.name: {m.name for m in n.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for n in tree.body
+        if isinstance(n, ast.ClassDef)
+    }
+
+
+def _home(name: str, classes: dict[str, set[str]], focus: tuple[str, ...]) -> str:
+    """The class a method answered without its class belongs to, or ""."""
+    owners = [c for c, methods in classes.items() if name in methods]
+    if len(owners) == 1:
+        return owners[0]
+    focused = {q.split(".")[0] for q in focus if q.split(".")[0] in classes}
+    return next(iter(focused)) if len(focused) == 1 else ""
+
+
+def adopt_methods(code: str, original: str | None, focus: tuple[str, ...]) -> str:
+    """Put a method the answer wrote at top level back into its class.
+
+    A small model asked to change a class often answers with ``def __bool__(self): ...`` alone,
+    without the class around it; merged as it is, it would become a module-level function. A
+    top-level function whose first parameter is ``self`` (or ``cls``) and that the file does not
+    define at top level is a method: it goes into the class that defines a method of that name,
+    else into the one class the request is about (``focus``).
+
+    Raises:
+        MergeError: Such a method, but no single class it can belong to.
+    """
+    if not original:
+        return code
+    try:
+        tree = ast.parse(code)
+        before = ast.parse(original)
+    except SyntaxError:
+        return code  # merge_source reports it
+    classes = _classes(before)
+    top = top_level_names(before)
+    lines = code.splitlines()
+    moved: list[tuple[str, list[str]]] = []
+    for node in reversed(tree.body):
+        if not (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.args.args
+            and node.args.args[0].arg in ("self", "cls")
+            and node.name not in top
+        ):
+            continue
+        home = _home(node.name, classes, focus)
+        if not home:
+            raise MergeError(
+                f"def {node.name}({node.args.args[0].arg}, ...) is a method: answer with the "
+                "class it belongs to around it (class Name: ...)"
+            )
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        block = lines[first - 1 : node.end_lineno]
+        del lines[first - 1 : node.end_lineno]
+        moved.append((home, block))
+    if not moved:
+        return code
+    for home, block in reversed(moved):
+        lines += ["", "", f"class {home}:", *(f"    {line}" if line else "" for line in block)]
+    return "\n".join(lines).strip("\n") + "\n"
 
 
 def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResult:

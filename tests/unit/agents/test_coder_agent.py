@@ -471,3 +471,28 @@ def test_drop_stand_ins():
     )
     kept = "import x\n\ndef helper():\n    pass\n"
     assert drop_stand_ins(kept) == kept
+
+
+def test_adopt_methods_puts_a_bare_method_back_into_its_class():
+    from coditect.agents.codemerge import MergeError, merge_source
+    from coditect.agents.fixups import adopt_methods
+
+    original = (
+        "class Duration:\n    def __init__(self, days=0):\n        self.days = days\n\n"
+        "    def __eq__(self, other):\n        return self.days == other.days\n\n\n"
+        "class Other:\n    def run(self):\n        return 1\n\n\n"
+        "def helper(x):\n    return x\n"
+    )
+    answer = "def __bool__(self):\n    return self.days != 0\n"
+    fixed = adopt_methods(answer, original, ("Duration.__eq__",))
+    assert fixed == "class Duration:\n    def __bool__(self):\n        return self.days != 0\n"
+    merged = merge_source(original, fixed, self_module="d")
+    assert merged.added == ("Duration.__bool__",)
+    # a method the file defines in one class goes there, whatever the focus
+    redo = "def run(self):\n    return 2\n"
+    assert adopt_methods(redo, original, ("Duration.__eq__",)).startswith("class Other:\n")
+    # top-level functions and methods inside their class are left alone
+    for same in ("def helper(x):\n    return 2\n", "def helper(self):\n    return 2\n"):
+        assert adopt_methods(same, original, ()) == same
+    with pytest.raises(MergeError, match="is a method"):
+        adopt_methods(answer, original, ("Duration.__eq__", "Other.run"))
