@@ -438,6 +438,7 @@ class Coordinator:
         run.task_results[task.id] = result
         if isinstance(result, CodeChange) and task.intent is Intent.WRITE_TESTS:
             run.tests_written.extend(p for p in result.paths if p not in run.tests_written)
+            _note_tests(run.test_names, result)
         if isinstance(result, TestReport):
             t = run.report.tests
             t.passed, t.failed, t.errors, t.skipped = (
@@ -504,6 +505,7 @@ class Coordinator:
             report=report,
             tests_written=run.tests_written,
             round_no=run.goals.repairs + 1,
+            test_names=run.test_names,
         )
         # Cascade hook (issue 13): tests failed on what a tier wrote, so the fix uses the next tier.
         tier = min(max(run.tiers.values(), default=0) + 1, tiers_of(self.model) - 1)
@@ -581,6 +583,7 @@ class Coordinator:
             last_tests=last_tests,
             code_expected=any(t.intent is Intent.WRITE_CODE for t in run.plan),
             untested=tuple(f"task {t}: {e}" for t, e in run.goals.skipped.items()),
+            test_names=run.test_names,
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)
@@ -754,6 +757,21 @@ class Coordinator:
                 reason=report.reason if reason is None else reason,
             )
         )
+
+
+def _note_tests(names: dict[str, frozenset[str] | None], change: CodeChange) -> None:
+    """Record which test functions ``change`` wrote (a file it created is the mission's)."""
+    for edit in change.edits:
+        if not edit.before_sha256:
+            names[edit.path] = None
+            continue
+        if edit.path in names and names[edit.path] is None:
+            continue
+        mine = names.get(edit.path) or frozenset()
+        added = {n.rpartition(".")[2] for n in edit.added_symbols}
+        # A project test the mission rewrote stays the project's: its failure is a regression.
+        rewritten = {n.rpartition(".")[2] for n in edit.replaced_symbols} & mine
+        names[edit.path] = mine | added | rewritten
 
 
 def _task_run(task: TaskSpec) -> TaskRun:

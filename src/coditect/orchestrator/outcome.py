@@ -18,7 +18,7 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.agents.doctests import is_examples_test
@@ -26,7 +26,7 @@ from coditect.domain.mission import MissionOutcome
 from coditect.domain.paths import is_test_path
 from coditect.domain.results import TestFailure, TestReport
 
-__all__ = ["Verdict", "decide_outcome", "written_by_us"]
+__all__ = ["OurTests", "Verdict", "decide_outcome", "written_by_us"]
 
 _MAX_LISTED = 5
 
@@ -52,16 +52,33 @@ def _same_file(test_file: str, path: str) -> bool:
     return a == b or a.endswith("/" + b) or b.endswith("/" + a)
 
 
-def written_by_us(failure: TestFailure, tests_written: Sequence[str]) -> str:
+#: Test file -> the names of the test functions this mission wrote in it; None when the mission
+#: created the file (all of it is the mission's).
+OurTests = Mapping[str, frozenset[str] | None]
+
+
+def _function(test_id: str) -> str:
+    """``test_y`` of ``tests/test_x.py::TestX::test_y[param]``."""
+    return test_id.split("::")[-1].split("[")[0]
+
+
+def written_by_us(
+    failure: TestFailure, tests_written: Sequence[str], names: OurTests | None = None
+) -> str:
     """The test file this mission wrote that ``failure`` belongs to, or "".
 
     Test ids look like ``tests/test_x.py::test_y`` (JUnit classname turned into a path), or
-    ``test_x.py::test_y`` when the test run's root is the test folder.
+    ``test_x.py::test_y`` when the test run's root is the test folder. With ``names``, a test
+    of the project's own in a file the mission added tests to is not the mission's: its
+    failure is a regression, not a disagreement with a test CODITECT wrote.
     """
     test_file = failure.test_id.split("::")[0]
     for path in tests_written:
         if _same_file(test_file, path):
-            return path
+            mine = (names or {}).get(path)
+            if mine is None or is_examples_test(failure.test_id):
+                return path
+            return path if _function(failure.test_id) in mine else ""
     return ""
 
 
@@ -86,6 +103,7 @@ def decide_outcome(
     last_tests: TestReport | None,
     code_expected: bool = False,
     untested: Sequence[str] = (),
+    test_names: OurTests | None = None,
 ) -> Verdict:
     """Decide SUCCESS, UNVERIFIED or FAILED for a mission that ran to its end.
 
@@ -100,6 +118,8 @@ def decide_outcome(
             alone does not do what was asked, however well they pass.
         untested: Why the tests for the change were not written (one line per task the
             mission did without); a change no new test checks is never SUCCESS.
+        test_names: Which test functions of ``tests_written`` the mission wrote (see
+            :func:`written_by_us`); None: every test in those files counts as the mission's.
     """
     if status not in (MissionOutcome.SUCCESS, MissionOutcome.FAILED):
         return Verdict(status, reason)
@@ -127,7 +147,7 @@ def decide_outcome(
     failures = last_tests.failures
     if last_tests.ok or last_tests.timed_out or not failures:
         return Verdict(MissionOutcome.FAILED, reason or "the last test run did not pass")
-    foreign = [f for f in failures if not written_by_us(f, tests_written)]
+    foreign = [f for f in failures if not written_by_us(f, tests_written, test_names)]
     if foreign:
         listed = "; ".join(_describe(f) for f in foreign[:_MAX_LISTED])
         return Verdict(

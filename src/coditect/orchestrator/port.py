@@ -123,6 +123,7 @@ class MissionRun:
     task_results: dict[str, TaskResult] = field(default_factory=dict)
     runs: dict[str, TaskRun] = field(default_factory=dict)
     tests_written: list[str] = field(default_factory=list)
+    test_names: dict[str, frozenset[str] | None] = field(default_factory=dict)
     journal: list[JournalStep] = field(default_factory=list)
     pending_reuse: list[tuple[str, str]] = field(default_factory=list)
     baseline: dict[str, str] = field(default_factory=dict)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from coditect.agents.doctests import is_examples_test
 from coditect.domain.results import TestReport
 from coditect.domain.tasks import Intent, TaskSpec
-from coditect.orchestrator.outcome import written_by_us
+from coditect.orchestrator.outcome import OurTests, written_by_us
 
 __all__ = ["repair_tasks", "test_failure_summary"]
 
@@ -39,6 +39,7 @@ def repair_tasks(
     report: TestReport,
     tests_written: Sequence[str],
     round_no: int,
+    test_names: OurTests | None = None,
 ) -> tuple[TaskSpec, TaskSpec]:
     """The "fix, then test again" tasks of repair round ``round_no`` for the failed run ``failed``.
 
@@ -48,7 +49,8 @@ def repair_tasks(
     """
     # A failing docstring-examples test is the user's evidence against the code, never "ours".
     ours = bool(tests_written) and all(
-        written_by_us(f, tests_written) and not is_examples_test(f.test_id) for f in report.failures
+        written_by_us(f, tests_written, test_names) and not is_examples_test(f.test_id)
+        for f in report.failures
     )
     # Round 1 always goes to the coder, which weighs the evidence (docstring examples, the
     # tests, other candidates, the current code) and keeps the code when it is the test that

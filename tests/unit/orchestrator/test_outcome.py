@@ -156,3 +156,68 @@ def test_a_change_no_new_test_checks_is_unverified_never_success():
         ).outcome
         is MissionOutcome.FAILED
     )
+
+
+def test_a_project_test_in_a_file_the_mission_extended_is_not_ours():
+    # The mission appended test_leap to the project's tests/test_solution.py; the project's own
+    # test_add in that file now fails: a regression, never a disagreement with our tests.
+    names = {"tests/test_solution.py": frozenset({"test_leap"})}
+    theirs = failure("tests/test_solution.py::test_add[P1Y-P2Y]", "TypeError: bad operand")
+    mine = failure("tests/test_solution.py::TestLeap::test_leap", "assert 28 == 29")
+    assert written_by_us(theirs, OURS, names) == ""
+    assert written_by_us(mine, OURS, names) == "tests/test_solution.py"
+    assert written_by_us(theirs, OURS, {"tests/test_solution.py": None}) == "tests/test_solution.py"
+    verdict = decide_outcome(
+        status=MissionOutcome.FAILED,
+        reason="tests failed",
+        changed=CHANGED,
+        tests_written=OURS,
+        last_tests=failing(theirs, mine),
+        test_names=names,
+    )
+    assert verdict.outcome is MissionOutcome.FAILED
+    assert verdict.reason.startswith("tests that CODITECT did not write fail: tests/test_solution")
+    # and the repair round does not rewrite the project's test to make it pass
+    fix, _ = repair_tasks(
+        request="r",
+        failed=TaskSpec(id="t", intent=Intent.RUN_TESTS, description="run"),
+        report=failing(theirs),
+        tests_written=OURS,
+        round_no=2,
+        test_names=names,
+    )
+    assert fix.intent is Intent.WRITE_CODE
+
+
+def test_note_tests_keeps_what_the_mission_wrote():
+    from coditect.domain.results import CodeChange, FileEdit
+    from coditect.orchestrator.coordinator import _note_tests
+
+    names: dict = {}
+    _note_tests(
+        names,
+        CodeChange(
+            edits=(
+                FileEdit(
+                    path="t/a.py", before_sha256="1", after_sha256="2", added_symbols=("T.test_x",)
+                ),
+                FileEdit(
+                    path="t/new.py", before_sha256="", after_sha256="3", added_symbols=("test_n",)
+                ),
+            )
+        ),
+    )
+    _note_tests(
+        names,
+        CodeChange(
+            edits=(
+                FileEdit(
+                    path="t/a.py",
+                    before_sha256="2",
+                    after_sha256="4",
+                    replaced_symbols=("test_x", "test_project"),
+                ),
+            )
+        ),
+    )
+    assert names == {"t/a.py": frozenset({"test_x"}), "t/new.py": None}
