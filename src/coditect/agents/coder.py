@@ -60,7 +60,7 @@ from coditect.agents.fixups import (
     drop_stand_ins,
     unshadow_imports,
 )
-from coditect.agents.importmerge import export_names
+from coditect.agents.importmerge import declare_public, export_names
 from coditect.agents.prompts import (
     CODE_SYSTEM,
     TESTS_SYSTEM,
@@ -323,6 +323,9 @@ class CoderAgent(Agent):
             if not job.is_tests and merged.replaced:
                 kept = keep_docstrings(job.original, merged.source, merged.replaced)
                 merged = replace(merged, source=kept)
+            if not job.is_tests and merged.added:
+                public = tuple(n for n in merged.added if "." not in n and not n.startswith("_"))
+                merged = replace(merged, source=declare_public(merged.source, public)[0])
             merged = auto_import(merged, job, ctx.workspace)
             if job.is_tests and job.subject_path:
                 subject = ctx.workspace / job.subject_path

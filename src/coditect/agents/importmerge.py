@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["Missing", "add_imports", "ensure_imports", "export_names", "missing_imports"]
+__all__ = [
+    "Missing",
+    "add_imports",
+    "declare_public",
+    "ensure_imports",
+    "export_names",
+    "missing_imports",
+]
 
 _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _MAX_IMPORT_LINE = 100
@@ -229,3 +236,67 @@ def _extend_all(
     body = "".join(f"{indent}{quote}{n}{quote},{eol}" for n in items)
     tail = lines[last - 1][(value.end_col_offset or 1) - 1 :]
     return first, last, [f"{head}{open_}{eol}", body, tail if tail.endswith(eol) else tail + eol]
+
+
+def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Add new public ``names`` to the module's own literal ``__all__``.
+
+    A module that declares ``__all__`` exports only what it lists (``from mod import *`` in a
+    package ``__init__`` re-exports exactly that), so a new public function missing from it is
+    not importable from the package. In an ``__all__`` written one name per line, the new lines
+    go in sorted place when the list is sorted, else at its end, and every other line stays
+    byte for byte; other layouts are rewritten as :func:`export_names` does. Returns the new
+    source and the names added; the source unchanged when it has no literal ``__all__``.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source, ()
+    node = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+            and isinstance(n.value, ast.List | ast.Tuple)
+        ),
+        None,
+    )
+    if node is None:
+        return source, ()
+    value = node.value
+    assert isinstance(value, ast.List | ast.Tuple)
+    elts = [e for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    old = [str(e.value) for e in elts]
+    new = tuple(n for n in dict.fromkeys(names) if n not in old and not n.startswith("_"))
+    if not new:
+        return source, ()
+    lines = source.splitlines(keepends=True)
+    eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    one_per_line = len(elts) == len(value.elts) > 1 and len({e.lineno for e in elts}) == len(elts)
+    if not one_per_line or any(e.lineno == node.lineno for e in elts):
+        first, last, text = _extend_all(lines, node, value, new, eol)
+        lines[first - 1 : last] = text
+        return "".join(lines), new
+    sample = lines[elts[0].lineno - 1]
+    indent = sample[: elts[0].col_offset]
+    quote = sample[elts[0].col_offset]
+    ordered = old == sorted(old)
+    for name in sorted(new) if ordered else new:
+        row = f"{indent}{quote}{name}{quote},{eol}"
+        before = next((e for e in elts if ordered and str(e.value) > name), None)
+        if before is not None:
+            at = before.lineno - 1
+        else:
+            last = elts[-1]
+            at = last.lineno
+            tail = lines[at - 1].rstrip("\r\n")
+            if not tail.rstrip().endswith(","):
+                lines[at - 1] = tail + "," + lines[at - 1][len(tail) :]
+        lines.insert(at, row)
+        tree = ast.parse("".join(lines))  # positions moved: read them again
+        node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.lineno == node.lineno)
+        value = node.value
+        assert isinstance(value, ast.List | ast.Tuple)
+        elts = [e for e in value.elts if isinstance(e, ast.Constant)]
+    return "".join(lines), new

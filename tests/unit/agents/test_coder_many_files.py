@@ -62,3 +62,18 @@ async def test_both_files_change_when_both_answers_change_them(calc):
     change = await CoderAgent().execute(ctx)
     assert [e.path for e in change.edits] == ["calculator/arithmetic.py", "calculator/stats.py"]
     assert change.generations == 2 and change.edits[1].replaced_symbols == ("mean",)
+
+
+async def test_a_new_public_function_joins_the_modules_own_all(calc):
+    # `from .arithmetic import *` in a package exports only what __all__ lists: a new public
+    # function must be listed there, and the rest of the file stays as it was.
+    path = calc / "calculator/arithmetic.py"
+    before = '__all__ = [\n    "add",\n    "subtract",  # keep\n]\n\n\n' + path.read_text()
+    path.write_text(before)
+    ctx = ctx_for(
+        calc, FunctionModel(lambda m, s: POWER), ("calculator/arithmetic.py",), "Add power"
+    )
+    await CoderAgent().execute(ctx)
+    after = path.read_text()
+    assert after.startswith('__all__ = [\n    "add",\n    "power",\n    "subtract",  # keep\n]\n')
+    assert after.replace('    "power",\n', "", 1).startswith(before.rstrip("\n"))

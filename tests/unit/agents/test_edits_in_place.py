@@ -137,3 +137,21 @@ def test_all_and_annotated_constants_are_replaced_in_place():
     )
     assert result.replaced == ("__all__", "LIMIT") and result.added == ("g",)
     assert result.source.startswith('__all__ = ["f", "g"]\nLIMIT: int = 4\n\n\ndef f():')
+
+
+def test_declare_public_adds_to_the_modules_own_all_and_nothing_else():
+    from coditect.agents.importmerge import declare_public
+
+    src = "__all__ = [\n    'a',\n    'c',  # the c\n    'e'\n]\n\ndef a(): pass\n"
+    out, added = declare_public(src, ("b", "f", "_x", "a"))
+    assert added == ("b", "f")
+    assert out == (
+        "__all__ = [\n    'a',\n    'b',\n    'c',  # the c\n    'e',\n    'f',\n]\n\ndef a(): pass\n"
+    )
+    unsorted = "__all__ = (\n    'z',\n    'a',\n)\r\n".replace("\n", "\r\n").replace("\r\r", "\r")
+    assert declare_public(unsorted, ("m",))[0].endswith("    'a',\r\n    'm',\r\n)\r\n")
+    assert declare_public("__all__ = ['z', 'a']\n", ("m",)) == (
+        "__all__ = ['z', 'a', 'm']\n",
+        ("m",),
+    )
+    assert declare_public("x = 1\n", ("m",)) == ("x = 1\n", ())
