@@ -288,8 +288,7 @@ def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str,
         if before is not None:
             at = before.lineno - 1
         else:
-            last = elts[-1]
-            at = last.lineno
+            at = elts[-1].lineno
             tail = lines[at - 1].rstrip("\r\n")
             if not tail.rstrip().endswith(","):
                 lines[at - 1] = tail + "," + lines[at - 1][len(tail) :]
