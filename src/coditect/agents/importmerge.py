@@ -289,9 +289,9 @@ def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str,
             at = before.lineno - 1
         else:
             at = elts[-1].lineno
-            tail = lines[at - 1].rstrip("\r\n")
-            if not tail.rstrip().endswith(","):
-                lines[at - 1] = tail + "," + lines[at - 1][len(tail) :]
+            row_text, end = lines[at - 1], elts[-1].end_col_offset or 0
+            if not row_text[end:].lstrip().startswith(","):  # the last name had no comma
+                lines[at - 1] = row_text[:end] + "," + row_text[end:]
         lines.insert(at, row)
         tree = ast.parse("".join(lines))  # positions moved: read them again
         node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.lineno == node.lineno)

@@ -155,3 +155,7 @@ def test_declare_public_adds_to_the_modules_own_all_and_nothing_else():
         ("m",),
     )
     assert declare_public("x = 1\n", ("m",)) == ("x = 1\n", ())
+    commented = "__all__ = [\n    'a',\n    'b'  # last\n]\n"
+    assert declare_public(commented, ("c",))[0] == (
+        "__all__ = [\n    'a',\n    'b',  # last\n    'c',\n]\n"
+    )
