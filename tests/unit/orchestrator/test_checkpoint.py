@@ -186,19 +186,11 @@ def _head(repo: Path) -> str:
 
 
 async def test_a_resume_after_a_task_done_without_runs_its_dependents(
-    calculator_repo: Path,
+    calculator_repo: Path, no_tests_model
 ) -> None:
-    from coditect.llm.testing import FunctionModel
-
-    base = fibonacci_model()
-
-    async def no_tests(messages, settings):
-        if "test" in settings.purpose:
-            return "I would test it by hand."
-        return await base.request(messages, settings)
 
     store = KeepingStore(Settings().database_url)
-    rt, runner = runner_on(store, FunctionModel(no_tests), commit=False)
+    rt, runner = runner_on(store, no_tests_model(), commit=False)
     try:
         first = await runner.run(REQUEST, calculator_repo, mission_id="m-skip")
     finally:
@@ -207,7 +199,7 @@ async def test_a_resume_after_a_task_done_without_runs_its_dependents(
     after_tests = next(c for c in store.saved if any(s.kind == "skip" for s in c.steps))
     report = MissionReport.model_validate_json(first.model_dump_json())
     report.status, report.diff, report.branch = MissionOutcome.INTERRUPTED, "", ""
-    rt, runner = runner_on(store, FunctionModel(no_tests), commit=False)
+    rt, runner = runner_on(store, no_tests_model(), commit=False)
     try:
         final = await runner.resume(report, after_tests)
     finally:

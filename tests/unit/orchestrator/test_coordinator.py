@@ -79,21 +79,13 @@ async def test_a_commitless_mission_reports_the_diff_but_lands_nothing(
 
 
 async def test_tests_that_cannot_be_written_leave_the_change_unverified_not_lost(
-    calculator_repo: Path, git
+    calculator_repo: Path, git, no_tests_model
 ) -> None:
     # The code is right; every answer for the tests is unusable. The change must not be lost:
     # the project's own tests still run, and the mission says that nothing checks the change.
     from coditect.domain import GoalState
-    from coditect.llm.testing import FunctionModel
 
-    base = fibonacci_model()
-
-    async def no_tests(messages, settings):
-        if "test" in settings.purpose:
-            return "I would test it by hand."
-        return await base.request(messages, settings)
-
-    rt = build_runtime(Settings(sandbox="subprocess", reuse=False), model=FunctionModel(no_tests))
+    rt = build_runtime(Settings(sandbox="subprocess", reuse=False), model=no_tests_model())
     try:
         report = await rt.runner.run(REQUEST, calculator_repo)
     finally:
