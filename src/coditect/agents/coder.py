@@ -324,8 +324,8 @@ class CoderAgent(Agent):
                 kept = keep_docstrings(job.original, merged.source, merged.replaced)
                 merged = replace(merged, source=kept)
             if not job.is_tests and merged.added:
-                public = tuple(n for n in merged.added if "." not in n and not n.startswith("_"))
-                merged = replace(merged, source=declare_public(merged.source, public)[0])
+                declared, _ = declare_public(merged.source, _public(merged))
+                merged = replace(merged, source=declared)
             merged = auto_import(merged, job, ctx.workspace)
             if job.is_tests and job.subject_path:
                 subject = ctx.workspace / job.subject_path
@@ -589,6 +589,11 @@ _ANSWER_EXTRA = 60
 _REPAIR_RESERVE = 500
 
 
+def _public(merged: MergeResult) -> tuple[str, ...]:
+    """The new public top-level names of a merge (not methods, not ``_private``)."""
+    return tuple(n for n in merged.added if "." not in n and not n.startswith("_"))
+
+
 def _defensible(ctx: AgentContext, job: CodeJob) -> bool:
     """Whether the current content of ``job.path`` may be kept against failing tests.
 
@@ -667,7 +672,7 @@ def _file_sha(path: Path) -> str:
 
 def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEdit]:
     """Export the module's new public top-level names from the package that re-exports it."""
-    public = tuple(n for n in merged.added if "." not in n and not n.startswith("_"))
+    public = _public(merged)
     if not (job.exports_to and public and not job.is_tests):
         return []
     init = ctx.workspace / job.exports_to
