@@ -386,13 +386,44 @@ async def test_the_mission_timeout_fails_the_running_task(
     m = await engine.run(calculator_repo)
     r = m.report
     assert r.status is MissionOutcome.FAILED
-    assert r.reason == "mission timed out after 4s"
+    assert r.reason == "mission timed out after 4s in task t2"
     assert m.lifecycle() == [
         *_START,
         *_run("t1"),
         *_run("t2", "failed"),
         ("mission.state", "", "failed"),
     ]
+
+
+def _first_then_hang(first: str) -> Any:
+    """An answer that is ``first`` on the first call of a model instance, then never comes."""
+    calls: list[int] = []
+
+    async def answer(messages: Any, settings: ModelSettings) -> str:
+        calls.append(1)
+        return first if len(calls) == 1 else await _hang(messages, settings)
+
+    return answer
+
+
+async def test_a_timeout_in_a_repair_round_keeps_the_tested_change(
+    engine: Engine, calculator_repo: Path
+) -> None:
+    # The first code disagrees with the tests CODITECT wrote; the repair round never answers.
+    # The change is exactly the one the last test run judged: UNVERIFIED, committed, not lost.
+    wrong = FIBONACCI_CODE.replace("return a\n", "return a + 1\n")
+    await engine.start(
+        scripted(code=_first_then_hang(wrong), tests=_first_then_hang(FIBONACCI_TESTS)),
+        mission_timeout_s=25.0,
+    )
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.UNVERIFIED, r.reason
+    assert r.reason.startswith("mission timed out after 25s in task repair"), r.reason
+    assert "tests written by CODITECT disagree" in r.reason, r.reason
+    assert "calculator/arithmetic.py" in r.changed_files
+    assert r.branch == f"coditect/{r.mission_id}" and r.commit
+    assert "return a + 1" in r.diff
 
 
 async def test_a_second_identical_mission_reuses_the_work(

@@ -297,8 +297,19 @@ class Coordinator:
         with bind_mission(report.mission_id):
             try:
                 await self._save(report, GoalState.RUNNING, reason=reason)
-                await self._execute(run)
-                await self._finish(run)
+                try:
+                    await self._execute(run)
+                except _MissionTimeout as exc:
+                    if run.tested_diff is None:
+                        raise  # no test run has judged any change
+                    # Judged like any failed mission: by the last test run, if the change is
+                    # still the one it tested (see _finish).
+                    self._end(report, MissionOutcome.FAILED, str(exc))
+                    await self._finish(run)
+                    if report.reason != str(exc):
+                        report.reason = f"{exc}; {report.reason}"
+                else:
+                    await self._finish(run)
             except asyncio.CancelledError:
                 if run.detached:
                     raise
@@ -367,7 +378,7 @@ class Coordinator:
                 reason = f"mission timed out after {timeout_s:.0f}s"
                 await self.port.cancel(run, reason)
                 await self._fail(run, task, reason)
-                raise CoditectError(reason, retryable=False) from None
+                raise _MissionTimeout(f"{reason} in task {task.id}", retryable=False) from None
             if event.task_id != task.id:  # a late event of a task already settled
                 continue
             if isinstance(event, TaskStarted):
@@ -410,6 +421,8 @@ class Coordinator:
             raise BudgetExceededError(out.error)
         if out.result is not None:
             self._record_result(run, task, out.result)
+            if isinstance(out.result, TestReport):
+                run.tested_diff = (await self.port.changes(run)).diff
         if decision.kind == "complete":
             await self._complete(run, task, out)
             return
@@ -574,6 +587,11 @@ class Coordinator:
             return  # nothing ran that could make a change usable
         changes = await self.port.changes(run)
         report.changed_files = list(changes.files)
+        if report.status is not MissionOutcome.SUCCESS and run.tested_diff not in (
+            None,
+            changes.diff,
+        ):
+            return  # a task changed files after the last test run: no run judged this change
         # SUCCESS, UNVERIFIED or FAILED from the evidence (orchestrator/outcome.py).
         verdict = decide_outcome(
             status=report.status,
@@ -757,6 +775,10 @@ class Coordinator:
                 reason=report.reason if reason is None else reason,
             )
         )
+
+
+class _MissionTimeout(CoditectError):
+    """The mission ran out of time while a task ran (that task is failed and stopped)."""
 
 
 def _note_tests(names: dict[str, frozenset[str] | None], change: CodeChange) -> None:

@@ -110,6 +110,8 @@ class MissionRun:
         baseline: The files as the mission was planned (path -> SHA-256).
         detached: Set by a service that stops without ending the mission (it is resumed).
         tiers: Task id -> the cascade tier it runs (ran) on (see ``coditect.llm.cascade``).
+        tested_diff: The mission's diff when its last test run settled (None before one): a
+            mission that times out with exactly this change is judged by that run.
     """
 
     report: MissionReport
@@ -130,6 +132,7 @@ class MissionRun:
     started: float = field(default_factory=time.monotonic)
     detached: bool = False
     tiers: dict[str, int] = field(default_factory=dict)
+    tested_diff: str | None = None
     inbox: asyncio.Queue[PortEvent] = field(default_factory=asyncio.Queue)
 
     @property
