@@ -199,10 +199,12 @@ class CoderAgent(Agent):
                             generations=generation,
                             summary=f"{job.path}: the model keeps these tests as they are",
                         )
-                    return await self._pick(ctx, job, messages, None, generation)
+                    return await self._pick(ctx, job, messages, None, generation, limit)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
                 messages = _rejected(messages, response, str(exc), rejected)
+                limit = _next_limit(ctx.model, messages, response, job, limit)
+                budget = prompt_budget(ctx.model, limit)
                 continue
             if merged is None:
                 await self._generated(ctx, response, f"{job.path} needs no change", ok=True)
@@ -211,7 +213,7 @@ class CoderAgent(Agent):
             if errors:
                 await self._learned(ctx, job, errors[-1])
             if not job.is_tests:
-                return await self._pick(ctx, job, messages, merged, generation)
+                return await self._pick(ctx, job, messages, merged, generation, limit)
             if not check_reproduction or generation == self.max_generations:
                 return await self._write(ctx, job, merged, generation)
             change, why = await self._write_reproduction(ctx, job, merged, generation)
@@ -372,6 +374,7 @@ class CoderAgent(Agent):
         messages: list[Message],
         first: MergeResult | None,
         generation: int,
+        limit: int,
     ) -> CodeChange:
         """Check the answer against the evidence; sample more candidates when it falls short.
 
@@ -388,7 +391,7 @@ class CoderAgent(Agent):
         selection = await self._select(ctx, job, pool)
         extra = self.candidates.n - 1
         if extra > 0 and selection is not None and not selection.verified:
-            pool.extend(await self._sample(ctx, job, messages, extra, pool))
+            pool.extend(await self._sample(ctx, job, messages, extra, pool, limit))
             selection = await self._select(ctx, job, pool) or selection
         chosen = pool[selection.index] if selection is not None else first
         note = selection_note(selection, len(pool))
@@ -466,6 +469,7 @@ class CoderAgent(Agent):
         messages: list[Message],
         count: int,
         pool: list[MergeResult | None],
+        limit: int,
     ) -> list[MergeResult | None]:
         """Up to ``count`` more answers to the same messages (same prompt: llama.cpp reuses it).
 
@@ -476,7 +480,6 @@ class CoderAgent(Agent):
         out: list[MergeResult | None] = []
         seen = {m.source if m is not None else None for m in pool}
         repeats = 0
-        limit = self._limit(ctx, job)  # parses the file: once, not per candidate
         for i in range(count):
             if repeats >= _MAX_REPEATS:
                 await ctx.emit(
@@ -692,6 +695,23 @@ def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEd
             added_symbols=exported,
         )
     ]
+
+
+def _next_limit(
+    model: Model, messages: list[Message], response: ModelResponse, job: CodeJob, limit: int
+) -> int:
+    """The output limit for the answer after ``response`` (rejected; it was given ``limit``).
+
+    A code answer cut off at the limit shows that the model needed more tokens for the code it
+    meant to write (a stub's short body and docstring say little about its implementation's
+    length): the next answer may have twice as many, as far as the first prompt leaves room in
+    the context window (the repair messages after it are narrowed by :func:`_fit` as usual).
+    """
+    if job.is_tests or response.finish_reason != "length":
+        return limit
+    first = sum(model.count_tokens(m.content) for m in messages[:2])
+    room = prompt_budget(model, 0) - first - _REPAIR_RESERVE
+    return max(limit, min(2 * limit, room))
 
 
 def _fit(model: Model, messages: list[Message], budget: int) -> list[Message]:

@@ -151,6 +151,9 @@ async def test_truncated_code_answer_is_rejected(calc):
     model = ScriptedModel([cut, FIB])
     change = await CoderAgent().execute(make_ctx(calc, model)[0])
     assert change.generations == 2 and "cut off" in model.calls[1][0][-1].content
+    # The model needed more room than it was given: the next answer gets twice as much.
+    first, second = (settings.max_tokens for _, settings in model.calls)
+    assert second == 2 * first
 
 
 def upstream_with_fib():
@@ -496,3 +499,24 @@ def test_adopt_methods_puts_a_bare_method_back_into_its_class():
         assert adopt_methods(same, original, ()) == same
     with pytest.raises(MergeError, match="is a method"):
         adopt_methods(answer, original, ("Duration.__eq__", "Other.run"))
+
+
+def test_a_raised_answer_limit_never_takes_the_prompt_s_room():
+    from coditect.agents.codejob import CodeJob
+    from coditect.agents.coder import _next_limit
+    from coditect.llm.base import Message, prompt_budget
+
+    model = ScriptedModel([], context_window=2048)
+    job = CodeJob(path="m.py", is_tests=False, original="")
+    cut = ModelResponse(text="", usage=Usage(), model_name="x", finish_reason="length")
+    short = [Message(role="system", content="s"), Message(role="user", content="u")]
+    assert _next_limit(model, short, cut, job, 400) == 800
+    done = ModelResponse(text="", usage=Usage(), model_name="x", finish_reason="stop")
+    assert _next_limit(model, short, done, job, 400) == 400  # not cut off: no change
+    tests_job = CodeJob(path="test_m.py", is_tests=True, original="")
+    assert _next_limit(model, short, cut, tests_job, 400) == 400  # tests are salvaged instead
+    long = [short[0], Message(role="user", content="word " * 500)]
+    raised = _next_limit(model, long, cut, job, 400)
+    assert 400 <= raised < 800
+    used = sum(model.count_tokens(m.content) for m in long)
+    assert used + 500 <= prompt_budget(model, raised)  # the prompt and a repair echo still fit
