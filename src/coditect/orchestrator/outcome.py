@@ -156,7 +156,9 @@ def decide_outcome(
         )
     if not any(not is_test_path(p) for p in changed):
         return Verdict(MissionOutcome.FAILED, reason or "no source file changed")
-    if last_tests.passed == 0:  # inconclusive needs some evidence for the change
+    if last_tests.passed == 0 and any(is_examples_test(f.test_id) for f in failures):
+        # Nothing speaks for the change and the user's own examples speak against it. When
+        # only tests a model wrote fail, the evidence is theirs alone: inconclusive.
         listed = "; ".join(_describe(f) for f in failures[:_MAX_LISTED])
         return Verdict(MissionOutcome.FAILED, f"no test passes: {listed}")
     return _unverified(failures, changed, tests_written, last_tests)

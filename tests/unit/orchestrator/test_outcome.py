@@ -65,11 +65,26 @@ def test_nothing_usable_is_failed():
     assert decide(last=None).outcome is MissionOutcome.FAILED
     timed_out = TestReport(errors=1, timed_out=True, failures=(failure("(test run)"),))
     assert decide(last=timed_out).outcome is MissionOutcome.FAILED
-    nothing_passes = failing(failure("tests/test_solution.py::test_f"), passed=0)
+    nothing_passes = failing(
+        failure("tests/test_solution.py::test_f"),
+        failure("tests/test_solution.py::test_f_docstring_examples"),
+        passed=0,
+    )
     assert decide(last=nothing_passes).reason.startswith("no test passes: tests/test_solution.py")
     only_tests = failing(failure("tests/test_solution.py::test_f"))
     verdict = decide(changed=["tests/test_solution.py"], last=only_tests)
     assert verdict.outcome is MissionOutcome.FAILED
+
+
+def test_only_model_tests_failing_with_none_passing_is_inconclusive():
+    # A model's test alone (no docstring example fails) never vetoes the change.
+    last = failing(failure("tests/test_solution.py::test_f", "assert 15 == 24"), passed=0)
+    verdict = decide(last=last)
+    assert verdict.outcome is MissionOutcome.UNVERIFIED
+    assert verdict.reason == (
+        "tests written by CODITECT disagree with the code: "
+        "tests/test_solution.py::test_f: assert 15 == 24"
+    )
 
 
 def test_other_statuses_pass_through():
