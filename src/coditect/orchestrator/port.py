@@ -110,8 +110,9 @@ class MissionRun:
         baseline: The files as the mission was planned (path -> SHA-256).
         detached: Set by a service that stops without ending the mission (it is resumed).
         tiers: Task id -> the cascade tier it runs (ran) on (see ``coditect.llm.cascade``).
-        tested_diff: The mission's diff when its last test run settled (None before one): a
-            mission that times out with exactly this change is judged by that run.
+        tested_diff: The mission's diff when its last test run settled (None before one). A
+            failed or timed-out mission is judged by that run only while its change is still
+            exactly this one.
     """
 
     report: MissionReport
