@@ -5,7 +5,10 @@ candidate, so a wrong extraction would punish right code. This runs it on code i
 written for (standard-library modules and whatever of a few third-party packages is installed)
 and evaluates each extracted example against the real implementation.
 
-Usage: python bench/doctest_extraction.py [MODULE ...]
+With ``--humaneval`` it checks the examples extracted from the stubs of HumanEval problems 82-163
+(the half bench/humaneval.py uses) against each problem's canonical solution instead.
+
+Usage: python bench/doctest_extraction.py [MODULE ...] | --humaneval
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import json
 import signal
 import sys
 import warnings
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
-from coditect.agents.doctests import Example, extract_examples
+from coditect.agents.doctests import Example, Params, extract_examples
 
 STDLIB = (
     "statistics fractions textwrap shlex heapq bisect colorsys string difflib functools operator "
@@ -60,6 +64,23 @@ def holds(example: Example, module: ModuleType) -> bool:
         signal.alarm(0)
 
 
+def params_of(obj: object) -> Params | None:
+    """A function's positional parameters (name, has a default), as the extractor takes them."""
+    if not inspect.isfunction(obj):
+        return None
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    out: list[tuple[str, bool]] = []
+    for p in signature.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            out.append((p.name, p.default is not p.empty))
+        elif p.kind is p.VAR_POSITIONAL or (p.kind is p.KEYWORD_ONLY and p.default is p.empty):
+            return None
+    return tuple(out)
+
+
 def evaluate(names: list[str]) -> dict[str, Any]:
     """Extract and check the examples of every top-level function or class of ``names``."""
     total = held = 0
@@ -77,7 +98,7 @@ def evaluate(names: list[str]) -> dict[str, Any]:
                 continue
             if getattr(obj, "__module__", None) != module.__name__:
                 continue
-            for example in extract_examples(inspect.getdoc(obj) or "", attr):
+            for example in extract_examples(inspect.getdoc(obj) or "", attr, params_of(obj)):
                 ok = holds(example, module)
                 total, held = total + 1, held + ok
                 slot = by_origin.setdefault(example.origin, [0, 0])
@@ -94,10 +115,46 @@ def evaluate(names: list[str]) -> dict[str, Any]:
     }
 
 
+def evaluate_humaneval() -> dict[str, Any]:
+    """Examples from the stubs of HumanEval 82-163, checked against the canonical solutions."""
+    from coditect.agents.doctests import examples_of
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from humaneval import load_problems, stub
+
+    total = held = 0
+    without: list[str] = []
+    failing: list[str] = []
+    for problem in load_problems(82, None):
+        name = problem["entry_point"]
+        examples = examples_of(stub(problem), (name,)).get(name, ())
+        if not examples:
+            without.append(problem["task_id"])
+            continue
+        module = ModuleType("solution")
+        exec(problem["prompt"] + problem["canonical_solution"], vars(module))  # noqa: S102
+        for example in examples:
+            ok = holds(example, module)
+            total, held = total + 1, held + ok
+            if not ok:
+                failing.append(f"{problem['task_id']}: {example.call} -> {example.expected}")
+    return {
+        "problems": 82,
+        "problems_with_examples": 82 - len(without),
+        "examples": total,
+        "hold_on_canonical_solution": held,
+        "precision": round(held / total, 3) if total else None,
+        "without_examples": without,
+        "failing": failing,
+    }
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     signal.signal(signal.SIGALRM, _alarm)
-    if sys.argv[1:]:
+    if sys.argv[1:] == ["--humaneval"]:
+        result = {"humaneval": evaluate_humaneval()}
+    elif sys.argv[1:]:
         result = {"given": evaluate(sys.argv[1:])}
     else:
         result = {"stdlib": evaluate(STDLIB), "third_party": evaluate(THIRD_PARTY)}

@@ -6,7 +6,12 @@ has: the user wrote them. Two conventions are read:
 * doctest blocks: ``>>> f(x)`` (with ``...`` continuation lines) followed by the expected output;
 * examples in prose: a call of the function followed by one of the usual separators
   (``==``, ``==>``, ``=>``, ``->``, an arrow, ``returns``, ``should return``, ``should be``,
-  ``is``) and a value.
+  ``is``) and a value; a doctest line with no output that compares a call with a value
+  (``>>> f(x) == y``) is read the same way;
+* examples that name the arguments instead of writing the call, when the function's parameters
+  are known: ``Input: xs = [1, 2], k = 1`` (or one ``name : value`` per line, or just the
+  values) followed by ``Output: [2]``, and ``For xs = [1, 2], k = 1 the output should be [2]``.
+  Every name must be a parameter and every parameter without a default must get a value.
 
 An example is kept only when it can be checked without guessing: the call parses as a Python
 expression whose only names are the function itself and builtins, and the expected value is a
@@ -26,6 +31,7 @@ from coditect.agents.codemerge import MergeResult, merge_source
 
 __all__ = [
     "EXAMPLES_TEST_SUFFIX",
+    "Params",
     "Example",
     "examples_of",
     "examples_test_source",
@@ -148,6 +154,8 @@ def _doctest_example(call: str, want: str, name: str) -> list[Example]:
     printed = False
     if call.startswith("print(") and call.endswith(")"):
         call, printed = call[len("print(") : -1], True
+    if not want and not printed:
+        return _compared(call, name)
     if not want or not _call_ok(call, name):
         return []
     if printed:
@@ -158,6 +166,26 @@ def _doctest_example(call: str, want: str, name: str) -> list[Example]:
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return []
     return [Example(call=call, expected=expected)]
+
+
+def _compared(source: str, name: str) -> list[Example]:
+    """``f(x) == y`` written as a doctest line without output: the user asserts it holds."""
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return []
+    if not (
+        isinstance(tree, ast.Compare)
+        and len(tree.ops) == 1
+        and isinstance(tree.ops[0], ast.Eq)
+        and _call_ok(ast.unparse(tree.left), name)
+    ):
+        return []
+    try:
+        value = ast.literal_eval(tree.comparators[0])
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return []
+    return [Example(call=ast.unparse(tree.left), expected=repr(value))]
 
 
 def _balanced_end(text: str, start: int) -> int:
@@ -215,17 +243,147 @@ def _prose_examples(doc: str, name: str) -> list[Example]:
     return out
 
 
-def extract_examples(doc: str, name: str) -> tuple[Example, ...]:
+_INPUT = re.compile(r"^[ \t]*(?:[-*][ \t]*)?input[ \t]*:", re.I | re.M)
+_OUTPUT = re.compile(r"^[ \t]*(?:[-*][ \t]*)?output[ \t]*:[ \t]*", re.I | re.M)
+_FOR = re.compile(r"^[ \t]*(?:[-*][ \t]*)?for[ \t]+", re.I | re.M)
+_RESULT = re.compile(
+    r"\b(?:output|result|answer|return\s+value)\s+(?:should\s+be|will\s+be|must\s+be|is)\s*:?\s*",
+    re.I,
+)
+_ASSIGN = re.compile(r"[ \t]*(?:and[ \t]+)?([A-Za-z_]\w*)[ \t]*(?:=(?!=)|:)[ \t]*")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_MAX_INPUT_CHARS = 1000
+
+#: A function's parameters that can be passed by position: (name, has a default), in order.
+Params = Sequence[tuple[str, bool]]
+
+
+def _item_end(text: str, start: int) -> int:
+    """End of the value starting at ``start`` (a comma, semicolon or space outside brackets)."""
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch in _OPEN:
+            end = _balanced_end(text, i)
+            if end < 0:
+                return len(text)
+            i = end
+            continue
+        if ch in "'\"":
+            close = text.find(ch, i + 1)
+            if close < 0:
+                return len(text)
+            i = close + 1
+            continue
+        if ch in ",;" or ch.isspace():
+            return i
+        i += 1
+    return len(text)
+
+
+def _positional(values: dict[str, str], params: Params) -> list[str] | None:
+    """``values`` (by parameter name) as positional arguments, or None when that is not exact."""
+    args: list[str] = []
+    for index, (param, has_default) in enumerate(params):
+        if param in values:
+            if len(args) != index:
+                return None  # an earlier parameter was left to its default
+            args.append(values[param])
+        elif not has_default:
+            return None
+    return args if args and len(args) == len(values) else None
+
+
+def _bound_arguments(text: str, params: Params) -> list[str] | None:
+    """The arguments ``text`` assigns by name (``a = 1, b = [2]`` or one ``a : 1`` per line)."""
+    names = {param for param, _ in params}
+    values: dict[str, str] = {}
+    pos = 0
+    while True:
+        match = _ASSIGN.match(text, pos)
+        if match is None:
+            break
+        if match.group(1) not in names or match.group(1) in values:
+            return None  # the example names something else: not an example of this call
+        end = _item_end(text, match.end())
+        value = _literal(" ".join(text[match.end() : end].split()))
+        if value is None:
+            return None
+        values[match.group(1)] = value
+        pos = end + 1 if end < len(text) else end
+    return _positional(values, params)
+
+
+def _listed_arguments(text: str, params: Params) -> list[str] | None:
+    """Arguments written as bare values (``Input: [1, 2], 3``), one per parameter in order."""
+    try:
+        call = ast.parse(f"f({' '.join(text.split())})", mode="eval").body
+        assert isinstance(call, ast.Call)
+        if call.keywords:
+            return None
+        values = [repr(ast.literal_eval(arg)) for arg in call.args]
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+    required = sum(1 for _, has_default in params if not has_default)
+    return values if values and required <= len(values) <= len(params) else None
+
+
+def _bound_example(name: str, args: list[str] | None, value_at: int, doc: str) -> list[Example]:
+    if args is None:
+        return []
+    call = f"{name}({', '.join(args)})"
+    expected = _literal(" ".join(_value_text(doc, value_at).split()))
+    if expected is None or not _call_ok(call, name):
+        return []
+    return [Example(call=call, expected=expected, origin="prose")]
+
+
+def _input_output_examples(doc: str, name: str, params: Params) -> list[Example]:
+    out: list[Example] = []
+    starts = [m.end() for m in _INPUT.finditer(doc)]
+    for index, start in enumerate(starts):
+        output = _OUTPUT.search(doc, start)
+        limit = starts[index + 1] if index + 1 < len(starts) else len(doc)
+        if output is None or output.start() > limit or output.start() - start > _MAX_INPUT_CHARS:
+            continue
+        text = doc[start : output.start()].strip()
+        args = _bound_arguments(text, params) or _listed_arguments(text, params)
+        out.extend(_bound_example(name, args, output.end(), doc))
+    return out
+
+
+def _for_examples(doc: str, name: str, params: Params) -> list[Example]:
+    out: list[Example] = []
+    for match in _FOR.finditer(doc):
+        blank = _BLANK_LINE.search(doc, match.end())
+        stop = blank.start() if blank else len(doc)
+        nxt = _FOR.search(doc, match.end())
+        stop = min(stop, nxt.start() if nxt else stop)
+        result = _RESULT.search(doc, match.end(), stop)
+        if result is None:
+            continue
+        args = _bound_arguments(doc[match.end() : result.start()], params)
+        out.extend(_bound_example(name, args, result.end(), doc))
+    return out
+
+
+def extract_examples(doc: str, name: str, params: Params | None = None) -> tuple[Example, ...]:
     """The checkable examples of function ``name`` in docstring ``doc`` (doctest ones first).
 
     Args:
         doc: The function's docstring.
         name: The function's name; only examples that call it are kept.
+        params: The function's positional parameters, (name, has a default) in order; without
+            them, examples that name the arguments (``Input: x = 1`` / ``Output: 2``) are not read.
     """
     found = _doctest_examples(doc, name)
     seen = {e.call for e in found}
     without_doctests = "\n".join(ln for ln in doc.splitlines() if not ln.strip().startswith(">>>"))
-    for example in _prose_examples(without_doctests, name):
+    prose = _prose_examples(without_doctests, name)
+    if params:
+        prose += _input_output_examples(without_doctests, name, params)
+        prose += _for_examples(without_doctests, name, params)
+    for example in prose:
         if example.call not in seen:
             seen.add(example.call)
             found.append(example)
@@ -252,10 +410,19 @@ def examples_of(
         if isinstance(node, ast.AsyncFunctionDef):
             continue  # an awaited call is not an expression we can check the same way
         doc = ast.get_docstring(node)
-        examples = extract_examples(doc, node.name) if doc else ()
+        examples = extract_examples(doc, node.name, _params(node.args)) if doc else ()
         if examples:
             out[node.name] = examples
     return out
+
+
+def _params(args: ast.arguments) -> Params | None:
+    """The positional parameters of a signature, or None when a call needs more than those."""
+    if args.vararg or any(d is None for d in args.kw_defaults):
+        return None  # *args, or a keyword-only parameter without a default
+    names = [a.arg for a in (*args.posonlyargs, *args.args)]
+    first_default = len(names) - len(args.defaults)
+    return tuple((n, i >= first_default) for i, n in enumerate(names))
 
 
 _CLOSE_HELPER = """\

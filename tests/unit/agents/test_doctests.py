@@ -149,3 +149,76 @@ def test_keep_docstrings_puts_the_users_docstring_back():
     assert keep_docstrings(original, rewritten, []) == rewritten
     assert keep_docstrings(original, "def f(x): return x\n", ["f"]) == "def f(x): return x\n"
     assert keep_docstrings("def f(:\n", rewritten, ["f"]) == rewritten
+
+
+def test_a_doctest_line_that_compares_without_output_is_an_example():
+    doc = ">>> f([]) == 0\n>>> f([1, 2]) == [2, 1]\n>>> f(1) < 3\n>>> f(x) == 1\n"
+    assert [(e.call, e.expected) for e in extract_examples(doc, "f")] == [
+        ("f([])", "0"),
+        ("f([1, 2])", "[2, 1]"),
+    ]
+
+
+INPUT_OUTPUT = '''
+def top(arr, k=1):
+    """The k largest.
+
+    Example 1:
+        Input: arr = [-3, -4,
+                      5], k = 3
+        Output: [-4, -3, 5]
+        Explanation: all of them.
+
+    Example 2:
+        Input:
+            arr : [4, -4, 4]
+            k : 2
+        Output: [4, 4]
+
+    Example 3:
+        Input: [1, 2]
+        Output: [2]
+
+    Input: arr = [1], size = 3
+    Output: [1]
+    Input: k = 2
+    Output: [1]
+    """
+'''
+
+
+def test_input_output_examples_bind_the_parameters_by_name():
+    found = examples_of(INPUT_OUTPUT)["top"]
+    assert [(e.call, e.expected) for e in found] == [
+        ("top([-3, -4, 5], 3)", "[-4, -3, 5]"),
+        ("top([4, -4, 4], 2)", "[4, 4]"),
+        ("top([1, 2])", "[2]"),
+        # "size" is not a parameter; arr is required and missing in the last one: skipped
+    ]
+
+
+def test_for_examples_name_the_arguments():
+    doc = (
+        "Examples:\n"
+        "For s = 'abc', c = 'a', the result should be ('bc', False)\n"
+        'For n = 1000, the digit sum is 1 the output should be "1".\n'
+        "For example, the output should be 3\n"
+        "For s = 'x' and c = 'y' the answer is ('x', False)\n"
+    )
+    params = (("s", False), ("c", False))
+    assert [(e.call, e.expected) for e in extract_examples(doc, "g", params)] == [
+        ("g('abc', 'a')", "('bc', False)"),
+        ("g('x', 'y')", "('x', False)"),
+    ]
+    assert [(e.call, e.expected) for e in extract_examples(doc, "g", (("n", False),))] == [
+        ("g(1000)", "'1'")
+    ]
+    assert extract_examples(doc, "g") == ()  # parameters unknown: not read
+
+
+def test_signatures_that_cannot_be_called_by_position_get_no_bound_examples():
+    src = (
+        "def f(*xs):\n    '''Input: xs = 1\n    Output: 1'''\n\n"
+        "def g(a, *, b):\n    '''Input: a = 1\n    Output: 1'''\n"
+    )
+    assert examples_of(src) == {}
