@@ -324,7 +324,15 @@ class CoderAgent(Agent):
             merged = merge_source(job.original, code, self_module=job.self_module)
             if not job.is_tests and merged.replaced:
                 kept = keep_docstrings(job.original, merged.source, merged.replaced)
-                merged = replace(merged, source=kept)
+                # An answer that differed only in its copy of the docstring changes nothing.
+                same = identical_definitions(job.original, kept)
+                merged = replace(
+                    merged,
+                    source=kept,
+                    replaced=tuple(n for n in merged.replaced if n.split(".")[0] not in same),
+                    unchanged=merged.unchanged
+                    + tuple(n for n in merged.replaced if n.split(".")[0] in same),
+                )
             if not job.is_tests and merged.added:
                 declared, _ = declare_public(merged.source, _public(merged))
                 merged = replace(merged, source=declared)

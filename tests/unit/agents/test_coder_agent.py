@@ -141,6 +141,17 @@ async def test_answer_that_only_repeats_the_file_is_rejected(calc):
     assert change.generations == 2 and "same as the current add" in model.calls[1][0][-1].content
 
 
+async def test_answer_that_differs_only_in_its_copy_of_the_docstring_is_rejected(calc):
+    # The user's docstring is put back into every answer, so an echo of the function whose
+    # docstring lost some white space changes nothing either.
+    echo = (
+        '```python\ndef add(a, b):\n    """Return the sum  of a and b. """\n    return a + b\n```'
+    )
+    model = ScriptedModel([echo, FIB])
+    change = await CoderAgent().execute(make_ctx(calc, model)[0])
+    assert change.generations == 2 and "same as the current add" in model.calls[1][0][-1].content
+
+
 async def test_truncated_code_answer_is_rejected(calc):
     cut = ModelResponse(
         text="```python\ndef fibonacci(n):\n    a = 1\n",
