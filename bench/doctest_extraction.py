@@ -13,7 +13,6 @@ Usage: python bench/doctest_extraction.py [MODULE ...] | --humaneval
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import json
@@ -24,7 +23,13 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
-from coditect.agents.doctests import Example, Params, extract_examples
+from coditect.agents.doctests import (
+    EXAMPLES_TEST_SUFFIX,
+    Example,
+    Params,
+    examples_test_source,
+    extract_examples,
+)
 
 STDLIB = (
     "statistics fractions textwrap shlex heapq bisect colorsys string difflib functools operator "
@@ -47,17 +52,16 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
     raise _Timeout
 
 
-def holds(example: Example, module: ModuleType) -> bool:
-    """Whether ``example`` holds for the real implementation in ``module``."""
+def holds(example: Example, module: ModuleType, name: str) -> bool:
+    """Whether ``example`` holds for the real ``module.name``, checked by the very test function
+    a mission writes for it (``examples_test_source``)."""
+    sys.modules.setdefault(module.__name__, module)
+    namespace: dict[str, Any] = {}
     signal.alarm(2)
     try:
-        got = eval(example.call, dict(vars(module)))  # noqa: S307 - the point of the benchmark
-        if example.printed:
-            return str(got) == example.expected
-        want = ast.literal_eval(example.expected)
-        if isinstance(want, float) and isinstance(got, (int, float)):
-            return abs(got - want) <= 1e-6 * max(1.0, abs(want))
-        return bool(got == want)
+        exec(examples_test_source(module.__name__, name, (example,)), namespace)  # noqa: S102
+        namespace[f"test_{name}{EXAMPLES_TEST_SUFFIX}"]()
+        return True
     except BaseException:  # noqa: BLE001 - any error means the example does not hold
         return False
     finally:
@@ -99,7 +103,7 @@ def evaluate(names: list[str]) -> dict[str, Any]:
             if getattr(obj, "__module__", None) != module.__name__:
                 continue
             for example in extract_examples(inspect.getdoc(obj) or "", attr, params_of(obj)):
-                ok = holds(example, module)
+                ok = holds(example, module, attr)
                 total, held = total + 1, held + ok
                 slot = by_origin.setdefault(example.origin, [0, 0])
                 slot[0], slot[1] = slot[0] + 1, slot[1] + ok
@@ -131,10 +135,10 @@ def evaluate_humaneval() -> dict[str, Any]:
         if not examples:
             without.append(problem["task_id"])
             continue
-        module = ModuleType("solution")
+        module = ModuleType(f"humaneval_{problem['task_id'].split('/')[1]}")
         exec(problem["prompt"] + problem["canonical_solution"], vars(module))  # noqa: S102
         for example in examples:
-            ok = holds(example, module)
+            ok = holds(example, module, name)
             total, held = total + 1, held + ok
             if not ok:
                 failing.append(f"{problem['task_id']}: {example.call} -> {example.expected}")

@@ -79,7 +79,16 @@ class Example:
         value = ast.literal_eval(self.expected)
         if _is_float_like(value):
             return f"assert _close({self.call}, {self.expected})"
-        return f"assert {self.call} == {self.expected}"
+        # ``f(2) == 4`` with output ``True`` must not become the chain ``f(2) == 4 == True``.
+        call = self.call if _is_call(self.call) else f"({self.call})"
+        return f"assert {call} == {self.expected}"
+
+
+def _is_call(source: str) -> bool:
+    try:
+        return isinstance(ast.parse(source, mode="eval").body, ast.Call)
+    except SyntaxError:
+        return False
 
 
 def _is_float_like(value: object) -> bool:
@@ -150,7 +159,16 @@ def _doctest_examples(doc: str, name: str) -> list[Example]:
     return out
 
 
+def _code_only(source: str) -> str:
+    """``source`` as the expression Python reads (a trailing ``# comment`` dropped)."""
+    try:
+        return ast.unparse(ast.parse(source.strip(), mode="eval").body)
+    except SyntaxError:
+        return source
+
+
 def _doctest_example(call: str, want: str, name: str) -> list[Example]:
+    call = _code_only(call)
     printed = False
     if call.startswith("print(") and call.endswith(")"):
         call, printed = call[len("print(") : -1], True
@@ -239,7 +257,7 @@ def _prose_examples(doc: str, name: str) -> list[Example]:
             continue
         expected = _literal(" ".join(_value_text(doc, sep.end()).split()))
         if expected is not None:
-            out.append(Example(call=call, expected=expected, origin="prose"))
+            out.append(Example(call=_code_only(call), expected=expected, origin="prose"))
     return out
 
 

@@ -222,3 +222,22 @@ def test_signatures_that_cannot_be_called_by_position_get_no_bound_examples():
         "def g(a, *, b):\n    '''Input: a = 1\n    Output: 1'''\n"
     )
     assert examples_of(src) == {}
+
+
+def test_an_example_whose_call_is_an_expression_is_checked_as_a_whole():
+    doc = ">>> f(2) == 4\nTrue\n>>> f(1) in (1, 2)\nTrue\n>>> not f(0)\nTrue\n>>> f(1)\n1\n"
+    checks = [e.assertion() for e in extract_examples(doc, "f")]
+    assert checks == [
+        "assert (f(2) == 4) == True",
+        "assert (f(1) in (1, 2)) == True",
+        "assert (not f(0)) == True",
+        "assert f(1) == 1",
+    ]
+    namespace = {"f": lambda x: 2 * x}
+    for check in checks[:3]:
+        exec(check, namespace)  # a right implementation passes
+
+
+def test_a_comment_after_a_doctest_call_is_not_part_of_the_check():
+    found = extract_examples('>>> f("-x")  # not valid\nFalse\n', "f")
+    assert [e.assertion() for e in found] == ["assert f('-x') == False"]
