@@ -27,6 +27,7 @@ from coditect.agents.doctests import (
     EXAMPLES_TEST_SUFFIX,
     Example,
     Params,
+    examples_of,
     examples_test_source,
     extract_examples,
 )
@@ -121,15 +122,14 @@ def evaluate(names: list[str]) -> dict[str, Any]:
 
 def evaluate_humaneval() -> dict[str, Any]:
     """Examples from the stubs of HumanEval 82-163, checked against the canonical solutions."""
-    from coditect.agents.doctests import examples_of
-
     sys.path.insert(0, str(Path(__file__).parent))
     from humaneval import load_problems, stub
 
     total = held = 0
     without: list[str] = []
     failing: list[str] = []
-    for problem in load_problems(82, None):
+    problems = load_problems(82, None)
+    for problem in problems:
         name = problem["entry_point"]
         examples = examples_of(stub(problem), (name,)).get(name, ())
         if not examples:
@@ -143,8 +143,8 @@ def evaluate_humaneval() -> dict[str, Any]:
             if not ok:
                 failing.append(f"{problem['task_id']}: {example.call} -> {example.expected}")
     return {
-        "problems": 82,
-        "problems_with_examples": 82 - len(without),
+        "problems": len(problems),
+        "problems_with_examples": len(problems) - len(without),
         "examples": total,
         "hold_on_canonical_solution": held,
         "precision": round(held / total, 3) if total else None,

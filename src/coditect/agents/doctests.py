@@ -31,8 +31,8 @@ from coditect.agents.codemerge import MergeResult, merge_source
 
 __all__ = [
     "EXAMPLES_TEST_SUFFIX",
-    "Params",
     "Example",
+    "Params",
     "examples_of",
     "examples_test_source",
     "extract_examples",
