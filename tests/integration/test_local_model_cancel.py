@@ -1,5 +1,10 @@
 """Ctrl-C with the embedded model (real llama.cpp, real SIGINT): generation stops at the next
-token instead of running to its end (found: the process exited 60-82 s after SIGINT)."""
+token instead of running to its end (found: the process exited 60-82 s after SIGINT).
+
+The child restores Python's own SIGINT handler first: when the suite itself runs as a background
+job of a non-interactive shell, every process it starts inherits SIGINT ignored (POSIX), and the
+signal this test sends would be dropped (the cause of this test's two CI failures, 60 s and
+300 s: the generation ran to its end)."""
 
 from __future__ import annotations
 
@@ -27,8 +32,13 @@ LONG = [
 SETTINGS = ModelSettings(max_tokens=2000, temperature=0.0)
 CHILD = textwrap.dedent(
     """
-    import asyncio, atexit, sys
+    import asyncio, atexit, signal, sys
     from coditect.llm import LocalModel, Message, ModelSettings
+
+    # Ctrl-C as in a terminal: a job started in the background by a shell without job control
+    # (`cmd &` in a script, as CI runners do) inherits SIGINT *ignored*, and Python then keeps
+    # it ignored, so the signal would do nothing at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     # Record how the generation ended: aborted by the cancel, or run to its end.
     ended = []
