@@ -80,6 +80,14 @@ async def test_clean_env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.M
     assert result.stdout.split() == ["absent", "yes"]
 
 
+async def test_set_order_is_the_same_in_every_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    # Test ids of a suite parametrized from a set follow the set's order: the run before a
+    # change and the run after it must name the same tests.
+    code = "print(list({'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta'}))"
+    orders = {(await sandbox.run(_req(tmp_path, "python", "-c", code))).stdout for _ in range(3)}
+    assert len(orders) == 1, orders
+
+
 async def test_stdin_is_fed(sandbox: Sandbox, tmp_path: Path) -> None:
     request = SandboxRequest(
         argv=("python", "-c", "import sys; print(sys.stdin.read().upper())"),

@@ -14,6 +14,7 @@ reproduction that passes means the report was not understood.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,11 @@ __all__ = [
 #: Where the baseline of a workspace is kept (``.coditect/`` is never committed).
 BASELINE_PATH = ".coditect/baseline.json"
 _BAD = frozenset({"failed", "error"})
+# pytest names a parameter it cannot print by the argument's name and the case's position
+# ("test_format[4-1985-expected12-%Y]"). In a suite parametrized from a set the positions follow
+# hash order, and on Python < 3.12 hash(None) is an address: the same case can be numbered
+# differently in the run before the change and the run after it.
+_POSITION = re.compile(r"(?<=[\[-])([A-Za-z_]+)\d+(?=[-\]])")
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,9 @@ def compare(
     still: list[str] = []
     newly: list[str] = []
     new_failing: list[str] = []
+    renamed = _renumbered(before, after)
     for key, outcome in sorted(after.items()):
-        was = before.get(key)
+        was = before.get(renamed.get(key, key))
         if outcome in _BAD:
             if was is None:
                 new_failing.append(key)
@@ -120,7 +127,10 @@ def compare(
             newly.append(key)
     missing: list[str] = []
     if full_run:
-        missing = sorted(k for k, v in before.items() if v == "passed" and k not in after)
+        paired = set(renamed.values())
+        missing = sorted(
+            k for k, v in before.items() if v == "passed" and k not in after and k not in paired
+        )
         regressions += missing
     return Comparison(
         regressions=tuple(regressions),
@@ -129,6 +139,28 @@ def compare(
         new_failing=tuple(new_failing),
         missing=tuple(missing),
     )
+
+
+def _renumbered(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    """Tests of ``after`` that are tests of ``before`` numbered differently (see _POSITION).
+
+    Within one test function, the cases only one of the runs names are paired in sorted order
+    when both runs name equally many of them (after key -> before key); nothing else is paired.
+    """
+    gone: dict[str, list[str]] = {}
+    new: dict[str, list[str]] = {}
+    for key in before:
+        if key not in after and "[" in key:
+            gone.setdefault(_POSITION.sub(r"\1#", key), []).append(key)
+    for key in after:
+        if key not in before and "[" in key:
+            new.setdefault(_POSITION.sub(r"\1#", key), []).append(key)
+    pairs: dict[str, str] = {}
+    for stem, olds in gone.items():
+        news = new.get(stem, [])
+        if "#" in stem and len(news) == len(olds):
+            pairs.update(zip(sorted(news), sorted(olds), strict=True))
+    return pairs
 
 
 class Reproduction(StrEnum):

@@ -98,12 +98,18 @@ class Sandbox(abc.ABC):
 
     @staticmethod
     def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
-        """The environment a sandboxed command sees: a fixed minimum plus ``extra``; no secrets."""
+        """The environment a sandboxed command sees: a fixed minimum plus ``extra``; no secrets.
+
+        String hashing is fixed (``PYTHONHASHSEED=0``): a test suite parametrized from a set
+        (``@pytest.mark.parametrize(..., {(..), ..})``) gets the same test ids in every run, so the
+        run before a change and the run after it name the same tests.
+        """
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            "PYTHONHASHSEED": "0",
             "HOME": "/tmp",
         }
         env.update(extra)
