@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CODE_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_.]*)\s*\(|([A-Za-z_]\w*\.py)\b")
+# Code in a request: in backticks, a call (no space before the parenthesis: "returns the default
+# (None when not given)" is prose), or a file name.
+_CODE_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_.]*)\(|([A-Za-z_]\w*\.py)\b")
 _PATH = re.compile(r"(?<![\w/.-])((?:\./)?[\w][\w./-]*\.py)\b")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")

@@ -259,6 +259,18 @@ async def test_a_request_naming_absent_code_fails_with_the_closest_names(tmp_pat
     assert out.source == "model"
 
 
+async def test_words_before_a_parenthesis_in_prose_are_not_code(tmp_path):
+    # "the default (None when not given)" names no function: the plan goes on.
+    files = _project(tmp_path, CODE)
+    out = await Planner(Answers(LINES)).plan(
+        "Looking up a missing account raises KeyError; it should return the default "
+        "(None when not given) instead",
+        files,
+        has_tests=True,
+    )
+    assert out.graph
+
+
 async def test_a_project_without_python_is_unsupported(tmp_path):
     files = _project(
         tmp_path, {"README.md": "hello", "tests/test_x.py": "def test_x():\n    pass\n"}
