@@ -13,7 +13,7 @@ import ast
 import textwrap
 from dataclasses import dataclass
 
-from coditect.agents.importmerge import add_imports, missing_imports
+from coditect.agents.importmerge import add_imports, missing_imports, requalify
 
 __all__ = [
     "MergeError",
@@ -155,13 +155,17 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     Raises:
         MergeError: The answer does not parse, defines nothing, or the original does not parse.
     """
-    snippet = _parse_snippet(answer_code, self_module)
     if original is None or not original.strip():
-        return _new_file(snippet)
+        return _new_file(_parse_snippet(answer_code, self_module))
     try:
         tree = ast.parse(original)
     except SyntaxError as exc:
         raise MergeError(f"the target file does not parse: {exc.msg} (line {exc.lineno})") from exc
+    try:
+        answer_code = requalify(tree, answer_code)
+    except ValueError as exc:
+        raise MergeError(str(exc)) from exc
+    snippet = _parse_snippet(answer_code, self_module)
     lines = original.splitlines()
     existing, classes = _top_level(tree)
     edits: list[_Edit] = []
@@ -228,6 +232,13 @@ def _merge_existing(
     if name not in existing:
         return False
     first, last = existing[name]
+    if _is_class(src) and lines[first - 1].lstrip().startswith(("def ", "async def ", "@")):
+        # A function replaced by a class of its name: every caller breaks (found on parse:
+        # `class parse:` with a placeholder method answered for the function parse()).
+        raise MergeError(
+            f"{name} is a function in the file; the answer redefines it as a class: "
+            f"write the function {name} itself"
+        )
     if _same_code("\n".join(lines[first - 1 : last]), src):
         unchanged.append(name)
     else:
@@ -244,6 +255,13 @@ class _Edit:
     lines: tuple[str, ...]
     name: str
     replaced: bool
+
+
+def _is_class(src: str) -> bool:
+    try:
+        return isinstance(ast.parse(src).body[0], ast.ClassDef)
+    except (SyntaxError, IndexError):
+        return False
 
 
 def _indent(src: str, prefix: str) -> str:
@@ -301,7 +319,13 @@ def _merge_class(
     unchanged: list[str],
 ) -> None:
     new_cls = ast.parse(answer_src).body[0]
-    assert isinstance(new_cls, ast.ClassDef)
+    if not isinstance(new_cls, ast.ClassDef):
+        # Replacing a class by a function or a constant of its name would delete the class.
+        raise MergeError(
+            f"{cls.name} is a class in the file; the answer redefines it as "
+            f"{'a function' if isinstance(new_cls, _DEF_TYPES) else 'something else'}: "
+            f"write the class line and the methods to change"
+        )
     new_lines = answer_src.splitlines()
     old_members = {_member_name(m): m for m in cls.body if _member_name(m) is not None}
     body_indent = " " * cls.body[0].col_offset

@@ -15,6 +15,7 @@ __all__ = [
     "ensure_imports",
     "export_names",
     "missing_imports",
+    "requalify",
 ]
 
 _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -62,6 +63,63 @@ def missing_imports(
             if names:
                 missing.append(("from", module, tuple(names)))
     return missing
+
+
+def requalify(original: ast.Module, code: str) -> str:
+    """Keep an answer's imports from rebinding a name the file imports already.
+
+    A test file that does ``import parse`` and calls ``parse.parse(...)`` breaks entirely when an
+    answer's ``from parse import parse`` is added to it: every existing test then calls the
+    function's missing attribute. Such an import is dropped from ``code`` and the answer's uses
+    of the name are qualified instead (``parse(...)`` -> ``parse.parse(...)``), so the file keeps
+    its binding and the new code reaches what it meant. Formatting is kept (text edits).
+
+    Raises:
+        ValueError: The answer rebinds a module the file imports to something of another module
+            (``import json`` in the file, ``from simplejson import json`` in the answer); no
+            rewrite keeps both.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    modules = {
+        (a.asname or a.name.partition(".")[0]): a.name
+        for n in original.body
+        if isinstance(n, ast.Import)
+        for a in n.names
+    }
+    qualify: dict[str, str] = {}  # bound name -> replacement text
+    drop: list[ast.ImportFrom] = []
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+            continue
+        for a in node.names:
+            bound = a.asname or a.name
+            if bound not in modules:
+                continue
+            if modules[bound] != node.module or modules[bound] != bound:
+                raise ValueError(
+                    f"`from {node.module} import {_alias(a)}` would rebind `{bound}`, which the "
+                    f"file imports as a module; write `{modules[bound]}.…` instead"
+                )
+            qualify[bound] = f"{bound}.{a.name}"
+            drop.append(node)
+    if not qualify:
+        return code
+    edits: list[tuple[int, int, int, str]] = []  # line, col, end col, text
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in qualify and isinstance(n.ctx, ast.Load):
+            edits.append((n.lineno, n.col_offset, n.end_col_offset or n.col_offset, qualify[n.id]))
+    lines = code.splitlines(keepends=True)
+    for line, col, end, text in sorted(edits, reverse=True):
+        raw = lines[line - 1].encode()
+        lines[line - 1] = (raw[:col] + text.encode() + raw[end:]).decode()
+    for node in sorted(drop, key=lambda n: n.lineno, reverse=True):
+        kept = [a for a in node.names if (a.asname or a.name) not in qualify]
+        rest = [f"from {node.module} import {', '.join(map(_alias, kept))}\n"] if kept else []
+        lines[node.lineno - 1 : node.end_lineno or node.lineno] = rest
+    return "".join(lines)
 
 
 def _alias(a: ast.alias) -> str:

@@ -139,6 +139,38 @@ def test_answer_that_does_not_parse_is_rejected():
         merge_source(ORIGINAL, "def f(:\n    pass\n")
 
 
+def test_an_answer_that_redefines_a_class_as_a_function_is_rejected():
+    # Found on parse: the model answered `def Parser(...)` for the class Parser.
+    with pytest.raises(MergeError, match="Box is a class in the file; .* a function"):
+        merge_source(ORIGINAL, "def Box(x):\n    return x\n")
+
+
+def test_an_import_that_would_rebind_the_files_module_name_is_qualified_instead():
+    # Found on parse: `from parse import parse` added to a test file that calls parse.parse().
+    original = "import parse\n\n\ndef test_old():\n    assert parse.parse('{}', 'a')\n"
+    answer = (
+        "import pytest\nfrom parse import parse, Result\n\n\n"
+        "def test_new():\n    assert parse('{:d}', '-0x1F')[0] == -31  # parse(...)\n"
+    )
+    got = merge_source(original, answer).source
+    assert "from parse import Result" in got and "from parse import parse" not in got
+    assert "assert parse.parse('{:d}', '-0x1F')[0] == -31  # parse(...)" in got
+    assert "assert parse.parse('{}', 'a')" in got
+
+
+def test_an_import_that_rebinds_a_module_to_another_modules_name_is_rejected():
+    with pytest.raises(MergeError, match="would rebind `json`"):
+        merge_source(
+            "import json\n\n\ndef f():\n    pass\n",
+            "from simplejson import json\n\n\ndef g():\n    return json\n",
+        )
+
+
+def test_an_answer_that_redefines_a_function_as_a_class_is_rejected():
+    with pytest.raises(MergeError, match="old is a function in the file; .* as a class"):
+        merge_source(ORIGINAL, "class old:\n    def old(self, x):\n        pass\n")
+
+
 def test_answer_without_definitions_is_rejected():
     with pytest.raises(MergeError, match="no function or class"):
         merge_source(ORIGINAL, "import os\nprint(1)\n")
