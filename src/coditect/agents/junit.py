@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from coditect.domain.results import FailureCategory, TestFailure
 
-__all__ = ["JUnitCounts", "categorize", "outcome_key", "parse_junit", "parse_outcomes"]
+__all__ = [
+    "JUnitCounts",
+    "categorize",
+    "key_test_id",
+    "outcome_key",
+    "parse_junit",
+    "parse_outcomes",
+]
 
 _SYNTAX = re.compile(r"\b(SyntaxError|IndentationError|TabError)\b")
 _IMPORT = re.compile(r"\b(ImportError|ModuleNotFoundError)\b")
@@ -66,11 +73,20 @@ def categorize(
 
 
 def _test_id(case: ET.Element) -> str:
-    classname, name = case.get("classname", ""), case.get("name", "")
+    return _id(case.get("classname", ""), case.get("name", ""))
+
+
+def _id(classname: str, name: str) -> str:
     if not classname:  # collection errors: name is the dotted module
         return name.replace(".", "/") + ".py" if name else "(collection)"
     module = classname.replace(".", "/")
     return f"{module}.py::{name}"
+
+
+def key_test_id(key: str) -> str:
+    """The failure ``test_id`` (as in :class:`TestFailure`) of an :func:`outcome_key`."""
+    classname, sep, name = key.partition("::")
+    return _id(classname, name) if sep else _id("", key)
 
 
 def _failure(case: ET.Element, element: ET.Element) -> TestFailure:

@@ -9,8 +9,9 @@ before the coder asks the model for the fix, that test runs on the current code 
   evidence to fix, and the test becomes a check that every candidate fix is weighed against;
 * it passes: **not reproduced**: the test did not capture the report, the coder works from the
   request alone and the report says so;
-* it does not even load (syntax, import or collection error) or times out: **broken**, ignored
-  the same way.
+* it does not even load (syntax, import or collection error), times out, or makes a test that
+  passed before fail (the code is unchanged, so the new test file broke it: an import that
+  shadows a name the file uses, a replaced fixture): **broken**, ignored the same way.
 
 The parametrizer gives a code task the command for this run (``Action.test_selection``: the test
 files written upstream in the mission) only when its upstream wrote tests and it is not a repair.
@@ -22,9 +23,11 @@ more, saying so, before the fix is attempted.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 
 from coditect.agents.base import AgentContext
 from coditect.agents.baseline import Reproduction
+from coditect.agents.junit import key_test_id
 from coditect.agents.tester import load_baseline, run_test_command, test_command
 from coditect.domain.events import AgentThink
 from coditect.domain.results import FailureCategory, TestReport
@@ -33,7 +36,9 @@ from coditect.errors import CoditectError
 
 __all__ = [
     "MAX_REPRODUCTION_S",
+    "broke_existing",
     "judge_report",
+    "passing_before",
     "reproduce",
     "reproduction_notes",
     "run_reproduction",
@@ -46,13 +51,32 @@ _NOT_LOADED = frozenset(
 )
 
 
-def judge_report(report: TestReport) -> Reproduction:
-    """What a run of the reproduction tests on the unchanged code says about the bug report."""
+def judge_report(report: TestReport, passed_before: Collection[str] = ()) -> Reproduction:
+    """What a run of the reproduction tests on the unchanged code says about the bug report.
+
+    ``passed_before``: ids of the tests that passed in the baseline (:func:`passing_before`).
+    """
     if report.timed_out or any(f.category in _NOT_LOADED for f in report.failures):
+        return Reproduction.BROKEN
+    if broke_existing(report, passed_before):
         return Reproduction.BROKEN
     if report.failures:
         return Reproduction.REPRODUCED
     return Reproduction.NOT_REPRODUCED if report.passed else Reproduction.NO_TEST
+
+
+def broke_existing(report: TestReport, passed_before: Collection[str]) -> list[str]:
+    """Failing tests of ``report`` that passed in the baseline, on the same (unchanged) code."""
+    before = set(passed_before)
+    return [f.test_id for f in report.failures if f.test_id in before]
+
+
+def passing_before(ctx: AgentContext) -> frozenset[str]:
+    """Ids of the tests that passed in the workspace's baseline (empty without one)."""
+    baseline = load_baseline(ctx.workspace)
+    if baseline is None:
+        return frozenset()
+    return frozenset(key_test_id(k) for k, v in baseline.outcomes.items() if v == "passed")
 
 
 _NOTE_STARTS = ("bug reproduced:", "not reproduced:", "the reproduction tests", "no reproduction")
@@ -63,7 +87,7 @@ def reproduction_notes(summary: str) -> list[str]:
     return [part for part in summary.split("; ") if part.startswith(_NOTE_STARTS)]
 
 
-def _note(verdict: Reproduction, files: str, report: TestReport) -> str:
+def _note(verdict: Reproduction, files: str, report: TestReport, broken: list[str]) -> str:
     if verdict is Reproduction.REPRODUCED:
         failing = ", ".join(f.test_id for f in report.failures[:3])
         more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
@@ -72,6 +96,11 @@ def _note(verdict: Reproduction, files: str, report: TestReport) -> str:
         return (
             f"not reproduced: the tests in {files} pass on the current code, so they do not "
             "capture the report; the fix is made from the request alone"
+        )
+    if broken:
+        return (
+            f"the reproduction tests in {files} make {len(broken)} test(s) that passed before "
+            f"fail on the unchanged code (e.g. {broken[0]}); not used"
         )
     if verdict is Reproduction.BROKEN:
         return f"the reproduction tests in {files} do not run ({_first(report)}); not used"
@@ -118,8 +147,9 @@ async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str
             AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=agent, text=note)
         )
         return ctx, note
-    verdict = judge_report(report)
-    note = _note(verdict, ", ".join(selection), report)
+    passed = passing_before(ctx)
+    verdict = judge_report(report, passed)
+    note = _note(verdict, ", ".join(selection), report, broke_existing(report, passed))
     await ctx.emit(
         AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=agent, text=note)
     )

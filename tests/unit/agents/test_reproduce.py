@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from coditect.agents.base import AgentContext
-from coditect.agents.baseline import Reproduction
+from coditect.agents.baseline import BASELINE_PATH, Baseline, Reproduction
 from coditect.agents.reproduce import judge_report, reproduce
 from coditect.domain.actions import Action, ActionKind
 from coditect.domain.agents import Upstream
@@ -82,6 +82,21 @@ async def test_a_test_file_that_does_not_load_is_not_used(tmp_path):
     assert ctx is before and "do not run" in note
 
 
+async def test_a_test_file_that_breaks_tests_that_passed_before_is_not_used(tmp_path):
+    # Found on parse: `from parse import parse` added to a file that calls parse.parse(): every
+    # existing test of the file failed, and that counted as "bug reproduced".
+    old = "import slugs\n\ndef test_old():\n    assert slugs.slug('A') == 'a'\n"
+    root = _project(tmp_path, old + "\nfrom slugs import slug as slugs\n")
+    (root / ".coditect").mkdir()
+    (root / BASELINE_PATH).write_text(
+        Baseline(outcomes={"tests.test_repro::test_old": "passed"}).to_json()
+    )
+    before = _ctx(root)
+    ctx, note = await reproduce(before, agent="coder")
+    assert ctx is before
+    assert "make 1 test(s) that passed before fail" in note and "test_old" in note
+
+
 @pytest.mark.parametrize("selection, feedback", [((), ""), (("tests/test_repro.py",), "again")])
 async def test_nothing_runs_without_new_tests_or_in_a_repair(tmp_path, selection, feedback):
     before = _ctx(tmp_path, selection, feedback=feedback)
@@ -102,6 +117,7 @@ def test_judge_report():
     assert judge_report(TestReport(errors=1, failures=(broken,))) is Reproduction.BROKEN
     assert judge_report(TestReport(timed_out=True)) is Reproduction.BROKEN
     assert judge_report(TestReport()) is Reproduction.NO_TEST
+    assert judge_report(TestReport(failed=1, failures=(fail,)), {"t::a"}) is Reproduction.BROKEN
 
 
 class _DeadSandbox(SubprocessSandbox):
