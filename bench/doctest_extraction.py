@@ -6,18 +6,25 @@ written for (standard-library modules and whatever of a few third-party packages
 and evaluates each extracted example against the real implementation.
 
 With ``--humaneval`` it checks the examples extracted from the stubs of HumanEval problems 82-163
-(the half bench/humaneval.py uses) against each problem's canonical solution instead.
+(the half bench/humaneval.py uses) against each problem's canonical solution instead. With
+``--requests`` it checks the examples read from the requests of bench/realrepo.py's tasks
+(coditect.agents.doctests.request_examples, for every top-level function of the project) against
+the project with the task's reference solution applied.
 
-Usage: python bench/doctest_extraction.py [MODULE ...] | --humaneval
+Usage: python bench/doctest_extraction.py [MODULE ...] | --humaneval | --requests
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
+import os
 import signal
+import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -30,6 +37,7 @@ from coditect.agents.doctests import (
     examples_of,
     examples_test_source,
     extract_examples,
+    request_examples,
 )
 
 STDLIB = (
@@ -153,11 +161,69 @@ def evaluate_humaneval() -> dict[str, Any]:
     }
 
 
+def _functions(root: Path) -> dict[str, str]:
+    """Top-level functions of a project's source modules: name -> dotted module."""
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if any(p.startswith("test") for p in rel.parts) or rel.name.startswith("test"):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        parts = [p for p in rel.with_suffix("").parts if p != "src"]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and parts:
+                found.setdefault(node.name, ".".join(parts))
+    return found
+
+
+def evaluate_requests() -> dict[str, Any]:
+    """Examples read from bench/realrepo.py's requests, checked with the reference solutions."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import realrepo
+
+    total = held = 0
+    tasks = realrepo.load_tasks()
+    with_examples: list[str] = []
+    failing: list[str] = []
+    for task in tasks:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = realrepo.prepared(task, Path(tmp))
+            realrepo.apply_edits(root, task.solution)
+            where = _functions(root)
+            found = request_examples(task.request, sorted(where))
+            if found:
+                with_examples.append(task.id)
+            for name, examples in found.items():
+                for example in examples:
+                    code = f"from {where[name]} import {name}\n{example.assertion()}\n"
+                    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+                    run = subprocess.run(
+                        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True
+                    )
+                    total, held = total + 1, held + (run.returncode == 0)
+                    if run.returncode:
+                        failing.append(f"{task.id}: {example.call} -> {example.expected}")
+    return {
+        "requests": len(tasks),
+        "requests_with_examples": with_examples,
+        "examples": total,
+        "hold_with_reference_solution": held,
+        "failing": failing,
+    }
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     signal.signal(signal.SIGALRM, _alarm)
     if sys.argv[1:] == ["--humaneval"]:
         result = {"humaneval": evaluate_humaneval()}
+    elif sys.argv[1:] == ["--requests"]:
+        result = {"requests": evaluate_requests()}
     elif sys.argv[1:]:
         result = {"given": evaluate(sys.argv[1:])}
     else:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coditect.agents.doctests import examples_of, is_examples_test
+from coditect.agents.doctests import Example, examples_of, is_examples_test, request_examples
 from coditect.agents.selection import Check, Selection
 from coditect.domain.paths import is_test_path
 from coditect.domain.results import TestReport
@@ -110,9 +110,12 @@ class CheckCode:
     code: str
 
 
-def _example_checks(module: str, source: str, names: Sequence[str]) -> list[CheckCode]:
+def _example_checks(
+    module: str, found: Mapping[str, tuple[Example, ...]], seen: set[str] | None = None
+) -> list[CheckCode]:
     out = []
-    for name, examples in examples_of(source, tuple(names)).items():
+    seen = set() if seen is None else seen
+    for name, examples in found.items():
         for example in examples:
             assertion = example.assertion()
             helper = ""
@@ -125,7 +128,9 @@ def _example_checks(module: str, source: str, names: Sequence[str]) -> list[Chec
                 )
             code = f"from {module} import {name}\n{helper}{assertion}\n"
             text = assertion.removeprefix("assert ")
-            out.append(CheckCode(Check(name=text, example=True), code))
+            if text not in seen:
+                seen.add(text)
+                out.append(CheckCode(Check(name=text, example=True), code))
     return out
 
 
@@ -178,16 +183,25 @@ def checks_for(
     source: str,
     names: Sequence[str],
     test_files: Sequence[tuple[str, str]] = (),
+    request: str = "",
+    request_names: Sequence[str] = (),
 ) -> list[CheckCode]:
-    """The checks for candidates of ``module``: docstring examples, then generated tests.
+    """The checks for candidates of ``module``: the user's examples, then generated tests.
 
     Args:
         module: Dotted name of the module the candidates replace.
         source: The module's current source (its docstrings hold the examples).
         names: The functions the candidates define or change.
         test_files: ``(path, source)`` of test files whose test functions are checks too.
+        request: The user's request; its examples of ``request_names`` are checks too
+            (:func:`~coditect.agents.doctests.request_examples`).
+        request_names: Functions of ``module`` (existing or new) the request may give
+            examples of.
     """
-    checks = _example_checks(module, source, names)
+    seen: set[str] = set()
+    checks = _example_checks(module, examples_of(source, tuple(names)), seen)
+    if request and request_names:
+        checks += _example_checks(module, request_examples(request, request_names), seen)
     for path, text in test_files:
         for test in _test_functions(text)[:_MAX_TEST_CHECKS]:
             checks.append(CheckCode(Check(name=f"{path}::{test}"), f"{text}\n\n{test}()\n"))

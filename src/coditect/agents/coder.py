@@ -19,7 +19,7 @@ import ast
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,11 +69,17 @@ from coditect.agents.prompts import (
     rejected_prompt,
     tests_prompt,
 )
-from coditect.agents.reproduce import judge_report, reproduce, run_reproduction
+from coditect.agents.reproduce import (
+    broke_existing,
+    judge_report,
+    passing_before,
+    reproduce,
+    run_reproduction,
+)
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
-from coditect.domain.results import CodeChange, FileEdit
+from coditect.domain.results import CodeChange, FileEdit, TestReport
 from coditect.domain.tasks import Intent, is_reproduction
 from coditect.errors import AgentError, CoditectError
 from coditect.index.context import ContextOverflowError, definitions, file_context
@@ -88,6 +94,10 @@ MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_REPEATS = 2  # answers in a row that repeat a candidate before sampling stops
+
+
+def _first_message(report: TestReport, test_id: str) -> str:
+    return next((f.message[:160] for f in report.failures if f.test_id == test_id), "")
 
 
 class _Rejected(Exception):
@@ -339,12 +349,15 @@ class CoderAgent(Agent):
             merged = auto_import(merged, job, ctx.workspace)
             if job.is_tests and job.subject_path:
                 subject = ctx.workspace / job.subject_path
+                subject_source = subject.read_text("utf-8") if subject.is_file() else ""
                 merged = with_examples_tests(
                     merged,
-                    subject_source=subject.read_text("utf-8") if subject.is_file() else "",
+                    subject_source=subject_source,
                     subject_module=module_name(job.subject_path),
                     names=tuple(n for n in job.subject_names if n not in _added_by_mission(ctx)),
                     self_module=job.self_module,
+                    request=ctx.request,
+                    request_names=_functions_of(subject_source, job.subject_names),
                 )
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
@@ -354,9 +367,9 @@ class CoderAgent(Agent):
         if not (merged.added or merged.replaced):
             if optional:
                 return None  # a further file of the task that this change does not need
-            same = ", ".join(merged.unchanged) or "the file"
+            kept_as_is = ", ".join(merged.unchanged) or "code"
             raise _Unchanged(
-                f"your code is the same as the current {same}, nothing changed. "
+                f"your code is the same as the current {kept_as_is}, nothing changed. "
                 f"Change it to do this: {ctx.request.strip()}"
             )
         if job.is_tests and not any(
@@ -458,7 +471,10 @@ class CoderAgent(Agent):
     def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
         names = {n for m in pool if m is not None for n in (*m.added, *m.replaced)}
         names |= set(_WORDS.findall(f"{ctx.request} {ctx.task.description}"))
-        names -= _added_by_mission(ctx)  # their docstrings are the model's, not the user's
+        # The request's examples hold for new functions too; the docstrings of the functions
+        # this mission added are the model's, not the user's.
+        request_names = sorted(n for n in names if "." not in n)
+        names -= _added_by_mission(ctx)
         test_files = []
         if job.failures:
             for rel in test_files_of(ctx.upstream.tests, ctx.workspace):
@@ -468,6 +484,8 @@ class CoderAgent(Agent):
             source=job.original or "",
             names=sorted(names),
             test_files=test_files,
+            request=ctx.request,
+            request_names=request_names,
         )
 
     async def _sample(
@@ -537,9 +555,16 @@ class CoderAgent(Agent):
             report = await run_reproduction(ctx, agent=self.name)
         except CoditectError:
             return change, None  # no sandbox run: the code task will say so
-        verdict = judge_report(report)
+        passed = passing_before(ctx)
+        verdict = judge_report(report, passed)
+        broken = broke_existing(report, passed)
         if verdict is Reproduction.NOT_REPRODUCED:
             why = "These tests pass on the current code"
+        elif broken:
+            why = (
+                f"These tests break the file's existing tests ({len(broken)} fail, e.g. "
+                f"{broken[0]}: {_first_message(report, broken[0])})"
+            )
         elif verdict is Reproduction.BROKEN:
             message = report.failures[0].message[:200] if report.failures else "timed out"
             why = f"These tests do not run on the current code ({message})"
@@ -801,6 +826,16 @@ def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
             break
         kept.append(line)
     return "\n".join([*kept, "    ..."])
+
+
+def _functions_of(source: str, names: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``names`` that are top-level functions of ``source``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return tuple(n for n in names if n in defined)
 
 
 def _added_by_mission(ctx: AgentContext) -> set[str]:

@@ -1,7 +1,12 @@
-"""Examples in a docstring, turned into checks (pure functions, no I/O).
+"""Examples in a docstring or in the request, turned into checks (pure functions, no I/O).
 
 A docstring's examples are the strongest evidence of what a function should do that a mission
-has: the user wrote them. Two conventions are read:
+has: the user wrote them. So are the examples in the user's request (``foreign_key("Message")
+== "message_id"``), read by :func:`request_examples` with one restriction: a request describes
+the current, wrong behaviour as often as the wanted one ("``humanize("user_id")`` returns
+'Userentifier'"), so only ``==``, ``should return/be/give`` and ``must return/be`` count there, and
+a statement that goes on to say it fails, or what happens instead, is skipped. In a docstring,
+these conventions are read:
 
 * doctest blocks: ``>>> f(x)`` (with ``...`` continuation lines) followed by the expected output;
 * examples in prose: a call of the function followed by one of the usual separators
@@ -31,6 +36,7 @@ from coditect.agents.codemerge import MergeResult, merge_source
 
 __all__ = [
     "EXAMPLES_TEST_SUFFIX",
+    "REQUEST_EXAMPLES_TEST_SUFFIX",
     "Example",
     "Params",
     "examples_of",
@@ -38,17 +44,26 @@ __all__ = [
     "extract_examples",
     "is_examples_test",
     "keep_docstrings",
+    "request_examples",
     "with_examples_tests",
 ]
 
 #: Name suffix of the generated test that checks a function's docstring examples.
 EXAMPLES_TEST_SUFFIX = "_docstring_examples"
+#: Name suffix of the generated test that checks the request's examples of a function.
+REQUEST_EXAMPLES_TEST_SUFFIX = "_request_examples"
 
 _SEPARATOR = re.compile(
     r"\s*(?:#\s*)?(==>|==|=>|->|\u279e|\u2192|=|should\s+return|returns?|should\s+be|is|gives?)"
     r"\s*:?\s*",
     re.I,
 )
+# In a request, only separators that say what the result must be (see the module docstring).
+_CLAIM = re.compile(r"\s*(==|should\s+(?:return|be|give)|must\s+(?:return|be))\s*:?\s*", re.I)
+_DOUBT = re.compile(
+    r"\b(?:fail\w*|instead|rather|false|not|n't|wrong|incorrect|raises?|error|bug)\b", re.I
+)
+_CLAUSE_CHARS = 60
 _BUILTINS = frozenset(dir(builtins))
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _MAX_EXAMPLES = 12
@@ -243,21 +258,48 @@ def _value_text(text: str, start: int) -> str:
     return text[start : stop if stop >= 0 else len(text)]
 
 
-def _prose_examples(doc: str, name: str) -> list[Example]:
+def _prose_examples(doc: str, name: str, *, claims_only: bool = False) -> list[Example]:
     out: list[Example] = []
+    separator = _CLAIM if claims_only else _SEPARATOR
     for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", doc):
         end = _balanced_end(doc, match.end() - 1)
         if end < 0:
             continue
         call = " ".join(doc[match.start() : end].split())
-        sep = _SEPARATOR.match(doc, end)
+        sep = separator.match(doc, end)
         if sep is None or "\n" in doc[end : sep.end()].strip(" \t"):
             continue
         if not _call_ok(call, name):
             continue
-        expected = _literal(" ".join(_value_text(doc, sep.end()).split()))
+        value = _value_text(doc, sep.end())
+        if claims_only and _DOUBT.search(_clause(doc, sep.end())):
+            continue
+        expected = _literal(" ".join(value.split()))
         if expected is not None:
             out.append(Example(call=_code_only(call), expected=expected, origin="prose"))
+    return out
+
+
+def _clause(text: str, start: int) -> str:
+    """The words after a claim's separator that may qualify it ("... instead of ..", "fails")."""
+    window = text[start : start + _CLAUSE_CHARS]
+    stop = re.compile(r"[.;](?:\s|$)|\n").search(window)
+    return window[: stop.start()] if stop else window
+
+
+def request_examples(request: str, names: Sequence[str]) -> dict[str, tuple[Example, ...]]:
+    """The examples the request gives of each function in ``names`` (see the module docstring).
+
+    Only calls of a function by its bare name are read (``f(1) == 2``, not ``mod.f(1)``), with
+    literal arguments and a literal result; functions without one are left out.
+    """
+    out: dict[str, tuple[Example, ...]] = {}
+    for name in dict.fromkeys(names):
+        found: dict[str, Example] = {}
+        for example in _prose_examples(request, name, claims_only=True):
+            found.setdefault(example.call, replace(example, origin="request"))
+        if found:
+            out[name] = tuple(found.values())[:_MAX_EXAMPLES]
     return out
 
 
@@ -451,21 +493,28 @@ _CLOSE_HELPER = """\
 """
 
 
-def examples_test_source(module: str, name: str, examples: tuple[Example, ...]) -> str:
-    """A pytest function checking ``examples`` of ``module.name`` (imports inside, self-contained)."""
+def examples_test_source(
+    module: str, name: str, examples: tuple[Example, ...], *, request: bool = False
+) -> str:
+    """A pytest function checking ``examples`` of ``module.name`` (imports inside, self-contained).
+
+    ``request``: the examples come from the request, not from the docstring.
+    """
     asserts = [f"    {e.assertion()}" for e in examples]
     helper = _CLOSE_HELPER if any("_close(" in a for a in asserts) else ""
+    suffix = REQUEST_EXAMPLES_TEST_SUFFIX if request else EXAMPLES_TEST_SUFFIX
+    where = "the request" if request else f"the docstring of {name}"
     return (
-        f"def test_{name}{EXAMPLES_TEST_SUFFIX}():\n"
-        f'    """The examples in the docstring of {name} (extracted, not written by a model)."""\n'
+        f"def test_{name}{suffix}():\n"
+        f'    """The examples of {name} in {where} (extracted, not written by a model)."""\n'
         f"    from {module} import {name}\n\n"
         f"{helper}" + "\n".join(asserts) + "\n"
     )
 
 
 def is_examples_test(test_id: str) -> bool:
-    """Whether ``test_id`` names a generated docstring-examples test."""
-    return EXAMPLES_TEST_SUFFIX in test_id
+    """Whether ``test_id`` names a generated test of the user's examples (docstring or request)."""
+    return EXAMPLES_TEST_SUFFIX in test_id or REQUEST_EXAMPLES_TEST_SUFFIX in test_id
 
 
 def with_examples_tests(
@@ -475,20 +524,28 @@ def with_examples_tests(
     subject_module: str,
     names: Sequence[str],
     self_module: str = "",
+    request: str = "",
+    request_names: Sequence[str] = (),
 ) -> MergeResult:
     """``merged`` (a test file) plus one examples test per function in ``names`` that has some.
 
-    The examples test is written here, never by the model, and replaces any earlier version
-    (a test-repair answer cannot weaken it).
+    Also one per function in ``request_names`` that ``request`` gives examples of
+    (:func:`request_examples`), new functions included. The examples tests are written here,
+    never by the model, and replace any earlier version (a test-repair answer cannot weaken
+    them).
 
     Raises:
         MergeError: The merge of the generated tests failed (should not happen).
     """
     found = examples_of(subject_source, tuple(names))
-    if not found:
+    asked = request_examples(request, request_names) if request else {}
+    if not found and not asked:
         return merged
     code = "\n\n".join(
-        examples_test_source(subject_module, name, examples) for name, examples in found.items()
+        [
+            *(examples_test_source(subject_module, n, ex) for n, ex in found.items()),
+            *(examples_test_source(subject_module, n, ex, request=True) for n, ex in asked.items()),
+        ]
     )
     extra = merge_source(merged.source, code, self_module=self_module)
     return replace(

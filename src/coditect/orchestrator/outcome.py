@@ -189,7 +189,7 @@ def _unverified(
     parts = []
     if examples:
         parts.append(
-            "the code fails examples from its docstring: "
+            "the code fails the user's examples (from its docstring or the request): "
             + "; ".join(_describe(f) for f in examples[:_MAX_LISTED])
         )
     if generated:

@@ -279,3 +279,28 @@ async def test_a_test_repair_answer_identical_to_the_tests_keeps_them(tmp_path):
     change = await CoderAgent().execute(ctx)
     assert change.edits == () and "keeps these tests" in change.summary
     assert (ws / "tests/test_solution.py").read_text() == WRONG_TEST
+
+
+async def test_a_new_function_is_chosen_by_the_examples_in_the_request(tmp_path):
+    # inflection-foreign-key: the first answer forgets the "id" when the flag is False.
+    import dataclasses
+
+    ws = workspace(tmp_path, "def underscore(word):\n    return word.lower()\n")
+    wrong = (
+        "def foreign_key(name, separate=True):\n"
+        "    return underscore(name) + ('_id' if separate else '')\n"
+    )
+    right = (
+        "def foreign_key(name, separate=True):\n"
+        "    return underscore(name) + ('_id' if separate else 'id')\n"
+    )
+    model = ScriptedModel([fenced(wrong), fenced(wrong), fenced(right), fenced(wrong)])
+    request = (
+        'Add foreign_key(name, separate=True): foreign_key("Message") == "message_id", and '
+        'without the underscore foreign_key("Message", False) == "messageid".'
+    )
+    ctx = dataclasses.replace(make_ctx(ws, model), request=request)
+    coder = CoderAgent(candidates=CandidateSettings(n=4, temperature=0.7))
+    change = await coder.execute(ctx)
+    assert "else 'id')" in (ws / "solution.py").read_text()
+    assert "candidate 3 of 4 chosen" in change.summary

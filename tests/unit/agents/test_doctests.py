@@ -8,6 +8,7 @@ from coditect.agents.doctests import (
     extract_examples,
     is_examples_test,
     keep_docstrings,
+    request_examples,
     with_examples_tests,
 )
 
@@ -129,6 +130,58 @@ def test_with_examples_tests_adds_and_replaces():
     assert (
         with_examples_tests(merged, subject_source=STUB, subject_module="mod", names=()) is merged
     )
+
+
+REQUEST = (
+    'Add foreign_key(class_name): foreign_key("Message") == "message_id" and '
+    'foreign_key("BlogPost") == "blog_post_id". When False the "_id" has no underscore: '
+    'foreign_key("Message", False) == "messageid".'
+)
+
+
+def test_request_examples_read_claims_of_the_wanted_result():
+    found = request_examples(REQUEST, ["foreign_key", "humanize"])
+    assert [(e.call, e.expected) for e in found["foreign_key"]] == [
+        ("foreign_key('Message')", "'message_id'"),
+        ("foreign_key('BlogPost')", "'blog_post_id'"),
+        ("foreign_key('Message', False)", "'messageid'"),
+    ]
+    assert {e.origin for e in found["foreign_key"]} == {"request"} and "humanize" not in found
+    assert request_examples('slug("A B") should return "a-b".', ["slug"])["slug"][0].call == (
+        "slug('A B')"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A bug report states the current, wrong result as often as the wanted one.
+        "humanize('user_identifier') returns 'Userentifier' instead of 'User identifier'",
+        "humanize('user_identifier') gives 'Userentifier'",
+        "`humanize('x_id') == 'X'` fails on the current code",
+        "humanize('') should be '' instead of an error",
+        "humanize('x') should not be 'y'",
+        "inflection.humanize('x_id') == 'X'",  # a qualified call: not the bare name
+        "humanize(word) == 'X'",  # a name, not a literal argument
+    ],
+)
+def test_request_examples_skip_what_is_not_a_claim(text):
+    assert request_examples(text, ["humanize"]) == {}
+
+
+def test_with_examples_tests_adds_the_requests_examples_of_new_functions():
+    merged = MergeResult(source="def test_fk():\n    assert True\n", added=("test_fk",))
+    out = with_examples_tests(
+        merged,
+        subject_source="def foreign_key(name, sep=True):\n    return name\n",
+        subject_module="inflection",
+        names=(),
+        request=REQUEST,
+        request_names=("foreign_key",),
+    )
+    assert "def test_foreign_key_request_examples():" in out.source
+    assert "assert foreign_key('Message', False) == 'messageid'" in out.source
+    assert is_examples_test("test_x.py::test_foreign_key_request_examples")
 
 
 def test_is_examples_test():

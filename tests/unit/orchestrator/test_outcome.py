@@ -45,7 +45,7 @@ def test_docstring_examples_failing_are_named_as_such():
     last = failing(failure("tests/test_solution.py::test_f_docstring_examples"))
     verdict = decide(last=last)
     assert verdict.outcome is MissionOutcome.UNVERIFIED
-    assert verdict.reason.startswith("the code fails examples from its docstring")
+    assert verdict.reason.startswith("the code fails the user's examples")
 
 
 def test_a_broken_test_that_was_there_before_is_never_accepted():
