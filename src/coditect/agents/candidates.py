@@ -263,7 +263,7 @@ def selection_note(selection: Selection | None, pool_size: int) -> str:
         f"(agreed by {len(selection.consensus)}, passes {passed}/{total} checks)"
     )
     if selection.failed_examples:
-        text += "; fails docstring examples: " + ", ".join(selection.failed_examples[:3])
+        text += "; fails the user's examples: " + ", ".join(selection.failed_examples[:3])
     if selection.suspect_tests:
         text += "; suspect tests: " + ", ".join(selection.suspect_tests[:3])
     return text

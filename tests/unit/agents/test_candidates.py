@@ -104,7 +104,7 @@ async def test_one_candidate_setting_never_samples(tmp_path):
     model = ScriptedModel([fenced(WRONG)])
     change = await CoderAgent(candidates=CandidateSettings(n=1)).execute(make_ctx(ws, model))
     assert len(model.calls) == 1
-    assert "fails docstring examples" in change.summary
+    assert "fails the user's examples" in change.summary
 
 
 async def test_sampling_stops_when_the_model_repeats_itself(tmp_path):
@@ -114,7 +114,7 @@ async def test_sampling_stops_when_the_model_repeats_itself(tmp_path):
     model = ScriptedModel([fenced(WRONG)] * 6)
     change = await CoderAgent(candidates=CandidateSettings(n=6)).execute(make_ctx(ws, model))
     assert len(model.calls) == 3  # the first answer and two repeats of it
-    assert "fails docstring examples" in change.summary
+    assert "fails the user's examples" in change.summary
 
 
 async def test_a_new_answer_after_a_repeat_keeps_sampling(tmp_path):
