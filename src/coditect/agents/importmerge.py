@@ -75,23 +75,62 @@ def requalify(original: ast.Module, code: str) -> str:
     its binding and the new code reaches what it meant. Formatting is kept (text edits).
 
     Raises:
-        ValueError: The answer rebinds a module the file imports to something of another module
-            (``import json`` in the file, ``from simplejson import json`` in the answer); no
-            rewrite keeps both.
+        ValueError: No rewrite keeps both bindings: the answer rebinds a module the file imports
+            to something of another module (``import json`` in the file, ``from simplejson
+            import json`` in the answer), or also assigns the name itself.
     """
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return code
+    qualify, drop = _rebinding(original, tree)
+    if not qualify:
+        return code
+    rebound = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    } | {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    clash = sorted(rebound & set(qualify))
+    if clash:
+        name = clash[0]
+        raise ValueError(
+            f"the answer imports `{name}` and also assigns it, but the file imports `{name}` as "
+            f"a module: write `{qualify[name]}(...)` instead"
+        )
+    edits = [
+        (n.lineno, n.col_offset, n.end_col_offset or n.col_offset, qualify[n.id])
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Name) and n.id in qualify
+    ]
+    lines = code.splitlines(keepends=True)
+    for line, col, end, text in sorted(edits, reverse=True):
+        raw = lines[line - 1].encode()
+        lines[line - 1] = (raw[:col] + text.encode() + raw[end:]).decode()
+    for node in sorted(drop, key=lambda n: n.lineno, reverse=True):
+        kept = [a for a in node.names if (a.asname or a.name) not in qualify]
+        rest = [f"from {node.module} import {', '.join(map(_alias, kept))}\n"] if kept else []
+        lines[node.lineno - 1 : node.end_lineno or node.lineno] = rest
+    return "".join(lines)
+
+
+def _rebinding(
+    original: ast.Module, answer: ast.Module
+) -> tuple[dict[str, str], list[ast.ImportFrom]]:
+    """The answer's ``from m import m``-style rebinding of modules ``original`` imports.
+
+    Returns the names to qualify (name -> ``module.name``) and the import statements they are in.
+
+    Raises:
+        ValueError: A module's name is rebound to something of another module.
+    """
     modules = {
         (a.asname or a.name.partition(".")[0]): a.name
         for n in original.body
         if isinstance(n, ast.Import)
         for a in n.names
     }
-    qualify: dict[str, str] = {}  # bound name -> replacement text
+    qualify: dict[str, str] = {}
     drop: list[ast.ImportFrom] = []
-    for node in tree.body:
+    for node in answer.body:
         if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
             continue
         for a in node.names:
@@ -104,22 +143,9 @@ def requalify(original: ast.Module, code: str) -> str:
                     f"file imports as a module; write `{modules[bound]}.…` instead"
                 )
             qualify[bound] = f"{bound}.{a.name}"
-            drop.append(node)
-    if not qualify:
-        return code
-    edits: list[tuple[int, int, int, str]] = []  # line, col, end col, text
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and n.id in qualify and isinstance(n.ctx, ast.Load):
-            edits.append((n.lineno, n.col_offset, n.end_col_offset or n.col_offset, qualify[n.id]))
-    lines = code.splitlines(keepends=True)
-    for line, col, end, text in sorted(edits, reverse=True):
-        raw = lines[line - 1].encode()
-        lines[line - 1] = (raw[:col] + text.encode() + raw[end:]).decode()
-    for node in sorted(drop, key=lambda n: n.lineno, reverse=True):
-        kept = [a for a in node.names if (a.asname or a.name) not in qualify]
-        rest = [f"from {node.module} import {', '.join(map(_alias, kept))}\n"] if kept else []
-        lines[node.lineno - 1 : node.end_lineno or node.lineno] = rest
-    return "".join(lines)
+            if node not in drop:
+                drop.append(node)
+    return qualify, drop
 
 
 def _alias(a: ast.alias) -> str:

@@ -158,6 +158,12 @@ def test_an_import_that_would_rebind_the_files_module_name_is_qualified_instead(
     assert "assert parse.parse('{}', 'a')" in got
 
 
+def test_an_import_of_a_module_name_that_the_answer_also_assigns_is_rejected():
+    answer = "from parse import parse\n\n\ndef test_new(parse=None):\n    assert parse\n"
+    with pytest.raises(MergeError, match="also assigns it"):
+        merge_source("import parse\n\n\ndef test_old():\n    pass\n", answer)
+
+
 def test_an_import_that_rebinds_a_module_to_another_modules_name_is_rejected():
     with pytest.raises(MergeError, match="would rebind `json`"):
         merge_source(
