@@ -77,10 +77,19 @@ def _test_id(case: ET.Element) -> str:
 
 
 def _id(classname: str, name: str) -> str:
+    """``path/to/test_x.py::TestX::test_y`` (pytest's node id) from a JUnit classname and name.
+
+    pytest writes a test method's class into the classname (``tests.test_x.TestX``): trailing
+    segments that start with an upper-case letter are classes (Python modules are lower case by
+    convention), so the id names the file the test is in, not ``tests/test_x/TestX.py``.
+    """
     if not classname:  # collection errors: name is the dotted module
         return name.replace(".", "/") + ".py" if name else "(collection)"
-    module = classname.replace(".", "/")
-    return f"{module}.py::{name}"
+    parts = classname.split(".")
+    classes: list[str] = []
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        classes.insert(0, parts.pop())
+    return "::".join([f"{'/'.join(parts)}.py", *classes, name])
 
 
 def key_test_id(key: str) -> str:

@@ -1,6 +1,6 @@
 import pytest
 
-from coditect.agents.junit import categorize, parse_junit
+from coditect.agents.junit import categorize, key_test_id, parse_junit
 from coditect.domain.results import FailureCategory as C
 
 XML = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">
@@ -27,6 +27,17 @@ def test_counts_and_categories_from_pytest_xml():
         "tests/test_a.py::test_fix": C.EXCEPTION,
     }
     assert counts.duration_s == pytest.approx(0.25)
+
+
+def test_a_test_method_is_named_by_its_file_and_class():
+    # unittest-style suites (cachetools, more-itertools): the class is not a directory.
+    xml = """<testsuite name="pytest" tests="1">
+    <testcase classname="tests.test_func.TTLDecoratorTest" name="test_unbound" time="0">
+    <failure message="TypeError: no">E   TypeError: no</failure></testcase></testsuite>"""
+    ids = [f.test_id for f in parse_junit(xml).failures]
+    assert ids == ["tests/test_func.py::TTLDecoratorTest::test_unbound"]
+    assert key_test_id("tests.test_func.TTLDecoratorTest::test_unbound") == ids[0]
+    assert key_test_id("test_x::test_y") == "test_x.py::test_y"
 
 
 def test_collection_errors_and_syntax_errors():
