@@ -469,12 +469,15 @@ class CoderAgent(Agent):
 
     @staticmethod
     def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
-        names = {n for m in pool if m is not None for n in (*m.added, *m.replaced)}
-        names |= set(_WORDS.findall(f"{ctx.request} {ctx.task.description}"))
-        # The request's examples hold for new functions too; the docstrings of the functions
-        # this mission added are the model's, not the user's.
-        request_names = sorted(n for n in names if "." not in n)
-        names -= _added_by_mission(ctx)
+        answered = {n for m in pool if m is not None for n in (*m.added, *m.replaced)}
+        names = answered | set(_WORDS.findall(f"{ctx.request} {ctx.task.description}"))
+        # The request's examples hold for new functions too, but only for functions of this
+        # module (an import of another module's function would fail every candidate alike).
+        request_names = sorted(
+            {n for n in answered if "." not in n}
+            | set(_functions_of(job.original or "", sorted(names)))
+        )
+        names -= _added_by_mission(ctx)  # their docstrings are the model's, not the user's
         test_files = []
         if job.failures:
             for rel in test_files_of(ctx.upstream.tests, ctx.workspace):
