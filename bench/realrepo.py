@@ -447,7 +447,10 @@ def main() -> None:
     parser.add_argument("--llm", default="local")
     parser.add_argument("--timeout", type=float, default=600.0, help="per mission, seconds")
     parser.add_argument(
-        "--keep", type=Path, default=None, help="directory for each mission's report, log, diff"
+        "--keep",
+        type=Path,
+        default=None,
+        help="directory for each mission's report, log, diff, and their state (home/)",
     )
     args = parser.parse_args()
     tasks = select(load_tasks(), args)
@@ -474,7 +477,8 @@ def main() -> None:
                     parent,
                     llm=args.llm,
                     timeout_s=args.timeout,
-                    home=parent / "home",
+                    # With --keep, the missions' state (events, answers) is kept too.
+                    home=args.keep / "home" if args.keep else parent / "home",
                     keep=args.keep,
                 )
             )

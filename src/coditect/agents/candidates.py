@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ __all__ = [
     "CandidateSettings",
     "CheckCode",
     "checks_for",
+    "existing_test_checks",
     "run_checks",
     "selection_note",
     "test_files_of",
@@ -47,13 +48,16 @@ DEFAULT_CANDIDATE_TEMPERATURE = 0.8
 _MARKER = "@@CODITECT-CHECKS@@"
 _MAX_TEST_CHECKS = 12
 
-# Runs inside the sandbox: stdin holds {"module", "path", "candidates", "checks", "timeout_s"}.
+# Runs inside the sandbox: stdin holds {"module", "path", "root", "candidates", "checks",
+# "timeout_s", "timeouts"} (a check's own time limit, or None for timeout_s).
 # Each candidate's source becomes the module (sys.modules), then each check runs in a fresh
 # namespace; passing = no exception. A per-check alarm stops an endless loop where signals exist.
 _RUNNER = r"""
 import contextlib, io, json, os, signal, sys, types
 p = json.loads(sys.stdin.read())
 sys.path.insert(0, os.getcwd())
+if p["root"]:
+    sys.path.insert(0, os.path.join(os.getcwd(), p["root"]))
 alarm = hasattr(signal, "setitimer")
 class _Stop(Exception):
     pass
@@ -61,9 +65,9 @@ def _raise(*_):
     raise _Stop()
 if alarm:
     signal.signal(signal.SIGALRM, _raise)
-def timed(code, ns):
+def timed(code, ns, limit=None):
     if alarm:
-        signal.setitimer(signal.ITIMER_REAL, p["timeout_s"])
+        signal.setitimer(signal.ITIMER_REAL, limit or p["timeout_s"])
     try:
         exec(compile(code, ns.get("__file__", "<check>"), "exec"), ns)
         return True
@@ -72,15 +76,45 @@ def timed(code, ns):
     finally:
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
+parent_name, _, leaf = p["module"].rpartition(".")
+parent, original, rebind = None, None, []
+if parent_name:
+    # The real package first: its __init__ may import the module a candidate replaces, which
+    # would then be found half-initialized (the candidate, mid-exec) and fail to import.
+    try:
+        import importlib
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            parent = importlib.import_module(parent_name)
+            original = sys.modules.get(p["module"])
+    except BaseException:
+        parent = None
+    # Names the package re-exports from the module ("from .more import *"): the project's
+    # tests reach the code through them, so they are bound to each candidate's definitions.
+    _missing = object()
+    if parent is not None and original is not None:
+        rebind = [
+            k for k, v in vars(parent).items()
+            if not k.startswith("__") and getattr(original, k, _missing) is v
+        ]
 rows, sink = [], io.StringIO()
 for source in p["candidates"]:
     mod = types.ModuleType(p["module"])
     mod.__file__ = os.path.join(os.getcwd(), p["path"])
     mod.__package__ = p["module"].rpartition(".")[0]
+    if os.path.basename(p["path"]) == "__init__.py":  # a package: its relative imports work
+        mod.__path__ = [os.path.dirname(mod.__file__)]
+        mod.__package__ = p["module"]
     sys.modules[p["module"]] = mod
+    if parent is not None:
+        setattr(parent, leaf, mod)
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         ok = timed(source, mod.__dict__)
-        rows.append([ok and timed(c, {"__name__": "__check__"}) for c in p["checks"]])
+        for k in rebind:
+            setattr(parent, k, getattr(mod, k, getattr(original, k)))
+        rows.append([
+            ok and timed(c, {"__name__": "__check__"}, t)
+            for c, t in zip(p["checks"], p["timeouts"])
+        ])
     sink.seek(0)
     sink.truncate()
 print(__MARKER__ + json.dumps(rows))
@@ -104,10 +138,15 @@ class CandidateSettings:
 
 @dataclass(frozen=True)
 class CheckCode:
-    """A check with the code that runs it (passing = the code raises nothing)."""
+    """A check with the code that runs it (passing = the code raises nothing).
+
+    Attributes:
+        timeout_s: The check's own time limit (a test run takes longer than an example).
+    """
 
     check: Check
     code: str
+    timeout_s: float | None = None
 
 
 def _example_checks(
@@ -208,6 +247,106 @@ def checks_for(
     return checks
 
 
+#: A check that runs some of the project's tests with pytest, in the checks' process. Test
+#: modules (and conftest files) imported by an earlier run are forgotten first, so that each run
+#: imports the candidate afresh.
+_PYTEST_CHECK = """\
+import os, sys, pytest
+_purge = set(__FILES__)
+for _k, _m in list(sys.modules.items()):
+    _f = getattr(_m, "__file__", None)
+    if _f and _k != __MODULE__:
+        _r = os.path.relpath(os.path.realpath(_f), os.getcwd()).replace(os.sep, "/")
+        if _r in _purge or (_r.endswith("conftest.py") and not _r.startswith("..")):
+            del sys.modules[_k]
+_rc = pytest.main(__IDS__ + ["-x", "-s", "-p", "no:faulthandler", "-p", "no:logging"] + __OPTIONS__)
+assert _rc == 0, _rc
+"""
+_MAX_TEST_FILES = 2
+_MAX_IDS_PER_FILE = 8
+_TEST_RUN_TIMEOUT_S = 60.0
+
+
+def _refs(node: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            out.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            out.add(sub.attr)
+    return out
+
+
+def _uses(refs: set[str], name: str) -> bool:
+    """Whether code with ``refs`` uses ``name`` (``func``, or ``Class.method``)."""
+    cls, _, member = name.rpartition(".")
+    if not cls:
+        return name in refs
+    if member.startswith("__") and member.endswith("__"):
+        return cls in refs  # a dunder is used through its class
+    return cls in refs and member in refs
+
+
+def existing_test_checks(
+    workspace: Path,
+    test_paths: Sequence[str],
+    names: Sequence[str],
+    *,
+    module: str,
+    skip: Collection[str] = (),
+    options: Sequence[str] = (),
+) -> list[CheckCode]:
+    """Checks that run the project's own tests of ``names`` with pytest (one per test file).
+
+    Args:
+        workspace: The project.
+        test_paths: The project's test files (relative paths) as they were before the mission.
+        names: The definitions the candidates change (``func`` or ``Class.method``).
+        module: Dotted name of the module the candidates replace (never forgotten between runs).
+        skip: Test functions not to run (the ones this mission wrote).
+        options: The pytest options of the project's test set-up.
+    """
+    found: list[tuple[str, list[str]]] = []
+    for rel in test_paths:
+        try:
+            tree = ast.parse((workspace / rel).read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, SyntaxError):
+            continue
+        ids: list[str] = []
+        for node in tree.body:
+            tests = [(node, "")] if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else []
+            if isinstance(node, ast.ClassDef):
+                tests = [
+                    (m, f"{node.name}::")
+                    for m in node.body
+                    if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+                ]
+            for fn, prefix in tests:
+                if not fn.name.startswith("test") or fn.name in skip:
+                    continue
+                refs = _refs(fn)
+                if any(_uses(refs, n) for n in names):
+                    ids.append(f"{rel}::{prefix}{fn.name}")
+        if ids:
+            found.append((rel, ids[:_MAX_IDS_PER_FILE]))
+    found.sort(key=lambda item: -len(item[1]))
+    checks = []
+    for rel, ids in found[:_MAX_TEST_FILES]:
+        code = (
+            _PYTEST_CHECK.replace("__FILES__", repr([rel]))
+            .replace("__MODULE__", repr(module))
+            .replace("__IDS__", repr(ids))
+            .replace("__OPTIONS__", repr(["-q", *options]))
+        )
+        name = f"{rel}::{ids[0].rpartition('::')[2]}" + (
+            f" and {len(ids) - 1} more" if len(ids) > 1 else ""
+        )
+        checks.append(
+            CheckCode(Check(name=name, existing=True), code, timeout_s=_TEST_RUN_TIMEOUT_S)
+        )
+    return checks
+
+
 async def run_checks(
     sandbox: Sandbox,
     workspace: Path,
@@ -224,16 +363,22 @@ async def run_checks(
         ``results[candidate][check]``, or None when the batch could not run to its end (then
         there is no evidence either way).
     """
+    parts = path.split("/")
+    depth = len(module.split(".")) + (parts[-1] == "__init__.py")
     payload = {
         "module": module,
         "path": path,
+        # The folder that holds the top-level package (``src`` in a src/ layout).
+        "root": "/".join(parts[:-depth]) if module and len(parts) > depth else "",
         "candidates": list(candidates),
         "checks": [c.code for c in checks],
         "timeout_s": check_timeout_s,
+        "timeouts": [c.timeout_s for c in checks],
     }
     # Generous: an interpreter start in a WebAssembly sandbox on a busy machine takes many
     # seconds; the per-check alarm, not this limit, is what stops a looping candidate.
-    budget_s = 60.0 + check_timeout_s * len(candidates) * (len(checks) + 1)
+    per_candidate = check_timeout_s + sum(c.timeout_s or check_timeout_s for c in checks)
+    budget_s = 60.0 + per_candidate * len(candidates)
     request = SandboxRequest(
         argv=("python", "-c", _RUNNER),
         workdir=workspace,
@@ -257,13 +402,20 @@ def selection_note(selection: Selection | None, pool_size: int) -> str:
     if selection is None:
         return ""
     passed = len(selection.passed)
-    total = passed + len(selection.failed_examples) + len(selection.suspect_tests)
+    total = (
+        passed
+        + len(selection.failed_examples)
+        + len(selection.suspect_tests)
+        + len(selection.broken_tests)
+    )
     text = (
         f"candidate {selection.index + 1} of {pool_size} chosen "
         f"(agreed by {len(selection.consensus)}, passes {passed}/{total} checks)"
     )
     if selection.failed_examples:
         text += "; fails the user's examples: " + ", ".join(selection.failed_examples[:3])
+    if selection.broken_tests:
+        text += "; breaks the project's tests: " + ", ".join(selection.broken_tests[:3])
     if selection.suspect_tests:
         text += "; suspect tests: " + ", ".join(selection.suspect_tests[:3])
     return text

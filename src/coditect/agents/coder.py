@@ -29,6 +29,7 @@ from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
     checks_for,
+    existing_test_checks,
     run_checks,
     selection_note,
     test_files_of,
@@ -49,6 +50,8 @@ from coditect.agents.codemerge import (
 from coditect.agents.doctests import keep_docstrings, with_examples_tests
 from coditect.agents.extract import (
     cap_asserts,
+    drop_cut_definition,
+    drop_redefinitions,
     extract_code,
     mid_answer_error,
     salvage_truncated,
@@ -331,18 +334,11 @@ class CoderAgent(Agent):
             return None
         try:
             code = _answer_code(job, response)
+            if job.is_tests:
+                code = _new_tests_only(ctx, job, code)
             merged = merge_source(job.original, code, self_module=job.self_module)
             if not job.is_tests and merged.replaced:
-                kept = keep_docstrings(job.original, merged.source, merged.replaced)
-                # An answer that differed only in its copy of the docstring changes nothing.
-                same = identical_definitions(job.original, kept)
-                merged = replace(
-                    merged,
-                    source=kept,
-                    replaced=tuple(n for n in merged.replaced if n.split(".")[0] not in same),
-                    unchanged=merged.unchanged
-                    + tuple(n for n in merged.replaced if n.split(".")[0] in same),
-                )
+                merged = _docstrings_kept(job, merged)
             if not job.is_tests and merged.added:
                 declared, _ = declare_public(merged.source, _public(merged))
                 merged = replace(merged, source=declared)
@@ -365,16 +361,9 @@ class CoderAgent(Agent):
             where = f" (line {exc.lineno}: {(exc.text or '').strip()})" if exc.lineno else ""
             raise _Rejected(f"the answer is not valid Python: {exc.msg}{where}") from exc
         if not (merged.added or merged.replaced):
-            if optional:
-                return None  # a further file of the task that this change does not need
-            kept_as_is = ", ".join(merged.unchanged) or "code"
-            raise _Unchanged(
-                f"your code is the same as the current {kept_as_is}, nothing changed. "
-                f"Change it to do this: {ctx.request.strip()}"
-            )
-        if job.is_tests and not any(
-            n.rpartition(".")[2].startswith("test") for n in (*merged.added, *merged.replaced)
-        ):
+            _no_change(ctx, job, merged, response, optional=optional)
+            return None  # a further file of the task that this change does not need
+        if job.is_tests and not _adds_tests(merged):
             raise _Rejected(f"the answer defines no test function (def test_...) for {job.path}")
         view = ProjectView(ctx.workspace, {job.path: merged.source})
         problems = check_source(
@@ -482,7 +471,7 @@ class CoderAgent(Agent):
         if job.failures:
             for rel in test_files_of(ctx.upstream.tests, ctx.workspace):
                 test_files.append((rel, (ctx.workspace / rel).read_text("utf-8", "replace")))
-        return checks_for(
+        checks = checks_for(
             module=job.self_module,
             source=job.original or "",
             names=sorted(names),
@@ -490,6 +479,7 @@ class CoderAgent(Agent):
             request=ctx.request,
             request_names=request_names,
         )
+        return checks + _project_test_checks(ctx, job, pool)
 
     async def _sample(
         self,
@@ -648,6 +638,9 @@ def _defensible(ctx: AgentContext, job: CodeJob) -> bool:
     )
 
 
+_CUT_OFF = "the answer was cut off (too long): write only the new or changed code"
+
+
 def _answer_code(job: CodeJob, response: ModelResponse) -> str:
     """The code of an answer with the mechanical fixes applied (see :mod:`.fixups`).
 
@@ -666,7 +659,12 @@ def _answer_code(job: CodeJob, response: ModelResponse) -> str:
         if mistake and not _defines_tests(code):
             raise MergeError(f"the answer is not valid Python: {mistake}")
     elif response.finish_reason == "length":
-        raise MergeError("the answer was cut off (too long): write only the new or changed code")
+        # The complete definitions before the cut are kept (a small model rewrites a whole
+        # class to change one method); the one that was cut is dropped.
+        try:
+            code = drop_cut_definition(salvage_truncated(code))
+        except MergeError:
+            raise MergeError(_CUT_OFF) from None
     if job.is_tests:
         code = cap_asserts(
             code,
@@ -690,10 +688,17 @@ def _defines_tests(code: str) -> bool:
 def _rejected(
     messages: list[Message], response: ModelResponse, reason: str, seen: set[str]
 ) -> list[Message]:
-    """The conversation for the next generation after an unusable answer (``seen`` is updated)."""
+    """The conversation for the next generation after an unusable answer (``seen`` is updated).
+
+    The answer and why it was rejected go back to the model. An answer given before is not
+    shown again: a small model with its own answer in view copies it, word for word, however
+    it is told to change it (seen at temperature 0.8 too), so the next generation starts
+    afresh from the task with only the reason added.
+    """
     if response.text.strip() in seen:
-        # At temperature 0 the same conversation gives the same answer: change it.
-        reason += " You gave this same answer before; take a different approach."
+        first = messages[1]
+        note = f"\n\nA previous answer was rejected twice: {reason} Write it differently."
+        return [messages[0], Message(role=first.role, content=first.content + note)]
     seen.add(response.text.strip())
     return [
         *messages[:2],
@@ -831,6 +836,67 @@ def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
     return "\n".join([*kept, "    ..."])
 
 
+def _no_change(
+    ctx: AgentContext, job: CodeJob, merged: MergeResult, response: ModelResponse, *, optional: bool
+) -> None:
+    """An answer that changes nothing: fine for an optional file, else rejected (saying why).
+
+    Raises:
+        _Rejected: What was left of a cut-off answer changes nothing (the change was cut off).
+        _Unchanged: The answer repeats the current code.
+    """
+    if response.finish_reason == "length" and not job.is_tests:
+        raise _Rejected(_CUT_OFF)
+    if optional:
+        return
+    kept_as_is = ", ".join(merged.unchanged) or "code"
+    raise _Unchanged(
+        f"your code is the same as the current {kept_as_is}, nothing changed. "
+        f"Change it to do this: {ctx.request.strip()}"
+    )
+
+
+def _docstrings_kept(job: CodeJob, merged: MergeResult) -> MergeResult:
+    """``merged`` with the original docstrings of the definitions it replaced.
+
+    An answer that differed only in its copy of the docstring changes nothing: such
+    definitions count as unchanged.
+    """
+    kept = keep_docstrings(job.original, merged.source, merged.replaced)
+    same = identical_definitions(job.original, kept)
+    return replace(
+        merged,
+        source=kept,
+        replaced=tuple(n for n in merged.replaced if n.split(".")[0] not in same),
+        unchanged=merged.unchanged + tuple(n for n in merged.replaced if n.split(".")[0] in same),
+    )
+
+
+def _adds_tests(merged: MergeResult) -> bool:
+    """Whether the merged answer adds or replaces a test.
+
+    A test is a ``test*`` function or method, or a class with ``test*`` methods (a unittest
+    ``TestCase`` or a pytest ``Test*`` class).
+    """
+    names = (*merged.added, *merged.replaced)
+    if any(n.rpartition(".")[2].startswith("test") for n in names):
+        return True
+    classes = {n for n in names if "." not in n}
+    try:
+        tree = ast.parse(merged.source)
+    except SyntaxError:
+        return False
+    return any(
+        isinstance(node, ast.ClassDef)
+        and node.name in classes
+        and any(
+            isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef) and m.name.startswith("test")
+            for m in node.body
+        )
+        for node in tree.body
+    )
+
+
 def _functions_of(source: str, names: Sequence[str]) -> tuple[str, ...]:
     """Those of ``names`` that are top-level functions of ``source``."""
     try:
@@ -839,6 +905,44 @@ def _functions_of(source: str, names: Sequence[str]) -> tuple[str, ...]:
         return ()
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     return tuple(n for n in names if n in defined)
+
+
+def _project_test_checks(
+    ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]
+) -> list[CheckCode]:
+    """The project's own tests of the definitions the candidates change, as checks."""
+    changed = sorted({n for m in pool if m is not None for n in m.replaced})
+    if job.is_tests or not changed or not ctx.action.project_tests:
+        return []
+    created = {e.path for c in ctx.upstream.code for e in c.edits if not e.before_sha256}
+    return existing_test_checks(
+        ctx.workspace,
+        [p for p in ctx.action.project_tests if p not in created],
+        changed,
+        module=job.self_module,
+        skip=_added_by_mission(ctx),
+        options=ctx.action.test_options,
+    )
+
+
+def _new_tests_only(ctx: AgentContext, job: CodeJob, code: str) -> str:
+    """A test answer without its rewrites of the project's existing tests.
+
+    Raises:
+        MergeError: The answer only rewrote existing tests.
+    """
+    edits = [e for c in ctx.upstream.code for e in c.edits if e.path == job.path]
+    if any(not e.before_sha256 for e in edits):
+        return code  # this mission created the file: every test in it is its own
+    ours = {n for e in edits for n in e.added_symbols}
+    kept, dropped = drop_redefinitions(code, job.original, keep=ours)
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    if dropped and not any(isinstance(n, defs) for n in ast.parse(kept).body):
+        raise MergeError(
+            f"the answer only rewrites tests the project already has ({', '.join(dropped)}); "
+            "leave them as they are and add new test functions with new names"
+        )
+    return kept
 
 
 def _added_by_mission(ctx: AgentContext) -> set[str]:

@@ -13,7 +13,14 @@ from collections.abc import Collection
 
 from coditect.agents.codemerge import MergeError
 
-__all__ = ["cap_asserts", "extract_code", "mid_answer_error", "salvage_truncated"]
+__all__ = [
+    "cap_asserts",
+    "drop_cut_definition",
+    "drop_redefinitions",
+    "extract_code",
+    "mid_answer_error",
+    "salvage_truncated",
+]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 _CODE_START = re.compile(r"^(?:def |async def |class |import |from \S+ import |@)")
@@ -64,6 +71,94 @@ def salvage_truncated(code: str) -> str:
             return candidate
         break
     raise MergeError("the answer was cut off before a complete definition (too long)")
+
+
+def drop_cut_definition(code: str) -> str:
+    """The definitions of a salvaged cut-off answer that are surely complete.
+
+    :func:`salvage_truncated` keeps what parses, but the last definition may have lost the end
+    of its body and still parse (a method cut after its docstring parses as a method that does
+    nothing). So the last definition is dropped: the last method of a class that ends the
+    answer (the class itself when no other method is left), else the last function. What is
+    left replaces definitions whole, as any answer does.
+
+    Raises:
+        MergeError: No complete definition is left.
+    """
+    tree = ast.parse(code)
+    defs = [n for n in tree.body if isinstance(n, _DEF_TYPES)]
+    last = defs[-1] if defs else None
+    members = (
+        [n for n in last.body if isinstance(n, _DEF_TYPES)]
+        if isinstance(last, ast.ClassDef)
+        else []
+    )
+    cut = members[-1] if len(members) > 1 else last
+    if cut is None or (cut is last and len(defs) == 1):
+        raise MergeError("the answer was cut off before a complete definition (too long)")
+    first = min([cut.lineno, *(d.lineno for d in cut.decorator_list)])
+    lines = code.splitlines()[: first - 1]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def drop_redefinitions(
+    code: str, original: str | None, keep: Collection[str] = ()
+) -> tuple[str, tuple[str, ...]]:
+    """``code`` without its definitions of names that ``original`` already defines.
+
+    A test answer that rewrites a project's existing test changes the specification the
+    change is checked against (a small model "adapts" a test to its own idea of the new
+    behaviour, and the project's test then fails as a regression of a change that was
+    right). Existing tests stay as they are: top-level functions and classes of
+    ``original``, and methods of its classes, are dropped from the answer, except the names
+    in ``keep`` (tests this mission wrote, which a repair round may rewrite). A class of the
+    answer that keeps no method is dropped whole.
+
+    Returns:
+        The code, and the dropped names (``Class.method`` for methods).
+    """
+    if not original:
+        return code, ()
+    try:
+        old, tree = ast.parse(original), ast.parse(code)
+    except SyntaxError:
+        return code, ()
+    top: set[str] = set()
+    members: dict[str, set[str]] = {}
+    for node in old.body:
+        if isinstance(node, _DEF_TYPES):
+            top.add(node.name)
+            if isinstance(node, ast.ClassDef):
+                members[node.name] = {m.name for m in node.body if isinstance(m, _DEF_TYPES)}
+    spans: list[tuple[int, int]] = []
+    dropped: list[str] = []
+    for node in tree.body:
+        if not isinstance(node, _DEF_TYPES) or node.name not in top or node.name in keep:
+            continue
+        if isinstance(node, ast.ClassDef) and node.name in members:
+            defs = [m for m in node.body if isinstance(m, _DEF_TYPES)]
+            gone = [
+                m
+                for m in defs
+                if m.name in members[node.name] and f"{node.name}.{m.name}" not in keep
+            ]
+            if len(gone) < len(defs):
+                spans.extend(_span(m) for m in gone)
+                dropped.extend(f"{node.name}.{m.name}" for m in gone)
+                continue
+        spans.append(_span(node))
+        dropped.append(node.name)
+    if not spans:
+        return code, ()
+    lines = code.splitlines()
+    for first, last in sorted(spans, reverse=True):
+        del lines[first - 1 : last]
+    return "\n".join(lines).rstrip() + "\n", tuple(dropped)
+
+
+def _span(node: ast.stmt) -> tuple[int, int]:
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(d.lineno for d in decorators)]), node.end_lineno or node.lineno
 
 
 def mid_answer_error(code: str) -> str | None:

@@ -8,6 +8,9 @@ Here the checks carry weights and are of two kinds:
 
 * **examples** taken from the user's docstring (:mod:`coditect.agents.doctests`): the user wrote
   them, so a set that passes more of them always wins (compared first);
+* **the project's tests** of the code being changed (tests that were in the repository before
+  the mission): they count with the examples, since a change that breaks them is never accepted
+  (a candidate that breaks one would only end the mission in a failed test run);
 * **generated** checks (tests a model wrote): among sets that pass equally many examples, the
   CodeT score over the generated checks decides, so a generated test is one vote, never a veto.
 
@@ -34,11 +37,18 @@ class Check:
         name: What it is, for the report (e.g. ``add([4, 2, 6, 7]) == 2`` or a test id).
         example: True for a docstring example (the user's evidence), False for a generated test.
         weight: Its weight within its kind.
+        existing: True for the project's own tests (as authoritative as an example).
     """
 
     name: str
     example: bool = False
     weight: float = 1.0
+    existing: bool = False
+
+    @property
+    def authoritative(self) -> bool:
+        """Whether passing it outweighs any number of generated checks."""
+        return self.example or self.existing
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Selection:
         suspect_tests: Generated checks the chosen candidate fails: the candidates that agree
             with each other disagree with these tests, so the tests are suspect.
         score: The winning set's CodeT score over the generated checks.
+        broken_tests: The project's own tests the chosen candidate fails.
     """
 
     index: int
@@ -61,11 +72,12 @@ class Selection:
     failed_examples: tuple[str, ...]
     suspect_tests: tuple[str, ...]
     score: float
+    broken_tests: tuple[str, ...] = ()
 
     @property
     def verified(self) -> bool:
         """The chosen candidate passes every check."""
-        return not (self.failed_examples or self.suspect_tests)
+        return not (self.failed_examples or self.suspect_tests or self.broken_tests)
 
 
 def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Selection:
@@ -87,8 +99,12 @@ def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Select
 
     def key(item: tuple[tuple[bool, ...], list[int]]) -> tuple[float, float, int]:
         row, members = item
-        examples = sum(c.weight for c, ok in zip(checks, row, strict=True) if ok and c.example)
-        generated = sum(c.weight for c, ok in zip(checks, row, strict=True) if ok and not c.example)
+        examples = sum(
+            c.weight for c, ok in zip(checks, row, strict=True) if ok and c.authoritative
+        )
+        generated = sum(
+            c.weight for c, ok in zip(checks, row, strict=True) if ok and not c.authoritative
+        )
         return examples, len(members) * generated, -members[0]
 
     row, members = max(groups.items(), key=key)
@@ -100,7 +116,10 @@ def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Select
             c.name for c, ok in zip(checks, row, strict=True) if not ok and c.example
         ),
         suspect_tests=tuple(
-            c.name for c, ok in zip(checks, row, strict=True) if not ok and not c.example
+            c.name for c, ok in zip(checks, row, strict=True) if not ok and not c.authoritative
         ),
         score=key((row, members))[1],
+        broken_tests=tuple(
+            c.name for c, ok in zip(checks, row, strict=True) if not ok and c.existing
+        ),
     )

@@ -32,6 +32,9 @@ class Action(BaseModel):
         command: The command to run in the sandbox, if any.
         test_selection: Test files or node ids to run (empty: the whole suite).
         timeout_s: Wall-clock limit for the action.
+        project_tests: For a code task, the project's test files (a candidate change is checked
+            against the tests among them that use the code it changes).
+        test_options: The pytest options of the project's test set-up (plugins, ``sys.path``).
     """
 
     model_config = _FROZEN
@@ -43,6 +46,8 @@ class Action(BaseModel):
     command: tuple[str, ...] = ()
     test_selection: tuple[str, ...] = ()
     timeout_s: float = 120.0
+    project_tests: tuple[str, ...] = ()
+    test_options: tuple[str, ...] = ()
 
 
 class FileRecord(BaseModel):

@@ -61,6 +61,8 @@ __all__ = [
 CONFIG_FILES: tuple[str, ...] = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini")
 #: Where the test run writes its JUnit XML (inside the ignored ``.coditect/`` directory).
 JUNIT_PATH = ".coditect/junit.xml"
+#: Test files a code task lists for its candidate checks at most.
+_MAX_PROJECT_TESTS = 300
 
 
 def pytest_command(selection: Sequence[str] = ()) -> tuple[str, ...]:
@@ -117,6 +119,10 @@ class Parametrizer:
             # Tests written before the code (a bug's reproduction) run on the unchanged code
             # first (agents/reproduce.py); a repair round has its failures already.
             repro = () if task.feedback else self._tests_written(world, upstream)
+            setup = detect_setup(world.files(), lambda path: _read(world, path))
+            project_tests = sorted(
+                p for p in files if p.endswith(".py") and is_test_path(p) and setup.is_test_file(p)
+            )
             return Action(
                 intent=task.intent,
                 kind=ActionKind.WRITE_FILES,
@@ -125,6 +131,8 @@ class Parametrizer:
                 command=self._test_command(world, repro) if repro else (),
                 test_selection=repro,
                 timeout_s=self.timeout_s,
+                project_tests=tuple(project_tests[:_MAX_PROJECT_TESTS]),
+                test_options=setup.options(),
             )
         if task.intent is Intent.WRITE_TESTS:
             return self._write_tests(task, world, upstream, request)

@@ -97,7 +97,11 @@ class TestSetup:
 
     def command(self, selection: Sequence[str] = (), *, junit: str = JUNIT_PATH) -> tuple[str, ...]:
         """The sandboxed pytest command running ``selection`` (the whole suite when empty)."""
-        argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        return ("python", "-m", "pytest", "-q", *self.options(), f"--junitxml={junit}", *selection)
+
+    def options(self) -> tuple[str, ...]:
+        """The pytest options of :meth:`command` (plugins, ``sys.path``, test file patterns)."""
+        argv = ["-p", "no:cacheprovider"]
         for name in self.blocked_plugins:
             argv += ["-p", f"no:{name}"]
         if self.pythonpath and not self.pythonpath_configured:
@@ -107,8 +111,7 @@ class TestSetup:
                 "-o",
                 "python_files=" + " ".join((*self.base_python_files, *self.python_files)),
             ]
-        argv.append(f"--junitxml={junit}")
-        return (*argv, *selection)
+        return tuple(argv)
 
     def is_test_file(self, path: str) -> bool:
         """Whether pytest (run by :meth:`command`) collects ``path`` as a test file."""

@@ -75,6 +75,43 @@ async def test_every_candidate_runs_every_check_in_one_process(tmp_path):
     assert results == [[True, True], [False, True], [False, False], [False, False]]
 
 
+async def test_candidates_of_a_package_in_a_src_layout_import_their_siblings(tmp_path):
+    # A package's __init__ with relative imports, under src/: every check failed before
+    # (the candidate itself could not be imported), so no evidence told candidates apart.
+    from coditect.agents.candidates import CheckCode
+    from coditect.agents.selection import Check
+
+    pkg = tmp_path / "src" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "helpers.py").write_text("def twice(x):\n    return 2 * x\n")
+    (pkg / "consts.py").write_text("N = 2\n")
+    init = "from .helpers import twice\n\n\ndef quad(x):\n    return twice(twice(x))\n"
+    (pkg / "__init__.py").write_text(init)
+    check = CheckCode(Check(name="quad(1) == 4"), "from pkg import quad\nassert quad(1) == 4\n")
+    results = await run_checks(
+        SubprocessSandbox(),
+        tmp_path,
+        module="pkg",
+        path="src/pkg/__init__.py",
+        candidates=[init, init.replace("twice(twice(x))", "twice(x)")],
+        checks=[check],
+    )
+    assert results == [[True], [False]]
+    sibling = CheckCode(
+        Check(name="twice(2) == 4"), "from pkg.helpers import twice\nassert twice(2) == 4\n"
+    )
+    results = await run_checks(
+        SubprocessSandbox(),
+        tmp_path,
+        module="pkg.helpers",
+        path="src/pkg/helpers.py",
+        # The package's __init__ imports this very module: the real one is imported first.
+        candidates=["from .consts import N\n\n\ndef twice(x):\n    return N * x\n"],
+        checks=[sibling],
+    )
+    assert results == [[True]]
+
+
 async def test_a_wrong_first_answer_that_fails_docstring_examples_is_not_chosen(tmp_path):
     ws = workspace(tmp_path)
     model = ScriptedModel([fenced(WRONG), fenced(WRONG), fenced(RIGHT), fenced(WRONG)])
@@ -304,3 +341,70 @@ async def test_a_new_function_is_chosen_by_the_examples_in_the_request(tmp_path)
     change = await coder.execute(ctx)
     assert "else 'id')" in (ws / "solution.py").read_text()
     assert "candidate 3 of 4 chosen" in change.summary
+
+
+CORE = "def double(x):\n    return 2 * x\n"
+CORE_TESTS = (
+    "from pkg import double\n\n\ndef test_double():\n    assert double(2) == 4\n\n\n"
+    "class TestMore:\n    def test_zero(self):\n        assert double(0) == 0\n\n\n"
+    "def test_other():\n    assert True\n"
+)
+
+
+def package(tmp_path: Path) -> Path:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/__init__.py").write_text("from .core import double\n")
+    (tmp_path / "pkg/core.py").write_text(CORE)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests/test_core.py").write_text(CORE_TESTS)
+    return tmp_path
+
+
+async def test_the_projects_tests_of_the_changed_code_are_checks(tmp_path):
+    from coditect.agents.candidates import existing_test_checks
+
+    ws = package(tmp_path)
+    checks = existing_test_checks(ws, ["tests/test_core.py"], ["double"], module="pkg.core")
+    assert [c.check.name for c in checks] == ["tests/test_core.py::test_double and 1 more"]
+    assert checks[0].check.existing and checks[0].check.authoritative
+    assert existing_test_checks(ws, ["tests/test_core.py"], ["triple"], module="pkg.core") == []
+    skipped = existing_test_checks(
+        ws, ["tests/test_core.py"], ["double"], module="pkg.core", skip={"test_double"}
+    )
+    assert [c.check.name for c in skipped] == ["tests/test_core.py::test_zero"]
+    # The package re-exports the module's function: the tests reach each candidate through it.
+    results = await run_checks(
+        SubprocessSandbox(),
+        ws,
+        module="pkg.core",
+        path="pkg/core.py",
+        candidates=[CORE, "def double(x):\n    return x\n", CORE],
+        checks=checks,
+    )
+    assert results == [[True], [False], [True]]
+
+
+async def test_a_candidate_that_breaks_the_projects_tests_is_not_chosen(tmp_path):
+    ws = package(tmp_path)
+    breaks = "def double(x):\n    return x + x if x else 1\n"
+    keeps = "def double(x):\n    return x * 2\n"
+    model = ScriptedModel([fenced(breaks), fenced(keeps)])
+    ctx = AgentContext(
+        mission_id="m",
+        request="Write double without the literal 2 * x",
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("pkg/core.py",),
+            read_files=("pkg/core.py",),
+            project_tests=("tests/test_core.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(),
+    )
+    change = await CoderAgent(candidates=CandidateSettings(n=2)).execute(ctx)
+    assert "return x * 2" in (ws / "pkg/core.py").read_text()
+    assert "candidate 2 of 2 chosen" in change.summary

@@ -223,3 +223,49 @@ def test_salvage_and_caps():
     many = "".join(f"def test_{i}():\n    assert {i}\n    assert {i}\n\n" for i in range(4))
     capped = cap_asserts(many, 1, max_tests=2)
     assert capped.count("def test_") == 2 and capped.count("assert") == 2
+
+
+def test_a_cut_off_answer_keeps_only_its_complete_definitions():
+    from coditect.agents.extract import drop_cut_definition, salvage_truncated
+
+    cut = (
+        "class Acc:\n    def add(self, x):\n        return x + 1\n\n"
+        '    def sub(self, x):\n        """Subtract."""\n        if x:\n            return'
+    )
+    # What parses still holds a method that lost its body: it is dropped, not merged.
+    kept = drop_cut_definition(salvage_truncated(cut))
+    assert kept == "class Acc:\n    def add(self, x):\n        return x + 1\n"
+    two = "def f():\n    return 1\n\n\n@dec\ndef g():\n    pass\n"
+    assert drop_cut_definition(two) == "def f():\n    return 1\n"
+    # A class with one method cut, after a function: the class goes.
+    assert drop_cut_definition(
+        "def f():\n    return 1\n\nclass A:\n    def m(self):\n        pass\n"
+    ) == ("def f():\n    return 1\n")
+    with pytest.raises(MergeError, match="cut off"):
+        drop_cut_definition("def f():\n    return 1\n")
+
+
+def test_redefinitions_of_existing_tests_are_dropped_unless_the_mission_wrote_them():
+    from coditect.agents.extract import drop_redefinitions
+
+    original = (
+        "def test_a():\n    assert 1\n\n\nclass TestK:\n    def test_m(self):\n        pass\n"
+    )
+    answer = (
+        "import os\n\n\ndef test_a():\n    assert 2\n\n\ndef test_new():\n    assert 3\n\n\n"
+        "class TestK:\n    def test_m(self):\n        assert 0\n\n    def test_n(self):\n"
+        "        pass\n"
+    )
+    code, dropped = drop_redefinitions(answer, original)
+    assert dropped == ("test_a", "TestK.test_m")
+    tree = ast.parse(code)
+    assert [type(n).__name__ for n in tree.body] == ["Import", "FunctionDef", "ClassDef"]
+    assert tree.body[1].name == "test_new"
+    assert [m.name for m in tree.body[2].body] == ["test_n"]
+    # A class whose every method exists goes whole; what the mission wrote may be rewritten.
+    code, dropped = drop_redefinitions(
+        "class TestK:\n    def test_m(self):\n        assert 0\n", original
+    )
+    assert dropped == ("TestK",) and code.strip() == ""
+    assert drop_redefinitions(answer, original, keep={"test_a", "TestK.test_m"})[1] == ()
+    assert drop_redefinitions(answer, None) == (answer, ())

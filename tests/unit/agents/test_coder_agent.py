@@ -167,6 +167,44 @@ async def test_truncated_code_answer_is_rejected(calc):
     assert second == 2 * first
 
 
+ACC = "\n\nclass Acc:\n    def add(self, x):\n        return x\n\n    def sub(self, x):\n        return -x\n"
+
+
+async def test_a_cut_off_class_keeps_its_complete_methods(calc):
+    path = calc / "calculator/arithmetic.py"
+    path.write_text(path.read_text() + ACC)
+    cut = ModelResponse(
+        text="```python\nclass Acc:\n    def add(self, x):\n        return x + 1\n\n"
+        '    def sub(self, x):\n        """Subtract."""\n',
+        usage=Usage(),
+        model_name="x",
+        finish_reason="length",
+    )
+    ctx, _ = make_ctx(calc, ScriptedModel([cut]), request="Make Acc.add add one")
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 1
+    text = path.read_text()
+    assert "return x + 1" in text and "return -x" in text  # sub, which was cut, is untouched
+
+
+async def test_a_cut_off_answer_that_changes_nothing_is_told_it_was_cut_off(calc):
+    path = calc / "calculator/arithmetic.py"
+    path.write_text(path.read_text() + ACC)
+    cut = ModelResponse(
+        text="```python\nclass Acc:\n    def add(self, x):\n        return x\n\n"
+        "    def sub(self, x):\n        return -x + 1\n",
+        usage=Usage(),
+        model_name="x",
+        finish_reason="length",
+    )
+    good = "```python\nclass Acc:\n    def sub(self, x):\n        return 1 - x\n```"
+    model = ScriptedModel([cut, good])
+    ctx, _ = make_ctx(calc, model, request="Make Acc.sub add one")
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2 and "cut off" in model.calls[1][0][-1].content
+    assert "return 1 - x" in path.read_text()
+
+
 def upstream_with_fib():
     edit = FileEdit(path="calculator/arithmetic.py", after_sha256="x", added_symbols=("fibonacci",))
     return Upstream(code=(CodeChange(edits=(edit,)),))
@@ -264,6 +302,58 @@ async def test_write_tests_requires_a_test_function(calc):
         await CoderAgent().execute(ctx)
 
 
+async def test_a_unittest_style_test_class_counts_as_tests(calc):
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    answer = (
+        "```python\nimport unittest\nfrom calculator.arithmetic import fibonacci\n\n"
+        "class FibonacciTest(unittest.TestCase):\n    def test_one(self):\n"
+        "        self.assertEqual(fibonacci(1), 1)\n```"
+    )
+    ctx, _ = make_ctx(
+        calc,
+        ScriptedModel([answer]),
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 1
+    assert (
+        "class FibonacciTest(unittest.TestCase):" in (calc / "tests/test_arithmetic.py").read_text()
+    )
+
+
+async def test_the_projects_existing_tests_are_never_rewritten(calc):
+    # inflection-parameterize-case: the model "adapted" an existing test to a wrong idea of the
+    # new behaviour; the project's test then failed as a regression of a right change.
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    answer = (
+        "```python\nfrom calculator.arithmetic import add, fibonacci\n\n"
+        "def test_add():\n    assert add(2, 3) == 6\n\n"
+        "def test_fibonacci():\n    assert fibonacci(1) == 1\n```"
+    )
+    only_rewrites = "```python\ndef test_add():\n    assert add(2, 3) == 6\n```"
+    model = ScriptedModel([only_rewrites, answer])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    told = model.calls[1][0][-1].content
+    assert "only rewrites tests the project already has (test_add)" in told
+    assert change.edits[0].added_symbols == ("test_fibonacci",)
+    assert change.edits[0].replaced_symbols == ()
+    text = (calc / "tests/test_arithmetic.py").read_text()
+    assert "assert add(2, 3) == 5" in text and "== 6" not in text
+
+
 async def test_repair_task_prompt_carries_failing_tests(calc):
     failing = TestReport(
         failed=1,
@@ -342,8 +432,12 @@ async def test_a_repeated_bad_answer_is_called_out(calc):
     model = ScriptedModel(["no code"] * 3)
     with pytest.raises(AgentError):
         await CoderAgent().execute(make_ctx(calc, model)[0])
-    assert "different approach" not in model.calls[1][0][-1].content
-    assert "same answer before; take a different approach" in model.calls[2][0][-1].content
+    assert "rejected twice" not in model.calls[1][0][-1].content
+    third = model.calls[2][0]
+    # The repeated answer is not shown again (a small model copies it): a fresh start.
+    assert [m.role for m in third] == ["system", "user"]
+    assert "A previous answer was rejected twice: " in third[-1].content
+    assert third[-1].content.startswith(model.calls[0][0][1].content)
 
 
 def test_unshadow_imports():

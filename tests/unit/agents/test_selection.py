@@ -51,3 +51,15 @@ def test_bad_input():
         select([], GEN)
     with pytest.raises(ValueError, match="one result per check"):
         select([[True]], GEN)
+
+
+def test_the_projects_tests_count_with_the_examples():
+    from coditect.agents.selection import Check, select
+
+    checks = [Check("tests/test_x.py::test_a", existing=True), Check("g1"), Check("g2")]
+    # Two agreeing candidates pass the generated checks but break the project's test.
+    chosen = select([[False, True, True], [False, True, True], [True, False, False]], checks)
+    assert chosen.index == 2 and chosen.broken_tests == ()
+    worse = select([[False, True, True]], checks)
+    assert worse.broken_tests == ("tests/test_x.py::test_a",) and not worse.verified
+    assert worse.suspect_tests == () and worse.failed_examples == ()

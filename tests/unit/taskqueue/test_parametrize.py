@@ -213,6 +213,13 @@ def test_write_code_declares_the_package_init_that_reexports_the_module(calc: Wo
     assert action.write_files == ("calculator/text.py",)
 
 
+def test_write_code_lists_the_projects_tests_for_candidate_checks(calc: WorldModel) -> None:
+    req = "Fix the bug in `divide` for zero"
+    action = Parametrizer().parametrize(task(Intent.WRITE_CODE, req), calc, Upstream(), req)
+    assert action.project_tests == ("tests/test_arithmetic.py", "tests/test_stats.py")
+    assert action.test_options[:2] == ("-p", "no:cacheprovider")
+
+
 def test_index_is_updated_incrementally(calc: WorldModel) -> None:
     p = Parametrizer()
     p.refresh_index(calc)
