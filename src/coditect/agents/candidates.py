@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_CANDIDATE_TEMPERATURE",
     "CandidateSettings",
     "CheckCode",
+    "callers_of",
     "checks_for",
     "existing_test_checks",
     "run_checks",
@@ -262,6 +263,7 @@ for _k, _m in list(sys.modules.items()):
 _rc = pytest.main(__IDS__ + ["-x", "-s", "-p", "no:faulthandler", "-p", "no:logging"] + __OPTIONS__)
 assert _rc == 0, _rc
 """
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _MAX_TEST_FILES = 2
 _MAX_IDS_PER_FILE = 8
 _TEST_RUN_TIMEOUT_S = 60.0
@@ -287,6 +289,25 @@ def _uses(refs: set[str], name: str) -> bool:
     return cls in refs and member in refs
 
 
+def callers_of(source: str, names: Sequence[str]) -> list[str]:
+    """Top-level definitions of ``source`` that use one of ``names`` (and are not one of them).
+
+    ``names`` are ``func`` or ``Class.method``; a method counts as used where its class is (a
+    method's own name, ``get``, says too little). A caller is named as a test would name it:
+    a function, or a class.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    own = {n.partition(".")[0] for n in names}
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, _DEFS) and node.name not in own and _refs(node) & own
+    ]
+
+
 def existing_test_checks(
     workspace: Path,
     test_paths: Sequence[str],
@@ -295,6 +316,7 @@ def existing_test_checks(
     module: str,
     skip: Collection[str] = (),
     options: Sequence[str] = (),
+    callers: Sequence[str] = (),
 ) -> list[CheckCode]:
     """Checks that run the project's own tests of ``names`` with pytest (one per test file).
 
@@ -305,6 +327,8 @@ def existing_test_checks(
         module: Dotted name of the module the candidates replace (never forgotten between runs).
         skip: Test functions not to run (the ones this mission wrote).
         options: The pytest options of the project's test set-up.
+        callers: Definitions that use ``names`` (:func:`callers_of`): their tests exercise the
+            change too, and run after the tests of ``names`` themselves.
     """
     found: list[tuple[str, list[str]]] = []
     for rel in test_paths:
@@ -313,6 +337,7 @@ def existing_test_checks(
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
         ids: list[str] = []
+        later: list[str] = []
         for node in tree.body:
             tests = [(node, "")] if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else []
             if isinstance(node, ast.ClassDef):
@@ -327,6 +352,9 @@ def existing_test_checks(
                 refs = _refs(fn)
                 if any(_uses(refs, n) for n in names):
                     ids.append(f"{rel}::{prefix}{fn.name}")
+                elif any(_uses(refs, n) for n in callers):
+                    later.append(f"{rel}::{prefix}{fn.name}")
+        ids += later
         if ids:
             found.append((rel, ids[:_MAX_IDS_PER_FILE]))
     found.sort(key=lambda item: -len(item[1]))

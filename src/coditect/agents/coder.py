@@ -28,6 +28,7 @@ from coditect.agents.baseline import Reproduction
 from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
+    callers_of,
     checks_for,
     existing_test_checks,
     run_checks,
@@ -922,6 +923,7 @@ def _project_test_checks(
         module=job.self_module,
         skip=_added_by_mission(ctx),
         options=ctx.action.test_options,
+        callers=callers_of(job.original or "", changed),
     )
 
 

@@ -408,3 +408,23 @@ async def test_a_candidate_that_breaks_the_projects_tests_is_not_chosen(tmp_path
     change = await CoderAgent(candidates=CandidateSettings(n=2)).execute(ctx)
     assert "return x * 2" in (ws / "pkg/core.py").read_text()
     assert "candidate 2 of 2 chosen" in change.summary
+
+
+def test_the_tests_of_a_changed_helpers_callers_run_after_its_own(tmp_path):
+    from coditect.agents.candidates import callers_of, existing_test_checks
+
+    source = (
+        "class _Unbound:\n    def __init__(self):\n        self.size = None\n\n\n"
+        "def ttl_cache():\n    return _Unbound()\n\n\ndef other():\n    return 1\n"
+    )
+    assert callers_of(source, ["_Unbound.__init__"]) == ["ttl_cache"]
+    assert callers_of(source, ["other"]) == []
+    assert callers_of("def broken(:\n", ["x"]) == []
+    (tmp_path / "test_x.py").write_text(
+        "def test_cache():\n    ttl_cache()\n\n\ndef test_unbound():\n    _Unbound()\n"
+    )
+    checks = existing_test_checks(
+        tmp_path, ["test_x.py"], ["_Unbound.__init__"], module="x", callers=["ttl_cache"]
+    )
+    assert checks[0].check.name == "test_x.py::test_unbound and 1 more"
+    assert "['test_x.py::test_unbound', 'test_x.py::test_cache']" in checks[0].code
