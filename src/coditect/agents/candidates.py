@@ -27,6 +27,7 @@ from coditect.agents.doctests import Example, examples_of, is_examples_test, req
 from coditect.agents.selection import Check, Selection
 from coditect.domain.paths import is_test_path
 from coditect.domain.results import TestReport
+from coditect.index.symbols import references
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest
 
 __all__ = [
@@ -269,17 +270,7 @@ _MAX_IDS_PER_FILE = 8
 _TEST_RUN_TIMEOUT_S = 60.0
 
 
-def _refs(node: ast.AST) -> set[str]:
-    out: set[str] = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            out.add(sub.id)
-        elif isinstance(sub, ast.Attribute):
-            out.add(sub.attr)
-    return out
-
-
-def _uses(refs: set[str], name: str) -> bool:
+def _uses(refs: frozenset[str], name: str) -> bool:
     """Whether code with ``refs`` uses ``name`` (``func``, or ``Class.method``)."""
     cls, _, member = name.rpartition(".")
     if not cls:
@@ -304,7 +295,7 @@ def callers_of(source: str, names: Sequence[str]) -> list[str]:
     return [
         node.name
         for node in tree.body
-        if isinstance(node, _DEFS) and node.name not in own and _refs(node) & own
+        if isinstance(node, _DEFS) and node.name not in own and references(node) & own
     ]
 
 
@@ -349,7 +340,7 @@ def existing_test_checks(
             for fn, prefix in tests:
                 if not fn.name.startswith("test") or fn.name in skip:
                     continue
-                refs = _refs(fn)
+                refs = references(fn)
                 if any(_uses(refs, n) for n in names):
                     ids.append(f"{rel}::{prefix}{fn.name}")
                 elif any(_uses(refs, n) for n in callers):

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ModuleIndex", "Symbol", "SymbolKind", "index_module", "module_name"]
+__all__ = ["ModuleIndex", "Symbol", "SymbolKind", "index_module", "module_name", "references"]
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _MAX_SIGNATURE_CHARS = 200
@@ -142,7 +142,8 @@ def _signature(node: ast.stmt) -> str:
     return _clip(ast.unparse(node).splitlines()[0] if ast.unparse(node) else "")
 
 
-def _refs(node: ast.AST) -> frozenset[str]:
+def references(node: ast.AST) -> frozenset[str]:
+    """The names ``node`` uses: variable names and attribute names (``x`` and ``y`` of ``x.y``)."""
     out: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
@@ -175,7 +176,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                     last,
                     _signature(node),
                     _first_line(node),
-                    _refs(node),
+                    references(node),
                 )
             )
         else:
@@ -189,7 +190,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                         first,
                         last,
                         _signature(node),
-                        refs=_refs(node),
+                        refs=references(node),
                     )
                 )
     return out
@@ -257,7 +258,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     last,
                     _signature(node),
                     _first_line(node),
-                    _refs(node),
+                    references(node),
                 )
             )
             if isinstance(node, ast.ClassDef):
@@ -279,7 +280,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     first,
                     last,
                     _signature(node),
-                    refs=_refs(node),
+                    refs=references(node),
                 )
             )
     dotted, local = _imports(path, tree)
@@ -291,6 +292,6 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
         imported_names=local,
         exports=exports,
         doc=_first_line(tree),
-        refs=_refs(tree),
+        refs=references(tree),
         lines=lines,
     )
