@@ -280,6 +280,11 @@ def _uses(refs: frozenset[str], name: str) -> bool:
     return cls in refs and member in refs
 
 
+def _among(test_id: str, ids: Collection[str]) -> bool:
+    """Whether ``test_id`` is one of ``ids``; a run's root may differ (``tests/`` or not)."""
+    return any(i == test_id or test_id.endswith("/" + i) or i.endswith("/" + test_id) for i in ids)
+
+
 def callers_of(source: str, names: Sequence[str]) -> list[str]:
     """Top-level definitions of ``source`` that use one of ``names`` (and are not one of them).
 
@@ -308,6 +313,7 @@ def existing_test_checks(
     skip: Collection[str] = (),
     options: Sequence[str] = (),
     callers: Sequence[str] = (),
+    failing: Collection[str] = (),
 ) -> list[CheckCode]:
     """Checks that run the project's own tests of ``names`` with pytest (one per test file).
 
@@ -320,7 +326,10 @@ def existing_test_checks(
         options: The pytest options of the project's test set-up.
         callers: Definitions that use ``names`` (:func:`callers_of`): their tests exercise the
             change too, and run after the tests of ``names`` themselves.
+        failing: Test ids that failed before the change (the baseline): not run, they say
+            nothing about a candidate.
     """
+    broken = {t.split("[")[0] for t in failing}
     found: list[tuple[str, list[str]]] = []
     for rel in test_paths:
         try:
@@ -338,13 +347,14 @@ def existing_test_checks(
                     if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
                 ]
             for fn, prefix in tests:
-                if not fn.name.startswith("test") or fn.name in skip:
+                test_id = f"{rel}::{prefix}{fn.name}"
+                if not fn.name.startswith("test") or fn.name in skip or _among(test_id, broken):
                     continue
                 refs = references(fn)
                 if any(_uses(refs, n) for n in names):
-                    ids.append(f"{rel}::{prefix}{fn.name}")
+                    ids.append(test_id)
                 elif any(_uses(refs, n) for n in callers):
-                    later.append(f"{rel}::{prefix}{fn.name}")
+                    later.append(test_id)
         ids += later
         if ids:
             found.append((rel, ids[:_MAX_IDS_PER_FILE]))

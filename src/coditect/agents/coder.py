@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
-from coditect.agents.baseline import Reproduction
+from coditect.agents.baseline import BASELINE_PATH, Baseline, Reproduction
 from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
@@ -428,6 +428,12 @@ class CoderAgent(Agent):
         if not checks or not pool:
             return None
         sources = [m.source if m is not None else job.original or "" for m in pool]
+        # The project's tests that already fail on the code as the project has it say nothing
+        # about a candidate: the unchanged code runs too, and such tests are left out.
+        unchanged = not any(e.path == job.path for c in ctx.upstream.code for e in c.edits)
+        reference = bool(job.original) and unchanged and any(c.check.existing for c in checks)
+        if reference:
+            sources.append(job.original or "")
         started = time.monotonic()
         try:
             results = await run_checks(
@@ -448,13 +454,22 @@ class CoderAgent(Agent):
                 agent=self.name,
                 action="check_candidates",
                 ok=results is not None,
-                detail=f"{len(sources)} candidate(s) x {len(checks)} check(s) in one sandbox run"
+                detail=f"{len(pool)} candidate(s)"
+                + (" and the unchanged code" if reference else "")
+                + f" x {len(checks)} check(s) in one sandbox run"
                 + ("" if results is not None else ": the run gave no result"),
                 duration_s=time.monotonic() - started,
             )
         )
         if results is None:
             return None  # the sandbox could not run the checks: no evidence either way
+        if reference:
+            before = results.pop()
+            keep = [i for i, c in enumerate(checks) if before[i] or not c.check.existing]
+            checks = [checks[i] for i in keep]
+            results = [[row[i] for i in keep] for row in results]
+            if not checks:
+                return None
         return select(results, [c.check for c in checks])
 
     @staticmethod
@@ -924,7 +939,16 @@ def _project_test_checks(
         skip=_added_by_mission(ctx),
         options=ctx.action.test_options,
         callers=callers_of(job.original or "", changed),
+        failing=_baseline_failing(ctx.workspace),
     )
+
+
+def _baseline_failing(workspace: Path) -> frozenset[str]:
+    """The tests that failed before the mission changed anything (none when not recorded)."""
+    try:
+        return Baseline.from_json((workspace / BASELINE_PATH).read_text("utf-8")).failing
+    except (OSError, ValueError):
+        return frozenset()
 
 
 def _new_tests_only(ctx: AgentContext, job: CodeJob, code: str) -> str:

@@ -428,3 +428,46 @@ def test_the_tests_of_a_changed_helpers_callers_run_after_its_own(tmp_path):
     )
     assert checks[0].check.name == "test_x.py::test_unbound and 1 more"
     assert "['test_x.py::test_unbound', 'test_x.py::test_cache']" in checks[0].code
+
+
+async def test_a_project_test_that_fails_before_the_change_is_no_check(tmp_path):
+    ws = package(tmp_path)
+    (ws / "tests/test_core.py").write_text(
+        CORE_TESTS + "\n\ndef test_broken_already():\n    assert double(1) == 3\n"
+    )
+    model = ScriptedModel([fenced("def double(x):\n    return x * 2\n")])
+    ctx = AgentContext(
+        mission_id="m",
+        request="Write double without the literal 2 * x",
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("pkg/core.py",),
+            read_files=("pkg/core.py",),
+            project_tests=("tests/test_core.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(),
+    )
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(ctx)
+    # The file's check fails on the unchanged code too: it is left out, so the first answer
+    # is not sent back for more samples because of it.
+    assert len(model.calls) == 1
+    assert "breaks" not in change.summary
+
+
+def test_tests_failing_in_the_baseline_are_not_run(tmp_path):
+    from coditect.agents.candidates import existing_test_checks
+
+    ws = package(tmp_path)
+    checks = existing_test_checks(
+        ws,
+        ["tests/test_core.py"],
+        ["double"],
+        module="pkg.core",
+        failing={"test_core.py::test_double[1]"},  # the run's root was tests/
+    )
+    assert [c.check.name for c in checks] == ["tests/test_core.py::test_zero"]
