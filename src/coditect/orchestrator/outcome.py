@@ -78,7 +78,9 @@ def written_by_us(
             mine = (names or {}).get(path)
             if mine is None or is_examples_test(failure.test_id):
                 return path
-            return path if _function(failure.test_id) in mine else ""
+            # A method of a test class the mission added is the mission's too.
+            classes = {p.split("[")[0] for p in failure.test_id.split("::")[1:-1]}
+            return path if ({_function(failure.test_id)} | classes) & mine else ""
     return ""
 
 

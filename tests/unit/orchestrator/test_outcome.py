@@ -99,6 +99,19 @@ def test_written_by_us_matches_files_not_prefixes():
     assert written_by_us(failure("tests/test_solution_extra.py::test_f"), OURS) == ""
 
 
+def test_a_method_of_a_test_class_the_mission_added_is_the_missions():
+    # tlru-decorator: the mission added the class TestUnboundTTLCacheInit to the project's
+    # tests/test_func.py; its failing test_init was counted as a regression of the project's.
+    names = {"tests/test_func.py": frozenset({"TestInit", "test_new"})}
+    ours = ["tests/test_func.py"]
+    mine = failure("tests/test_func.py::TestInit::test_init")
+    assert written_by_us(mine, ours, names) == "tests/test_func.py"
+    theirs = failure("tests/test_func.py::TTLDecoratorTest::test_decorator[1]")
+    assert written_by_us(theirs, ours, names) == ""
+    member = failure("tests/test_func.py::TTLDecoratorTest::test_new")
+    assert written_by_us(member, ours, names) == "tests/test_func.py"
+
+
 def test_repair_goes_to_the_coder_first_then_to_our_tests():
     failed = TaskSpec(id="t4", intent=Intent.RUN_TESTS, description="run", depends_on=("t3",))
     report = failing(failure("tests/test_solution.py::test_f"))
