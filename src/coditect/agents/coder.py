@@ -19,6 +19,7 @@ import ast
 import hashlib
 import re
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -324,7 +325,7 @@ class CoderAgent(Agent):
             max_tokens=limit,
             temperature=self.candidates.temperature if retry else 0.0,
             purpose="tests" if tests else "code",
-            seed=generation if retry else None,
+            seed=_seed_base(ctx) + generation if retry else None,
         )
         return await ctx.model.request(messages, settings)
 
@@ -531,7 +532,7 @@ class CoderAgent(Agent):
                 max_tokens=limit,
                 temperature=self.candidates.temperature,
                 purpose="code",
-                seed=1000 * ctx.attempt + i + 1,
+                seed=_seed_base(ctx) + 1000 * ctx.attempt + i + 1,
             )
             response = await ctx.model.request(messages, settings)
             try:
@@ -850,6 +851,15 @@ def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
             break
         kept.append(line)
     return "\n".join([*kept, "    ..."])
+
+
+def _seed_base(ctx: AgentContext) -> int:
+    """Where a task's sampling seeds start: distinct per task, stable across runs.
+
+    Two repair rounds with the same failures send the same prompt; with the same seeds they
+    would sample the very same candidates again.
+    """
+    return zlib.crc32(ctx.task.id.encode()) % 100_000 * 10_000
 
 
 def _no_change(

@@ -471,3 +471,18 @@ def test_tests_failing_in_the_baseline_are_not_run(tmp_path):
         failing={"test_core.py::test_double[1]"},  # the run's root was tests/
     )
     assert [c.check.name for c in checks] == ["tests/test_core.py::test_zero"]
+
+
+async def test_two_repair_rounds_sample_with_different_seeds(tmp_path):
+    from dataclasses import replace
+
+    seeds = []
+    for task_id in ("repair1", "repair2"):
+        (tmp_path / task_id).mkdir()
+        ws = workspace(tmp_path / task_id)
+        model = ScriptedModel([fenced(WRONG)] * 3)
+        ctx = make_ctx(ws, model)
+        ctx = replace(ctx, task=ctx.task.model_copy(update={"id": task_id}))
+        await CoderAgent(candidates=CandidateSettings(n=3)).execute(ctx)
+        seeds.append({s.seed for _, s in model.calls[1:]})
+    assert seeds[0] and seeds[1] and not seeds[0] & seeds[1]
