@@ -113,6 +113,10 @@ class _Unchanged(_Rejected):
     """An answer identical to the current code."""
 
 
+class _Breaks(_Rejected):
+    """The best candidate breaks tests of the project that pass on the unchanged code."""
+
+
 class CoderAgent(Agent):
     """Writes code (intent ``write_code``) or tests (``write_tests``) into one file with the model.
 
@@ -205,16 +209,7 @@ class CoderAgent(Agent):
                 merged = self._merge(ctx, job, response, optional=optional)
             except _Rejected as exc:
                 if isinstance(exc, _Unchanged) and _defensible(ctx, job):
-                    # The model defends the current code (or tests) against the failures:
-                    # evidence, not a failure. Code is weighed with other candidates; tests
-                    # are kept, and the mission's outcome reports the disagreement.
-                    await self._generated(ctx, response, "unchanged: kept as it is", ok=True)
-                    if job.is_tests:
-                        return CodeChange(
-                            generations=generation,
-                            summary=f"{job.path}: the model keeps these tests as they are",
-                        )
-                    return await self._pick(ctx, job, messages, None, generation, limit)
+                    return await self._defended(ctx, job, messages, response, generation, limit)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
                 messages = _rejected(messages, response, str(exc), rejected)
@@ -228,7 +223,12 @@ class CoderAgent(Agent):
             if errors:
                 await self._learned(ctx, job, errors[-1])
             if not job.is_tests:
-                return await self._pick(ctx, job, messages, merged, generation, limit)
+                picked = await self._picked(ctx, job, messages, merged, generation, limit)
+                if isinstance(picked, CodeChange):
+                    return picked
+                errors.append(picked)  # written, it could only fail the test run: ask again
+                messages = _rejected(messages, response, picked, rejected)
+                continue
             if not check_reproduction or generation == self.max_generations:
                 return await self._write(ctx, job, merged, generation)
             change, why = await self._write_reproduction(ctx, job, merged, generation)
@@ -248,6 +248,44 @@ class CoderAgent(Agent):
             + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
             retryable=False,
         )
+
+    async def _defended(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        messages: list[Message],
+        response: ModelResponse,
+        generation: int,
+        limit: int,
+    ) -> CodeChange:
+        """The model defends the current code (or tests) against the failures.
+
+        Evidence, not a failure: code is weighed with other candidates; tests are kept, and
+        the mission's outcome reports the disagreement.
+        """
+        await self._generated(ctx, response, "unchanged: kept as it is", ok=True)
+        if job.is_tests:
+            return CodeChange(
+                generations=generation,
+                summary=f"{job.path}: the model keeps these tests as they are",
+            )
+        return await self._pick(ctx, job, messages, None, generation, limit)
+
+    async def _picked(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        messages: list[Message],
+        merged: MergeResult,
+        generation: int,
+        limit: int,
+    ) -> CodeChange | str:
+        """:meth:`_pick` for a usable code answer, or why it must be asked for again."""
+        final = generation == self.max_generations
+        try:
+            return await self._pick(ctx, job, messages, merged, generation, limit, final=final)
+        except _Breaks as exc:
+            return str(exc)
 
     async def _learned(self, ctx: AgentContext, job: CodeJob, error: str) -> None:
         await ctx.emit(
@@ -387,6 +425,8 @@ class CoderAgent(Agent):
         first: MergeResult | None,
         generation: int,
         limit: int,
+        *,
+        final: bool = True,
     ) -> CodeChange:
         """Check the answer against the evidence; sample more candidates when it falls short.
 
@@ -394,6 +434,10 @@ class CoderAgent(Agent):
         round); the current code is then a candidate like any other. It is one only when this
         mission wrote it (:func:`_defensible`): the project's code as it was is what the task
         is to change, and keeping it would be no change at all.
+
+        Raises:
+            _Breaks: Not ``final``, the file is as the project had it, and every candidate
+                breaks tests of the project that pass on it.
         """
         pool: list[MergeResult | None] = []
         if _defensible(ctx, job):
@@ -406,6 +450,12 @@ class CoderAgent(Agent):
             pool.extend(await self._sample(ctx, job, messages, extra, pool, limit))
             selection = await self._select(ctx, job, pool) or selection
         chosen = pool[selection.index] if selection is not None else first
+        if not final and selection is not None and selection.broken_tests and _untouched(ctx, job):
+            raise _Breaks(
+                "the change breaks tests of the project that passed before: "
+                + ", ".join(selection.broken_tests[:3])
+                + ". Change only what the request needs and keep what these tests check working."
+            )
         note = selection_note(selection, len(pool))
         if note:
             await ctx.emit(
@@ -431,8 +481,9 @@ class CoderAgent(Agent):
         sources = [m.source if m is not None else job.original or "" for m in pool]
         # The project's tests that already fail on the code as the project has it say nothing
         # about a candidate: the unchanged code runs too, and such tests are left out.
-        unchanged = not any(e.path == job.path for c in ctx.upstream.code for e in c.edits)
-        reference = bool(job.original) and unchanged and any(c.check.existing for c in checks)
+        reference = (
+            bool(job.original) and _untouched(ctx, job) and any(c.check.existing for c in checks)
+        )
         if reference:
             sources.append(job.original or "")
         started = time.monotonic()
@@ -851,6 +902,11 @@ def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
             break
         kept.append(line)
     return "\n".join([*kept, "    ..."])
+
+
+def _untouched(ctx: AgentContext, job: CodeJob) -> bool:
+    """Whether ``job.path`` is as the project had it (no earlier task of the mission wrote it)."""
+    return not any(e.path == job.path for c in ctx.upstream.code for e in c.edits)
 
 
 def _seed_base(ctx: AgentContext) -> int:

@@ -486,3 +486,30 @@ async def test_two_repair_rounds_sample_with_different_seeds(tmp_path):
         await CoderAgent(candidates=CandidateSettings(n=3)).execute(ctx)
         seeds.append({s.seed for _, s in model.calls[1:]})
     assert seeds[0] and seeds[1] and not seeds[0] & seeds[1]
+
+
+async def test_a_change_that_breaks_the_projects_tests_is_asked_for_again(tmp_path):
+    ws = package(tmp_path)
+    breaks = "def double(x):\n    return x + x if x else 1\n"
+    keeps = "def double(x):\n    return x * 2\n"
+    model = ScriptedModel([fenced(breaks), fenced(keeps)])
+    ctx = AgentContext(
+        mission_id="m",
+        request="Write double without the literal 2 * x",
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("pkg/core.py",),
+            read_files=("pkg/core.py",),
+            project_tests=("tests/test_core.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(),
+    )
+    change = await CoderAgent(candidates=CandidateSettings(n=1)).execute(ctx)
+    told = model.calls[1][0][-1].content
+    assert "breaks tests of the project that passed before: tests/test_core.py::test_double" in told
+    assert change.generations == 2 and "return x * 2" in (ws / "pkg/core.py").read_text()
