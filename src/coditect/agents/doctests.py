@@ -90,7 +90,11 @@ class Example:
     def assertion(self) -> str:
         """One ``assert`` statement that checks this example."""
         if self.printed:
-            return f"assert str({self.call}) == {self.expected!r}"
+            if "\n" not in self.expected:
+                return f"assert str({self.call}).rstrip() == {self.expected!r}"
+            # Printed lines, compared as a docstring holds them (no trailing spaces).
+            lines = f"[line.rstrip() for line in str({self.call}).splitlines()]"
+            return f"assert {lines} == {self.expected.splitlines()!r}"
         value = ast.literal_eval(self.expected)
         if _is_float_like(value):
             return f"assert _close({self.call}, {self.expected})"
@@ -157,16 +161,26 @@ def _doctest_examples(doc: str, name: str) -> list[Example]:
         if not line.startswith(">>>"):
             i += 1
             continue
+        indent = len(lines[i]) - len(lines[i].lstrip())
         source = [line[3:].strip()]
         i += 1
         while i < len(lines) and lines[i].strip().startswith("..."):
             source.append(lines[i].strip()[3:].strip())
             i += 1
         want: list[str] = []
+        shown: list[str] = []  # the output as printed: lines kept, indentation relative to >>>
         while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith(">>>"):
             want.append(lines[i].strip())
+            raw = lines[i].rstrip()
+            shown.append(
+                ""
+                if raw.strip() == "<BLANKLINE>"
+                else raw[indent:]
+                if raw[:indent].isspace() or not indent
+                else raw.strip()
+            )
             i += 1
-        found = _doctest_example(" ".join(source), " ".join(want), name)
+        found = _doctest_example(" ".join(source), " ".join(want), name, "\n".join(shown))
         if not found and len(want) > 1:
             # Prose right under the output (no blank line between): the first line is the value.
             found = _doctest_example(" ".join(source), want[0], name)
@@ -182,7 +196,8 @@ def _code_only(source: str) -> str:
         return source
 
 
-def _doctest_example(call: str, want: str, name: str) -> list[Example]:
+def _doctest_example(call: str, want: str, name: str, shown: str = "") -> list[Example]:
+    """The example of one doctest: ``want`` is its output on one line, ``shown`` as printed."""
     call = _code_only(call)
     printed = False
     if call.startswith("print(") and call.endswith(")"):
@@ -192,7 +207,7 @@ def _doctest_example(call: str, want: str, name: str) -> list[Example]:
     if not want or not _call_ok(call, name):
         return []
     if printed:
-        return [Example(call=call, expected=want, printed=True)]
+        return [Example(call=call, expected=shown or want, printed=True)]
     # A doctest's whole output must be the value (no trimming of trailing words, unlike prose).
     try:
         expected = repr(ast.literal_eval(want))
