@@ -304,6 +304,34 @@ def callers_of(source: str, names: Sequence[str]) -> list[str]:
     ]
 
 
+def _tests_in(
+    node: ast.stmt, rel: str, skip: Collection[str], broken: Collection[str]
+) -> list[tuple[str, frozenset[str]]]:
+    """The tests a top-level statement of a test file defines, with the names each uses.
+
+    A test class comes first as a whole, with the names its own body uses (``DECORATOR =
+    ttl_cache`` for test methods it inherits from a mixin), then its test methods.
+    """
+    out: list[tuple[str, frozenset[str]]] = []
+    if isinstance(node, ast.ClassDef):
+        own = frozenset().union(
+            *(references(b) for b in (*node.bases, *node.keywords)),
+            *(references(m) for m in node.body if not isinstance(m, _DEFS)),
+        )
+        out.append((f"{rel}::{node.name}", own))
+        members = [m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
+        tests = [(f"{rel}::{node.name}::{m.name}", m) for m in members]
+    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        tests = [(f"{rel}::{node.name}", node)]
+    else:
+        return []
+    return out + [
+        (test_id, references(fn))
+        for test_id, fn in tests
+        if fn.name.startswith("test") and fn.name not in skip and not _among(test_id, broken)
+    ]
+
+
 def existing_test_checks(
     workspace: Path,
     test_paths: Sequence[str],
@@ -336,26 +364,19 @@ def existing_test_checks(
             tree = ast.parse((workspace / rel).read_text("utf-8"))
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
-        ids: list[str] = []
-        later: list[str] = []
+        direct: list[str] = []
+        indirect: list[str] = []
         for node in tree.body:
-            tests = [(node, "")] if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else []
-            if isinstance(node, ast.ClassDef):
-                tests = [
-                    (m, f"{node.name}::")
-                    for m in node.body
-                    if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
-                ]
-            for fn, prefix in tests:
-                test_id = f"{rel}::{prefix}{fn.name}"
-                if not fn.name.startswith("test") or fn.name in skip or _among(test_id, broken):
-                    continue
-                refs = references(fn)
+            for i, (test_id, refs) in enumerate(_tests_in(node, rel, skip, broken)):
                 if any(_uses(refs, n) for n in names):
-                    ids.append(test_id)
+                    direct.append(test_id)
                 elif any(_uses(refs, n) for n in callers):
-                    later.append(test_id)
-        ids += later
+                    indirect.append(test_id)
+                else:
+                    continue
+                if i == 0 and isinstance(node, ast.ClassDef):
+                    break  # the class runs whole: its methods are in
+        ids = direct + indirect
         if ids:
             found.append((rel, ids[:_MAX_IDS_PER_FILE]))
     found.sort(key=lambda item: -len(item[1]))

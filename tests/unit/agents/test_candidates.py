@@ -513,3 +513,20 @@ async def test_a_change_that_breaks_the_projects_tests_is_asked_for_again(tmp_pa
     told = model.calls[1][0][-1].content
     assert "breaks tests of the project that passed before: tests/test_core.py::test_double" in told
     assert change.generations == 2 and "return x * 2" in (ws / "pkg/core.py").read_text()
+
+
+def test_a_test_class_that_names_the_code_in_its_body_runs_whole(tmp_path):
+    # cachetools: TTLDecoratorTest(DecoratorTestMixin, TestCase) sets DECORATOR = ttl_cache and
+    # inherits every test method from the mixin.
+    from coditect.agents.candidates import existing_test_checks
+
+    (tmp_path / "test_func.py").write_text(
+        "import unittest\n\n\nclass Mixin:\n    def test_decorator(self):\n"
+        "        self.DECORATOR()\n\n\n"
+        "class TTLTest(Mixin, unittest.TestCase):\n    DECORATOR = staticmethod(ttl_cache)\n\n"
+        "    def test_own(self):\n        ttl_cache()\n\n\n"
+        "class OtherTest(unittest.TestCase):\n    maxDiff = None\n\n"
+        "    def test_other(self):\n        ttl_cache()\n"
+    )
+    checks = existing_test_checks(tmp_path, ["test_func.py"], ["ttl_cache"], module="func")
+    assert "['test_func.py::TTLTest', 'test_func.py::OtherTest::test_other']" in checks[0].code
