@@ -360,6 +360,26 @@ def package(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def package_ctx(ws: Path, model) -> AgentContext:
+    """A code task on pkg/core.py whose project lists tests/test_core.py."""
+    return AgentContext(
+        mission_id="m",
+        request="Write double without the literal 2 * x",
+        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
+        action=Action(
+            intent=Intent.WRITE_CODE,
+            kind=ActionKind.WRITE_FILES,
+            write_files=("pkg/core.py",),
+            read_files=("pkg/core.py",),
+            project_tests=("tests/test_core.py",),
+        ),
+        workspace=ws,
+        model=model,
+        sandbox=SubprocessSandbox(),
+        upstream=Upstream(),
+    )
+
+
 async def test_the_projects_tests_of_the_changed_code_are_checks(tmp_path):
     from coditect.agents.candidates import existing_test_checks
 
@@ -389,22 +409,7 @@ async def test_a_candidate_that_breaks_the_projects_tests_is_not_chosen(tmp_path
     breaks = "def double(x):\n    return x + x if x else 1\n"
     keeps = "def double(x):\n    return x * 2\n"
     model = ScriptedModel([fenced(breaks), fenced(keeps)])
-    ctx = AgentContext(
-        mission_id="m",
-        request="Write double without the literal 2 * x",
-        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
-        action=Action(
-            intent=Intent.WRITE_CODE,
-            kind=ActionKind.WRITE_FILES,
-            write_files=("pkg/core.py",),
-            read_files=("pkg/core.py",),
-            project_tests=("tests/test_core.py",),
-        ),
-        workspace=ws,
-        model=model,
-        sandbox=SubprocessSandbox(),
-        upstream=Upstream(),
-    )
+    ctx = package_ctx(ws, model)
     change = await CoderAgent(candidates=CandidateSettings(n=2)).execute(ctx)
     assert "return x * 2" in (ws / "pkg/core.py").read_text()
     assert "candidate 2 of 2 chosen" in change.summary
@@ -436,22 +441,7 @@ async def test_a_project_test_that_fails_before_the_change_is_no_check(tmp_path)
         CORE_TESTS + "\n\ndef test_broken_already():\n    assert double(1) == 3\n"
     )
     model = ScriptedModel([fenced("def double(x):\n    return x * 2\n")])
-    ctx = AgentContext(
-        mission_id="m",
-        request="Write double without the literal 2 * x",
-        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
-        action=Action(
-            intent=Intent.WRITE_CODE,
-            kind=ActionKind.WRITE_FILES,
-            write_files=("pkg/core.py",),
-            read_files=("pkg/core.py",),
-            project_tests=("tests/test_core.py",),
-        ),
-        workspace=ws,
-        model=model,
-        sandbox=SubprocessSandbox(),
-        upstream=Upstream(),
-    )
+    ctx = package_ctx(ws, model)
     change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(ctx)
     # The file's check fails on the unchanged code too: it is left out, so the first answer
     # is not sent back for more samples because of it.
@@ -493,22 +483,7 @@ async def test_a_change_that_breaks_the_projects_tests_is_asked_for_again(tmp_pa
     breaks = "def double(x):\n    return x + x if x else 1\n"
     keeps = "def double(x):\n    return x * 2\n"
     model = ScriptedModel([fenced(breaks), fenced(keeps)])
-    ctx = AgentContext(
-        mission_id="m",
-        request="Write double without the literal 2 * x",
-        task=TaskSpec(id="code", intent=Intent.WRITE_CODE, description="double"),
-        action=Action(
-            intent=Intent.WRITE_CODE,
-            kind=ActionKind.WRITE_FILES,
-            write_files=("pkg/core.py",),
-            read_files=("pkg/core.py",),
-            project_tests=("tests/test_core.py",),
-        ),
-        workspace=ws,
-        model=model,
-        sandbox=SubprocessSandbox(),
-        upstream=Upstream(),
-    )
+    ctx = package_ctx(ws, model)
     change = await CoderAgent(candidates=CandidateSettings(n=1)).execute(ctx)
     told = model.calls[1][0][-1].content
     assert "breaks tests of the project that passed before: tests/test_core.py::test_double" in told
