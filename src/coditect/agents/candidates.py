@@ -318,9 +318,14 @@ def _tests_in(
             *(references(b) for b in (*node.bases, *node.keywords)),
             *(references(m) for m in node.body if not isinstance(m, _DEFS)),
         )
-        out.append((f"{rel}::{node.name}", own))
+        if node.name not in skip:  # a class this mission wrote is not the project's test
+            out.append((f"{rel}::{node.name}", own))
         members = [m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
-        tests = [(f"{rel}::{node.name}::{m.name}", m) for m in members]
+        tests = [
+            (f"{rel}::{node.name}::{m.name}", m)
+            for m in members
+            if f"{node.name}.{m.name}" not in skip  # a method the mission added to the class
+        ]
     elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         tests = [(f"{rel}::{node.name}", node)]
     else:
@@ -350,7 +355,7 @@ def existing_test_checks(
         test_paths: The project's test files (relative paths) as they were before the mission.
         names: The definitions the candidates change (``func`` or ``Class.method``).
         module: Dotted name of the module the candidates replace (never forgotten between runs).
-        skip: Test functions not to run (the ones this mission wrote).
+        skip: Tests this mission wrote, not run: functions, classes and ``Class.method``.
         options: The pytest options of the project's test set-up.
         callers: Definitions that use ``names`` (:func:`callers_of`): their tests exercise the
             change too, and run after the tests of ``names`` themselves.
@@ -367,14 +372,14 @@ def existing_test_checks(
         direct: list[str] = []
         indirect: list[str] = []
         for node in tree.body:
-            for i, (test_id, refs) in enumerate(_tests_in(node, rel, skip, broken)):
+            for test_id, refs in _tests_in(node, rel, skip, broken):
                 if any(_uses(refs, n) for n in names):
                     direct.append(test_id)
                 elif any(_uses(refs, n) for n in callers):
                     indirect.append(test_id)
                 else:
                     continue
-                if i == 0 and isinstance(node, ast.ClassDef):
+                if isinstance(node, ast.ClassDef) and test_id == f"{rel}::{node.name}":
                     break  # the class runs whole: its methods are in
         ids = direct + indirect
         if ids:

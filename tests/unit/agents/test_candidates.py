@@ -505,3 +505,12 @@ def test_a_test_class_that_names_the_code_in_its_body_runs_whole(tmp_path):
     )
     checks = existing_test_checks(tmp_path, ["test_func.py"], ["ttl_cache"], module="func")
     assert "['test_func.py::TTLTest', 'test_func.py::OtherTest::test_other']" in checks[0].code
+    # A class this mission added is none of the project's tests; its methods are not either.
+    mine = existing_test_checks(
+        tmp_path, ["test_func.py"], ["ttl_cache"], module="func", skip={"TTLTest", "test_own"}
+    )
+    assert "['test_func.py::OtherTest::test_other']" in mine[0].code
+    added = existing_test_checks(
+        tmp_path, ["test_func.py"], ["ttl_cache"], module="func", skip={"OtherTest.test_other"}
+    )
+    assert "['test_func.py::TTLTest']" in added[0].code
