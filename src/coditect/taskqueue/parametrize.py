@@ -128,7 +128,7 @@ class Parametrizer:
                 kind=ActionKind.WRITE_FILES,
                 read_files=tuple(reads),
                 write_files=tuple(writes),
-                command=self._test_command(world, repro) if repro else (),
+                command=setup.command(repro, junit=JUNIT_PATH) if repro else (),
                 test_selection=repro,
                 timeout_s=self.timeout_s,
                 project_tests=tuple(project_tests[:_MAX_PROJECT_TESTS]),
