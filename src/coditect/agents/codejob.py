@@ -67,6 +67,9 @@ class CodeJob:
         priority: Qualname -> localization score of the file's other definitions.
         exports_to: A package ``__init__.py`` that re-exports from the file and may be updated
             with the file's new public names, or "".
+        new_names: Functions or classes the request calls by name (``tlru_cache(maxsize=...)``)
+            that the project does not define yet: the answer is asked to write them (only for
+            the task's main file).
         newline: The file's line ending (LF or CRLF).
         encoding: The file's encoding (``utf-8`` or ``latin-1``).
     """
@@ -82,6 +85,7 @@ class CodeJob:
     focus: tuple[str, ...] = ()
     priority: tuple[tuple[str, float], ...] = ()
     exports_to: str = ""
+    new_names: tuple[str, ...] = ()
     newline: str = "\n"
     encoding: str = "utf-8"
 
@@ -269,8 +273,15 @@ def _notes(ctx: AgentContext, path: str) -> str:
     return "".join(line + "\n" for line in lines[:3])
 
 
-def _focus(ctx: AgentContext, path: str) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
-    """Definitions of ``path`` the request (and failing tests) are about, and the others' scores."""
+def _focus(
+    ctx: AgentContext, path: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...], tuple[str, ...]]:
+    """What the prompt for ``path`` centres on.
+
+    Returns:
+        The definitions the request (and failing tests) are about, the other definitions'
+        scores, and the new definitions the request asks for (:func:`_new_names`).
+    """
     index = workspace_index(ctx.workspace)
     text = " ".join(filter(None, (ctx.request, ctx.task.description, ctx.task.feedback)))
     tests = ctx.upstream.tests
@@ -284,7 +295,20 @@ def _focus(ctx: AgentContext, path: str) -> tuple[tuple[str, ...], tuple[tuple[s
         named = [s.qualname for s in entry.symbols if s.name in words] + named
     focus = narrow_focus([*named, *ranked], 3)
     priority = tuple((r.symbol.qualname, r.score) for r in loc.symbols if r.symbol.path == path)
-    return focus, priority
+    return focus, priority, _new_names(ctx.request, loc.missing)
+
+
+def _new_names(request: str, missing: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of ``missing`` (code-like, defined nowhere) that ``request`` calls: ``f(...)``.
+
+    A request that gives a new function's signature asks for that function; a small model
+    shown a module and asked for "the new or changed code" tends to echo the module's first
+    definition instead, unless the prompt names what is new. Names of one or two letters are
+    an example's placeholders (``f(a=1, b=2)``), not a definition asked for.
+    """
+    return tuple(
+        n for n in missing if len(n) > 2 and re.search(rf"(?<![\w.]){re.escape(n)}\s*\(", request)
+    )
 
 
 def _export_target(ctx: AgentContext, path: str) -> str:
@@ -324,7 +348,7 @@ def build_job(ctx: AgentContext, *, path: str | None = None, done: str = "") -> 
     if ctx.task.intent is not Intent.WRITE_TESTS:
         path = path or _code_target(ctx)
         found = read_text_file(ctx.workspace / path)
-        focus, priority = _focus(ctx, path)
+        focus, priority, new_names = _focus(ctx, path)
         notes = _notes(ctx, path)
         if done:
             notes += f"Already changed for this request: {done}\n"
@@ -337,6 +361,7 @@ def build_job(ctx: AgentContext, *, path: str | None = None, done: str = "") -> 
             focus=focus,
             priority=priority,
             exports_to=_export_target(ctx, path),
+            new_names=new_names if path == _code_target(ctx) else (),
             newline=found.newline if found else "\n",
             encoding=found.encoding if found else "utf-8",
         )

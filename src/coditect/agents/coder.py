@@ -405,6 +405,7 @@ class CoderAgent(Agent):
             return None  # a further file of the task that this change does not need
         if job.is_tests and not _adds_tests(merged):
             raise _Rejected(f"the answer defines no test function (def test_...) for {job.path}")
+        _new_names_written(job, merged)
         view = ProjectView(ctx.workspace, {job.path: merged.source})
         problems = check_source(
             merged.source,
@@ -878,6 +879,7 @@ def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
             failures=job.failures,
             notes=job.notes,
             excerpt=excerpt,
+            new_names=job.new_names,
         )
 
     original = job.original or ""
@@ -932,9 +934,31 @@ def _no_change(
     if optional:
         return
     kept_as_is = ", ".join(merged.unchanged) or "code"
+    todo = f"Write the new {', '.join(job.new_names)}" if job.new_names else "Change it"
     raise _Unchanged(
         f"your code is the same as the current {kept_as_is}, nothing changed. "
-        f"Change it to do this: {ctx.request.strip()}"
+        f"{todo} to do this: {ctx.request.strip()}"
+    )
+
+
+def _new_names_written(job: CodeJob, merged: MergeResult) -> None:
+    """Reject an answer that writes none of the new definitions the request asks for.
+
+    A small model asked for ``tlru_cache(...)`` next to ``ttl_cache`` tends to change
+    ``ttl_cache``'s helpers instead; such a change cannot do what the request asks.
+
+    Raises:
+        _Rejected: ``job.new_names`` is not empty and the answer adds none of them.
+    """
+    if not job.new_names:
+        return
+    added = {q.rpartition(".")[2] for q in merged.added}
+    if added & set(job.new_names):
+        return
+    names = ", ".join(job.new_names)
+    raise _Rejected(
+        f"the answer does not define {names}, which the request asks for: write {names} "
+        f"as new code in {job.path}"
     )
 
 

@@ -12,7 +12,7 @@ import ast
 import sys
 from pathlib import Path
 
-from coditect.agents.codejob import CodeJob
+from coditect.agents.codejob import CodeJob, workspace_index
 from coditect.agents.codemerge import MergeError, MergeResult, top_level_names
 from coditect.agents.importmerge import ensure_imports
 from coditect.agents.validation import module_name, undefined_names
@@ -137,7 +137,11 @@ def adopt_methods(code: str, original: str | None, focus: tuple[str, ...]) -> st
 
 
 def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResult:
-    """Add imports a small model often forgets: the code under test, pytest, stdlib modules."""
+    """Add imports a small model often forgets.
+
+    The code under test, pytest, standard-library modules, and names the project's modules
+    import from one place (:func:`_project_imports`).
+    """
     try:
         missing = undefined_names(ast.parse(merged.source))
     except SyntaxError:
@@ -150,11 +154,16 @@ def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResu
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         }
     lines = []
+    usual: dict[str, str] | None = None
     for name in missing:
         if name in subject and job.subject_path:
             lines.append(f"from {module_name(job.subject_path)} import {name}")
         elif name == "pytest" or name in sys.stdlib_module_names:
             lines.append(f"import {name}")
+        else:
+            usual = _project_imports(workspace) if usual is None else usual
+            if name in usual:
+                lines.append(f"from {usual[name]} import {name}")
     if not lines:
         return merged
     source, added = ensure_imports(merged.source, "\n".join(lines))
@@ -165,6 +174,24 @@ def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResu
         imports_added=(*merged.imports_added, *added),
         unchanged=merged.unchanged,
     )
+
+
+def _project_imports(workspace: Path) -> dict[str, str]:
+    """Name -> the module the project's own modules import it from (``from M import name``).
+
+    A name that a small model uses without importing it (``timedelta``, ``ISO8601Error``) is
+    most often one the project imports elsewhere; when its modules agree on where it comes
+    from, that import is added. A name imported from two different places is left alone.
+    """
+    index = workspace_index(workspace)
+    where: dict[str, set[str]] = {}
+    for m in index.modules:
+        bound = set(m.imported_names)
+        for dotted in m.imports:
+            module, _, name = dotted.rpartition(".")
+            if module and name in bound:
+                where.setdefault(name, set()).add(module)
+    return {name: next(iter(mods)) for name, mods in where.items() if len(mods) == 1}
 
 
 class _Qualify(ast.NodeTransformer):

@@ -37,7 +37,7 @@ Request: {request}
 ```python
 {source}
 ```
-{notes}{failures}Write only the new or changed code for {path}.{member_note}"""
+{notes}{failures}{write}{member_note}"""
 
 #: Said when the file is shown as an excerpt (a large file): the model must not rewrite it.
 EXCERPT_NOTE = " (an excerpt: ... marks code left out)"
@@ -105,9 +105,15 @@ def code_prompt(
     failures: str = "",
     notes: str = "",
     excerpt: bool = False,
+    new_names: Sequence[str] = (),
 ) -> str:
-    """The user prompt asking for new or changed code in ``path`` (``source`` may be an excerpt)."""
+    """The user prompt asking for new or changed code in ``path`` (``source`` may be an excerpt).
+
+    ``new_names``: definitions the request asks for that do not exist yet, named in the
+    closing instruction.
+    """
     return CODE_USER.format(
+        write=write_instruction(path, new_names),
         excerpt=EXCERPT_NOTE if excerpt else "",
         member_note=MEMBER_NOTE if "class " in source else "",
         notes=notes,
@@ -116,6 +122,17 @@ def code_prompt(
         path=path,
         source=source.rstrip() or "# (new file)",
         failures=failures,
+    )
+
+
+def write_instruction(path: str, new_names: Sequence[str] = ()) -> str:
+    """The closing instruction of a code prompt: what to write for ``path``."""
+    if not new_names:
+        return f"Write only the new or changed code for {path}."
+    names = ", ".join(new_names)
+    return (
+        f"Write the new {names} (not in the project yet) and only the other new or changed "
+        f"code for {path}."
     )
 
 

@@ -113,3 +113,13 @@ def test_a_method_under_test_is_imported_through_its_class(calc):
     job = build_job(ctx(calc, "Add Cache.peek", intent=Intent.WRITE_TESTS, upstream=up))
     assert job.subject_names == ("Cache.peek", "Cache.get")
     assert job.import_line == "from calculator.cache import Cache"
+
+
+def test_new_names_are_the_missing_names_the_request_calls():
+    from coditect.agents.codejob import _new_names
+
+    request = "Add tlru_cache(maxsize=128, ttu=...) like ttl_cache; f(a=1) and f(b=2) hit it."
+    assert _new_names(request, ("tlru_cache", "f", "ttu")) == ("tlru_cache",)
+    # A method called on an object is not a new top-level name the request asks for.
+    assert _new_names("cache.peek_all() should work", ("peek_all",)) == ()
+    assert _new_names("add last_true (iterable)", ("last_true",)) == ("last_true",)

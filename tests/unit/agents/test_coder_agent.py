@@ -625,3 +625,46 @@ def test_a_raised_answer_limit_never_takes_the_prompt_s_room():
     assert 400 <= raised < 800
     used = sum(model.count_tokens(m.content) for m in long)
     assert used + 500 <= prompt_budget(model, raised)  # the prompt and a repair echo still fit
+
+
+async def test_a_new_function_the_request_calls_by_name_is_asked_for_by_name(calc):
+    # The request gives the new function's signature; an answer that changes other code
+    # instead is asked again, naming what is missing, and the prompts name it from the start.
+    other = (
+        '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return b + a\n```'
+    )
+    model = ScriptedModel([other, FIB])
+    request = "Add fibonacci(n) to the calculator: the nth Fibonacci number."
+    ctx, _ = make_ctx(calc, model, request=request)
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 2 and change.edits[0].added_symbols == ("fibonacci",)
+    first = model.calls[0][0][1].content
+    assert first.rstrip().endswith(
+        "Write the new fibonacci (not in the project yet) and only the other new or changed "
+        "code for calculator/arithmetic.py."
+    )
+    assert "does not define fibonacci, which the request asks for" in model.calls[1][0][-1].content
+
+
+async def test_an_echo_of_the_code_is_told_to_write_the_new_function(calc):
+    same = '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return a + b\n```'
+    model = ScriptedModel([same, FIB])
+    ctx, _ = make_ctx(calc, model, request="Add fibonacci(n), the nth Fibonacci number.")
+    await CoderAgent().execute(ctx)
+    assert "nothing changed. Write the new fibonacci to do this:" in model.calls[1][0][-1].content
+
+
+async def test_a_name_the_project_imports_elsewhere_is_imported_for_the_answer(calc):
+    # stats.py imports Fraction from fractions; an answer in arithmetic.py that uses it
+    # without the import gets the project's own import line, not a rejection.
+    stats = calc / "calculator/stats.py"
+    stats.write_text("from fractions import Fraction\n" + stats.read_text())
+    answer = (
+        '```python\ndef half(x):\n    """Half of x, exact."""\n    return Fraction(x, 2)\n```'
+    )
+    model = ScriptedModel([answer])
+    ctx, _ = make_ctx(calc, model, request="Add half")
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 1
+    text = (calc / "calculator/arithmetic.py").read_text()
+    assert "from fractions import Fraction" in text and "def half(x):" in text
