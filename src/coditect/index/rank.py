@@ -387,12 +387,27 @@ def _mention_evidence(
         if not men.code_like and len(men.name) < 4:
             continue
         bonus = _MENTION_SCORE if men.code_like else _PLAIN_MENTION_SCORE
+        defs = _bare_call_targets(request, men.name, defs)
         for d in defs:
             acc.add(d, bonus / len(defs), f"named {men.name}")
             named.append(d)
             if men.code_like:
                 mentioned.append(d)
     return mentioned, named, missing
+
+
+def _bare_call_targets(request: str, name: str, defs: Sequence[Symbol]) -> Sequence[Symbol]:
+    """The definitions a mention of ``name`` means: the top-level ones for a bare call.
+
+    ``search()`` in a request is what its users call as ``search()``, the module's function,
+    not a method ``Parser.search`` (written ``.search()`` or ``Parser.search``).
+    """
+    top = [d for d in defs if "." not in d.qualname]
+    if not top or len(top) == len(defs):
+        return defs
+    bare = re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", request)
+    dotted = re.search(rf"\.{re.escape(name)}\b", request)
+    return top if bare and not dotted else defs
 
 
 def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:

@@ -143,3 +143,20 @@ def test_library_and_builtin_names_are_not_missing(index_of):
         index_of("src"), "Fix `json.load` errors: raise `ValueError` from `load_settings`"
     )
     assert loc.missing == ()
+
+
+def test_a_bare_call_names_the_module_function_not_a_method_of_that_name():
+    source = (
+        "class Parser:\n"
+        "    def search(self, text):\n        return text\n\n"
+        "    def findall(self, text):\n        return [text]\n\n\n"
+        "def search(fmt, text):\n    return Parser().search(text)\n\n\n"
+        "def findall(fmt, text):\n    return Parser().findall(text)\n"
+    )
+    index = RepoIndex()
+    index.put(index_module("pkg.py", source))
+    loc = localize(index, "search() and findall() ignore the flag")
+    assert [s.qualname for s in loc.named] == ["search", "findall"]
+    # Written as a method, the mention keeps both.
+    loc = localize(index, "Parser.search() and .findall() ignore the flag")
+    assert {"Parser.findall", "findall"} <= {s.qualname for s in loc.named}
