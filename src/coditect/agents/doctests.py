@@ -280,7 +280,8 @@ def _prose_examples(doc: str, name: str, *, claims_only: bool = False) -> list[E
         end = _balanced_end(doc, match.end() - 1)
         if end < 0:
             continue
-        call = " ".join(doc[match.start() : end].split())
+        start, end = _unwrapped(doc, match.start(), end)
+        call = " ".join(doc[start:end].split())
         sep = separator.match(doc, end)
         if sep is None or "\n" in doc[end : sep.end()].strip(" \t"):
             continue
@@ -293,6 +294,27 @@ def _prose_examples(doc: str, name: str, *, claims_only: bool = False) -> list[E
         if expected is not None:
             out.append(Example(call=_code_only(call), expected=expected, origin="prose"))
     return out
+
+
+#: What may wrap a call in an example: a name (``list(``, ``len(``; only builtins pass
+#: :func:`_call_ok`) or a string's ``join`` (``''.join(``), right before the call.
+_WRAPPER = re.compile(r"(?:(?<![\w.])[A-Za-z_]\w*|(['\"])[^'\"\n]*\1\.join)\(\s*$")
+_WRAPPER_WINDOW = 40
+
+
+def _unwrapped(doc: str, start: int, end: int) -> tuple[int, int]:
+    """The span of the example around the call ``doc[start:end]``.
+
+    A generator's example wraps the call: ``''.join(f(x)) == 'ing'``, ``list(f(x)) == [1]``;
+    the example is the whole wrapped expression (up to two wrappers).
+    """
+    for _ in range(2):
+        before = _WRAPPER.search(doc[max(0, start - _WRAPPER_WINDOW) : start])
+        after = re.compile(r"\s*\)").match(doc, end)
+        if before is None or after is None:
+            break
+        start, end = start - (len(before.group(0))), after.end()
+    return start, end
 
 
 def _clause(text: str, start: int) -> str:

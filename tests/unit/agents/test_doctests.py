@@ -319,3 +319,13 @@ def test_printed_output_of_several_lines_keeps_its_lines_and_indentation():
     namespace: dict[str, object] = {}
     exec(source, namespace)
     exec(example.assertion(), namespace)  # holds on the real code
+
+
+def test_a_request_example_may_wrap_the_call_in_builtins_or_a_join():
+    request = (
+        "Add suffix(items), e.g. ''.join(suffix(['running', 'swing'])) == 'ing', and "
+        "list(sorted(pairs(3))) == [1, 2]; wrap(pairs(1)) == 3 is not read."
+    )
+    found = request_examples(request, ["suffix", "pairs"])
+    assert [e.call for e in found["suffix"]] == ["''.join(suffix(['running', 'swing']))"]
+    assert [(e.call, e.expected) for e in found["pairs"]] == [("list(sorted(pairs(3)))", "[1, 2]")]
