@@ -410,6 +410,30 @@ def _bare_call_targets(request: str, name: str, defs: Sequence[Symbol]) -> Seque
     return top if bare and not dotted else defs
 
 
+# Text the request quotes ('...', "...", `...`) or a command-line option it names (--help).
+_QUOTED = re.compile(
+    r"'([^'\n]{3,80})'|\"([^\"\n]{3,80})\"|`([^`\n]{3,80})`|(?<![\w-])(--[A-Za-z][\w-]{2,})"
+)
+
+
+def request_literals(request: str) -> list[str]:
+    """Exact text the request quotes or options it names: what a maintainer would grep for."""
+    found = (next(g for g in m.groups() if g) for m in _QUOTED.finditer(request))
+    return list(dict.fromkeys(t for t in found if not _IDENT.fullmatch(t)))
+
+
+def _literal_evidence(index: RepoIndex, request: str, acc: _Scores) -> None:
+    """Definitions whose string constants hold text the request quotes, as named ones score."""
+    for text in request_literals(request):
+        holders = [
+            s
+            for s in index.symbols()
+            if s.kind is not SymbolKind.CLASS and any(text in lit for lit in s.literals)
+        ]
+        for s in holders:
+            acc.add(s, _MENTION_SCORE / len(holders), f"holds {text!r}")
+
+
 def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
     """The callers and callees of the strongest matches get part of their score."""
     strongest = sorted(acc.scores.items(), key=lambda kv: -kv[1])[:5]
@@ -430,6 +454,7 @@ def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization
     acc = _Scores()
     _words_evidence(index, query, acc)
     mentioned, named, missing = _mention_evidence(index, request, paths, acc)
+    _literal_evidence(index, request, acc)
     _graph_evidence(index, acc)
     ranked = acc.ranked()
     mentioned_paths = _mentioned_paths(request, paths)

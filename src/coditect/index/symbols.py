@@ -42,6 +42,7 @@ class Symbol:
         signature: ``def name(args) -> ret`` / ``class Name(bases)`` / ``NAME = ...``.
         doc: First line of the docstring, or "".
         refs: Names the definition's body references (calls, attributes, bare names).
+        literals: The string constants in the definition (its docstring whole included).
     """
 
     path: str
@@ -53,6 +54,7 @@ class Symbol:
     signature: str
     doc: str = ""
     refs: frozenset[str] = field(default_factory=frozenset)
+    literals: tuple[str, ...] = ()
 
     @property
     def parent(self) -> str:
@@ -153,6 +155,21 @@ def references(node: ast.AST) -> frozenset[str]:
     return frozenset(out)
 
 
+_MAX_LITERALS = 64
+_MAX_LITERAL_CHARS = 2000
+
+
+def string_literals(node: ast.AST) -> tuple[str, ...]:
+    """The string constants in ``node`` (docstrings too), each cut to a bounded length."""
+    out: dict[str, None] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value.strip():
+            out[sub.value[:_MAX_LITERAL_CHARS]] = None
+            if len(out) >= _MAX_LITERALS:
+                break
+    return tuple(out)
+
+
 def _assigned(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.Assign):
         return [t.id for t in node.targets if isinstance(t, ast.Name)]
@@ -177,6 +194,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                     _signature(node),
                     _first_line(node),
                     references(node),
+                    string_literals(node),
                 )
             )
         else:
@@ -191,6 +209,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                         last,
                         _signature(node),
                         refs=references(node),
+                        literals=string_literals(node),
                     )
                 )
     return out
@@ -259,6 +278,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     _signature(node),
                     _first_line(node),
                     references(node),
+                    string_literals(node),
                 )
             )
             if isinstance(node, ast.ClassDef):
@@ -281,6 +301,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     last,
                     _signature(node),
                     refs=references(node),
+                    literals=string_literals(node),
                 )
             )
     dotted, local = _imports(path, tree)

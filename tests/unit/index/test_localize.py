@@ -160,3 +160,21 @@ def test_a_bare_call_names_the_module_function_not_a_method_of_that_name():
     # Written as a method, the mention keeps both.
     loc = localize(index, "Parser.search() and .findall() ignore the flag")
     assert {"Parser.findall", "findall"} <= {s.qualname for s in loc.named}
+
+
+def test_text_the_request_quotes_finds_the_definition_holding_it():
+    source = (
+        "def main(argv):\n"
+        '    """Usage: tool [options] FILE\n\n    -h, --help   show this message\n    """\n'
+        '    opts = ["help", "header"]\n    return opts\n\n\n'
+        "def render(rows):\n"
+        '    """Render rows as text."""\n'
+        '    raise ValueError("cannot render an empty table")\n'
+    )
+    index = RepoIndex()
+    index.put(index_module("tool.py", source))
+    loc = localize(index, "Add an option --width N, and describe it in the --help text")
+    assert loc.symbols[0].symbol.qualname == "main"
+    assert "holds '--help'" in loc.symbols[0].reasons
+    loc = localize(index, "It fails with 'cannot render an empty table' on no rows")
+    assert loc.symbols[0].symbol.qualname == "render"
