@@ -300,6 +300,7 @@ def _prose_examples(doc: str, name: str, *, claims_only: bool = False) -> list[E
 #: :func:`_call_ok`) or a string's ``join`` (``''.join(``), right before the call.
 _WRAPPER = re.compile(r"(?:(?<![\w.])[A-Za-z_]\w*|(['\"])[^'\"\n]*\1\.join)\(\s*$")
 _WRAPPER_WINDOW = 40
+_WRAPPER_CLOSE = re.compile(r"\s*\)")
 
 
 def _unwrapped(doc: str, start: int, end: int) -> tuple[int, int]:
@@ -310,10 +311,10 @@ def _unwrapped(doc: str, start: int, end: int) -> tuple[int, int]:
     """
     for _ in range(2):
         before = _WRAPPER.search(doc[max(0, start - _WRAPPER_WINDOW) : start])
-        after = re.compile(r"\s*\)").match(doc, end)
+        after = _WRAPPER_CLOSE.match(doc, end)
         if before is None or after is None:
             break
-        start, end = start - (len(before.group(0))), after.end()
+        start, end = start - len(before.group(0)), after.end()
     return start, end
 
 

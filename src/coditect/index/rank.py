@@ -425,11 +425,7 @@ def request_literals(request: str) -> list[str]:
 def _literal_evidence(index: RepoIndex, request: str, acc: _Scores) -> None:
     """Definitions whose string constants hold text the request quotes, as named ones score."""
     for text in request_literals(request):
-        holders = [
-            s
-            for s in index.symbols()
-            if s.kind is not SymbolKind.CLASS and any(text in lit for lit in s.literals)
-        ]
+        holders = [s for s in index.symbols() if any(text in lit for lit in s.literals)]
         for s in holders:
             acc.add(s, _MENTION_SCORE / len(holders), f"holds {text!r}")
 

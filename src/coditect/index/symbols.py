@@ -42,7 +42,8 @@ class Symbol:
         signature: ``def name(args) -> ret`` / ``class Name(bases)`` / ``NAME = ...``.
         doc: First line of the docstring, or "".
         refs: Names the definition's body references (calls, attributes, bare names).
-        literals: The string constants in the definition (its docstring whole included).
+        literals: The string constants in the definition (its docstring whole included);
+            none for a class (its members hold them).
     """
 
     path: str
@@ -278,7 +279,8 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     _signature(node),
                     _first_line(node),
                     references(node),
-                    string_literals(node),
+                    # A class's strings are its members' (each member keeps its own).
+                    () if kind is SymbolKind.CLASS else string_literals(node),
                 )
             )
             if isinstance(node, ast.ClassDef):
