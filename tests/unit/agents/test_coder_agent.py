@@ -668,3 +668,16 @@ async def test_a_name_the_project_imports_elsewhere_is_imported_for_the_answer(c
     assert change.generations == 1
     text = (calc / "calculator/arithmetic.py").read_text()
     assert "from fractions import Fraction" in text and "def half(x):" in text
+
+
+def test_a_name_imported_from_two_places_is_not_guessed(tmp_path):
+    from coditect.agents.fixups import _project_imports
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/__init__.py").write_text("")
+    (tmp_path / "pkg/a.py").write_text("from json import loads\nfrom .errors import Bad\n")
+    (tmp_path / "pkg/b.py").write_text("from ujson import loads\nimport os.path\n")
+    (tmp_path / "pkg/errors.py").write_text("class Bad(Exception):\n    pass\n")
+    usual = _project_imports(tmp_path)
+    assert usual["Bad"] == "pkg.errors"  # a relative import, made absolute
+    assert "loads" not in usual and "path" not in usual
