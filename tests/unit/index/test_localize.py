@@ -145,6 +145,12 @@ def test_library_and_builtin_names_are_not_missing(index_of):
     assert loc.missing == ()
 
 
+def _one_module(path: str, source: str) -> RepoIndex:
+    index = RepoIndex()
+    index.put(index_module(path, source))
+    return index
+
+
 def test_a_bare_call_names_the_module_function_not_a_method_of_that_name():
     source = (
         "class Parser:\n"
@@ -153,8 +159,7 @@ def test_a_bare_call_names_the_module_function_not_a_method_of_that_name():
         "def search(fmt, text):\n    return Parser().search(text)\n\n\n"
         "def findall(fmt, text):\n    return Parser().findall(text)\n"
     )
-    index = RepoIndex()
-    index.put(index_module("pkg.py", source))
+    index = _one_module("pkg.py", source)
     loc = localize(index, "search() and findall() ignore the flag")
     assert [s.qualname for s in loc.named] == ["search", "findall"]
     # Written as a method, the mention keeps both.
@@ -171,8 +176,7 @@ def test_text_the_request_quotes_finds_the_definition_holding_it():
         '    """Render rows as text."""\n'
         '    raise ValueError("cannot render an empty table")\n'
     )
-    index = RepoIndex()
-    index.put(index_module("tool.py", source))
+    index = _one_module("tool.py", source)
     loc = localize(index, "Add an option --width N, and describe it in the --help text")
     assert loc.symbols[0].symbol.qualname == "main"
     assert "holds '--help'" in loc.symbols[0].reasons
