@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from coditect.domain.paths import is_test_path
 from coditect.index import Localization, RepoIndex, localize
-from coditect.index.rank import narrow_focus
+from coditect.index.rank import RankedFile, narrow_focus
 
 __all__ = [
     "MAX_EXTRA_MODULES",
@@ -40,7 +40,8 @@ class ModuleChoice:
     Attributes:
         path: POSIX path relative to the project root (may not exist yet for a new module).
         rule: ``upstream``, ``path`` (named in the request), ``symbol`` (defines a name the
-            request gives as code), ``ranked`` (clearly best by the localization), ``target``
+            request gives as code), ``ranked`` (best by the localization on two or more request
+            words, clearly or over a planner's pick it leads clearly), ``target``
             (the planner's pick), ``new`` (a new module the planner named), ``weak`` (best by
             the localization, on weak evidence), ``package`` (no evidence: the main package).
         focus: Qualnames in ``path`` the request is most likely about, best first.
@@ -66,10 +67,15 @@ def _also(
     for sym in loc.mentioned:
         where.setdefault(sym.name, set()).add(sym.path)
     named = [next(iter(p)) for p in where.values() if len(p) == 1]
+    # The planner's further picks need evidence as its first one does (see _contenders).
+    ranked = [f for f in loc.files if f.score > 0]
+    strong = bool(ranked) and len(ranked[0].words) >= _MIN_WORDS
     listed = [
         t.strip().removeprefix("./")
         for t in targets
-        if not t.endswith("__init__.py") and not is_test_path(t)
+        if not t.endswith("__init__.py")
+        and not is_test_path(t)
+        and (not strong or t.strip().removeprefix("./") in _contenders(ranked))
     ]
     out = [p for p in dict.fromkeys([*named, *listed]) if p != path and p in modules]
     return tuple(out[:MAX_EXTRA_MODULES])
@@ -100,10 +106,11 @@ def choose_module(
 
     (1) A module the request names by path or dotted name; (2) the module defining a name the
     request writes as code (``parse_date()``, `` `Parser` ``, ``snake_case``); (3) the
-    localization's best module when it leads clearly, on two or more request words; (4) an existing module the planner named
-    in ``targets`` (the model chose from the ranked outline); (5) a new module the planner named
-    inside an existing package; (6) the localization's best module on weak evidence; (7) the
-    largest module of the main package, which is its ``__init__.py`` when all the code is there.
+    localization's best module when it leads clearly, on two or more request words; (4) an
+    existing module the planner named in ``targets`` (the model chose from the ranked outline),
+    unless that evidence leads it clearly too; (5) a new module the planner named inside an
+    existing package; (6) the localization's best module; (7) the largest module of the main
+    package, which is its ``__init__.py`` when all the code is there.
 
     Args:
         text: The request (and task description).
@@ -145,21 +152,32 @@ def _choose(
         path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
         return ModuleChoice(path, "symbol", _focus(loc, path))
     ranked = [f for f in loc.files if f.score > 0]
-    lead = ranked and (len(ranked) == 1 or ranked[0].score >= _CLEAR_LEAD * ranked[1].score)
     # One matching word is weak evidence (often the request's verb matching a name).
-    if lead and len(ranked[0].words) >= _MIN_WORDS:
+    strong = bool(ranked) and len(ranked[0].words) >= _MIN_WORDS
+    if strong and (len(ranked) == 1 or ranked[0].score >= _CLEAR_LEAD * ranked[1].score):
         return ModuleChoice(ranked[0].path, "ranked", _focus(loc, ranked[0].path))
     cands = [t.strip().removeprefix("./") for t in targets]
     cands = [t for t in cands if t.endswith(".py") and not is_test_path(t)]
     for t in cands:
-        if t in modules:
+        if t in modules and (not strong or t in _contenders(ranked)):
             return ModuleChoice(t, "target", _focus(loc, t))
     for t in cands:
         if t not in known and _new_module_ok(t, modules, _package_dirs(known)):
             return ModuleChoice(t, "new")
     if ranked:
-        return ModuleChoice(ranked[0].path, "weak", _focus(loc, ranked[0].path))
+        rule = "ranked" if strong else "weak"
+        return ModuleChoice(ranked[0].path, rule, _focus(loc, ranked[0].path))
     return ModuleChoice(_main_module(index), "package")
+
+
+def _contenders(ranked: Sequence[RankedFile]) -> set[str]:
+    """The ranked modules the best one does not clearly lead (the planner chooses among them).
+
+    A small model picks from the ranked outline by a word of the request (``function`` ->
+    ``func.py``) as readily as by the code; a module the best one leads clearly has less
+    evidence than the choice needs.
+    """
+    return {f.path for f in ranked if ranked[0].score < _CLEAR_LEAD * f.score}
 
 
 def _package_dirs(files: Iterable[str]) -> set[str]:

@@ -73,6 +73,27 @@ def test_the_planner_pick_decides_without_clear_evidence(index_of):
     assert choose_module("Add a progress bar", index, targets=("elsewhere/x.py",)).rule != "new"
 
 
+def test_the_planner_picks_among_the_modules_the_evidence_does_not_rule_out():
+    index = RepoIndex()
+    for path, source in {
+        "pkg/keys.py": "def make_key(*args, **kwargs):\n"
+        '    """The cache key for a call\'s arguments."""\n    return args\n',
+        "pkg/store.py": "class Store:\n    def lookup(self, key, args):\n"
+        '        """The cached value of a call, by key and arguments."""\n        return key\n',
+        "pkg/wrappers.py": 'def memoize(func):\n    """Wrap a function."""\n    return func\n',
+    }.items():
+        index.put(index_module(path, source))
+    request = (
+        "A function called with the same keyword arguments in another order gets a second cache key"
+    )
+    # store.py is close behind keys.py: the planner's pick between them stands.
+    picked = choose_module(request, index, targets=("pkg/store.py", "pkg/wrappers.py"))
+    assert (picked.path, picked.rule, picked.also) == ("pkg/store.py", "target", ())
+    # Next to keys.py, wrappers.py has hardly any evidence: the pick is overruled.
+    overruled = choose_module(request, index, targets=("pkg/wrappers.py",))
+    assert (overruled.path, overruled.rule) == ("pkg/keys.py", "ranked")
+
+
 def test_without_evidence_the_code_goes_where_the_code_is(index_of):
     # All of this package's code is in __init__.py: never invent a core.py.
     choice = choose_module("Add zzz", index_of("package"))
