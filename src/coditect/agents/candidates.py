@@ -266,7 +266,7 @@ assert _rc == 0, _rc
 """
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _MAX_TEST_FILES = 2
-_MAX_IDS_PER_FILE = 8
+_MAX_IDS_PER_FILE = 24
 _TEST_RUN_TIMEOUT_S = 60.0
 
 
@@ -337,6 +337,34 @@ def _tests_in(
     ]
 
 
+def _module_constants(tree: ast.Module) -> dict[str, frozenset[str]]:
+    """The names each module-level assignment of a test file uses (its parametrize tables)."""
+    out: dict[str, frozenset[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    out[target.id] = references(node.value)
+    return out
+
+
+def _through(refs: frozenset[str], tables: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """``refs`` with the names the module constants among them use, transitively.
+
+    ``@pytest.mark.parametrize("start, duration", CASES)`` over a table of ``Duration(...)``
+    values tests ``Duration`` though the test's own body never names it.
+    """
+    out, todo = set(refs), [r for r in refs if r in tables]
+    while todo:
+        for name in tables[todo.pop()]:
+            if name not in out:
+                out.add(name)
+                if name in tables:
+                    todo.append(name)
+    return frozenset(out)
+
+
 def existing_test_checks(
     workspace: Path,
     test_paths: Sequence[str],
@@ -371,8 +399,10 @@ def existing_test_checks(
             continue
         direct: list[str] = []
         indirect: list[str] = []
+        tables = _module_constants(tree)
         for node in tree.body:
-            for test_id, refs in _tests_in(node, rel, skip, broken):
+            for test_id, own in _tests_in(node, rel, skip, broken):
+                refs = _through(own, tables)
                 if any(_uses(refs, n) for n in names):
                     direct.append(test_id)
                 elif any(_uses(refs, n) for n in callers):

@@ -435,6 +435,23 @@ def test_the_tests_of_a_changed_helpers_callers_run_after_its_own(tmp_path):
     assert "['test_x.py::test_unbound', 'test_x.py::test_cache']" in checks[0].code
 
 
+def test_a_test_parametrized_from_a_table_tests_what_the_table_holds(tmp_path):
+    # isodate: @pytest.mark.parametrize("start, duration, expectation", DATE_CALC_TEST_CASES)
+    # over rows of Duration(...) values; the test's body only adds them.
+    from coditect.agents.candidates import existing_test_checks
+
+    (tmp_path / "test_d.py").write_text(
+        "import pytest\n\nROWS = [(1, Duration(2))]\nALL = ROWS + [(2, 3)]\n\n\n"
+        "@pytest.mark.parametrize('start, d', ALL)\ndef test_add(start, d):\n"
+        "    assert start + d\n\n\n"
+        "@pytest.mark.parametrize('a', [1])\ndef test_plain(a):\n    assert a\n"
+    )
+    checks = existing_test_checks(
+        tmp_path, ["test_d.py"], ["days_in"], module="d", callers=["Duration"]
+    )
+    assert "['test_d.py::test_add']" in checks[0].code
+
+
 async def test_a_project_test_that_fails_before_the_change_is_no_check(tmp_path):
     ws = package(tmp_path)
     (ws / "tests/test_core.py").write_text(
