@@ -38,6 +38,7 @@ __all__ = [
     "MAX_REPRODUCTION_S",
     "broke_existing",
     "judge_report",
+    "not_reproduced_notes",
     "passing_before",
     "reproduce",
     "reproduction_notes",
@@ -85,6 +86,11 @@ _NOTE_STARTS = ("bug reproduced:", "not reproduced:", "the reproduction tests", 
 def reproduction_notes(summary: str) -> list[str]:
     """The reproduction verdicts in a code change's summary (for the report's evidence)."""
     return [part for part in summary.split("; ") if part.startswith(_NOTE_STARTS)]
+
+
+def not_reproduced_notes(summary: str) -> list[str]:
+    """The verdicts in a code change's summary saying its reproduction tests did not fail."""
+    return [n for n in reproduction_notes(summary) if n.startswith("not reproduced:")]
 
 
 def _note(verdict: Reproduction, files: str, report: TestReport, broken: list[str]) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from coditect.agents.reproduce import reproduction_notes
+from coditect.agents.reproduce import not_reproduced_notes, reproduction_notes
 from coditect.domain.agents import Upstream
 from coditect.domain.checkpoint import MissionCheckpoint
 from coditect.domain.events import Event, MissionState, TaskState
@@ -602,6 +602,12 @@ class Coordinator:
             code_expected=any(t.intent is Intent.WRITE_CODE for t in run.plan),
             untested=tuple(f"task {t}: {e}" for t, e in run.goals.skipped.items()),
             test_names=run.test_names,
+            unreproduced=tuple(
+                note
+                for result in run.results
+                if isinstance(result, CodeChange)
+                for note in not_reproduced_notes(result.summary)
+            ),
         )
         self._end(report, verdict.outcome, verdict.reason)
         report.evidence.extend(verdict.evidence)

@@ -9,7 +9,8 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
   disagree with it are tests this mission wrote itself: a small model's test asserting a wrong
   value must not cost the user a probably correct change. The reason names every disagreeing
   test. Likewise when the tests for the change could not be written (the tasks the mission did
-  without) but every test that ran passes: nothing checks the change itself.
+  without) or a bug fix's reproduction tests passed on the unchanged code (the report was not
+  reproduced), but every test that ran passes: nothing checks the change itself.
 * FAILED: nothing usable: no change, only tests changed where the plan changes code (tests
   rewritten until they pass on the unchanged code are not a fix), no test run, a test run that
   timed out or could not run, no passing test at all, or a failing test that CODITECT did not
@@ -106,6 +107,7 @@ def decide_outcome(
     code_expected: bool = False,
     untested: Sequence[str] = (),
     test_names: OurTests | None = None,
+    unreproduced: Sequence[str] = (),
 ) -> Verdict:
     """Decide SUCCESS, UNVERIFIED or FAILED for a mission that ran to its end.
 
@@ -122,6 +124,8 @@ def decide_outcome(
             mission did without); a change no new test checks is never SUCCESS.
         test_names: Which test functions of ``tests_written`` the mission wrote (see
             :func:`written_by_us`); None: every test in those files counts as the mission's.
+        unreproduced: A bug fix's notes that its reproduction tests passed on the unchanged
+            code: they do not check the fix, so a passing run is not SUCCESS.
     """
     if status not in (MissionOutcome.SUCCESS, MissionOutcome.FAILED):
         return Verdict(status, reason)
@@ -143,9 +147,8 @@ def decide_outcome(
             return Verdict(MissionOutcome.SUCCESS, evidence=("no test run was planned",))
         return Verdict(MissionOutcome.FAILED, reason)
     if last_tests.ok and status is MissionOutcome.SUCCESS:
-        if untested:
-            return _untested(untested, last_tests)
-        return _success(changed, tests_written, last_tests)
+        unchecked = _unchecked(untested, unreproduced, last_tests)
+        return unchecked or _success(changed, tests_written, last_tests)
     failures = last_tests.failures
     if last_tests.ok or last_tests.timed_out or not failures:
         return Verdict(MissionOutcome.FAILED, reason or "the last test run did not pass")
@@ -166,6 +169,17 @@ def decide_outcome(
     return _unverified(failures, changed, tests_written, last_tests)
 
 
+def _unchecked(
+    untested: Sequence[str], unreproduced: Sequence[str], tests: TestReport
+) -> Verdict | None:
+    """UNVERIFIED for a passing run in which no test checks the change, else None."""
+    if untested:
+        return _untested(untested, tests)
+    if unreproduced:
+        return _unreproduced(unreproduced, tests)
+    return None
+
+
 def _untested(untested: Sequence[str], tests: TestReport) -> Verdict:
     why = "; ".join(" ".join(u.split())[:300] for u in untested[:_MAX_LISTED])
     ran = (
@@ -177,6 +191,16 @@ def _untested(untested: Sequence[str], tests: TestReport) -> Verdict:
         MissionOutcome.UNVERIFIED,
         f"no test checks the change: the tests for it could not be written ({why}); {ran}",
         evidence=(f"all {tests.passed} tests of the last run pass (none written for the change)",),
+    )
+
+
+def _unreproduced(notes: Sequence[str], tests: TestReport) -> Verdict:
+    why = "; ".join(" ".join(n.split())[:300] for n in notes[:_MAX_LISTED])
+    return Verdict(
+        MissionOutcome.UNVERIFIED,
+        f"the bug was not reproduced ({why}); the {tests.passed} tests that ran pass, but none "
+        "of them failed before the change",
+        evidence=(f"all {tests.passed} tests of the last run pass (none failed before the fix)",),
     )
 
 

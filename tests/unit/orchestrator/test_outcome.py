@@ -186,6 +186,26 @@ def test_a_change_no_new_test_checks_is_unverified_never_success():
     )
 
 
+def test_a_bug_fix_whose_report_was_not_reproduced_is_unverified():
+    note = (
+        "not reproduced: the tests in tests/test_tz.py pass on the current code, so they do "
+        "not capture the report; the fix is made from the request alone"
+    )
+    verdict = decide_outcome(
+        status=MissionOutcome.SUCCESS,
+        reason="",
+        changed=["tz.py", "tests/test_tz.py"],
+        tests_written=("tests/test_tz.py",),
+        last_tests=TestReport(passed=9),
+        unreproduced=(note,),
+    )
+    assert verdict.outcome is MissionOutcome.UNVERIFIED
+    assert verdict.reason == (
+        f"the bug was not reproduced ({note}); the 9 tests that ran pass, but none of them "
+        "failed before the change"
+    )
+
+
 def test_a_project_test_in_a_file_the_mission_extended_is_not_ours():
     # The mission appended test_leap to the project's tests/test_solution.py; the project's own
     # test_add in that file now fails: a regression, never a disagreement with our tests.
