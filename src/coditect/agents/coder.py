@@ -113,6 +113,10 @@ class _Unchanged(_Rejected):
     """An answer identical to the current code."""
 
 
+class _EchoCut(_Rejected):
+    """A cut-off answer whose complete part repeats the current code (no room is added)."""
+
+
 class _Breaks(_Rejected):
     """The best candidate breaks tests of the project that pass on the unchanged code."""
 
@@ -213,7 +217,8 @@ class CoderAgent(Agent):
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
                 messages = _rejected(messages, response, str(exc), rejected)
-                limit = _next_limit(ctx.model, messages, response, job, limit)
+                echoed = isinstance(exc, _EchoCut)
+                limit = _next_limit(ctx.model, messages, response, job, limit, echoed=echoed)
                 budget = prompt_budget(ctx.model, limit)
                 continue
             if merged is None:
@@ -708,6 +713,10 @@ def _defensible(ctx: AgentContext, job: CodeJob) -> bool:
 
 
 _CUT_OFF = "the answer was cut off (too long): write only the new or changed code"
+_ECHO_CUT_OFF = (
+    "the answer repeated the current code until it was cut off (too long): write only the "
+    "definitions you change, not the rest of the file"
+)
 
 
 def _answer_code(job: CodeJob, response: ModelResponse) -> str:
@@ -808,16 +817,22 @@ def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEd
 
 
 def _next_limit(
-    model: Model, messages: list[Message], response: ModelResponse, job: CodeJob, limit: int
+    model: Model,
+    messages: list[Message],
+    response: ModelResponse,
+    job: CodeJob,
+    limit: int,
+    *,
+    echoed: bool = False,
 ) -> int:
     """The output limit for the answer after ``response`` (rejected; it was given ``limit``).
 
-    A code answer cut off at the limit shows that the model needed more tokens for the code it
-    meant to write (a stub's short body and docstring say little about its implementation's
+    A code answer cut off at the limit (in new or changed code: see :class:`_EchoCut`) shows
+    that the model needed more tokens for the code it meant to write (a stub's short body and docstring say little about its implementation's
     length): the next answer may have twice as many, as far as the first prompt leaves room in
     the context window (the repair messages after it are narrowed by :func:`_fit` as usual).
     """
-    if job.is_tests or response.finish_reason != "length":
+    if job.is_tests or response.finish_reason != "length" or echoed:
         return limit
     first = sum(model.count_tokens(m.content) for m in messages[:2])
     room = prompt_budget(model, 0) - first - _REPAIR_RESERVE
@@ -926,11 +941,12 @@ def _no_change(
     """An answer that changes nothing: fine for an optional file, else rejected (saying why).
 
     Raises:
-        _Rejected: What was left of a cut-off answer changes nothing (the change was cut off).
+        _EchoCut: What was left of a cut-off answer changes nothing (it repeats the file).
         _Unchanged: The answer repeats the current code.
     """
     if response.finish_reason == "length" and not job.is_tests:
-        raise _Rejected(_CUT_OFF)
+        # A model that rewrites the whole file would only repeat more of it with more room.
+        raise _EchoCut(_ECHO_CUT_OFF)
     if optional:
         return
     kept_as_is = ", ".join(merged.unchanged) or "code"

@@ -201,8 +201,12 @@ async def test_a_cut_off_answer_that_changes_nothing_is_told_it_was_cut_off(calc
     model = ScriptedModel([cut, good])
     ctx, _ = make_ctx(calc, model, request="Make Acc.sub add one")
     change = await CoderAgent().execute(ctx)
-    assert change.generations == 2 and "cut off" in model.calls[1][0][-1].content
+    told = model.calls[1][0][-1].content
+    assert change.generations == 2 and "repeated the current code until it was cut off" in told
     assert "return 1 - x" in path.read_text()
+    # More room would only buy a longer echo of the file.
+    first, second = (settings.max_tokens for _, settings in model.calls)
+    assert second == first
 
 
 def upstream_with_fib():
@@ -630,9 +634,7 @@ def test_a_raised_answer_limit_never_takes_the_prompt_s_room():
 async def test_a_new_function_the_request_calls_by_name_is_asked_for_by_name(calc):
     # The request gives the new function's signature; an answer that changes other code
     # instead is asked again, naming what is missing, and the prompts name it from the start.
-    other = (
-        '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return b + a\n```'
-    )
+    other = '```python\ndef add(a, b):\n    """Return the sum of a and b."""\n    return b + a\n```'
     model = ScriptedModel([other, FIB])
     request = "Add fibonacci(n) to the calculator: the nth Fibonacci number."
     ctx, _ = make_ctx(calc, model, request=request)
@@ -659,9 +661,7 @@ async def test_a_name_the_project_imports_elsewhere_is_imported_for_the_answer(c
     # without the import gets the project's own import line, not a rejection.
     stats = calc / "calculator/stats.py"
     stats.write_text("from fractions import Fraction\n" + stats.read_text())
-    answer = (
-        '```python\ndef half(x):\n    """Half of x, exact."""\n    return Fraction(x, 2)\n```'
-    )
+    answer = '```python\ndef half(x):\n    """Half of x, exact."""\n    return Fraction(x, 2)\n```'
     model = ScriptedModel([answer])
     ctx, _ = make_ctx(calc, model, request="Add half")
     change = await CoderAgent().execute(ctx)
