@@ -54,6 +54,7 @@ from coditect.agents.extract import (
     cap_asserts,
     drop_cut_definition,
     drop_redefinitions,
+    drop_unchecked_last_test,
     extract_code,
     mid_answer_error,
     salvage_truncated,
@@ -729,7 +730,7 @@ def _answer_code(job: CodeJob, response: ModelResponse) -> str:
     if job.is_tests and response.finish_reason == "length":
         mistake = mid_answer_error(code)
         try:
-            code = salvage_truncated(code)
+            code = drop_unchecked_last_test(salvage_truncated(code))
         except MergeError:
             if mistake:  # what to fix is the mistake, not the length
                 raise MergeError(f"the answer is not valid Python: {mistake}") from None

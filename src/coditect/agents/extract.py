@@ -17,6 +17,7 @@ __all__ = [
     "cap_asserts",
     "drop_cut_definition",
     "drop_redefinitions",
+    "drop_unchecked_last_test",
     "extract_code",
     "mid_answer_error",
     "salvage_truncated",
@@ -99,6 +100,48 @@ def drop_cut_definition(code: str) -> str:
     first = min([cut.lineno, *(d.lineno for d in cut.decorator_list)])
     lines = code.splitlines()[: first - 1]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _checks(node: ast.AST) -> bool:
+    """Whether a test checks anything.
+
+    An assert, a ``with`` (``pytest.raises``), a ``self.assert...``/``pytest.fail`` call or a
+    ``raise`` counts.
+    """
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assert | ast.With | ast.AsyncWith | ast.Raise):
+            return True
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith(("assert", "fail")):
+                return True
+    return False
+
+
+def drop_unchecked_last_test(code: str) -> str:
+    """A salvaged cut-off test answer without its last test when that test checks nothing.
+
+    The answer was cut inside its last test; what parses of it may stop before its first
+    assert (``result = parse(text)`` and nothing more), a test that passes whatever the code
+    does: for a bug's reproduction it would say "not reproduced" of a report it never checked.
+
+    Raises:
+        MergeError: No test is left.
+    """
+    tree = ast.parse(code)
+    tests = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name.startswith("test")
+    ]
+    if not tests or tests[-1] is not tree.body[-1] or _checks(tests[-1]):
+        return code
+    if len(tests) == 1:
+        raise MergeError("the answer was cut off before its test checked anything (too long)")
+    last = tests[-1]
+    first = min([last.lineno, *(d.lineno for d in last.decorator_list)])
+    return "\n".join(code.splitlines()[: first - 1]).rstrip() + "\n"
 
 
 def drop_redefinitions(

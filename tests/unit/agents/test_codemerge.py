@@ -225,6 +225,27 @@ def test_salvage_and_caps():
     assert capped.count("def test_") == 2 and capped.count("assert") == 2
 
 
+def test_a_cut_off_test_that_checks_nothing_yet_is_dropped():
+    from coditect.agents.extract import drop_unchecked_last_test, salvage_truncated
+
+    # isodate: the assert line was the model's mistake (`== -4:30`); what parses before it is a
+    # test that only calls the code, which passes whatever the code does.
+    cut = (
+        "from tz import parse\n\ndef test_a():\n    assert parse('Z') == 0\n\n"
+        "def test_b():\n    result = parse('-05:30')\n    # Then\n"
+        "    assert result == -4:30, 'wrong'\n\ndef test_c():\n    assert parse("
+    )
+    kept = drop_unchecked_last_test(salvage_truncated(cut))
+    assert kept == "from tz import parse\n\ndef test_a():\n    assert parse('Z') == 0\n"
+    with pytest.raises(MergeError, match="before its test checked anything"):
+        drop_unchecked_last_test("def test_b():\n    result = parse('x')\n")
+    checked = (
+        "def test_a():\n    with pytest.raises(ValueError):\n        parse('x')\n\n"
+        "def test_b(self):\n    self.assertEqual(parse('Z'), 0)\n"
+    )
+    assert drop_unchecked_last_test(checked) == checked
+
+
 def test_a_cut_off_answer_keeps_only_its_complete_definitions():
     from coditect.agents.extract import drop_cut_definition, salvage_truncated
 
