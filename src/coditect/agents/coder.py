@@ -772,11 +772,16 @@ def _rejected(
     The answer and why it was rejected go back to the model. An answer given before is not
     shown again: a small model with its own answer in view copies it, word for word, however
     it is told to change it (seen at temperature 0.8 too), so the next generation starts
-    afresh from the task with only the reason added.
+    afresh from the task with only the reason added. So does the generation after an answer
+    cut off at the output limit: shown its cut answer, the model continues it (the next answer
+    began in the middle of the cut method, and did not parse).
     """
+    first = messages[1]
     if response.text.strip() in seen:
-        first = messages[1]
         note = f"\n\nA previous answer was rejected twice: {reason} Write it differently."
+        return [messages[0], Message(role=first.role, content=first.content + note)]
+    if response.finish_reason == "length":
+        note = f"\n\nA previous answer was rejected: {reason}"
         return [messages[0], Message(role=first.role, content=first.content + note)]
     seen.add(response.text.strip())
     return [

@@ -162,6 +162,8 @@ async def test_truncated_code_answer_is_rejected(calc):
     model = ScriptedModel([cut, FIB])
     change = await CoderAgent().execute(make_ctx(calc, model)[0])
     assert change.generations == 2 and "cut off" in model.calls[1][0][-1].content
+    # Not shown its cut answer (it would continue it): the task again, with the reason.
+    assert [m.role for m in model.calls[1][0]] == ["system", "user"]
     # The model needed more room than it was given: the next answer gets twice as much.
     first, second = (settings.max_tokens for _, settings in model.calls)
     assert second == 2 * first
