@@ -236,6 +236,12 @@ def _failed_task(report: dict[str, object]) -> dict[str, object]:
     return failed[-1] if failed else {}
 
 
+_UNPARSABLE = re.compile(
+    r"does not parse|not valid Python|could not parse|syntax|cut off|contains no|no Python code",
+    re.I,
+)
+
+
 def categorize(report: dict[str, object], text: str, task: Task) -> str:
     """Why a mission that did not solve its task failed (from its report and output)."""
     if _OVERFLOW.search(text):
@@ -251,7 +257,10 @@ def categorize(report: dict[str, object], text: str, task: Task) -> str:
     # Only source files say where the fix went (a mission may change nothing but its tests).
     changed = {p for p in report.get("changed_files") or [] if not is_test_path(p)}  # type: ignore[attr-defined]
     if intent in ("write_code", "write_tests"):
-        if re.search(r"pars|syntax|extract|no code|unparsable", error, re.I):
+        # The last generation's reason ("... in 3 generation(s): #1: ...; #3: ..."); a file
+        # name such as parse.py in the message says nothing.
+        last = re.split(r"#\d+: ", error)[-1]
+        if _UNPARSABLE.search(last):
             return "edit_unparsable"
         return "edit_failed"
     if changed and not changed & set(task.solution_files):

@@ -111,6 +111,12 @@ def test_summary_and_categories():
     # Reports spell task statuses in lower case.
     failed = {"status": "failed", "intent": "write_code", "error": "could not parse the answer"}
     assert rr.categorize({"tasks": [failed]}, "", task) == "edit_unparsable"
+    # The last generation's reason decides; the name parse.py is no parse error.
+    failed["error"] = (
+        "the model gave no usable code for parse.py in 2 generation(s): #1: the code does not "
+        "parse: '(' was never closed; #2: your code is the same as the current parse"
+    )
+    assert rr.categorize({"tasks": [failed]}, "", task) == "edit_failed"
     tests = {"status": "FAILED", "intent": "run_tests", "error": "2 failed"}
     report = {"tasks": [tests], "changed_files": ["elsewhere.py"]}
     assert rr.categorize(report, "", task) == "localization"
