@@ -267,43 +267,28 @@ async def test_write_tests_adds_forgotten_import_and_caps_runaway_asserts(calc):
     ast.parse(text)
 
 
-async def test_a_cut_off_test_answer_left_without_an_assert_is_told_its_mistake(calc):
+@pytest.mark.parametrize(
+    ("answer", "told"),
+    [
+        (  # a mistake in an import line
+            "import pytest\nfrom calculator.arithmetic import fib.__init__\n\n"
+            "def test_fib():\n    assert fibonacci(1) == 1\n\ndef test_more():\n    assert fib(",
+            "invalid syntax (line 2: from calculator.arithmetic import",
+        ),
+        (  # a mistake in the only assert: what parses before it checks nothing
+            "from calculator.arithmetic import fibonacci\n\n"
+            "def test_fib():\n    result = fibonacci(3)\n    assert result == 2:0, 'no'\n\n"
+            "def test_more():\n    assert fibonacci(",
+            "invalid syntax (line 5: assert result == 2:0, 'no')",
+        ),
+    ],
+)
+async def test_a_cut_off_test_answer_with_a_mistake_is_told_the_mistake(calc, answer, told):
     (calc / "calculator/arithmetic.py").write_text(
         (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
     )
     cut = ModelResponse(
-        text="```python\nfrom calculator.arithmetic import fibonacci\n\n"
-        "def test_fib():\n    result = fibonacci(3)\n    assert result == 2:0, 'no'\n\n"
-        "def test_more():\n    assert fibonacci(",
-        usage=Usage(),
-        model_name="x",
-        finish_reason="length",
-    )
-    good = "```python\ndef test_fib():\n    assert fibonacci(3) == 2\n```"
-    model = ScriptedModel([cut, good])
-    ctx, _ = make_ctx(
-        calc,
-        model,
-        intent=Intent.WRITE_TESTS,
-        write=("tests/test_new.py",),
-        upstream=upstream_with_fib(),
-    )
-    change = await CoderAgent().execute(ctx)
-    assert change.generations == 2
-    told = model.calls[1][0][-1].content
-    assert "not valid Python: invalid syntax (line 5: assert result == 2:0, 'no')" in told
-
-
-async def test_a_cut_off_test_answer_with_a_mistake_is_told_the_mistake(calc):
-    (calc / "calculator/arithmetic.py").write_text(
-        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
-    )
-    cut = ModelResponse(
-        text="```python\nimport pytest\nfrom calculator.arithmetic import fib.__init__\n\n"
-        "def test_fib():\n    assert fibonacci(1) == 1\n\ndef test_more():\n    assert fib(",
-        usage=Usage(),
-        model_name="x",
-        finish_reason="length",
+        text=f"```python\n{answer}", usage=Usage(), model_name="x", finish_reason="length"
     )
     good = "```python\ndef test_fib():\n    assert fibonacci(1) == 1\n```"
     model = ScriptedModel([cut, good])
@@ -316,8 +301,7 @@ async def test_a_cut_off_test_answer_with_a_mistake_is_told_the_mistake(calc):
     )
     change = await CoderAgent().execute(ctx)
     assert change.generations == 2
-    told = model.calls[1][0][-1].content
-    assert "not valid Python: invalid syntax (line 2: from calculator.arithmetic import" in told
+    assert f"not valid Python: {told}" in model.calls[1][0][-1].content
     assert model.calls[1][1].temperature > 0 and model.calls[0][1].temperature == 0
 
 
