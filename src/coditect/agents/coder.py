@@ -834,9 +834,10 @@ def _next_limit(
     """The output limit for the answer after ``response`` (rejected; it was given ``limit``).
 
     A code answer cut off at the limit (in new or changed code: see :class:`_EchoCut`) shows
-    that the model needed more tokens for the code it meant to write (a stub's short body and docstring say little about its implementation's
-    length): the next answer may have twice as many, as far as the first prompt leaves room in
-    the context window (the repair messages after it are narrowed by :func:`_fit` as usual).
+    that the model needed more tokens for the code it meant to write (a stub's short body and
+    docstring say little about its implementation's length): the next answer may have twice
+    as many, as far as the first prompt leaves room in the context window (the repair messages
+    after it are narrowed by :func:`_fit` as usual).
     """
     if job.is_tests or response.finish_reason != "length" or echoed:
         return limit

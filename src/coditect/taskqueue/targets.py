@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from coditect.domain.paths import is_test_path
 from coditect.index import Localization, RepoIndex, localize
-from coditect.index.rank import RankedFile, narrow_focus
+from coditect.index.rank import narrow_focus
 
 __all__ = [
     "MAX_EXTRA_MODULES",
@@ -67,15 +67,13 @@ def _also(
     for sym in loc.mentioned:
         where.setdefault(sym.name, set()).add(sym.path)
     named = [next(iter(p)) for p in where.values() if len(p) == 1]
-    # The planner's further picks need evidence as its first one does (see _contenders).
-    ranked = [f for f in loc.files if f.score > 0]
-    strong = bool(ranked) and len(ranked[0].words) >= _MIN_WORDS
+    pickable = _pickable(loc)  # the planner's further picks need evidence as its first one
     listed = [
-        t.strip().removeprefix("./")
-        for t in targets
+        t
+        for t in (t.strip().removeprefix("./") for t in targets)
         if not t.endswith("__init__.py")
         and not is_test_path(t)
-        and (not strong or t.strip().removeprefix("./") in _contenders(ranked))
+        and (pickable is None or t in pickable)
     ]
     out = [p for p in dict.fromkeys([*named, *listed]) if p != path and p in modules]
     return tuple(out[:MAX_EXTRA_MODULES])
@@ -152,32 +150,36 @@ def _choose(
         path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
         return ModuleChoice(path, "symbol", _focus(loc, path))
     ranked = [f for f in loc.files if f.score > 0]
-    # One matching word is weak evidence (often the request's verb matching a name).
-    strong = bool(ranked) and len(ranked[0].words) >= _MIN_WORDS
-    if strong and (len(ranked) == 1 or ranked[0].score >= _CLEAR_LEAD * ranked[1].score):
+    pickable = _pickable(loc)
+    if pickable is not None and len(pickable) == 1:  # the best module leads every other clearly
         return ModuleChoice(ranked[0].path, "ranked", _focus(loc, ranked[0].path))
     cands = [t.strip().removeprefix("./") for t in targets]
     cands = [t for t in cands if t.endswith(".py") and not is_test_path(t)]
     for t in cands:
-        if t in modules and (not strong or t in _contenders(ranked)):
+        if t in modules and (pickable is None or t in pickable):
             return ModuleChoice(t, "target", _focus(loc, t))
     for t in cands:
         if t not in known and _new_module_ok(t, modules, _package_dirs(known)):
             return ModuleChoice(t, "new")
     if ranked:
-        rule = "ranked" if strong else "weak"
+        rule = "weak" if pickable is None else "ranked"
         return ModuleChoice(ranked[0].path, rule, _focus(loc, ranked[0].path))
     return ModuleChoice(_main_module(index), "package")
 
 
-def _contenders(ranked: Sequence[RankedFile]) -> set[str]:
-    """The ranked modules the best one does not clearly lead (the planner chooses among them).
+def _pickable(loc: Localization) -> frozenset[str] | None:
+    """The existing modules a planner's pick may name; None: any (the evidence is weak).
 
-    A small model picks from the ranked outline by a word of the request (``function`` ->
-    ``func.py``) as readily as by the code; a module the best one leads clearly has less
-    evidence than the choice needs.
+    On two or more request words (one is weak evidence, often the request's verb matching a
+    name), those the best-ranked module does not lead by :data:`_CLEAR_LEAD`. A small model
+    picks from the ranked outline by a word of the request (``function`` -> ``func.py``) as
+    readily as by the code; a module the best one leads clearly has less evidence than the
+    choice needs.
     """
-    return {f.path for f in ranked if ranked[0].score < _CLEAR_LEAD * f.score}
+    ranked = [f for f in loc.files if f.score > 0]
+    if not ranked or len(ranked[0].words) < _MIN_WORDS:
+        return None
+    return frozenset(f.path for f in ranked if ranked[0].score < _CLEAR_LEAD * f.score)
 
 
 def _package_dirs(files: Iterable[str]) -> set[str]:
