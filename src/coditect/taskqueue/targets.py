@@ -59,15 +59,25 @@ class ModuleChoice:
 MAX_EXTRA_MODULES = 2
 
 
-def _also(
-    loc: Localization, path: str, targets: Sequence[str], modules: Sequence[str]
-) -> tuple[str, ...]:
-    # Only names defined in one module: a common name (``run``) says nothing about where.
+def _named_modules(loc: Localization) -> list[str]:
+    """The module of each name the request gives as code that only one module defines.
+
+    A common name (``run``) defined in several modules says nothing about where.
+    """
     where: dict[str, set[str]] = {}
     for sym in loc.mentioned:
         where.setdefault(sym.name, set()).add(sym.path)
-    named = [next(iter(p)) for p in where.values() if len(p) == 1]
-    pickable = _pickable(loc)  # the planner's further picks need evidence as its first one
+    return [next(iter(p)) for p in where.values() if len(p) == 1]
+
+
+def _also(
+    path: str,
+    targets: Sequence[str],
+    modules: Sequence[str],
+    named: Sequence[str],
+    pickable: frozenset[str] | None,
+) -> tuple[str, ...]:
+    # The planner's further picks need the evidence its first one needs (see _pickable).
     listed = [
         t
         for t in (t.strip().removeprefix("./") for t in targets)
@@ -123,8 +133,9 @@ def choose_module(
     index.require_python()
     loc = loc if loc is not None else localize(index, text)
     modules = [m.path for m in index.source_modules()]
-    choice = _choose(loc, index, modules, targets, set(files) | set(modules))
-    also = _also(loc, choice.path, targets, modules)
+    named, pickable = _named_modules(loc), _pickable(loc)
+    choice = _choose(loc, index, modules, targets, set(files) | set(modules), named, pickable)
+    also = _also(choice.path, targets, modules, named, pickable)
     return ModuleChoice(choice.path, choice.rule, choice.focus, also) if also else choice
 
 
@@ -134,15 +145,12 @@ def _choose(
     modules: Sequence[str],
     targets: Sequence[str],
     known: set[str],
+    named: Sequence[str],
+    pickable: frozenset[str] | None,
 ) -> ModuleChoice:
     if loc.mentioned_paths:
         path = loc.mentioned_paths[0]
         return ModuleChoice(path, "path", _focus(loc, path))
-    # Only names defined in one module: a common name (``run``) says nothing about where.
-    where: dict[str, set[str]] = {}
-    for sym in loc.mentioned:
-        where.setdefault(sym.name, set()).add(sym.path)
-    named = [next(iter(p)) for p in where.values() if len(p) == 1]
     if named:
         # The module defining most of the named code, ranked order breaking ties.
         order = {f.path: i for i, f in enumerate(loc.files)}
@@ -150,7 +158,6 @@ def _choose(
         path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
         return ModuleChoice(path, "symbol", _focus(loc, path))
     ranked = [f for f in loc.files if f.score > 0]
-    pickable = _pickable(loc)
     if pickable is not None and len(pickable) == 1:  # the best module leads every other clearly
         return ModuleChoice(ranked[0].path, "ranked", _focus(loc, ranked[0].path))
     cands = [t.strip().removeprefix("./") for t in targets]
