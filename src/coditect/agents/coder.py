@@ -56,6 +56,7 @@ from coditect.agents.extract import (
     drop_redefinitions,
     drop_unchecked_last_test,
     extract_code,
+    join_spaced_names,
     mid_answer_error,
     salvage_truncated,
 )
@@ -726,7 +727,7 @@ def _answer_code(job: CodeJob, response: ModelResponse) -> str:
     Raises:
         MergeError: No usable code (none, cut off, or not Python where it was cut off).
     """
-    code = extract_code(response.text)
+    code = join_spaced_names(extract_code(response.text))
     if job.is_tests and response.finish_reason == "length":
         mistake = mid_answer_error(code)
         try:

@@ -19,6 +19,7 @@ __all__ = [
     "drop_redefinitions",
     "drop_unchecked_last_test",
     "extract_code",
+    "join_spaced_names",
     "mid_answer_error",
     "salvage_truncated",
 ]
@@ -26,6 +27,12 @@ __all__ = [
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 _CODE_START = re.compile(r"^(?:def |async def |class |import |from \S+ import |@)")
 _DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# A definition whose name the model wrote as words: ``def test_lru_cache_with Peek():``.
+_SPACED_NAME = re.compile(
+    r"^(?P<head>[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+)"
+    r"(?P<name>[A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)+)(?P<tail>[ \t]*[(:])",
+    re.M,
+)
 # What a cut-off answer's syntax error says: an open bracket, string or block at the end.
 _CUT_OFF = re.compile(r"never closed|unterminated|EOF|expected an indented block", re.I)
 
@@ -52,6 +59,22 @@ def extract_code(answer: str) -> str:
         if _CODE_START.match(line):
             return "\n".join(lines[i:]).rstrip() + "\n"
     raise MergeError("the answer contains no Python code block")
+
+
+def join_spaced_names(code: str) -> str:
+    """``code`` with the words of a spaced definition name joined by underscores.
+
+    A small model sometimes writes a test's name as words (``def test_lru_cache_with Peek():``,
+    seen in two of three answers for one task); no such line is valid Python, and the name it
+    meant is plain. Code that parses is returned unchanged.
+    """
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return _SPACED_NAME.sub(
+            lambda m: m["head"] + re.sub(r"[ \t]+", "_", m["name"]) + m["tail"], code
+        )
+    return code
 
 
 def salvage_truncated(code: str) -> str:
@@ -208,7 +231,7 @@ def mid_answer_error(code: str) -> str | None:
     """The syntax error of an answer when it is a mistake, not where the answer was cut off.
 
     A truncated answer fails to parse at its end (an open bracket, string or block); an error
-    earlier on, of another kind (``def lru_cache_with Peek():``), is the model's, and it is what
+    earlier on, of another kind (``assert f(x) == -4:30``), is the model's, and it is what
     the model must be told, rather than what a salvage of the lines before it lacks.
     """
     try:

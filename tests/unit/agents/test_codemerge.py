@@ -225,6 +225,23 @@ def test_salvage_and_caps():
     assert capped.count("def test_") == 2 and capped.count("assert") == 2
 
 
+def test_a_definition_name_written_as_words_is_joined():
+    from coditect.agents.extract import join_spaced_names
+
+    # cachetools-lru-peek: two of three test answers named a test this way.
+    answer = (
+        "import pytest\n\nclass Lru Helper:\n    pass\n\n"
+        "def test_lru_cache_with Peek():\n    assert peek() is None\n\n"
+        "async def test_async  peek (x):\n    assert x\n"
+    )
+    fixed = join_spaced_names(answer)
+    assert "class Lru_Helper:" in fixed and "def test_lru_cache_with_Peek():" in fixed
+    assert "async def test_async_peek (x):" in fixed
+    compile(fixed, "answer", "exec")
+    valid = 'def f():\n    """def a b(: is not code here."""\n'
+    assert join_spaced_names(valid) == valid  # code that parses is left alone
+
+
 def test_a_cut_off_test_that_checks_nothing_yet_is_dropped():
     from coditect.agents.extract import drop_unchecked_last_test, salvage_truncated
 

@@ -504,11 +504,11 @@ async def test_copies_of_existing_tests_do_not_count_against_the_cap(calc):
 
 
 async def test_tests_answer_that_is_not_python_is_asked_again_not_a_crash(calc):
-    """A small model wrote ``def test_encrypt gf():`` (HumanEval/89): a rejection, then a retry."""
+    """An answer that does not parse is a rejection and a retry, never a crash."""
     (calc / "calculator/arithmetic.py").write_text(
         (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
     )
-    broken = "```python\ndef test_fib gf():\n    assert fibonacci(1) == 1\n```"
+    broken = "```python\ndef test_fib():\n    assert fibonacci(1) == -4:30\n```"
     good = "```python\ndef test_fib():\n    assert fibonacci(1) == 1\n```"
     model = ScriptedModel([broken, good])
     ctx, _ = make_ctx(
@@ -522,6 +522,26 @@ async def test_tests_answer_that_is_not_python_is_asked_again_not_a_crash(calc):
     assert change.generations == 2
     assert "not valid Python" in model.calls[1][0][-1].content
     ast.parse((calc / "tests/test_new.py").read_text())
+
+
+async def test_a_test_name_written_as_words_is_joined_not_asked_again(calc):
+    """A small model wrote ``def test_encrypt gf():`` (HumanEval/89, and cachetools'
+    ``def test_lru_cache_with Peek():``): the name it meant is plain, no retry is needed."""
+    (calc / "calculator/arithmetic.py").write_text(
+        (calc / "calculator/arithmetic.py").read_text() + "\n\ndef fibonacci(n):\n    return n\n"
+    )
+    spaced = "```python\ndef test_fib gf():\n    assert fibonacci(1) == 1\n```"
+    model = ScriptedModel([spaced])
+    ctx, _ = make_ctx(
+        calc,
+        model,
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_new.py",),
+        upstream=upstream_with_fib(),
+    )
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 1
+    assert change.edits[0].added_symbols == ("test_fib_gf",)
 
 
 async def test_the_answer_limit_grows_with_the_function_to_change(calc):
