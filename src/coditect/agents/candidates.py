@@ -53,29 +53,59 @@ _MAX_TEST_CHECKS = 12
 # Runs inside the sandbox: stdin holds {"module", "path", "root", "candidates", "checks",
 # "timeout_s", "timeouts"} (a check's own time limit, or None for timeout_s).
 # Each candidate's source becomes the module (sys.modules), then each check runs in a fresh
-# namespace; passing = no exception. A per-check alarm stops an endless loop where signals exist.
+# namespace; passing = no exception. A per-check time limit stops an endless loop: an alarm
+# where signals exist; in a WebAssembly guest (WASI has no signals) the backward jumps of the
+# candidate's code are watched instead (sys.monitoring, Python 3.12+), which stops a loop in
+# any of its functions, changed or not (a changed popitem that frees nothing makes the
+# unchanged eviction loop endless).
 _RUNNER = r"""
-import contextlib, io, json, os, signal, sys, types
+import contextlib, io, json, os, signal, sys, time, types
 p = json.loads(sys.stdin.read())
 sys.path.insert(0, os.getcwd())
 if p["root"]:
     sys.path.insert(0, os.path.join(os.getcwd(), p["root"]))
 alarm = hasattr(signal, "setitimer")
-class _Stop(Exception):
+class _Stop(BaseException):  # not an Exception: the looping code's own handlers let it pass
     pass
 def _raise(*_):
     raise _Stop()
 if alarm:
     signal.signal(signal.SIGALRM, _raise)
-def timed(code, ns, limit=None):
-    if alarm:
-        signal.setitimer(signal.ITIMER_REAL, limit or p["timeout_s"])
+end, watcher = [float("inf")], None
+if not alarm and hasattr(sys, "monitoring"):
+    M = sys.monitoring
+    for tool in (4, 3, 2):
+        try:
+            M.use_tool_id(tool, "coditect-check-limit")
+        except ValueError:
+            continue
+        watcher = tool
+        break
+    def _jump(code, offset, target):
+        if target <= offset and time.monotonic() > end[0]:
+            raise _Stop()
+    if watcher is not None:
+        M.register_callback(watcher, M.events.JUMP, _jump)
+def _watch(code):
+    M.set_local_events(watcher, code, M.events.JUMP)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _watch(const)
+def timed(code, ns, limit=None, watch=False):
+    limit = limit or p["timeout_s"]
     try:
-        exec(compile(code, ns.get("__file__", "<check>"), "exec"), ns)
+        compiled = compile(code, ns.get("__file__", "<check>"), "exec")
+        if watch and watcher is not None:
+            _watch(compiled)
+        end[0] = time.monotonic() + limit
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, limit)
+        exec(compiled, ns)
         return True
     except BaseException:
         return False
     finally:
+        end[0] = float("inf")
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
 parent_name, _, leaf = p["module"].rpartition(".")
@@ -110,7 +140,7 @@ for source in p["candidates"]:
     if parent is not None:
         setattr(parent, leaf, mod)
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        ok = timed(source, mod.__dict__)
+        ok = timed(source, mod.__dict__, watch=True)
         for k in rebind:
             setattr(parent, k, getattr(mod, k, getattr(original, k)))
         rows.append([

@@ -2,20 +2,25 @@
 
 from pathlib import Path
 
+import pytest
+
 from coditect.agents.base import AgentContext, Upstream
 from coditect.agents.candidates import (
     CandidateSettings,
+    CheckCode,
     checks_for,
     run_checks,
     selection_note,
     test_files_of,
 )
 from coditect.agents.coder import CoderAgent
+from coditect.agents.selection import Check
 from coditect.domain.actions import Action, ActionKind
 from coditect.domain.results import CodeChange, FailureCategory, FileEdit, TestFailure, TestReport
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.llm.testing import ScriptedModel
 from coditect.sandbox.subprocess import SubprocessSandbox
+from coditect.sandbox.wasm import WasmSandbox
 
 STUB = '''def add_even(lst):
     """Sum the even elements of lst.
@@ -73,6 +78,35 @@ async def test_every_candidate_runs_every_check_in_one_process(tmp_path):
         check_timeout_s=0.5,
     )
     assert results == [[True, True], [False, True], [False, False], [False, False]]
+
+
+@pytest.mark.skipif(not WasmSandbox.available(), reason="wasmtime not installed")
+async def test_an_endless_loop_stops_at_its_check_limit_in_the_webassembly_sandbox(tmp_path):
+    # WASI has no signals, so no alarm: a looping candidate held the whole batch until the
+    # task timed out (cachetools: a changed popitem that frees nothing made the unchanged
+    # eviction loop endless). Its loops are watched instead; the batch ends with evidence.
+    evict = (
+        "class Cache:\n    def __init__(self):\n        self.items = [1, 2, 3]\n"
+        "    def shrink(self):\n        while len(self.items) > 1:\n            self.pop()\n"
+        "        return self\n"
+    )
+    right = evict + "    def pop(self):\n        self.items.pop()\n"
+    frees_nothing = evict + "    def pop(self):\n        try:\n            x = 1 / 0\n"
+    frees_nothing += "        except BaseException:\n            pass\n"
+    ws = workspace(tmp_path, source=right)
+    check = CheckCode(
+        Check(name="shrinks"), "from solution import Cache\nassert Cache().shrink().items == [1]\n"
+    )
+    results = await run_checks(
+        WasmSandbox(),
+        ws,
+        module="solution",
+        path="solution.py",
+        candidates=[frees_nothing, right, LOOP],
+        checks=[check],
+        check_timeout_s=1.0,
+    )
+    assert results == [[False], [True], [False]]  # LOOP defines no Cache
 
 
 async def test_candidates_of_a_package_in_a_src_layout_import_their_siblings(tmp_path):
