@@ -68,6 +68,7 @@ alarm = hasattr(signal, "setitimer")
 class _Stop(BaseException):  # not an Exception: the looping code's own handlers let it pass
     pass
 def _raise(*_):
+    signal.setitimer(signal.ITIMER_REAL, 0.1)  # and every later loop of the check
     raise _Stop()
 if alarm:
     signal.signal(signal.SIGALRM, _raise)

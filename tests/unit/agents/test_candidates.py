@@ -109,6 +109,30 @@ async def test_an_endless_loop_stops_at_its_check_limit_in_the_webassembly_sandb
     assert results == [[False], [True], [False]]  # LOOP defines no Cache
 
 
+@pytest.mark.parametrize("backend", ["subprocess", "wasm"])
+async def test_every_loop_of_a_check_past_its_limit_stops(tmp_path, backend):
+    # A project-test check runs many tests: pytest catches the first stop as a failure and
+    # goes on to the next test, whose loop must stop too.
+    if backend == "wasm" and not WasmSandbox.available():
+        pytest.skip("wasmtime not installed")
+    ws = workspace(tmp_path)
+    code = (
+        "from solution import add_even\n"
+        "for _ in range(3):\n"
+        "    try:\n        add_even([])\n    except BaseException:\n        pass\n"
+    )
+    results = await run_checks(
+        SubprocessSandbox() if backend == "subprocess" else WasmSandbox(),
+        ws,
+        module="solution",
+        path="solution.py",
+        candidates=[LOOP, RIGHT],
+        checks=[CheckCode(Check(name="three tests"), code)],
+        check_timeout_s=0.5,
+    )
+    assert results == [[True], [True]]  # the check swallowed the stops: it ended, in time
+
+
 async def test_candidates_of_a_package_in_a_src_layout_import_their_siblings(tmp_path):
     # A package's __init__ with relative imports, under src/: every check failed before
     # (the candidate itself could not be imported), so no evidence told candidates apart.
