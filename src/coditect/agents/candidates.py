@@ -67,12 +67,14 @@ if p["root"]:
 alarm = hasattr(signal, "setitimer")
 class _Stop(BaseException):  # not an Exception: the looping code's own handlers let it pass
     pass
+end, watcher = [float("inf")], None
 def _raise(*_):
+    if end[0] == float("inf"):  # the check has ended
+        return
     signal.setitimer(signal.ITIMER_REAL, 0.1)  # and every later loop of the check
     raise _Stop()
 if alarm:
     signal.signal(signal.SIGALRM, _raise)
-end, watcher = [float("inf")], None
 if not alarm and hasattr(sys, "monitoring"):
     M = sys.monitoring
     for tool in (4, 3, 2):
@@ -93,7 +95,12 @@ def _watch(code):
         if isinstance(const, types.CodeType):
             _watch(const)
 def timed(code, ns, limit=None, watch=False):
-    limit = limit or p["timeout_s"]
+    try:
+        return _timed(code, ns, limit or p["timeout_s"], watch)
+    except BaseException:  # a stop between the check's end and its clean-up
+        end[0] = float("inf")
+        return False
+def _timed(code, ns, limit, watch):
     try:
         compiled = compile(code, ns.get("__file__", "<check>"), "exec")
         if watch and watcher is not None:
