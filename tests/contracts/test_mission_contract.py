@@ -395,6 +395,34 @@ async def test_the_mission_timeout_fails_the_running_task(
     ]
 
 
+def _slow_refusal_then_hang(seconds: float) -> Any:
+    """A first answer with no code after ``seconds``, then answers that never come."""
+    calls: list[int] = []
+
+    async def answer(messages: Any, settings: ModelSettings) -> str:
+        calls.append(1)
+        if len(calls) > 1:
+            return await _hang(messages, settings)
+        await asyncio.sleep(seconds)
+        return "I would rather not write this."
+
+    return answer
+
+
+async def test_a_task_does_not_start_an_answer_the_mission_has_no_time_for(
+    engine: Engine, calculator_repo: Path
+) -> None:
+    # The first answer took 4 s and the mission has less than that left: the coder does not
+    # ask again (that answer would never come before the mission's limit), and the report
+    # says why the task failed instead of only that the mission ran out of time.
+    await engine.start(scripted(code=_slow_refusal_then_hang(4.0)), mission_timeout_s=7.0)
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.FAILED
+    assert "no time for generation 2: " in r.reason, r.reason
+    assert "timed out" not in r.reason, r.reason
+
+
 def _first_then_hang(first: str) -> Any:
     """An answer that is ``first`` on the first call of a model instance, then never comes."""
     calls: list[int] = []

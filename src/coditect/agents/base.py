@@ -27,6 +27,7 @@ from coditect.sandbox.base import Sandbox
 __all__ = [
     "Agent",
     "AgentContext",
+    "Clock",
     "AgentLifecycle",
     "AgentStatus",
     "RetryPolicy",
@@ -38,6 +39,50 @@ async def _no_emit(event: Event) -> None:
     return None
 
 
+@dataclass
+class Clock:
+    """The time a task has left, and how long its slowest steps took so far.
+
+    An agent that works in rounds (the coder: answers, candidate checks) asks :meth:`has_room`
+    before it starts one more, and keeps what it has instead of being stopped half-way by the
+    task's timeout, which leaves nothing.
+
+    Attributes:
+        deadline: ``time.monotonic()`` at which the task is stopped; None: no limit.
+        answer_s: The slowest model answer of the task so far.
+        check_s: The slowest candidate check run of the task so far.
+    """
+
+    deadline: float | None = None
+    answer_s: float = 0.0
+    check_s: float = 0.0
+
+    @classmethod
+    def within(cls, seconds: float | None) -> Clock:
+        """A clock that runs out ``seconds`` from now (None: never)."""
+        return cls(None if seconds is None else time.monotonic() + max(seconds, 0.0))
+
+    def left_s(self) -> float:
+        """Seconds until the deadline (infinite without one)."""
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def answered(self, seconds: float) -> None:
+        """Record a model answer that took ``seconds``."""
+        self.answer_s = max(self.answer_s, seconds)
+
+    def checked(self, seconds: float) -> None:
+        """Record a candidate check run that took ``seconds``."""
+        self.check_s = max(self.check_s, seconds)
+
+    def has_room(self, *, answers: int = 1) -> bool:
+        """Whether ``answers`` more answers and one check run likely end before the deadline.
+
+        Estimated from the slowest answer and check run so far (before the first answer,
+        there is room).
+        """
+        return self.left_s() > answers * self.answer_s + self.check_s
+
+
 @dataclass(frozen=True)
 class AgentContext:
     """Everything an agent needs for one task; built by the orchestrator, never a dict.
@@ -45,6 +90,7 @@ class AgentContext:
     Attributes:
         workspace: The project directory the task works in (already isolated from the user's tree).
         emit: Publishes an event (agent.think / agent.act / agent.learn) on the bus.
+        clock: The task's deadline and the durations seen so far (shared by the task's retries).
     """
 
     mission_id: str
@@ -57,6 +103,7 @@ class AgentContext:
     upstream: Upstream = field(default_factory=Upstream)
     emit: Callable[[Event], Awaitable[None]] = _no_emit
     attempt: int = 1
+    clock: Clock = field(default_factory=Clock)
 
 
 @dataclass(frozen=True)

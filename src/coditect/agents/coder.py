@@ -20,7 +20,7 @@ import hashlib
 import re
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -207,7 +207,9 @@ class CoderAgent(Agent):
         # A bug's reproduction test must fail on the unchanged code: checked once written.
         check_reproduction = job.is_tests and is_reproduction(ctx.task) and bool(ctx.action.command)
         kept: MergeResult | None = None
-        for generation in range(1, self.max_generations + 1):
+        asked = 0
+        for generation in self._generations(ctx, errors):
+            asked = generation
             messages = _fit(ctx.model, messages, budget)
             await self._think(ctx, job, generation, messages)
             response = await self._ask(ctx, messages, limit, generation)
@@ -249,12 +251,20 @@ class CoderAgent(Agent):
                 Message(role="user", content=not_reproduced_prompt(why)),
             ]
         if kept is not None:
-            return await self._write(ctx, job, kept, self.max_generations)
+            return await self._write(ctx, job, kept, asked)
         raise AgentError(
-            f"the model gave no usable code for {job.path} in {self.max_generations} generation(s): "
+            f"the model gave no usable code for {job.path} in {asked} generation(s): "
             + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
             retryable=False,
         )
+
+    def _generations(self, ctx: AgentContext, errors: list[str]) -> Iterator[int]:
+        """1 .. ``max_generations``, while the task has time for one more (else says so)."""
+        for generation in range(1, self.max_generations + 1):
+            if generation > 1 and not ctx.clock.has_room():
+                errors.append(_out_of_time(ctx, f"generation {generation}"))
+                return
+            yield generation
 
     async def _defended(
         self,
@@ -287,8 +297,12 @@ class CoderAgent(Agent):
         generation: int,
         limit: int,
     ) -> CodeChange | str:
-        """:meth:`_pick` for a usable code answer, or why it must be asked for again."""
-        final = generation == self.max_generations
+        """:meth:`_pick` for a usable code answer, or why it must be asked for again.
+
+        The answer is final on the last generation, and when the task has no time left for
+        another one: then the best candidate is kept rather than nothing.
+        """
+        final = generation == self.max_generations or not ctx.clock.has_room()
         try:
             return await self._pick(ctx, job, messages, merged, generation, limit, final=final)
         except _Breaks as exc:
@@ -372,7 +386,9 @@ class CoderAgent(Agent):
             purpose="tests" if tests else "code",
             seed=_seed_base(ctx) + generation if retry else None,
         )
-        return await ctx.model.request(messages, settings)
+        response = await ctx.model.request(messages, settings)
+        ctx.clock.answered(response.latency_s)
+        return response
 
     def _merge(
         self, ctx: AgentContext, job: CodeJob, response: ModelResponse, *, optional: bool = False
@@ -507,6 +523,7 @@ class CoderAgent(Agent):
             )
         except CoditectError:
             results = None
+        ctx.clock.checked(time.monotonic() - started)
         await ctx.emit(
             AgentAct(
                 mission_id=ctx.mission_id,
@@ -570,12 +587,25 @@ class CoderAgent(Agent):
 
         Sampling stops early when two answers in a row repeat a candidate already in ``pool``
         (or sampled here): a model that keeps giving the same answer (greedy sampling, or one it
-        is sure of) adds no new candidate, only cost.
+        is sure of) adds no new candidate, only cost. It stops too when one more answer and the
+        check run of the candidates would likely not end before the task's deadline: the
+        candidates so far are then chosen from.
         """
         out: list[MergeResult | None] = []
         seen = {m.source if m is not None else None for m in pool}
         repeats = 0
         for i in range(count):
+            if not ctx.clock.has_room():
+                await ctx.emit(
+                    AgentThink(
+                        mission_id=ctx.mission_id,
+                        task_id=ctx.task.id,
+                        agent=self.name,
+                        text=f"sampling stopped after {i} of {count} more answers: "
+                        + _out_of_time(ctx, "another answer"),
+                    )
+                )
+                break
             if repeats >= _MAX_REPEATS:
                 await ctx.emit(
                     AgentThink(
@@ -594,6 +624,7 @@ class CoderAgent(Agent):
                 seed=_seed_base(ctx) + 1000 * ctx.attempt + i + 1,
             )
             response = await ctx.model.request(messages, settings)
+            ctx.clock.answered(response.latency_s)
             try:
                 merged: MergeResult | None = self._merge(ctx, job, response)
             except _Unchanged:
@@ -790,6 +821,14 @@ def _rejected(
         Message(role="assistant", content=_clip(response.text)),
         Message(role="user", content=rejected_prompt(reason)),
     ]
+
+
+def _out_of_time(ctx: AgentContext, what: str) -> str:
+    clock = ctx.clock
+    return (
+        f"no time for {what}: {max(clock.left_s(), 0.0):.0f}s left of the task, an answer takes "
+        f"up to {clock.answer_s:.0f}s and a check run {clock.check_s:.0f}s"
+    )
 
 
 def _file_sha(path: Path) -> str:

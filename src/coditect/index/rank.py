@@ -374,7 +374,7 @@ def _mention_evidence(
         foreign.update(m.refs)  # attributes of other libraries the code uses (``json.load``)
         foreign.update(part for imp in m.imports for part in imp.split("."))
     for men in mentions(request):
-        defs = index.definitions(men.name)
+        defs: Sequence[Symbol] = index.definitions(men.name)
         if not defs:
             if (
                 men.code_like

@@ -362,6 +362,9 @@ class Coordinator:
             allowance=allowance,
             reuse=self.reusing,
             tier=run.tiers.get(task.id, 0),
+            time_left_s=max(
+                self.policy.goals.mission_timeout_s - (time.monotonic() - run.started), 0.0
+            ),
         )
 
     @tracing.traced("orchestrator.task")

@@ -1,8 +1,9 @@
 """The mission planner: request -> prompt -> LLM -> parsed, validated task DAG.
 
 The planner sees the repository outline ranked for the request (:mod:`coditect.index`). When the
-index already determines the plan (the request names existing code, so the files to change are
-known), no model is asked: the template plan for the request's kind targets those files. A
+index already determines the plan (the request names existing code, or the localization's best
+module leads every other clearly, so the file to change is known), no model is asked: the
+template plan for the request's kind targets that file. A
 request that names, as code, functions or classes that do not exist (and is not a request for new
 code) is refused with the names looked for and the closest ones found; a project without Python
 code is refused as unsupported.
@@ -31,6 +32,7 @@ from coditect.errors import InputError, ModelError, PlanError
 from coditect.index import Localization, RepoIndex, closest_names, localize, outline_lines
 from coditect.llm.base import Message, Model, ModelSettings, Usage, prompt_budget
 from coditect.orchestrator.templates import RequestKind, classify_request, template_plan
+from coditect.taskqueue.targets import clear_leader
 
 __all__ = ["MAX_PLAN_TASKS", "PlanOutcome", "Planner", "parse_plan", "validate_plan"]
 
@@ -356,6 +358,10 @@ def _decided(
     if not files:
         plain = {s.path for s in loc.named} if kind is not RequestKind.ADD_FEATURE else set()
         files = sorted(plain)
+    if not files:
+        # The module the change goes into whatever a planner picks (choose_module, rule 3).
+        leader = clear_leader(loc)
+        files = [leader] if leader is not None else []
     if len(files) != 1:
         return None
     return template_plan(request, has_tests=has_tests, targets=tuple(files))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coditect.agents.base import Agent, AgentContext
+from coditect.agents.base import Agent, AgentContext, Clock
 from coditect.domain.actions import Action, Violation, ViolationKind
 from coditect.domain.agents import Upstream
 from coditect.domain.events import AgentAct, Event
@@ -72,6 +72,8 @@ class TaskOrder(BaseModel):
         allowance: The mission budget left; the step refuses calls beyond it.
         reuse: Whether the step may serve the task from the reuse store.
         tier: The cascade tier the task starts on (0 = the first model; ignored otherwise).
+        time_left_s: The mission's time left when the order was made (None: no mission
+            limit); the task's deadline is the nearer of this and the step's task timeout.
     """
 
     model_config = _FROZEN
@@ -83,6 +85,7 @@ class TaskOrder(BaseModel):
     allowance: Allowance | None = None
     reuse: bool = True
     tier: int = 0
+    time_left_s: float | None = None
 
 
 class StepUsage(BaseModel):
@@ -268,6 +271,11 @@ class TaskStep:
             sandbox=self.sandbox,
             upstream=order.upstream,
             emit=emit,
+            clock=Clock.within(
+                min(self.task_timeout_s, order.time_left_s)
+                if order.time_left_s is not None
+                else self.task_timeout_s
+            ),
         )
 
         def on_attempt(n: int) -> None:

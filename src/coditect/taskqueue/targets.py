@@ -20,6 +20,7 @@ __all__ = [
     "MAX_EXTRA_MODULES",
     "ModuleChoice",
     "choose_module",
+    "clear_leader",
     "dotted_names",
     "imports_any",
     "is_test_path",
@@ -158,8 +159,9 @@ def _choose(
         path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
         return ModuleChoice(path, "symbol", _focus(loc, path))
     ranked = [f for f in loc.files if f.score > 0]
-    if pickable is not None and len(pickable) == 1:  # the best module leads every other clearly
-        return ModuleChoice(ranked[0].path, "ranked", _focus(loc, ranked[0].path))
+    leader = clear_leader(loc)
+    if leader is not None:
+        return ModuleChoice(leader, "ranked", _focus(loc, leader))
     cands = [t.strip().removeprefix("./") for t in targets]
     cands = [t for t in cands if t.endswith(".py") and not is_test_path(t)]
     for t in cands:
@@ -172,6 +174,16 @@ def _choose(
         rule = "weak" if pickable is None else "ranked"
         return ModuleChoice(ranked[0].path, rule, _focus(loc, ranked[0].path))
     return ModuleChoice(_main_module(index), "package")
+
+
+def clear_leader(loc: Localization) -> str | None:
+    """The best-ranked module when it leads every other clearly, on two or more request words.
+
+    Such a module is the one a change goes into whatever a planner picks (:func:`choose_module`
+    rule 3), so a plan needs no model to choose it.
+    """
+    pickable = _pickable(loc)
+    return next(iter(pickable)) if pickable is not None and len(pickable) == 1 else None
 
 
 def _pickable(loc: Localization) -> frozenset[str] | None:

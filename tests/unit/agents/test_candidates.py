@@ -1,10 +1,11 @@
 """Candidates checked in a real sandbox process, chosen by agreement (scripted models)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from coditect.agents.base import AgentContext, Upstream
+from coditect.agents.base import AgentContext, Clock, Upstream
 from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
@@ -18,6 +19,8 @@ from coditect.agents.selection import Check
 from coditect.domain.actions import Action, ActionKind
 from coditect.domain.results import CodeChange, FailureCategory, FileEdit, TestFailure, TestReport
 from coditect.domain.tasks import Intent, TaskSpec
+from coditect.errors import AgentError
+from coditect.llm.base import ModelResponse, Usage
 from coditect.llm.testing import ScriptedModel
 from coditect.sandbox.subprocess import SubprocessSandbox
 from coditect.sandbox.wasm import WasmSandbox
@@ -539,8 +542,6 @@ def test_tests_failing_in_the_baseline_are_not_run(tmp_path):
 
 
 async def test_two_repair_rounds_sample_with_different_seeds(tmp_path):
-    from dataclasses import replace
-
     seeds = []
     for task_id in ("repair1", "repair2"):
         (tmp_path / task_id).mkdir()
@@ -589,3 +590,53 @@ def test_a_test_class_that_names_the_code_in_its_body_runs_whole(tmp_path):
         tmp_path, ["test_func.py"], ["ttl_cache"], module="func", skip={"OtherTest.test_other"}
     )
     assert "['test_func.py::TTLTest']" in added[0].code
+
+
+def slow(text: str, seconds: float) -> ModelResponse:
+    """An answer reported as having taken ``seconds``."""
+    return ModelResponse(text=text, usage=Usage(), latency_s=seconds, model_name="test:scripted")
+
+
+async def test_sampling_stops_when_another_answer_would_end_past_the_deadline(tmp_path):
+    # The first answer fails an example, so more are sampled; the second took 500 s, and the
+    # task has 100 s left: the coder chooses from the two it has instead of being stopped
+    # half-way through a third by the task's timeout, which would leave nothing.
+    ws = workspace(tmp_path)
+    other = "def add_even(lst):\n    return 0\n"
+    model = ScriptedModel([slow(fenced(WRONG), 1), slow(fenced(other), 500), fenced(RIGHT)])
+    events: list = []
+
+    async def emit(event) -> None:
+        events.append(event)
+
+    ctx = replace(make_ctx(ws, model), clock=Clock.within(100), emit=emit)
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(ctx)
+    assert len(model.calls) == 2
+    assert "of 2 chosen" in change.summary
+    thoughts = [e.text for e in events if e.type == "agent.think"]
+    assert any(
+        t.startswith("sampling stopped after 1 of 3 more answers: no time for another answer")
+        for t in thoughts
+    ), thoughts
+    assert ctx.clock.answer_s == 500
+
+
+async def test_no_time_for_another_generation_ends_the_task_with_why(tmp_path):
+    ws = workspace(tmp_path)
+    model = ScriptedModel([slow("I would rather not.", 50), fenced(RIGHT)])
+    ctx = replace(make_ctx(ws, model), clock=Clock.within(20))
+    with pytest.raises(AgentError) as caught:
+        await CoderAgent(candidates=CandidateSettings(n=1)).execute(ctx)
+    assert len(model.calls) == 1
+    message = str(caught.value)
+    assert "in 1 generation(s)" in message
+    assert "#2: no time for generation 2: " in message and "an answer takes up to 50s" in message
+    assert (ws / "solution.py").read_text() == STUB
+
+
+def test_a_clock_without_a_deadline_always_has_room():
+    clock = Clock()
+    clock.answered(1e6)
+    clock.checked(1e6)
+    assert clock.has_room(answers=10) and clock.left_s() == float("inf")
+    assert Clock.within(-5).left_s() <= 0 and not Clock.within(-5).has_room()

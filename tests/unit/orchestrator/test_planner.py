@@ -256,7 +256,8 @@ async def test_a_request_naming_absent_code_fails_with_the_closest_names(tmp_pat
     out = await Planner(Answers(LINES)).plan(
         "Add `post_entries(book, items)`", files, has_tests=True
     )
-    assert out.source == "model"
+    code = next(t for t in out.graph if t.intent is Intent.WRITE_CODE)
+    assert code.target_files == ("ledgerkit/books.py",)  # beside post_entry, clearly
 
 
 async def test_words_before_a_parenthesis_in_prose_are_not_code(tmp_path):
@@ -277,3 +278,16 @@ async def test_a_project_without_python_is_unsupported(tmp_path):
     )
     with pytest.raises(UnsupportedProjectError, match="unsupported project"):
         await Planner(Answers()).plan("Add a feature", files, has_tests=True)
+
+
+async def test_a_module_that_leads_clearly_decides_a_features_plan(tmp_path):
+    # Two request words lead to report.py and nothing else comes close: the change goes there
+    # whatever a planner would pick (choose_module), so no model is asked for the plan.
+    files = _project(tmp_path, CODE)
+    model = Answers()
+    out = await Planner(model).plan(
+        "Add a function that renders the totals with a currency sign", files, has_tests=True
+    )
+    assert out.source == "index" and model.calls == []
+    code = next(t for t in out.graph if t.intent is Intent.WRITE_CODE)
+    assert code.target_files == ("ledgerkit/report.py",)
