@@ -48,10 +48,16 @@ DEFAULT_CANDIDATES = 4
 #: Default temperature of the extra candidates (CodeT and AgentCoder sample at 0.8).
 DEFAULT_CANDIDATE_TEMPERATURE = 0.8
 _MARKER = "@@CODITECT-CHECKS@@"
+# A candidate may take this many times as long as the project's own code on a check it passes
+# (and at least the check timeout): a loop or a far slower algorithm is stopped as a failure.
+_REFERENCE_FACTOR = 10.0
 _MAX_TEST_CHECKS = 12
 
 # Runs inside the sandbox: stdin holds {"module", "path", "root", "candidates", "checks",
-# "timeout_s", "timeouts"} (a check's own time limit, or None for timeout_s).
+# "timeout_s", "timeouts", "reference"} (a check's own time limit, or None for timeout_s;
+# "reference": the last candidate is the code as the project has it; it runs first, and a check
+# it passes gets at most _REFERENCE_FACTOR times its time there, and at least timeout_s, as
+# its limit for the others: a looping candidate then costs seconds, not a test run's minute).
 # Each candidate's source becomes the module (sys.modules), then each check runs in a fresh
 # namespace; passing = no exception. A per-check time limit stops an endless loop: an alarm
 # where signals exist; in a WebAssembly guest (WASI has no signals) the backward jumps of the
@@ -136,8 +142,12 @@ if parent_name:
             k for k, v in vars(parent).items()
             if not k.startswith("__") and getattr(original, k, _missing) is v
         ]
-rows, sink = [], io.StringIO()
-for source in p["candidates"]:
+n = len(p["candidates"])
+order = [n - 1, *range(n - 1)] if p["reference"] and n else list(range(n))
+limits = [t or p["timeout_s"] for t in p["timeouts"]]
+rows, sink = [None] * n, io.StringIO()
+for i in order:
+    source = p["candidates"][i]
     mod = types.ModuleType(p["module"])
     mod.__file__ = os.path.join(os.getcwd(), p["path"])
     mod.__package__ = p["module"].rpartition(".")[0]
@@ -151,14 +161,18 @@ for source in p["candidates"]:
         ok = timed(source, mod.__dict__, watch=True)
         for k in rebind:
             setattr(parent, k, getattr(mod, k, getattr(original, k)))
-        rows.append([
-            ok and timed(c, {"__name__": "__check__"}, t)
-            for c, t in zip(p["checks"], p["timeouts"])
-        ])
+        row = []
+        for j, c in enumerate(p["checks"]):
+            started = time.monotonic()
+            row.append(ok and timed(c, {"__name__": "__check__"}, limits[j]))
+            if row[-1] and p["reference"] and i == n - 1:
+                took = time.monotonic() - started
+                limits[j] = min(limits[j], max(p["timeout_s"], __FACTOR__ * took))
+        rows[i] = row
     sink.seek(0)
     sink.truncate()
 print(__MARKER__ + json.dumps(rows))
-""".replace("__MARKER__", repr(_MARKER))
+""".replace("__MARKER__", repr(_MARKER)).replace("__FACTOR__", repr(_REFERENCE_FACTOR))
 
 
 @dataclass(frozen=True)
@@ -479,8 +493,13 @@ async def run_checks(
     candidates: Sequence[str],
     checks: Sequence[CheckCode],
     check_timeout_s: float = 2.0,
+    reference: bool = False,
 ) -> list[list[bool]] | None:
     """Run every candidate source against every check in one sandboxed process.
+
+    ``reference``: the last candidate is the code as the project has it; it runs first, and
+    each check it passes is then limited, for the others, to ``_REFERENCE_FACTOR`` times what
+    it took (at least ``check_timeout_s``, at most the check's own limit).
 
     Returns:
         ``results[candidate][check]``, or None when the batch could not run to its end (then
@@ -497,6 +516,7 @@ async def run_checks(
         "checks": [c.code for c in checks],
         "timeout_s": check_timeout_s,
         "timeouts": [c.timeout_s for c in checks],
+        "reference": reference,
     }
     # Generous: an interpreter start in a WebAssembly sandbox on a busy machine takes many
     # seconds; the per-check alarm, not this limit, is what stops a looping candidate.

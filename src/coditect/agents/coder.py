@@ -323,14 +323,16 @@ class CoderAgent(Agent):
     ) -> None:
         what = "tests for " + ", ".join(job.subject_names) if job.is_tests else "code"
         chars = sum(len(m.content) for m in messages)
+        await self._say(
+            ctx,
+            f"generation {generation}: asking {ctx.model.name} for {what} in {job.path} "
+            f"({chars} prompt chars{', with failing tests' if job.failures else ''})",
+        )
+
+    async def _say(self, ctx: AgentContext, text: str) -> None:
+        """Emit an agent.think event of this task."""
         await ctx.emit(
-            AgentThink(
-                mission_id=ctx.mission_id,
-                task_id=ctx.task.id,
-                agent=self.name,
-                text=f"generation {generation}: asking {ctx.model.name} for {what} in {job.path} "
-                f"({chars} prompt chars{', with failing tests' if job.failures else ''})",
-            )
+            AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=self.name, text=text)
         )
 
     async def _generated(
@@ -471,8 +473,10 @@ class CoderAgent(Agent):
         selection = await self._select(ctx, job, pool)
         extra = self.candidates.n - 1
         if extra > 0 and selection is not None and not selection.verified:
-            pool.extend(await self._sample(ctx, job, messages, extra, pool, limit))
-            selection = await self._select(ctx, job, pool) or selection
+            more = await self._sample(ctx, job, messages, extra, pool, limit)
+            if more:  # nothing new: the checks of the pool have run already
+                pool.extend(more)
+                selection = await self._select(ctx, job, pool) or selection
         chosen = pool[selection.index] if selection is not None else first
         if not final and selection is not None and selection.broken_tests and _untouched(ctx, job):
             raise _Breaks(
@@ -482,11 +486,7 @@ class CoderAgent(Agent):
             )
         note = selection_note(selection, len(pool))
         if note:
-            await ctx.emit(
-                AgentThink(
-                    mission_id=ctx.mission_id, task_id=ctx.task.id, agent=self.name, text=note
-                )
-            )
+            await self._say(ctx, note)
         if chosen is None:
             return CodeChange(
                 generations=generation, summary=f"{job.path}: the current code is kept; {note}"
@@ -520,6 +520,7 @@ class CoderAgent(Agent):
                 candidates=sources,
                 checks=checks,
                 check_timeout_s=self.candidates.check_timeout_s,
+                reference=reference,
             )
         except CoditectError:
             results = None
@@ -595,27 +596,15 @@ class CoderAgent(Agent):
         seen = {m.source if m is not None else None for m in pool}
         repeats = 0
         for i in range(count):
-            if not ctx.clock.has_room():
-                await ctx.emit(
-                    AgentThink(
-                        mission_id=ctx.mission_id,
-                        task_id=ctx.task.id,
-                        agent=self.name,
-                        text=f"sampling stopped after {i} of {count} more answers: "
-                        + _out_of_time(ctx, "another answer"),
-                    )
-                )
-                break
-            if repeats >= _MAX_REPEATS:
-                await ctx.emit(
-                    AgentThink(
-                        mission_id=ctx.mission_id,
-                        task_id=ctx.task.id,
-                        agent=self.name,
-                        text=f"sampling stopped after {i} of {count} more answers: "
-                        f"the last {repeats} repeated earlier candidates",
-                    )
-                )
+            why = (
+                _out_of_time(ctx, "another answer")
+                if not ctx.clock.has_room()
+                else f"the last {repeats} repeated earlier candidates"
+                if repeats >= _MAX_REPEATS
+                else ""
+            )
+            if why:
+                await self._say(ctx, f"sampling stopped after {i} of {count} more answers: {why}")
                 break
             settings = ModelSettings(
                 max_tokens=limit,
@@ -670,14 +659,7 @@ class CoderAgent(Agent):
             why = f"These tests do not run on the current code ({message})"
         else:
             return change, None
-        await ctx.emit(
-            AgentThink(
-                mission_id=ctx.mission_id,
-                task_id=ctx.task.id,
-                agent=self.name,
-                text=f"{why}: they do not reproduce the report",
-            )
-        )
+        await self._say(ctx, f"{why}: they do not reproduce the report")
         if original is None:
             target.unlink(missing_ok=True)
         else:

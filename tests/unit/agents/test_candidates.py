@@ -112,12 +112,19 @@ async def test_an_endless_loop_stops_at_its_check_limit_in_the_webassembly_sandb
     assert results == [[False], [True], [False]]  # LOOP defines no Cache
 
 
+def sandbox_of(backend: str):
+    if backend == "subprocess":
+        return SubprocessSandbox()
+    if not WasmSandbox.available():
+        pytest.skip("wasmtime not installed")
+    return WasmSandbox()
+
+
 @pytest.mark.parametrize("backend", ["subprocess", "wasm"])
 async def test_every_loop_of_a_check_past_its_limit_stops(tmp_path, backend):
     # A project-test check runs many tests: pytest catches the first stop as a failure and
     # goes on to the next test, whose loop must stop too.
-    if backend == "wasm" and not WasmSandbox.available():
-        pytest.skip("wasmtime not installed")
+    sandbox = sandbox_of(backend)
     ws = workspace(tmp_path)
     code = (
         "from solution import add_even\n"
@@ -125,7 +132,7 @@ async def test_every_loop_of_a_check_past_its_limit_stops(tmp_path, backend):
         "    try:\n        add_even([])\n    except BaseException:\n        pass\n"
     )
     results = await run_checks(
-        SubprocessSandbox() if backend == "subprocess" else WasmSandbox(),
+        sandbox,
         ws,
         module="solution",
         path="solution.py",
@@ -134,6 +141,38 @@ async def test_every_loop_of_a_check_past_its_limit_stops(tmp_path, backend):
         check_timeout_s=0.5,
     )
     assert results == [[True], [True]]  # the check swallowed the stops: it ended, in time
+
+
+@pytest.mark.parametrize("backend", ["subprocess", "wasm"])
+async def test_a_check_the_projects_code_passes_at_once_is_limited_by_its_time(tmp_path, backend):
+    # A project test's check may take a minute; when the project's own code (the last
+    # candidate) passes it at once, a candidate that spins for 3 s on it is stopped long before.
+    sandbox = sandbox_of(backend)
+    ws = workspace(tmp_path)
+    spins = (
+        "import time\n\n\ndef add_even(lst):\n    end = time.monotonic() + 3\n"
+        "    while time.monotonic() < end:\n        pass\n"
+        "    return sum(x for x in lst if x % 2 == 0)\n"
+    )
+    check = CheckCode(
+        Check(name="tests/test_x.py::test_add_even", existing=True),
+        "from solution import add_even\nassert add_even([2, 3]) == 2\n",
+        timeout_s=60.0,
+    )
+    runs = {
+        reference: await run_checks(
+            sandbox,
+            ws,
+            module="solution",
+            path="solution.py",
+            candidates=[spins, RIGHT],
+            checks=[check],
+            check_timeout_s=1.0,
+            reference=reference,
+        )
+        for reference in (True, False)
+    }
+    assert runs == {True: [[False], [True]], False: [[True], [True]]}
 
 
 async def test_candidates_of_a_package_in_a_src_layout_import_their_siblings(tmp_path):
