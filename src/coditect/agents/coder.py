@@ -297,12 +297,8 @@ class CoderAgent(Agent):
         generation: int,
         limit: int,
     ) -> CodeChange | str:
-        """:meth:`_pick` for a usable code answer, or why it must be asked for again.
-
-        The answer is final on the last generation, and when the task has no time left for
-        another one: then the best candidate is kept rather than nothing.
-        """
-        final = generation == self.max_generations or not ctx.clock.has_room()
+        """:meth:`_pick` for a usable code answer, or why it must be asked for again."""
+        final = generation == self.max_generations
         try:
             return await self._pick(ctx, job, messages, merged, generation, limit, final=final)
         except _Breaks as exc:
