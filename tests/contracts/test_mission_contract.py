@@ -412,10 +412,10 @@ def _slow_refusal_then_hang(seconds: float) -> Any:
 async def test_a_task_does_not_start_an_answer_the_mission_has_no_time_for(
     engine: Engine, calculator_repo: Path
 ) -> None:
-    # The first answer took 4 s and the mission has less than that left: the coder does not
+    # The first answer took 5 s and the mission has less than that left: the coder does not
     # ask again (that answer would never come before the mission's limit), and the report
     # says why the task failed instead of only that the mission ran out of time.
-    await engine.start(scripted(code=_slow_refusal_then_hang(4.0)), mission_timeout_s=7.0)
+    await engine.start(scripted(code=_slow_refusal_then_hang(5.0)), mission_timeout_s=9.0)
     m = await engine.run(calculator_repo)
     r = m.report
     assert r.status is MissionOutcome.FAILED
