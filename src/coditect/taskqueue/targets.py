@@ -159,7 +159,7 @@ def _choose(
         path = min(counts, key=lambda p: (-counts[p], order.get(p, len(order)), p))
         return ModuleChoice(path, "symbol", _focus(loc, path))
     ranked = [f for f in loc.files if f.score > 0]
-    leader = clear_leader(loc)
+    leader = _leader(pickable)
     if leader is not None:
         return ModuleChoice(leader, "ranked", _focus(loc, leader))
     cands = [t.strip().removeprefix("./") for t in targets]
@@ -182,7 +182,10 @@ def clear_leader(loc: Localization) -> str | None:
     Such a module is the one a change goes into whatever a planner picks (:func:`choose_module`
     rule 3), so a plan needs no model to choose it.
     """
-    pickable = _pickable(loc)
+    return _leader(_pickable(loc))
+
+
+def _leader(pickable: frozenset[str] | None) -> str | None:
     return next(iter(pickable)) if pickable is not None and len(pickable) == 1 else None
 
 
