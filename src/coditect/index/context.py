@@ -2,8 +2,8 @@
 
 A small file is shown whole. A large one is shown as an excerpt: its imports, the definitions to
 change in full (a method inside its class header), and, as far as the budget allows, the
-signatures and first docstring lines of the other definitions, neighbours first. Omitted code is
-marked with ``...``. When even that does not fit, the excerpt is narrowed (fewer neighbours, then
+signatures and first docstring lines of the definitions related to them: what they use, the other
+members of their class, what the localization ranked. Omitted code is marked with ``...``. When even that does not fit, the excerpt is narrowed (fewer neighbours, then
 fewer definitions in full, then the next definitions in focus without a first one that is too
 large); when no definition to change fits, :class:`ContextOverflowError` is raised so that no
 prompt over the window is ever sent.
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.errors import InputError
+from coditect.index.symbols import references
 
 __all__ = ["ContextOverflowError", "FileContext", "TokenCounter", "definitions", "file_context"]
 
@@ -185,6 +186,38 @@ def _names(node: ast.stmt, owner: str = "") -> list[str]:
     return []
 
 
+def _related(
+    tree: ast.Module, full: Sequence[str], others: Sequence[str], prio: Mapping[str, float]
+) -> list[str]:
+    """The definitions worth outlining beside ``full``, most useful first.
+
+    What the definitions in full use (a helper they call, an attribute of their class), the
+    other members of the main definition's class, and what the localization ranked (``prio`` above 0). The
+    rest of a large module is left out: a page of unrelated signatures costs prompt time and
+    gives a small model more code to repeat, not more to go on (Agentless's repair prompt
+    likewise shows only the code at the edit locations).
+    """
+    nodes: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        for n in _names(node):
+            nodes[n] = node
+        if isinstance(node, ast.ClassDef):
+            for m in node.body:
+                for n in _names(m, node.name):
+                    nodes[n] = m
+    used: set[str] = set()
+    for q in full:
+        if q in nodes:
+            used |= references(nodes[q])
+    # The class of the main definition only: a second one in focus is a guess of the ranking.
+    owners = {full[0].rpartition(".")[0]} if full and "." in full[0] else set()
+    others_set = set(others)
+    called = [q for q in others if q.rpartition(".")[2] in used]
+    members = [q for q in others if "." in q and q.rpartition(".")[0] in owners]
+    ranked = [q for q in others if prio.get(q, 0.0) > 0]
+    return [q for q in dict.fromkeys([*called, *members, *ranked]) if q in others_set]
+
+
 def _file_context(
     source: str,
     *,
@@ -218,12 +251,14 @@ def _file_context(
         (q for q in known if q not in full),
         key=lambda q: (-prio.get(q, 0.0), "." in q, q),
     )
-    # Widest first, then narrower: all outlines, a share of them, none; docstrings last.
+    related = _related(tree, full, others, prio)
+    # Widest first, then narrower: the related outlines, a share of them, none; docstrings last.
     for n_full in range(len(full), 0 if full else -1, -1):
         shown = full[: max(n_full, 0)]
-        for keep in (len(others), len(others) // 2, len(others) // 4, 8, 0):
+        for keep in dict.fromkeys((len(related), len(related) // 2, len(related) // 4, 8, 0)):
+            outlined = related[:keep]
             for doc in (True, False):
-                plan = _Plan(lines, tree, shown, others[:keep], doc=doc)
+                plan = _Plan(lines, tree, shown, outlined, doc=doc)
                 text = plan.render()
                 used = count(text)
                 if used <= budget_tokens:
@@ -231,7 +266,7 @@ def _file_context(
                         text=text,
                         whole=False,
                         full=tuple(shown),
-                        outlined=tuple(others[:keep]),
+                        outlined=tuple(outlined),
                         tokens=used,
                     )
         if n_full <= 1:

@@ -52,6 +52,18 @@ def test_neighbours_by_priority_come_first():
     assert "def f150(x):" in ctx.text and "return x + 3" in ctx.text
 
 
+def test_only_related_definitions_are_outlined():
+    source = BIG + "\n\ndef uses(x):\n    return f7(x) + Box().grow(1)\n"
+    ctx = file_context(
+        source, focus=("uses",), budget_tokens=3000, count=estimate_tokens, priority={"f9": 1.0}
+    )
+    # What the focus calls, and what the localization ranked; never the other 197 functions.
+    assert set(ctx.outlined) == {"f7", "Box", "Box.grow", "f9"}
+    assert "def f7(x):" in ctx.text and "def f9(x):" in ctx.text and "def f8(x):" not in ctx.text
+    method = file_context(BIG, focus=("Box.grow",), budget_tokens=3000, count=estimate_tokens)
+    assert set(method.outlined) == {"Box.shrink", "Box.size"}  # the rest of its class
+
+
 def test_what_cannot_fit_is_refused_not_sent():
     with pytest.raises(ContextOverflowError, match="f3 alone does not fit"):
         file_context(BIG, focus=("f3",), budget_tokens=10, count=estimate_tokens)
