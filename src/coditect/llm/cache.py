@@ -9,7 +9,6 @@ caching a sampled answer would silently make it deterministic.
 from __future__ import annotations
 
 import abc
-import asyncio
 import hashlib
 import json
 import time
@@ -25,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from coditect.errors import StoreError
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.wrapper import WrapperModel
+from coditect.state.engine import EngineCalls
 
 __all__ = ["CacheStore", "CachingModel", "MemoryCacheStore", "SqliteCacheStore", "cache_key"]
 
@@ -103,6 +103,7 @@ class SqliteCacheStore(CacheStore):
             _metadata.create_all(self._engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the response cache {url}: {exc}") from exc
+        self._calls = EngineCalls(self._engine, f"response cache {url}")
 
     async def _run(self, fn: Callable[[Any], T]) -> T:
         def work() -> T:
@@ -112,7 +113,7 @@ class SqliteCacheStore(CacheStore):
             except SQLAlchemyError as exc:
                 raise StoreError(f"response cache {self.url} failed: {exc}") from exc
 
-        return await asyncio.to_thread(work)
+        return await self._calls.run(work)
 
     async def get(self, key: str) -> ModelResponse | None:
         """The stored response, or None."""
@@ -136,8 +137,8 @@ class SqliteCacheStore(CacheStore):
         await self._run(lambda conn: conn.execute(stmt))
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
-        self._engine.dispose()
+        """Wait for the calls still running, then dispose of the connection pool."""
+        await self._calls.close()
 
 
 class CachingModel(WrapperModel):

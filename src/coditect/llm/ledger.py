@@ -8,7 +8,6 @@ forwards, priced with :mod:`coditect.llm.pricing`. A response served from the re
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.cascade import at_tier, current_tier
 from coditect.llm.pricing import cost_usd, price_for
 from coditect.llm.wrapper import WrapperModel
-from coditect.state.engine import open_engine
+from coditect.state.engine import EngineCalls, open_engine
 from coditect.state.migrate import ensure_schema
 from coditect.state.models import llm_calls
 
@@ -232,6 +231,7 @@ class SqliteLedger(Ledger):
             raise StoreError(f"cannot open the LLM ledger {url}: {exc}") from exc
         # ``llm_calls`` lives in the state database, whose migrations own it.
         ensure_schema(self._engine)
+        self._calls = EngineCalls(self._engine, f"LLM ledger {url}")
 
     async def _run(self, fn: Callable[[Any], T]) -> T:
         def work() -> T:
@@ -241,7 +241,7 @@ class SqliteLedger(Ledger):
             except SQLAlchemyError as exc:
                 raise StoreError(f"LLM ledger {self.url} failed: {exc}") from exc
 
-        return await asyncio.to_thread(work)
+        return await self._calls.run(work)
 
     async def record(self, entry: LedgerEntry) -> None:
         """Insert one row."""
@@ -303,8 +303,8 @@ class SqliteLedger(Ledger):
         )
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
-        self._engine.dispose()
+        """Wait for the calls still running, then dispose of the connection pool."""
+        await self._calls.close()
 
 
 def _entry_from_row(row: dict[str, Any]) -> LedgerEntry:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 
-__all__ = ["open_engine"]
+from coditect.errors import StoreError
+
+__all__ = ["EngineCalls", "open_engine"]
+
+T = TypeVar("T")
+
+# How long closing waits for calls still running in their threads.
+_CLOSE_WAIT_S = 10.0
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
@@ -29,3 +39,55 @@ def open_engine(url: str, *, echo: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class EngineCalls:
+    """Runs an engine's calls in worker threads; closing waits for the ones still running.
+
+    A caller that is cancelled (a mission's timeout) stops waiting, but its thread goes on
+    with a connection checked out. Disposing of the pool under it would leave that connection
+    open and unowned: it is dropped by the garbage collector later, unclosed. So
+    :meth:`close` refuses new calls, waits for the running ones (up to 10 s), then disposes.
+
+    Args:
+        engine: The engine the calls use.
+        what: Names the store in errors ("state store sqlite:///...").
+    """
+
+    def __init__(self, engine: Engine, what: str) -> None:
+        self.engine = engine
+        self._what = what
+        self._idle = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread.
+
+        Raises:
+            StoreError: The store is closed (not retryable).
+        """
+
+        def work() -> T:
+            with self._idle:
+                if self._closed:
+                    raise StoreError(f"{self._what} is closed", retryable=False)
+                self._running += 1
+            try:
+                return fn()
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        return await asyncio.to_thread(work)
+
+    def _wait_idle(self) -> None:
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._running == 0, timeout=_CLOSE_WAIT_S)
+
+    async def close(self) -> None:
+        """Refuse new calls, wait for the running ones, dispose of the connection pool."""
+        await asyncio.to_thread(self._wait_idle)
+        self.engine.dispose()

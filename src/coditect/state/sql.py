@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ from coditect.domain.mission import MissionOutcome, MissionReport
 from coditect.errors import InputError, StoreError
 from coditect.leftovers import ProcessIdentity
 from coditect.state.base import CheckpointStore, FileIndexStore, MissionStore
-from coditect.state.engine import open_engine
+from coditect.state.engine import EngineCalls, open_engine
 from coditect.state.migrate import ensure_schema
 from coditect.state.models import CheckpointRow, EventRow, FileIndexRow, MissionRow
 
@@ -67,6 +66,7 @@ class SqlStore(MissionStore, CheckpointStore, FileIndexStore):
         # visible in increasing order: a reader going on from the last position it saw
         # (events_after) cannot skip an event that commits later with a smaller one.
         self._append_lock = threading.Lock()
+        self._calls = EngineCalls(self._engine, f"state store {url}")
 
     async def _run(self, fn: Callable[[Session], T], *, lock: threading.Lock | None = None) -> T:
         def work() -> T:
@@ -76,7 +76,7 @@ class SqlStore(MissionStore, CheckpointStore, FileIndexStore):
             except SQLAlchemyError as exc:
                 raise StoreError(f"state store {self.url} failed: {exc}") from exc
 
-        return await asyncio.to_thread(work)
+        return await self._calls.run(work)
 
     async def save_report(self, report: MissionReport) -> None:
         """Insert or replace a mission report."""
@@ -245,5 +245,5 @@ class SqlStore(MissionStore, CheckpointStore, FileIndexStore):
         await self._run(work)
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
-        self._engine.dispose()
+        """Wait for the calls still running, then dispose of the connection pool."""
+        await self._calls.close()
