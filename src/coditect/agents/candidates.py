@@ -427,6 +427,7 @@ def existing_test_checks(
     options: Sequence[str] = (),
     callers: Sequence[str] = (),
     failing: Collection[str] = (),
+    every_file: bool = False,
 ) -> list[CheckCode]:
     """Checks that run the project's own tests of ``names`` with pytest (one per test file).
 
@@ -441,6 +442,8 @@ def existing_test_checks(
             change too, and run after the tests of ``names`` themselves.
         failing: Test ids that failed before the change (the baseline): not run, they say
             nothing about a candidate.
+        every_file: Run every related test of every test file (a fast suite), not only those
+            of the two files with the most, at most 24 each.
     """
     broken = {t.split("[")[0] for t in failing}
     found: list[tuple[str, list[str]]] = []
@@ -465,10 +468,10 @@ def existing_test_checks(
                     break  # the class runs whole: its methods are in
         ids = direct + indirect
         if ids:
-            found.append((rel, ids[:_MAX_IDS_PER_FILE]))
+            found.append((rel, ids if every_file else ids[:_MAX_IDS_PER_FILE]))
     found.sort(key=lambda item: -len(item[1]))
     checks = []
-    for rel, ids in found[:_MAX_TEST_FILES]:
+    for rel, ids in found if every_file else found[:_MAX_TEST_FILES]:
         code = (
             _PYTEST_CHECK.replace("__FILES__", repr([rel]))
             .replace("__MODULE__", repr(module))

@@ -101,6 +101,9 @@ MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_REPEATS = 2  # answers in a row that repeat a candidate before sampling stops
+# A project whose whole suite ran in at most this long before the mission: candidates are
+# checked against every related test, not only those of the two most related test files.
+_FAST_SUITE_S = 10.0
 
 
 def _first_message(report: TestReport, test_id: str) -> str:
@@ -1062,6 +1065,7 @@ def _project_test_checks(
     if job.is_tests or not changed or not ctx.action.project_tests:
         return []
     created = {e.path for c in ctx.upstream.code for e in c.edits if not e.before_sha256}
+    baseline = _baseline(ctx.workspace)
     return existing_test_checks(
         ctx.workspace,
         [p for p in ctx.action.project_tests if p not in created],
@@ -1070,16 +1074,19 @@ def _project_test_checks(
         skip=_added_by_mission(ctx),
         options=ctx.action.test_options,
         callers=callers_of(job.original or "", changed),
-        failing=_baseline_failing(ctx.workspace),
+        failing=baseline.failing,
+        # A suite that runs in seconds: every related test checks every candidate, so that a
+        # candidate breaking tests of a third file is not chosen and only found out after.
+        every_file=0 < baseline.duration_s <= _FAST_SUITE_S,
     )
 
 
-def _baseline_failing(workspace: Path) -> frozenset[str]:
-    """The tests that failed before the mission changed anything (none when not recorded)."""
+def _baseline(workspace: Path) -> Baseline:
+    """The project's tests before the mission changed anything (empty when not recorded)."""
     try:
-        return Baseline.from_json((workspace / BASELINE_PATH).read_text("utf-8")).failing
+        return Baseline.from_json((workspace / BASELINE_PATH).read_text("utf-8"))
     except (OSError, ValueError):
-        return frozenset()
+        return Baseline()
 
 
 def _new_tests_only(ctx: AgentContext, job: CodeJob, code: str) -> str:

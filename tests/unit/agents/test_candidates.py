@@ -535,6 +535,29 @@ def test_the_tests_of_a_changed_helpers_callers_run_after_its_own(tmp_path):
     assert "['test_x.py::test_unbound', 'test_x.py::test_cache']" in checks[0].code
 
 
+def test_a_fast_suite_checks_candidates_with_every_related_test_file(tmp_path):
+    from coditect.agents.candidates import existing_test_checks
+
+    files = []
+    for i, n in enumerate((2, 3, 30)):
+        rel = f"test_{i}.py"
+        (tmp_path / rel).write_text(
+            "".join(f"def test_{i}_{j}():\n    search()\n\n\n" for j in range(n))
+        )
+        files.append(rel)
+    few = existing_test_checks(tmp_path, files, ["search"], module="m")
+    # By default: the two files with the most related tests, 24 tests of each.
+    assert [c.check.name.partition("::")[0] for c in few] == ["test_2.py", "test_1.py"]
+    assert "test_2_23'" in few[0].code and "test_2_24'" not in few[0].code
+    every = existing_test_checks(tmp_path, files, ["search"], module="m", every_file=True)
+    assert [c.check.name.partition("::")[0] for c in every] == [
+        "test_2.py",
+        "test_1.py",
+        "test_0.py",
+    ]
+    assert "test_2_29'" in every[0].code
+
+
 def test_a_test_parametrized_from_a_table_tests_what_the_table_holds(tmp_path):
     # isodate: @pytest.mark.parametrize("start, duration, expectation", DATE_CALC_TEST_CASES)
     # over rows of Duration(...) values; the test's body only adds them.
