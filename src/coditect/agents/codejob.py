@@ -72,6 +72,8 @@ class CodeJob:
             the task's main file).
         newline: The file's line ending (LF or CRLF).
         encoding: The file's encoding (``utf-8`` or ``latin-1``).
+        editable: The existing definitions the prompt showed in full when it showed an
+            excerpt of the file; None when it showed the whole file (or no definition in full).
     """
 
     path: str
@@ -88,6 +90,7 @@ class CodeJob:
     new_names: tuple[str, ...] = ()
     newline: str = "\n"
     encoding: str = "utf-8"
+    editable: tuple[str, ...] | None = None
 
     @property
     def self_module(self) -> str:

@@ -101,6 +101,7 @@ MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_REPEATS = 2  # answers in a row that repeat a candidate before sampling stops
+_DEF_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # A project whose whole suite ran in at most this long before the mission: candidates are
 # checked against every related test, not only those of the two most related test files.
 _FAST_SUITE_S = 10.0
@@ -201,9 +202,12 @@ class CoderAgent(Agent):
         budget = prompt_budget(ctx.model, limit)
         system = TESTS_SYSTEM if job.is_tests else CODE_SYSTEM
         try:
-            user = _user_prompt(ctx, job, budget - ctx.model.count_tokens(system) - _REPAIR_RESERVE)
+            user, editable = _user_prompt(
+                ctx, job, budget - ctx.model.count_tokens(system) - _REPAIR_RESERVE
+            )
         except ContextOverflowError as exc:
             raise AgentError(f"{job.path}: {exc}", retryable=False) from exc
+        job = replace(job, editable=editable)
         messages = [Message(role="system", content=system), Message(role="user", content=user)]
         errors: list[str] = []
         rejected: set[str] = set()
@@ -400,6 +404,8 @@ class CoderAgent(Agent):
             code = _answer_code(job, response)
             if job.is_tests:
                 code = _new_tests_only(ctx, job, code)
+            else:
+                code = _seen_only(job, code)
             merged = merge_source(job.original, code, self_module=job.self_module)
             if not job.is_tests and merged.replaced:
                 merged = _docstrings_kept(job, merged)
@@ -890,8 +896,14 @@ def _fit(model: Model, messages: list[Message], budget: int) -> list[Message]:
     )
 
 
-def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
+def _user_prompt(
+    ctx: AgentContext, job: CodeJob, budget: int
+) -> tuple[str, tuple[str, ...] | None]:
     """The first user prompt; the file is narrowed to an excerpt when the whole does not fit.
+
+    Returns:
+        The prompt, and the definitions of an excerpt shown in full (None: the whole file, or
+        an outline only).
 
     Raises:
         ContextOverflowError: Not even the definitions to change fit.
@@ -934,7 +946,8 @@ def _user_prompt(ctx: AgentContext, job: CodeJob, budget: int) -> str:
         count=count,
         priority=dict(job.priority),
     )
-    return render(context.text, not context.whole)
+    editable = context.full if context.full and not job.is_tests else None
+    return render(context.text, not context.whole), editable
 
 
 def _first_lines(text: str, budget: int, count: Callable[[str], int]) -> str:
@@ -1087,6 +1100,33 @@ def _baseline(workspace: Path) -> Baseline:
         return Baseline.from_json((workspace / BASELINE_PATH).read_text("utf-8"))
     except (OSError, ValueError):
         return Baseline()
+
+
+def _seen_only(job: CodeJob, code: str) -> str:
+    """An answer without its rewrites of existing definitions the prompt did not show in full.
+
+    Shown a signature and a docstring line, a small model writes a body of its own for it
+    (tabulate: five helpers of the table formats, rewritten while adding a format; parse: the
+    module's ``search`` and ``findall``, rewritten while adding a method to ``Result``). It
+    cannot know what it replaces: such a rewrite is a guess that breaks what it does not
+    concern, so it is dropped and the definition stays as it is.
+
+    Raises:
+        MergeError: Nothing but such rewrites is left (the answer changes only code it did
+            not see).
+    """
+    if job.editable is None:
+        return code
+    kept, blind = drop_redefinitions(code, job.original, keep=job.editable)
+    if not blind:
+        return code
+    if not any(isinstance(n, _DEF_NODES) for n in ast.parse(kept).body):
+        raise MergeError(
+            f"you rewrote {', '.join(blind)}, shown to you only by signature or not at all: "
+            f"change only the definitions shown in full ({', '.join(job.editable)}), or write "
+            "new ones"
+        )
+    return kept
 
 
 def _new_tests_only(ctx: AgentContext, job: CodeJob, code: str) -> str:

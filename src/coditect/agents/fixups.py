@@ -2,7 +2,7 @@
 
 Tests written into a source file are dropped, and so are stand-ins written into a test file (a
 class or function of the same name as one the tests import); imports the answer forgot (the code under test,
-``pytest``, a standard-library module) are added; a function that hides the library function it
+``pytest``, a standard-library module, a name the module imports under another name) are added; a function that hides the library function it
 wraps (``from math import gcd; def gcd(a, b): return gcd(a, b)``) calls it qualified instead.
 """
 
@@ -155,11 +155,14 @@ def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResu
         }
     lines = []
     usual: dict[str, str] | None = None
+    aliased = _aliased(job.original or "")
     for name in missing:
         if name in subject and job.subject_path:
             lines.append(f"from {module_name(job.subject_path)} import {name}")
         elif name == "pytest" or name in sys.stdlib_module_names:
             lines.append(f"import {name}")
+        elif name in aliased:
+            lines.append(f"from {aliased[name]} import {name}")
         else:
             usual = _project_imports(workspace) if usual is None else usual
             if name in usual:
@@ -174,6 +177,25 @@ def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResu
         imports_added=(*merged.imports_added, *added),
         unchanged=merged.unchanged,
     )
+
+
+def _aliased(source: str) -> dict[str, str]:
+    """Name -> module, for the names ``source`` imports under another name.
+
+    tabulate has ``from itertools import zip_longest as izip_longest``; a model shown that
+    module writes ``zip_longest(...)``, which is the very same function under its own name.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    return {
+        alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+        for alias in node.names
+        if alias.asname and alias.asname != alias.name and alias.name != "*"
+    }
 
 
 def _project_imports(workspace: Path) -> dict[str, str]:

@@ -703,6 +703,23 @@ async def test_a_name_the_project_imports_elsewhere_is_imported_for_the_answer(c
     assert "from fractions import Fraction" in text and "def half(x):" in text
 
 
+async def test_a_name_the_module_imports_under_another_name_is_imported_by_its_own(calc):
+    arithmetic = calc / "calculator/arithmetic.py"
+    arithmetic.write_text(
+        "from itertools import zip_longest as izip_longest\n" + arithmetic.read_text()
+    )
+    answer = (
+        '```python\ndef pairs(a, b):\n    """Pairs of a and b."""\n'
+        "    return list(zip_longest(a, b))\n```"
+    )
+    ctx, _ = make_ctx(calc, ScriptedModel([answer]), request="Add pairs")
+    change = await CoderAgent().execute(ctx)
+    assert change.generations == 1
+    namespace: dict[str, object] = {}
+    exec(arithmetic.read_text(), namespace)  # the module's own import line now binds it too
+    assert namespace["pairs"]([1], [2, 3]) == [(1, 2), (None, 3)]
+
+
 def test_a_name_imported_from_two_places_is_not_guessed(tmp_path):
     from coditect.agents.fixups import _project_imports
 
@@ -714,3 +731,25 @@ def test_a_name_imported_from_two_places_is_not_guessed(tmp_path):
     usual = _project_imports(tmp_path)
     assert usual["Bad"] == "pkg.errors"  # a relative import, made absolute
     assert "loads" not in usual and "path" not in usual
+
+
+async def test_a_rewrite_of_code_the_prompt_only_outlined_is_dropped(calc):
+    # A module too large to show whole: the prompt shows `scale` in full and the rest by
+    # signature at most. A rewrite of `helper_7` is a guess at code the model never saw.
+    path = calc / "calculator/arithmetic.py"
+    helpers = "".join(
+        f'def helper_{i}(x):\n    """Helper number {i}."""\n    return x + {i}  # {"=" * 60}\n\n\n'
+        for i in range(150)
+    )
+    path.write_text(f'{helpers}def scale(x):\n    """Scale x."""\n    return x * 2\n')
+    blind = "def helper_7(x):\n    return 0\n"
+    only_blind = f"```python\n{blind}```"
+    both = f"```python\n{blind}\n\ndef scale(x):\n    return x * 3\n```"
+    model = ScriptedModel([only_blind, both])
+    ctx, _ = make_ctx(calc, model, request="Make `scale` triple x instead of doubling it")
+    change = await CoderAgent().execute(ctx)
+    prompt = model.calls[0][0][-1].content
+    assert "return x * 2" in prompt and "return x + 7" not in prompt  # an excerpt
+    assert "you rewrote helper_7, shown to you only by signature" in model.calls[1][0][-1].content
+    text = path.read_text()
+    assert "return x * 3" in text and "return x + 7" in text and change.generations == 2
