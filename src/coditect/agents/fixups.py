@@ -1,9 +1,10 @@
 """Mechanical fixes to a model's answer that save a repair round with a small model.
 
 Tests written into a source file are dropped, and so are stand-ins written into a test file (a
-class or function of the same name as one the tests import); imports the answer forgot (the code under test,
-``pytest``, a standard-library module, a name the module imports under another name) are added; a function that hides the library function it
-wraps (``from math import gcd; def gcd(a, b): return gcd(a, b)``) calls it qualified instead.
+class or function of the same name as one the tests import); imports the answer forgot (the code
+under test, ``pytest``, a standard-library module, a name the module imports under another name)
+are added; a function that hides the library function it wraps (``from math import gcd; def
+gcd(a, b): return gcd(a, b)``) calls it qualified instead.
 """
 
 from __future__ import annotations

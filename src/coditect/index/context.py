@@ -2,11 +2,12 @@
 
 A small file is shown whole. A large one is shown as an excerpt: its imports, the definitions to
 change in full (a method inside its class header), and, as far as the budget allows, the
-signatures and first docstring lines of the definitions related to them: what they use, the other
-members of their class, what the localization ranked. Omitted code is marked with ``...``. When even that does not fit, the excerpt is narrowed (fewer neighbours, then
-fewer definitions in full, then the next definitions in focus without a first one that is too
-large); when no definition to change fits, :class:`ContextOverflowError` is raised so that no
-prompt over the window is ever sent.
+signatures and first docstring lines of the definitions related to them: what they use, the
+other members of their class, what the localization ranked. Omitted code is marked with ``...``.
+When even that does not fit, the excerpt is narrowed (fewer outlines, then fewer definitions in
+full, then the next definitions in focus without a first one that is too large); when no
+definition to change fits, :class:`ContextOverflowError` is raised so that no prompt over the
+window is ever sent.
 """
 
 from __future__ import annotations
@@ -192,10 +193,10 @@ def _related(
     """The definitions worth outlining beside ``full``, most useful first.
 
     What the definitions in full use (a helper they call, an attribute of their class), the
-    other members of the main definition's class, and what the localization ranked (``prio`` above 0). The
-    rest of a large module is left out: a page of unrelated signatures costs prompt time and
-    gives a small model more code to repeat, not more to go on (Agentless's repair prompt
-    likewise shows only the code at the edit locations).
+    other members of the main definition's class, and what the localization ranked (``prio``
+    above 0). The rest of a large module is left out: a page of unrelated signatures costs
+    prompt time and gives a small model more code to repeat, not more to go on (Agentless's
+    repair prompt likewise shows only the code at the edit locations).
     """
     nodes: dict[str, ast.stmt] = {}
     for node in tree.body:
@@ -211,11 +212,10 @@ def _related(
             used |= references(nodes[q])
     # The class of the main definition only: a second one in focus is a guess of the ranking.
     owners = {full[0].rpartition(".")[0]} if full and "." in full[0] else set()
-    others_set = set(others)
     called = [q for q in others if q.rpartition(".")[2] in used]
-    members = [q for q in others if "." in q and q.rpartition(".")[0] in owners]
+    members = [q for q in others if q.rpartition(".")[0] in owners]
     ranked = [q for q in others if prio.get(q, 0.0) > 0]
-    return [q for q in dict.fromkeys([*called, *members, *ranked]) if q in others_set]
+    return list(dict.fromkeys([*called, *members, *ranked]))
 
 
 def _file_context(
