@@ -1073,8 +1073,20 @@ def _functions_of(source: str, names: Sequence[str]) -> tuple[str, ...]:
 def _project_test_checks(
     ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]
 ) -> list[CheckCode]:
-    """The project's own tests of the definitions the candidates change, as checks."""
-    changed = sorted({n for m in pool if m is not None for n in m.replaced})
+    """The project's own tests of the definitions the candidates change, as checks.
+
+    Definitions an earlier task of the mission replaced in the file count too: in a repair
+    round, a candidate that keeps the mission's change as it is changes nothing itself, yet
+    the project's tests of that change are what it must pass.
+    """
+    earlier = {
+        n
+        for c in ctx.upstream.code
+        for e in c.edits
+        if e.path == job.path
+        for n in e.replaced_symbols
+    }
+    changed = sorted(earlier | {n for m in pool if m is not None for n in m.replaced})
     if job.is_tests or not changed or not ctx.action.project_tests:
         return []
     created = {e.path for c in ctx.upstream.code for e in c.edits if not e.before_sha256}

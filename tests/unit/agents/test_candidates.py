@@ -535,6 +535,21 @@ def test_the_tests_of_a_changed_helpers_callers_run_after_its_own(tmp_path):
     assert "['test_x.py::test_unbound', 'test_x.py::test_cache']" in checks[0].code
 
 
+def test_a_repair_checks_the_missions_earlier_change_with_the_projects_tests(tmp_path):
+    # The code task replaced double; a repair candidate that keeps it as it is changes
+    # nothing itself, and must still pass the project's tests of double.
+    from coditect.agents.codejob import build_job
+    from coditect.agents.coder import _project_test_checks
+
+    ws = package(tmp_path)
+    ctx = package_ctx(ws, ScriptedModel([]))
+    assert _project_test_checks(ctx, build_job(ctx), [None]) == []
+    edit = FileEdit(path="pkg/core.py", after_sha256="x", replaced_symbols=("double",))
+    ctx = replace(ctx, upstream=Upstream(code=(CodeChange(edits=(edit,)),)))
+    checks = _project_test_checks(ctx, build_job(ctx), [None])
+    assert [c.check.name for c in checks] == ["tests/test_core.py::test_double and 1 more"]
+
+
 def test_a_fast_suite_checks_candidates_with_every_related_test_file(tmp_path):
     from coditect.agents.candidates import existing_test_checks
 
