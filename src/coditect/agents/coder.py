@@ -1152,8 +1152,7 @@ def _new_tests_only(ctx: AgentContext, job: CodeJob, code: str) -> str:
         return code  # this mission created the file: every test in it is its own
     ours = {n for e in edits for n in e.added_symbols}
     kept, dropped = drop_redefinitions(code, job.original, keep=ours)
-    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    if dropped and not any(isinstance(n, defs) for n in ast.parse(kept).body):
+    if dropped and not any(isinstance(n, _DEF_NODES) for n in ast.parse(kept).body):
         raise MergeError(
             f"the answer only rewrites tests the project already has ({', '.join(dropped)}); "
             "leave them as they are and add new test functions with new names"
