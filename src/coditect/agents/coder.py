@@ -76,6 +76,7 @@ from coditect.agents.prompts import (
     rejected_prompt,
     tests_prompt,
 )
+from coditect.agents.recombine import joined_answers
 from coditect.agents.reproduce import (
     broke_existing,
     judge_report,
@@ -402,6 +403,27 @@ class CoderAgent(Agent):
             return None
         try:
             code = _answer_code(job, response)
+        except MergeError as exc:
+            raise _Rejected(str(exc)) from exc
+        except SyntaxError as exc:
+            raise _Rejected(_not_python(exc)) from exc
+        return self._merge_code(ctx, job, code, response, optional=optional)
+
+    def _merge_code(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        code: str,
+        response: ModelResponse | None,
+        *,
+        optional: bool = False,
+    ) -> MergeResult | None:
+        """Merge answer ``code`` into ``job``'s file and check it statically.
+
+        ``response`` is the answer it came from (None for a joined candidate, whose code
+        comes from answers already merged).
+        """
+        try:
             if job.is_tests:
                 code = _new_tests_only(ctx, job, code)
             else:
@@ -428,9 +450,10 @@ class CoderAgent(Agent):
         except MergeError as exc:
             raise _Rejected(str(exc)) from exc
         except SyntaxError as exc:  # an answer that is not Python is rejected, never a crash
-            where = f" (line {exc.lineno}: {(exc.text or '').strip()})" if exc.lineno else ""
-            raise _Rejected(f"the answer is not valid Python: {exc.msg}{where}") from exc
+            raise _Rejected(_not_python(exc)) from exc
         if not (merged.added or merged.replaced):
+            if response is None:
+                raise _Unchanged("the joined code changes nothing")
             _no_change(ctx, job, merged, response, optional=optional)
             return None  # a further file of the task that this change does not need
         if job.is_tests and not _adds_tests(merged):
@@ -482,6 +505,7 @@ class CoderAgent(Agent):
             if more:  # nothing new: the checks of the pool have run already
                 pool.extend(more)
                 selection = await self._select(ctx, job, pool) or selection
+            selection = await self._joined(ctx, job, pool, selection)
         chosen = pool[selection.index] if selection is not None else first
         if not final and selection is not None and selection.broken_tests and _untouched(ctx, job):
             raise _Breaks(
@@ -500,6 +524,42 @@ class CoderAgent(Agent):
         if not note:
             return change
         return change.model_copy(update={"summary": f"{change.summary}; {note}"})
+
+    async def _joined(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        pool: list[MergeResult | None],
+        selection: Selection,
+    ) -> Selection:
+        """Add candidates that join two answers' changes to different definitions; choose again.
+
+        Only when no candidate passes every check and the task has time for one more check
+        run (:mod:`.recombine`).
+        """
+        if selection.verified or not ctx.clock.has_room(answers=0):
+            return selection
+        sources = {m.source for m in pool if m is not None}
+        made = []
+        for joined in joined_answers(
+            job.original, pool, first=selection.index, limit=self.candidates.n
+        ):
+            try:
+                merged = self._merge_code(ctx, job, joined.code, None)
+            except _Rejected:
+                continue  # e.g. the joined definitions clash: not a candidate
+            if merged is None or merged.source in sources:
+                continue
+            sources.add(merged.source)
+            pool.append(merged)
+            made.append(
+                f"candidate {len(pool)}: candidate {joined.base + 1} with "
+                f"{', '.join(joined.taken)} from candidate {joined.other + 1}"
+            )
+        if not made:
+            return selection
+        await self._say(ctx, "joined candidates: " + "; ".join(made))
+        return await self._select(ctx, job, pool) or selection
 
     async def _select(
         self, ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]
@@ -737,6 +797,11 @@ _ECHO_CUT_OFF = (
     "the answer repeated the current code until it was cut off (too long): write only the "
     "definitions you change, not the rest of the file"
 )
+
+
+def _not_python(exc: SyntaxError) -> str:
+    where = f" (line {exc.lineno}: {(exc.text or '').strip()})" if exc.lineno else ""
+    return f"the answer is not valid Python: {exc.msg}{where}"
 
 
 def _answer_code(job: CodeJob, response: ModelResponse) -> str:

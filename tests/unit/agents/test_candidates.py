@@ -717,3 +717,35 @@ def test_a_clock_without_a_deadline_always_has_room():
     clock.checked(1e6)
     assert clock.has_room(answers=10) and clock.left_s() == float("inf")
     assert Clock.within(-5).left_s() <= 0 and not Clock.within(-5).has_room()
+
+
+async def test_answers_that_each_change_one_of_two_functions_are_joined(tmp_path):
+    # inflection-spaces: the greedy answer fixes underscore(), a sampled one dasherize(); the
+    # request's examples need both.
+    import dataclasses
+
+    ws = workspace(
+        tmp_path,
+        "def dasherize(word):\n    return word.replace('_', '-')\n\n\n"
+        "def underscore(word):\n    return word.lower()\n",
+    )
+    under = "def underscore(word):\n    return word.replace(' ', '_').lower()\n"
+    dash = "def dasherize(word):\n    return word.replace('_', '-').replace(' ', '-')\n"
+    model = ScriptedModel([fenced(under), fenced(dash), fenced(dash), fenced(dash)])
+    request = (
+        "dasherize() and underscore() ignore spaces: dasherize('a b') == 'a-b' and "
+        "underscore('A B') == 'a_b'."
+    )
+    events = []
+
+    async def emit(event):
+        events.append(event)
+
+    ctx = dataclasses.replace(make_ctx(ws, model), request=request, emit=emit)
+    change = await CoderAgent(candidates=CandidateSettings(n=4, temperature=0.7)).execute(ctx)
+    text = (ws / "solution.py").read_text()
+    assert ".replace(' ', '-')" in text and ".replace(' ', '_')" in text
+    # three sampled answers repeat the same dasherize: one joined candidate, the fifth
+    assert "candidate 5 of 5 chosen" in change.summary and "passes 2/2" in change.summary
+    thoughts = [e.text for e in events if e.type == "agent.think"]
+    assert any("candidate 5: candidate 1 with dasherize from candidate 2" in t for t in thoughts)
