@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from coditect.agents.base import AgentContext
 from coditect.agents.prompts import failures_block
 from coditect.agents.validation import module_name
 from coditect.domain.paths import is_test_path
+from coditect.domain.results import TestFailure
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError
 from coditect.index import RepoIndex, index_directory, localize
-from coditect.index.rank import narrow_focus
+from coditect.index.rank import mentions, narrow_focus
+from coditect.index.symbols import ModuleIndex, SymbolKind
 
 __all__ = [
     "CodeJob",
@@ -288,17 +291,45 @@ def _focus(
     index = workspace_index(ctx.workspace)
     text = " ".join(filter(None, (ctx.request, ctx.task.description, ctx.task.feedback)))
     tests = ctx.upstream.tests
-    failing = " ".join(f"{f.message} {f.detail}" for f in tests.failures) if tests else ""
+    failures = tests.failures if tests else ()
+    failing = " ".join(f"{f.message} {f.detail}" for f in failures)
     loc = localize(index, f"{text}\n{failing}")
     entry = index.get(path)
-    named = [s.qualname for s in loc.named if s.path == path]
+    # Named by the request itself: a failure's text names whatever its test called or printed
+    # (``Result.__init__()`` of a test that builds a Result wrongly), which is no evidence.
+    asked = {m.name for m in mentions(text)}
+    named = [s.qualname for s in loc.named if s.path == path and s.name in asked]
     ranked = [r.symbol.qualname for r in loc.symbols_in(path, 5)]
-    if entry is not None and failing:
-        words = set(_WORD.findall(failing))
-        named = [s.qualname for s in entry.symbols if s.name in words] + named
-    focus = narrow_focus([*named, *ranked], 3)
+    raising = raising_definitions(entry, failures) if entry is not None else []
+    focus = narrow_focus([*raising, *named, *ranked], 3)
     priority = tuple((r.symbol.qualname, r.score) for r in loc.symbols if r.symbol.path == path)
     return focus, priority, _new_names(ctx.request, loc.missing)
+
+
+# A traceback entry's location in pytest's output: ``src/pkg/mod.py:123: in f`` (short),
+# ``src/pkg/mod.py:123: ValueError`` or ``src/pkg/mod.py:123:`` (long), relative to the project.
+_FRAME = re.compile(r"^(?P<path>[^\s:]+\.py):(?P<line>\d+):", re.M)
+_MAX_RAISING = 2
+
+
+def raising_definitions(entry: ModuleIndex, failures: Sequence[TestFailure]) -> list[str]:
+    """The functions and methods of ``entry`` that the failures' tracebacks pass through.
+
+    Deepest frame first (where the exception came from), at most two: the code an exception
+    leaves through is where a fix most likely goes, whatever words the request uses. A failed
+    assertion on a value has no frame in the project's code and gives nothing.
+    """
+    kinds = (SymbolKind.FUNCTION, SymbolKind.METHOD)
+    out: list[str] = []
+    for failure in failures:
+        frames = [(m["path"], int(m["line"])) for m in _FRAME.finditer(failure.detail)]
+        for where, line in reversed(frames):
+            if where != entry.path and not where.endswith("/" + entry.path):
+                continue
+            inside = [s for s in entry.symbols if s.kind in kinds and s.line <= line <= s.end_line]
+            if inside:
+                out.append(max(inside, key=lambda s: s.line).qualname)
+    return list(dict.fromkeys(out))[:_MAX_RAISING]
 
 
 def _new_names(request: str, missing: tuple[str, ...]) -> tuple[str, ...]:

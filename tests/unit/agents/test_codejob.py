@@ -123,3 +123,92 @@ def test_new_names_are_the_missing_names_the_request_calls():
     # A method called on an object is not a new top-level name the request asks for.
     assert _new_names("cache.peek_all() should work", ("peek_all",)) == ()
     assert _new_names("add last_true (iterable)", ("last_true",)) == ("last_true",)
+
+
+MODULE = """class Result:
+    def __init__(self, fixed, spans):
+        self.fixed = fixed
+
+
+class Other:
+    def __init__(self):
+        pass
+
+
+def outer(s):
+    return inner(s)
+
+
+def inner(s):
+    return s[0]
+
+
+def search(s, case_sensitive=False):
+    return Result(s, ())
+
+
+def findall(s, case_sensitive=False):
+    return [Result(s, ())]
+"""
+# pytest's long traceback of a test that calls outer(""), as its JUnit XML holds it.
+TRACEBACK = """def test_it():
+>       assert outer("") == ""
+
+tests/test_it.py:5:
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+pkg/mod.py:12: in outer
+    return inner(s)
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+
+s = ''
+
+    def inner(s):
+>       return s[0]
+E       IndexError: string index out of range
+
+pkg/mod.py:16: IndexError"""
+
+
+def _failing(ws: Path, request: str, *failures):
+    from coditect.domain.results import FailureCategory, TestFailure, TestReport
+
+    (ws / "pkg").mkdir()
+    (ws / "pkg/__init__.py").write_text("")
+    (ws / "pkg/mod.py").write_text(MODULE)
+    report = TestReport(
+        passed=0,
+        failed=len(failures),
+        failures=tuple(
+            TestFailure(
+                test_id=f"tests/test_it.py::t{i}",
+                category=FailureCategory.ASSERTION,
+                message=m,
+                detail=d,
+            )
+            for i, (m, d) in enumerate(failures)
+        ),
+    )
+    return build_job(
+        ctx(
+            ws,
+            request,
+            write=("pkg/mod.py",),
+            read=("pkg/mod.py",),
+            upstream=Upstream(tests=report),
+        )
+    )
+
+
+def test_the_definitions_a_traceback_passes_through_come_first_deepest_first(tmp_path):
+    job = _failing(tmp_path, "Fix search", ("IndexError: string index out of range", TRACEBACK))
+    assert job.focus[:2] == ("inner", "outer")
+    assert "search" in job.focus
+
+
+def test_names_a_failure_message_mentions_do_not_take_the_focus(tmp_path):
+    # the test built a Result wrongly: its message names Result.__init__, which is no evidence
+    message = "TypeError: Result.__init__() missing 1 required positional argument: 'spans'"
+    detail = '>       assert list(findall("X1 x2")) == [Result(1)]\nE       ' + message
+    job = _failing(tmp_path, "search() and findall() ignore case_sensitive=True", (message, detail))
+    assert set(job.focus[:2]) == {"search", "findall"}
+    assert "Other.__init__" not in job.focus
