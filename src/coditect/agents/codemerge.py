@@ -223,7 +223,7 @@ def _merge_existing(
     unchanged: list[str],
 ) -> bool:
     """Record the edits for a definition of the answer that exists in the file; False if new."""
-    owner = _method_owner(name, src, existing, classes)
+    owner = _method_owner(name, src, existing, classes, lines)
     if name in classes or owner is not None:
         cls = classes[name] if owner is None else classes[owner]
         member_src = src if owner is None else f"class {owner}:\n" + _indent(src, "    ")
@@ -269,22 +269,42 @@ def _indent(src: str, prefix: str) -> str:
 
 
 def _method_owner(
-    name: str, src: str, existing: dict[str, tuple[int, int]], classes: dict[str, ast.ClassDef]
+    name: str,
+    src: str,
+    existing: dict[str, tuple[int, int]],
+    classes: dict[str, ast.ClassDef],
+    lines: list[str],
 ) -> str | None:
-    """The one class a top-level ``def name(self, ...)`` of the answer is a method of."""
+    """The one class a top-level ``def name(self, ...)`` of the answer is a method of.
+
+    Also when the file has a top-level function of that name too, as long as that function
+    takes no ``self``: parse.py has a function ``parse(format, string)`` and a method
+    ``Parser.parse(self, string)``; an answer's ``def parse(self, string)`` is the method.
+    """
+    node = _function(src)
+    if node is None or not _takes_self(node):
+        return None
     if name in existing:
-        return None
-    try:
-        node = ast.parse(src).body[0]
-    except (SyntaxError, IndexError):
-        return None
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        return None
-    args = node.args.posonlyargs + node.args.args
-    if not args or args[0].arg not in ("self", "cls"):
-        return None
+        first, last = existing[name]
+        same_name = _function("\n".join(lines[first - 1 : last]))
+        if same_name is None or _takes_self(same_name):
+            return None
     owners = [c for c, cls in classes.items() if any(_member_name(m) == name for m in cls.body)]
     return owners[0] if len(owners) == 1 else None
+
+
+def _function(src: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The function ``src`` defines first, or None (a class, a constant, not Python)."""
+    try:
+        node = ast.parse(textwrap.dedent(src)).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    return node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
+
+
+def _takes_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    args = node.args.posonlyargs + node.args.args
+    return bool(args) and args[0].arg in ("self", "cls")
 
 
 def _member_name(node: ast.stmt) -> str | None:

@@ -307,3 +307,21 @@ def test_redefinitions_of_existing_tests_are_dropped_unless_the_mission_wrote_th
     assert dropped == ("TestK",) and code.strip() == ""
     assert drop_redefinitions(answer, original, keep={"test_a", "TestK.test_m"})[1] == ()
     assert drop_redefinitions(answer, None) == (answer, ())
+
+
+def test_a_def_taking_self_is_the_method_even_when_a_function_has_its_name_too():
+    # parse.py: the function parse(format, string) and the method Parser.parse(self, string)
+    original = (
+        "class Parser:\n    def parse(self, string):\n        return None\n\n\n"
+        "def parse(format, string):\n    return Parser().parse(string)\n"
+    )
+    answer = "def parse(self, string, evaluate_result=True):\n    return string\n"
+    result = merge_source(original, answer)
+    assert result.replaced == ("Parser.parse",)
+    assert "def parse(format, string):\n    return Parser().parse(string)" in result.source
+    assert (
+        "    def parse(self, string, evaluate_result=True):\n        return string" in result.source
+    )
+    # the function's own answer (no self) still replaces the function
+    plain = merge_source(original, "def parse(format, string):\n    return 1\n")
+    assert plain.replaced == ("parse",)
