@@ -33,6 +33,12 @@ _SPACED_NAME = re.compile(
     r"(?P<name>[A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)+)(?P<tail>[ \t]*[(:])",
     re.M,
 )
+# The parameter list of a ``def`` on one line, and a parameter in it written as words
+# (``def test_get(lru_cache_with Peek):``, the fixture named the same way).
+_DEF_PARAMS = re.compile(
+    r"^(?P<head>[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\()(?P<params>[^()\n]*)\)", re.M
+)
+_SPACED_PARAM = re.compile(r"^[ \t]*[A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)+[ \t]*$")
 # What a cut-off answer's syntax error says: an open bracket, string or block at the end.
 _CUT_OFF = re.compile(r"never closed|unterminated|EOF|expected an indented block", re.I)
 
@@ -65,16 +71,26 @@ def join_spaced_names(code: str) -> str:
     """``code`` with the words of a spaced definition name joined by underscores.
 
     A small model sometimes writes a test's name as words (``def test_lru_cache_with Peek():``,
-    seen in two of three answers for one task); no such line is valid Python, and the name it
+    seen in two of three answers for one task), and then a parameter that names such a fixture
+    too (``def test_get(lru_cache_with Peek):``); no such line is valid Python, and the name it
     meant is plain. Code that parses is returned unchanged.
     """
     try:
         ast.parse(code)
     except SyntaxError:
-        return _SPACED_NAME.sub(
+        code = _SPACED_NAME.sub(
             lambda m: m["head"] + re.sub(r"[ \t]+", "_", m["name"]) + m["tail"], code
         )
+        return _DEF_PARAMS.sub(lambda m: m["head"] + _joined_params(m["params"]) + ")", code)
     return code
+
+
+def _joined_params(params: str) -> str:
+    """``params`` with each parameter written as words joined by underscores."""
+    parts = params.split(",")
+    return ",".join(
+        re.sub(r"(?<=\w)[ \t]+(?=\w)", "_", p) if _SPACED_PARAM.match(p) else p for p in parts
+    )
 
 
 def salvage_truncated(code: str) -> str:

@@ -232,11 +232,13 @@ def test_a_definition_name_written_as_words_is_joined():
     answer = (
         "import pytest\n\nclass Lru Helper:\n    pass\n\n"
         "def test_lru_cache_with Peek():\n    assert peek() is None\n\n"
-        "async def test_async  peek (x):\n    assert x\n"
+        "async def test_async  peek (x):\n    assert x\n\n"
+        "def test_get(lru_cache_with Peek, y=1, *args, z: int = 2):\n    assert lru_cache_with_Peek\n"
     )
     fixed = join_spaced_names(answer)
     assert "class Lru_Helper:" in fixed and "def test_lru_cache_with_Peek():" in fixed
     assert "async def test_async_peek (x):" in fixed
+    assert "def test_get(lru_cache_with_Peek, y=1, *args, z: int = 2):" in fixed
     compile(fixed, "answer", "exec")
     valid = 'def f():\n    """def a b(: is not code here."""\n'
     assert join_spaced_names(valid) == valid  # code that parses is left alone
