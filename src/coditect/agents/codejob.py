@@ -30,7 +30,7 @@ from coditect.domain.results import TestFailure
 from coditect.domain.tasks import Intent
 from coditect.errors import AgentError
 from coditect.index import RepoIndex, index_directory, localize
-from coditect.index.rank import mentions, narrow_focus
+from coditect.index.rank import narrow_focus
 from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind
 
 __all__ = [
@@ -298,8 +298,8 @@ def _focus(
     entry = index.get(path)
     # Named by the request itself: a failure's text names whatever its test called or printed
     # (``Result.__init__()`` of a test that builds a Result wrongly), which is no evidence.
-    asked = {m.name for m in mentions(text)}
-    named = [s.qualname for s in loc.named if s.path == path and s.name in asked]
+    asked = localize(index, text).named if failing else loc.named
+    named = [s.qualname for s in asked if s.path == path]
     ranked = [r.symbol.qualname for r in loc.symbols_in(path, 5)]
     raising = raising_definitions(entry, failures) if entry is not None else []
     focus = narrow_focus([*raising, *named, *ranked], 3)

@@ -134,6 +134,9 @@ class Other:
     def __init__(self):
         pass
 
+    def findall(self, s):
+        return []
+
 
 def outer(s):
     return inner(s)
@@ -156,7 +159,7 @@ TRACEBACK = """def test_it():
 
 tests/test_it.py:5:
 _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
-pkg/mod.py:12: in outer
+pkg/mod.py:15: in outer
     return inner(s)
 _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
 
@@ -166,7 +169,7 @@ s = ''
 >       return s[0]
 E       IndexError: string index out of range
 
-pkg/mod.py:16: IndexError"""
+pkg/mod.py:19: IndexError"""
 
 
 def _failing(ws: Path, request: str, *failures):
@@ -207,11 +210,14 @@ def test_the_definitions_a_traceback_passes_through_come_first_deepest_first(tmp
 
 def test_names_a_failure_message_mentions_do_not_take_the_focus(tmp_path):
     # the test built a Result wrongly: its message names Result.__init__, which is no evidence
-    message = "TypeError: Result.__init__() missing 1 required positional argument: 'spans'"
+    message = (
+        "TypeError: Result.__init__() missing 1 required positional argument: 'spans' "
+        "(did you mean Other.findall()?)"
+    )
     detail = '>       assert list(findall("X1 x2")) == [Result(1)]\nE       ' + message
     job = _failing(tmp_path, "search() and findall() ignore case_sensitive=True", (message, detail))
     assert set(job.focus[:2]) == {"search", "findall"}
-    assert "Other.__init__" not in job.focus
+    assert "Other.__init__" not in job.focus and "Other.findall" not in job.focus
 
 
 def test_callees_in_focus_are_the_callers_own_or_base_class_methods_and_functions(tmp_path):
