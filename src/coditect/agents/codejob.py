@@ -31,11 +31,10 @@ from coditect.domain.tasks import Intent
 from coditect.errors import AgentError
 from coditect.index import RepoIndex, index_directory, localize
 from coditect.index.rank import narrow_focus
-from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind
+from coditect.index.symbols import ModuleIndex, SymbolKind
 
 __all__ = [
     "CodeJob",
-    "callee_focus",
     "TextFile",
     "build_job",
     "code_paths",
@@ -331,44 +330,6 @@ def raising_definitions(entry: ModuleIndex, failures: Sequence[TestFailure]) -> 
             if inside:
                 out.append(max(inside, key=lambda s: s.line).qualname)
     return list(dict.fromkeys(out))[:_MAX_RAISING]
-
-
-_BASES = re.compile(r"^class \w+\((?P<bases>.*)\)")
-
-
-def callee_focus(workspace: Path, job: CodeJob, limit: int = 2) -> tuple[str, ...]:
-    """Functions and methods of ``job``'s file that its focused definitions call, not in focus.
-
-    A method counts when it belongs to the caller's own class or to one of its base classes
-    (another class's method of the same name is not what ``self.name`` calls). Best ranked for
-    the request first (``job.priority``), then in file order; at most ``limit``.
-    """
-    entry = workspace_index(workspace).get(job.path)
-    if entry is None:
-        return ()
-    kinds = (SymbolKind.FUNCTION, SymbolKind.METHOD)
-    by_name = {s.qualname: s for s in entry.symbols}
-    found: dict[str, Symbol] = {}
-    for qualname in job.focus:
-        caller = by_name.get(qualname)
-        if caller is None or caller.kind not in kinds:
-            continue
-        owners = {caller.parent}
-        cls = by_name.get(caller.parent)
-        bases = _BASES.match(cls.signature) if cls is not None else None
-        if bases is not None:
-            owners |= {b.strip().rpartition(".")[2] for b in bases["bases"].split(",")}
-        for s in entry.symbols:
-            if (
-                s.kind in kinds
-                and s.name in caller.refs
-                and s.qualname not in job.focus
-                and (not s.parent or s.parent in owners)
-            ):
-                found[s.qualname] = s
-    score = dict(job.priority)
-    ordered = sorted(found.values(), key=lambda s: (-score.get(s.qualname, 0.0), s.line))
-    return tuple(s.qualname for s in ordered[:limit])
 
 
 def _new_names(request: str, missing: tuple[str, ...]) -> tuple[str, ...]:

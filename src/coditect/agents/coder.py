@@ -39,7 +39,6 @@ from coditect.agents.candidates import (
 from coditect.agents.codejob import (
     CodeJob,
     build_job,
-    callee_focus,
     code_paths,
     read_text_file,
     write_atomic,
@@ -217,7 +216,6 @@ class CoderAgent(Agent):
         check_reproduction = job.is_tests and is_reproduction(ctx.task) and bool(ctx.action.command)
         kept: MergeResult | None = None
         asked = 0
-        start = job
         for generation in self._generations(ctx, errors):
             asked = generation
             messages = _fit(ctx.model, messages, budget)
@@ -230,9 +228,9 @@ class CoderAgent(Agent):
                     return await self._defended(ctx, job, messages, response, generation, limit)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
-                job, messages, limit = await self._next_try(
-                    ctx, job, exc, (response, messages, limit), rejected, system, first=job is start
-                )
+                messages = _rejected(messages, response, str(exc), rejected)
+                echoed = isinstance(exc, _EchoCut)
+                limit = _next_limit(ctx.model, messages, response, job, limit, echoed=echoed)
                 budget = prompt_budget(ctx.model, limit)
                 continue
             if merged is None:
@@ -267,84 +265,6 @@ class CoderAgent(Agent):
             + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
             retryable=False,
         )
-
-    async def _next_try(
-        self,
-        ctx: AgentContext,
-        job: CodeJob,
-        exc: _Rejected,
-        last: tuple[ModelResponse, list[Message], int],
-        rejected: set[str],
-        system: str,
-        *,
-        first: bool,
-    ) -> tuple[CodeJob, list[Message], int]:
-        """The job, messages and output limit of the generation after a rejected answer.
-
-        ``last``: the rejected answer, the messages it answered and their output limit.
-        """
-        response, messages, limit = last
-        deeper = await self._deeper(
-            ctx, job, exc, system, prompt_budget(ctx.model, limit), first=first
-        )
-        if deeper is not None:
-            job, messages = deeper
-            return job, messages, self._limit(ctx, job)
-        messages = _rejected(messages, response, str(exc), rejected)
-        echoed = isinstance(exc, _EchoCut)
-        return job, messages, _next_limit(ctx.model, messages, response, job, limit, echoed=echoed)
-
-    async def _deeper(
-        self,
-        ctx: AgentContext,
-        job: CodeJob,
-        exc: _Rejected,
-        system: str,
-        budget: int,
-        *,
-        first: bool,
-    ) -> tuple[CodeJob, list[Message]] | None:
-        """The task again with what the code in focus calls in full, after an unchanged answer.
-
-        When tests fail and the model, shown an excerpt, answers with the definitions in full
-        unchanged, it finds nothing wrong with them: the fault may be in a function they call
-        (isodate-leap-century: ``Duration.__add__`` is right, the leap-year rule it relies on
-        in ``max_days_in_month`` is not). Their callees in the file are put in full, with the
-        first definition of the focus, in a fresh prompt. None when there is nothing more to
-        show (no failing tests, the whole file was shown, no callee, or it would not fit), and
-        when the answer was rejected for another reason or the focus was widened already
-        (``first`` False).
-        """
-        if not (first and isinstance(exc, _Unchanged) and job.failures and job.focus):
-            return None
-        if job.is_tests or job.editable is None:
-            return None
-        callees = callee_focus(ctx.workspace, job)
-        if not callees or set(callees) <= set(job.editable):
-            return None
-        deeper = replace(job, focus=(*callees, job.focus[0]), editable=None)
-        try:
-            user, editable = _user_prompt(
-                ctx, deeper, budget - ctx.model.count_tokens(system) - _REPAIR_RESERVE
-            )
-        except ContextOverflowError:
-            return None
-        shown = ", ".join(callees)
-        await self._say(
-            ctx,
-            f"the answer repeated {', '.join(job.editable)} unchanged: asking again with "
-            f"what they call in full ({shown})",
-        )
-        note = (
-            f"\n\nAn earlier answer repeated {', '.join(job.editable)} unchanged, so the fault "
-            f"may be in the code it calls, now shown in full: {shown}. Change the definition "
-            "that is wrong."
-        )
-        messages = [
-            Message(role="system", content=system),
-            Message(role="user", content=user + note),
-        ]
-        return replace(deeper, editable=editable), messages
 
     def _generations(self, ctx: AgentContext, errors: list[str]) -> Iterator[int]:
         """1 .. ``max_generations``, while the task has time for one more (else says so)."""

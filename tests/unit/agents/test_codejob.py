@@ -218,26 +218,3 @@ def test_names_a_failure_message_mentions_do_not_take_the_focus(tmp_path):
     job = _failing(tmp_path, "search() and findall() ignore case_sensitive=True", (message, detail))
     assert set(job.focus[:2]) == {"search", "findall"}
     assert "Other.__init__" not in job.focus and "Other.findall" not in job.focus
-
-
-def test_callees_in_focus_are_the_callers_own_or_base_class_methods_and_functions(tmp_path):
-    from coditect.agents.codejob import CodeJob, callee_focus
-
-    (tmp_path / "mod.py").write_text(
-        "def clip(x):\n    return x\n\n\n"
-        "class Base:\n    def store(self, x):\n        return x\n\n\n"
-        "class Other:\n    def store(self, x):\n        return None\n\n    def size(self):\n        return 0\n\n\n"
-        "class Child(Base):\n    def size(self):\n        return 1\n\n"
-        "    def store(self, x, base_store=Base.store):\n"
-        "        return base_store(self, clip(x)) + self.size()\n"
-    )
-    job = CodeJob(path="mod.py", is_tests=False, original=None, focus=("Child.store",))
-    assert set(callee_focus(tmp_path, job, limit=5)) == {"clip", "Base.store", "Child.size"}
-    ranked = CodeJob(
-        path="mod.py",
-        is_tests=False,
-        original=None,
-        focus=("Child.store",),
-        priority=(("Base.store", 5.0),),
-    )
-    assert callee_focus(tmp_path, ranked, limit=1) == ("Base.store",)

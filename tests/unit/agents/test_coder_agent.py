@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from coditect.agents.base import AgentContext, Upstream
-from coditect.agents.candidates import CandidateSettings
 from coditect.agents.coder import CoderAgent
 from coditect.domain.actions import Action, ActionKind
 from coditect.domain.events import AgentAct, AgentLearn, AgentThink
@@ -754,47 +753,3 @@ async def test_a_rewrite_of_code_the_prompt_only_outlined_is_dropped(calc):
     assert "you rewrote helper_7, shown to you only by signature" in model.calls[1][0][-1].content
     text = path.read_text()
     assert "return x * 3" in text and "return x + 7" in text and change.generations == 2
-
-
-async def test_an_unchanged_answer_with_failing_tests_is_asked_again_with_its_callees_in_full(calc):
-    # isodate-leap-century: shown Duration.__add__ in full and the leap-year helper it calls by
-    # signature only, the model finds nothing wrong with __add__ and repeats it.
-    path = calc / "calculator/arithmetic.py"
-    helpers = "".join(
-        f'def helper_{i}(x):\n    """Helper number {i}."""\n    return x + {i}  # {"=" * 60}\n\n\n'
-        for i in range(150)
-    )
-    leap = (
-        'def is_leap(year):\n    """Whether year is a leap year."""\n    return year % 4 == 0\n\n\n'
-    )
-    add = 'def add_months(year):\n    """Days of February."""\n    return 29 if is_leap(year) else 28\n'
-    path.write_text(helpers + leap + add)
-    echo = f"```python\n{add}```"
-    fix = "```python\ndef is_leap(year):\n    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)\n```"
-    failing = TestReport(
-        passed=0,
-        failed=1,
-        failures=(
-            TestFailure(
-                test_id="tests/test_a.py::test_1900",
-                category=FailureCategory.ASSERTION,
-                message="assert 29 == 28",
-                detail=">       assert add_months(1900) == 28\nE       assert 29 == 28",
-            ),
-        ),
-    )
-    model = ScriptedModel([echo, fix])
-    ctx, events = make_ctx(
-        calc,
-        model,
-        # the request names three definitions: the focus is full without is_leap
-        request="add_months(1900) gives 29 instead of 28; helper_1(x) and helper_2(x) work",
-        upstream=Upstream(tests=failing),
-    )
-    change = await CoderAgent(candidates=CandidateSettings(n=1)).execute(ctx)
-    first, second = (calls[0][-1].content for calls in model.calls)
-    assert "return year % 4 == 0" not in first  # is_leap by signature only
-    assert "return year % 4 == 0" in second and "An earlier answer repeated add_months" in second
-    assert "year % 400 == 0" in path.read_text() and change.generations == 2
-    thoughts = [e.text for e in events if e.type == "agent.think"]
-    assert any("what they call in full (is_leap)" in t for t in thoughts)
