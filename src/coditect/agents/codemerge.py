@@ -19,7 +19,9 @@ __all__ = [
     "MergeError",
     "MergeResult",
     "identical_definitions",
+    "member_name",
     "merge_source",
+    "statement_span",
     "top_level_names",
 ]
 
@@ -75,8 +77,8 @@ class _Snippet:
     imports: tuple[ast.Import | ast.ImportFrom, ...]
 
 
-def _span(node: ast.stmt) -> tuple[int, int]:
-    """1-based first and last line of a top-level statement, decorators included."""
+def statement_span(node: ast.stmt) -> tuple[int, int]:
+    """1-based first and last line of a statement, decorators included."""
     first = node.lineno
     if isinstance(node, _DEF_TYPES) and node.decorator_list:
         first = min(d.lineno for d in node.decorator_list)
@@ -106,7 +108,7 @@ def _parse_snippet(code: str, self_module: str) -> _Snippet:
     for node in tree.body:
         name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
         if name is not None:
-            first, last = _span(node)
+            first, last = statement_span(node)
             defs.pop(name, None)
             defs[name] = "\n".join(lines[first - 1 : last])
         elif isinstance(node, ast.Import | ast.ImportFrom):
@@ -207,7 +209,7 @@ def _top_level(
     for node in tree.body:
         name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
         if name is not None:
-            existing[name] = _span(node)
+            existing[name] = statement_span(node)
         if isinstance(node, ast.ClassDef):
             classes[node.name] = node
     return existing, classes
@@ -289,7 +291,7 @@ def _method_owner(
         same_name = _function("\n".join(lines[first - 1 : last]))
         if same_name is None or _takes_self(same_name):
             return None
-    owners = [c for c, cls in classes.items() if any(_member_name(m) == name for m in cls.body)]
+    owners = [c for c, cls in classes.items() if any(member_name(m) == name for m in cls.body)]
     return owners[0] if len(owners) == 1 else None
 
 
@@ -307,7 +309,8 @@ def _takes_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return bool(args) and args[0].arg in ("self", "cls")
 
 
-def _member_name(node: ast.stmt) -> str | None:
+def member_name(node: ast.stmt) -> str | None:
+    """The name a statement defines: a function, class or one-name assignment; else None."""
     if isinstance(node, _DEF_TYPES):
         return node.name
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -347,21 +350,21 @@ def _merge_class(
             f"write the class line and the methods to change"
         )
     new_lines = answer_src.splitlines()
-    old_members = {_member_name(m): m for m in cls.body if _member_name(m) is not None}
+    old_members = {member_name(m): m for m in cls.body if member_name(m) is not None}
     body_indent = " " * cls.body[0].col_offset
     insert_after = cls.end_lineno or cls.lineno
     inserts: list[str] = []
     inserted: list[str] = []
     for member in new_cls.body:
-        name = _member_name(member)
+        name = member_name(member)
         if name is None:
             continue  # a docstring or ``pass`` of the answer's class
-        first, last = _span(member)
+        first, last = statement_span(member)
         text = _reindent(new_lines[first - 1 : last], member.col_offset, body_indent)
         qual = f"{cls.name}.{name}"
         old = old_members.get(name)
         if old is not None:
-            o_first, o_last = _span(old)
+            o_first, o_last = statement_span(old)
             old_text = "\n".join(lines[o_first - 1 : o_last])
             if _placeholder(member) and not _placeholder(old):
                 continue

@@ -18,11 +18,9 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coditect.agents.codemerge import MergeResult
+from coditect.agents.codemerge import MergeResult, member_name, statement_span
 
 __all__ = ["Joined", "changed_names", "definition_code", "joined_answers"]
-
-_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,21 +48,6 @@ def changed_names(merged: MergeResult) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def _span(node: ast.stmt) -> tuple[int, int]:
-    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-    return first, node.end_lineno or node.lineno
-
-
-def _assigned(node: ast.stmt) -> str | None:
-    if isinstance(node, ast.Assign) and len(node.targets) == 1:
-        target = node.targets[0]
-    elif isinstance(node, ast.AnnAssign):
-        target = node.target
-    else:
-        return None
-    return target.id if isinstance(target, ast.Name) else None
-
-
 def definition_code(source: str, names: Sequence[str]) -> str:
     """The text of ``names`` in ``source`` as answer code ("" when none is found).
 
@@ -79,18 +62,18 @@ def definition_code(source: str, names: Sequence[str]) -> str:
     wanted = set(names)
     parts: list[str] = []
     for node in tree.body:
-        name = node.name if isinstance(node, _DEFS) else _assigned(node)
+        name = member_name(node)
         if name is None:
             continue
         if name in wanted:
-            first, last = _span(node)
+            first, last = statement_span(node)
             parts.append("\n".join(lines[first - 1 : last]))
         elif isinstance(node, ast.ClassDef):
             members = []
             for member in node.body:
-                own = member.name if isinstance(member, _DEFS) else _assigned(member)
+                own = member_name(member)
                 if own is not None and f"{name}.{own}" in wanted:
-                    first, last = _span(member)
+                    first, last = statement_span(member)
                     members.append("\n".join(lines[first - 1 : last]))
             if members:
                 parts.append(f"class {name}:\n" + "\n\n".join(members))
@@ -105,13 +88,13 @@ def _existing(original: str | None) -> set[str]:
         return set()
     names: set[str] = set()
     for node in tree.body:
-        name = node.name if isinstance(node, _DEFS) else _assigned(node)
+        name = member_name(node)
         if name is None:
             continue
         names.add(name)
         if isinstance(node, ast.ClassDef):
             for member in node.body:
-                own = member.name if isinstance(member, _DEFS) else _assigned(member)
+                own = member_name(member)
                 if own is not None:
                     names.add(f"{name}.{own}")
     return names
