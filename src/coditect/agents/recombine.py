@@ -138,6 +138,8 @@ def joined_answers(
                 code = _joined_code(base, other, own, extra)
             except SyntaxError:
                 continue
+            if any(j.code == code for j in out):  # repeated candidates join to the same code
+                continue
             out.append(Joined(code=code, base=a, other=b, taken=tuple(extra)))
             if len(out) >= limit:
                 return out

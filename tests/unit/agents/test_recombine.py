@@ -88,3 +88,10 @@ def test_joined_answers_are_capped_and_not_repeated_the_other_way_round():
     pairs = {frozenset((j.base, j.other)) for j in joined}
     assert len(pairs) == len(joined) == 3
     assert len(joined_answers(ORIGINAL, [one, two, three], first=0, limit=2)) == 2
+
+
+def test_repeated_candidates_give_one_joined_answer():
+    one = merged("def underscore(word):\n    return 1\n")
+    two = merged("def dasherize(word):\n    return 2\n")
+    joined = joined_answers(ORIGINAL, [one, two, two, two], first=0, limit=4)
+    assert [(j.base, j.other) for j in joined] == [(0, 1)]
