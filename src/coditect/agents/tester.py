@@ -9,7 +9,8 @@ run once before any edit, :func:`coditect.taskqueue.testsetup.record_baseline`),
 was already failing then is reported in ``already_failing`` and not blamed on the change. When
 the command ran a selection of related tests, they pass, and the baseline says the whole suite
 takes at most :data:`WHOLE_SUITE_MAX_S`, the whole suite runs too, so a change that breaks a
-test elsewhere is caught.
+test elsewhere is caught; not when the selection already ran every test the baseline knows (a
+small project whose related tests are its whole suite): that run would repeat this one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from coditect.agents.base import Agent, AgentContext, RetryPolicy
 from coditect.agents.baseline import BASELINE_PATH, Baseline
-from coditect.agents.junit import categorize, parse_junit
+from coditect.agents.junit import categorize, parse_junit, parse_outcomes
 from coditect.domain.events import AgentAct, AgentThink
 from coditect.domain.results import FailureCategory, TestFailure, TestReport
 from coditect.errors import AgentError
@@ -165,7 +166,7 @@ class TesterAgent(Agent):
         baseline = load_baseline(ctx.workspace)
         excused = baseline.failing if baseline is not None else frozenset()
         timeout_s = ctx.action.timeout_s
-        report = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=self.name)
+        report, xml = await _run(ctx, argv, junit, excused, timeout_s, agent=self.name)
         selection = ctx.action.test_selection
         if (
             report.ok
@@ -174,10 +175,32 @@ class TesterAgent(Agent):
             and baseline.duration_s <= WHOLE_SUITE_MAX_S
             and argv[-len(selection) :] == selection
         ):
+            if _ran_every_test(xml, baseline):
+                await ctx.emit(
+                    AgentThink(
+                        mission_id=ctx.mission_id,
+                        task_id=ctx.task.id,
+                        agent=self.name,
+                        text=f"the selection ran all {len(baseline.outcomes)} tests the suite "
+                        "had before the change: the whole suite is not run again",
+                    )
+                )
+                return report
             # The related tests pass: now every test that passed before must still pass.
             whole = argv[: -len(selection)]
             report = await run_test_command(ctx, whole, junit, excused, timeout_s, agent=self.name)
         return report
+
+
+def _ran_every_test(junit_xml: str | None, baseline: Baseline) -> bool:
+    """Whether a run's JUnit report holds every test of the baseline (then it ran the suite)."""
+    if junit_xml is None or not baseline.outcomes:
+        return False
+    try:
+        ran = parse_outcomes(junit_xml)
+    except ValueError:
+        return False
+    return all(key in ran for key in baseline.outcomes)
 
 
 async def run_test_command(
@@ -194,6 +217,20 @@ async def run_test_command(
     Raises:
         SandboxError: The sandbox could not run the command at all.
     """
+    report, _ = await _run(ctx, argv, junit, excused, timeout_s, agent=agent)
+    return report
+
+
+async def _run(
+    ctx: AgentContext,
+    argv: tuple[str, ...],
+    junit: str,
+    excused: frozenset[str],
+    timeout_s: float,
+    *,
+    agent: str,
+) -> tuple[TestReport, str | None]:
+    """:func:`run_test_command`, with the JUnit XML the run wrote (None if it wrote none)."""
     junit_file = ctx.workspace / junit
     junit_file.parent.mkdir(parents=True, exist_ok=True)
     junit_file.unlink(missing_ok=True)  # never read a stale report
@@ -212,7 +249,8 @@ async def run_test_command(
     )
     started = time.monotonic()
     result = await ctx.sandbox.run(request)
-    report = report_from_run(argv, result, _read_and_delete(junit_file), excused=excused)
+    xml = _read_and_delete(junit_file)
+    report = report_from_run(argv, result, xml, excused=excused)
     await ctx.emit(
         AgentAct(
             mission_id=ctx.mission_id,
@@ -224,7 +262,7 @@ async def run_test_command(
             duration_s=time.monotonic() - started,
         )
     )
-    return report
+    return report, xml
 
 
 def _read_and_delete(path: Path) -> str | None:

@@ -207,6 +207,24 @@ async def test_whole_suite_runs_after_a_passing_selection(tmp_path):
     assert report.ok
 
 
+async def test_a_selection_that_ran_every_test_of_the_suite_is_not_repeated(tmp_path):
+    root = project(tmp_path, BASELINE_FILES)
+    outcomes = {"tests.test_a::test_ok": "passed", "tests.test_a::test_old": "failed"}
+    _with_baseline(root, outcomes)
+    (root / "tests/test_b.py").unlink()  # the selection is now the whole suite
+    report, events = await run(root, selection=("tests/test_a.py",))
+    assert report.ok and report.passed == 1
+    runs = [e for e in events if isinstance(e, AgentAct) and e.action == "run_tests"]
+    assert len(runs) == 1
+    assert any("not run again" in getattr(e, "text", "") for e in events)
+    # a test the selection did not run (test_b, known to the baseline) makes it run in full
+    project(root, {"tests/test_b.py": BASELINE_FILES["tests/test_b.py"]})
+    _with_baseline(root, {**outcomes, "tests.test_b::test_elsewhere": "passed"})
+    report, events = await run(root, selection=("tests/test_a.py",))
+    assert not report.ok
+    assert len([e for e in events if isinstance(e, AgentAct) and e.action == "run_tests"]) == 2
+
+
 async def test_a_broken_baseline_file_is_ignored(tmp_path):
     from coditect.agents.baseline import BASELINE_PATH
     from coditect.agents.tester import load_baseline
