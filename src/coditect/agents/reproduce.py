@@ -127,7 +127,8 @@ async def run_reproduction(ctx: AgentContext, *, agent: str) -> TestReport:
     baseline = load_baseline(ctx.workspace)
     excused = baseline.failing if baseline is not None else frozenset()
     timeout_s = min(MAX_REPRODUCTION_S, ctx.action.timeout_s / 3)
-    return await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
+    report, _ = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
+    return report
 
 
 async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str]:

@@ -166,7 +166,7 @@ class TesterAgent(Agent):
         baseline = load_baseline(ctx.workspace)
         excused = baseline.failing if baseline is not None else frozenset()
         timeout_s = ctx.action.timeout_s
-        report, xml = await _run(ctx, argv, junit, excused, timeout_s, agent=self.name)
+        report, xml = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=self.name)
         selection = ctx.action.test_selection
         if (
             report.ok
@@ -188,7 +188,9 @@ class TesterAgent(Agent):
                 return report
             # The related tests pass: now every test that passed before must still pass.
             whole = argv[: -len(selection)]
-            report = await run_test_command(ctx, whole, junit, excused, timeout_s, agent=self.name)
+            report, _ = await run_test_command(
+                ctx, whole, junit, excused, timeout_s, agent=self.name
+            )
         return report
 
 
@@ -211,26 +213,14 @@ async def run_test_command(
     timeout_s: float,
     *,
     agent: str,
-) -> TestReport:
-    """Run a test command in the task's sandbox and read its JUnit report (events as ``agent``).
+) -> tuple[TestReport, str | None]:
+    """Run a test command in the sandbox: its report and JUnit XML (None if it wrote none).
+
+    Events are emitted as ``agent``.
 
     Raises:
         SandboxError: The sandbox could not run the command at all.
     """
-    report, _ = await _run(ctx, argv, junit, excused, timeout_s, agent=agent)
-    return report
-
-
-async def _run(
-    ctx: AgentContext,
-    argv: tuple[str, ...],
-    junit: str,
-    excused: frozenset[str],
-    timeout_s: float,
-    *,
-    agent: str,
-) -> tuple[TestReport, str | None]:
-    """:func:`run_test_command`, with the JUnit XML the run wrote (None if it wrote none)."""
     junit_file = ctx.workspace / junit
     junit_file.parent.mkdir(parents=True, exist_ok=True)
     junit_file.unlink(missing_ok=True)  # never read a stale report
