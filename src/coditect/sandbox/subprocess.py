@@ -189,27 +189,33 @@ async def run_process(
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     in_read, in_write = os.pipe() if stdin else (os.open(os.devnull, os.O_RDONLY), -1)
-    try:
-        pid = await asyncio.to_thread(
+    child_fds = (in_read, out_write, err_write)
+    # The spawn runs in a thread that a cancellation cannot stop: shielded, so that a command
+    # it starts after the run was cancelled is still killed (and its descriptors closed).
+    spawn = asyncio.ensure_future(
+        asyncio.to_thread(
             default_spawner().spawn,
             list(argv),
             env=env,
-            fds=[in_read, out_write, err_write, *extra_fds],
+            fds=[*child_fds, *extra_fds],
             cwd=None if cwd is None else str(cwd),
             setup=setup or ChildSetup(),
             on_exit=on_exit,
         )
+    )
+    try:
+        pid = await asyncio.shield(spawn)
     except SpawnFailedError as exc:
-        for fd in (out_read, err_read, in_write):
+        for fd in (out_read, err_read, in_write, *child_fds):
             _close(fd)
         raise SandboxError(f"cannot start {argv[0]!r}: {exc}") from exc
     except BaseException:
         for fd in (out_read, err_read, in_write):
             _close(fd)
+        spawn.add_done_callback(lambda done: _abandon_spawn(done, child_fds))
         raise
-    finally:
-        for fd in (in_read, out_write, err_write):
-            _close(fd)
+    for fd in child_fds:
+        _close(fd)
     cap = limits.max_output_bytes
     out_task = asyncio.ensure_future(_read_tail(out_read, cap))
     err_task = asyncio.ensure_future(_read_tail(err_read, cap))
@@ -240,6 +246,14 @@ async def run_process(
         duration_s,
         timed_out,
     )
+
+
+def _abandon_spawn(spawn: asyncio.Future[int], fds: Sequence[int]) -> None:
+    """A spawn whose run was cancelled has ended: kill what it started, close its descriptors."""
+    for fd in fds:
+        _close(fd)
+    if not spawn.cancelled() and spawn.exception() is None:
+        kill_group(spawn.result())
 
 
 def _resolve(future: asyncio.Future[int], code: int) -> None:

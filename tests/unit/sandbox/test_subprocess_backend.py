@@ -136,6 +136,36 @@ async def test_cancelling_the_run_kills_the_command(tmp_path: Path) -> None:
     assert _dies(int((tmp_path / "bg.pid").read_text()))
 
 
+async def test_a_run_cancelled_while_its_command_starts_kills_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spawn returns late (a busy machine): the cancelled run must still kill what it started."""
+    import asyncio
+
+    from coditect.sandbox import subprocess as backend
+
+    real = backend.default_spawner()
+
+    class SlowToReturn:
+        def spawn(self, *args: object, **kwargs: object) -> int:
+            pid = real.spawn(*args, **kwargs)  # type: ignore[arg-type]
+            time.sleep(1.0)  # the command runs; the event loop has not heard of it yet
+            return pid
+
+    monkeypatch.setattr(backend, "default_spawner", lambda: SlowToReturn())
+    script = "sleep 60 & echo $! > bg.pid; wait"
+    task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
+    for _ in range(1000):
+        if (tmp_path / "bg.pid").exists() and (tmp_path / "bg.pid").read_text().strip():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.5)  # the spawn thread returns; the command is killed then
+    assert _dies(int((tmp_path / "bg.pid").read_text()))
+
+
 async def test_large_stdin_that_is_never_read(tmp_path: Path) -> None:
     request = SandboxRequest(
         argv=("python", "-c", "print('ignored stdin')"),
