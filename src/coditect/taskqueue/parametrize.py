@@ -43,6 +43,7 @@ from coditect.taskqueue.targets import (
     parse_imports,
     target_test_file,
 )
+from coditect.taskqueue.testsetup import CONFIG_FILES
 from coditect.taskqueue.testsetup import detect as detect_setup
 from coditect.taskqueue.world_model import WorldModel
 
@@ -57,8 +58,6 @@ __all__ = [
     "target_test_file",
 ]
 
-#: Configuration files an analysis reads when they exist at the project root.
-CONFIG_FILES: tuple[str, ...] = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini")
 #: Where the test run writes its JUnit XML (inside the ignored ``.coditect/`` directory).
 JUNIT_PATH = ".coditect/junit.xml"
 #: Test files a code task lists for its candidate checks at most.

@@ -1,7 +1,9 @@
 """How a project runs its own tests, detected from its files, and the baseline run before any edit.
 
-Detection reads what pytest itself reads, in pytest's order of precedence: ``pytest.ini``,
-``pyproject.toml`` (``[tool.pytest.ini_options]``), ``tox.ini`` (``[pytest]``) and ``setup.cfg``
+Detection reads what pytest itself reads, in pytest's order of precedence: ``pytest.toml`` and
+``.pytest.toml`` (``[pytest]``, pytest >= 9), ``pytest.ini`` and ``.pytest.ini`` (``[pytest]``;
+these four win even when empty), ``pyproject.toml`` (``[tool.pytest.ini_options]``, or the native
+``[tool.pytest]`` of pytest >= 9), ``tox.ini`` (``[pytest]``) and ``setup.cfg``
 (``[tool:pytest]``). From it and from the tree it derives:
 
 * ``testpaths``: the configured ones, else the directories that hold test files;
@@ -58,7 +60,17 @@ __all__ = [
 ]
 
 #: Files pytest reads its configuration from, in its order of precedence.
-CONFIG_FILES: tuple[str, ...] = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+CONFIG_FILES: tuple[str, ...] = (
+    "pytest.toml",
+    ".pytest.toml",
+    "pytest.ini",
+    ".pytest.ini",
+    "pyproject.toml",
+    "tox.ini",
+    "setup.cfg",
+)
+#: Configuration files that pytest takes even when they hold no pytest section.
+_DEDICATED = frozenset({"pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini"})
 #: pytest's default ``python_files`` patterns.
 DEFAULT_PYTHON_FILES: tuple[str, ...] = ("test_*.py", "*_test.py")
 #: Where a test run writes its JUnit XML (inside the ignored ``.coditect/`` directory).
@@ -142,20 +154,31 @@ def _pytest_config(
         if name not in files:
             continue
         text = read(name)
-        if name == "pyproject.toml":
+        found: Mapping[str, object] | None
+        if name.endswith(".toml"):
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError:
                 continue
-            options = data.get("tool", {}).get("pytest", {}).get("ini_options")
-            if isinstance(options, dict):
-                return name, dict(options)
-            continue
-        section = {"pytest.ini": "pytest", "tox.ini": "pytest", "setup.cfg": "tool:pytest"}[name]
-        found = _ini_section(text, section)
-        if found is not None or name == "pytest.ini":  # pytest.ini wins even when empty
+            found = _toml_options(data, pyproject=name == "pyproject.toml")
+        else:
+            found = _ini_section(text, "tool:pytest" if name == "setup.cfg" else "pytest")
+        if found is not None or name in _DEDICATED:  # these win even when empty
             return name, dict(found or {})
     return None, {}
+
+
+def _toml_options(data: dict[str, object], *, pyproject: bool) -> dict[str, object] | None:
+    """The pytest options of a parsed TOML file (``[pytest]``, or ``[tool.pytest]`` in pyproject)."""
+    table: object = data.get("tool") if pyproject else data
+    pytest_table = table.get("pytest") if isinstance(table, dict) else None
+    if not isinstance(pytest_table, dict):
+        return None
+    legacy = pytest_table.get("ini_options")
+    if pyproject and isinstance(legacy, dict):
+        return dict(legacy)
+    native = {k: v for k, v in pytest_table.items() if k != "ini_options"}
+    return native if native or not pyproject else None
 
 
 def _as_list(value: object) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,56 @@ def test_pytest_ini_wins_even_when_empty_and_broken_files_are_skipped():
     assert setup.config_file == "pytest.ini" and setup.testpaths == ("tests",)
     broken = detect_files({"pyproject.toml": "[x", "setup.cfg": "no section", "test_a.py": ""})
     assert broken.config_file is None and broken.testpaths == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (".pytest.ini", "[pytest]\ntestpaths = checks\n"),
+        ("pytest.toml", '[pytest]\ntestpaths = ["checks"]\n'),
+        (".pytest.toml", '[pytest]\ntestpaths = ["checks"]\n'),
+        ("pyproject.toml", '[tool.pytest]\ntestpaths = ["checks"]\n'),  # native, pytest 9
+    ],
+)
+def test_hidden_and_toml_configs(name, text):
+    setup = detect_files({name: text, "checks/test_a.py": PYTEST_TEST})
+    assert setup.config_file == name and setup.testpaths == ("checks",)
+
+
+def test_a_dedicated_config_file_wins_over_pyproject_even_when_empty():
+    files = {
+        ".pytest.ini": "",
+        "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["other"]\n',
+        "tests/test_a.py": PYTEST_TEST,
+    }
+    assert detect_files(files).config_file == ".pytest.ini"
+    files = {"pytest.toml": "", "pytest.ini": "[pytest]\ntestpaths = other\n"}
+    assert detect_files(files).config_file == "pytest.toml"
+    plain = {"pyproject.toml": "[tool.black]\nline-length = 99\n", "tests/test_a.py": ""}
+    assert detect_files(plain).config_file is None
+
+
+def test_a_hidden_config_with_its_own_pythonpath_runs_as_configured(tmp_path: Path):
+    """semver's layout: ``.pytest.ini`` puts ``src`` and ``tests`` (a helper module) on the path.
+
+    Adding ``-o pythonpath=src`` would replace the configured value and lose ``tests``.
+    """
+    root = tree(
+        tmp_path,
+        {
+            ".pytest.ini": "[pytest]\ntestpaths = tests\npythonpath = src tests\n",
+            "src/pkg/__init__.py": "X = 1\n",
+            "tests/helper.py": "Y = 2\n",
+            "tests/test_p.py": "import pkg\nfrom helper import Y\n\n\ndef test_x():\n"
+            "    assert pkg.X + Y == 3\n",
+        },
+    )
+    setup = detect_dir(root)
+    assert setup.config_file == ".pytest.ini" and setup.pythonpath_configured
+    assert not any(a.startswith("pythonpath=") for a in setup.command())
+    argv = (sys.executable, *setup.command(junit=str(tmp_path / "j.xml"))[1:])
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_unittest_project_with_unusual_file_names():
