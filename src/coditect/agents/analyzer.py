@@ -70,7 +70,8 @@ def _module(workspace: Path, rel: str) -> tuple[ModuleInfo, list[Finding]]:
 
 
 def _has_pytest_config(workspace: Path) -> bool:
-    if (workspace / "pytest.ini").is_file() or (workspace / "conftest.py").is_file():
+    dedicated = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "conftest.py")
+    if any((workspace / name).is_file() for name in dedicated):
         return True
     pyproject = workspace / "pyproject.toml"
     if pyproject.is_file() and "[tool.pytest" in pyproject.read_text(errors="replace"):

@@ -73,6 +73,7 @@ def pytest_command(selection: Sequence[str] = ()) -> tuple[str, ...]:
         "-q",
         "-p",
         "no:cacheprovider",
+        "--continue-on-collection-errors",
         f"--junitxml={JUNIT_PATH}",
         *selection,
     )

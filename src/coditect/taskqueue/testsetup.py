@@ -112,8 +112,14 @@ class TestSetup:
         return ("python", "-m", "pytest", "-q", *self.options(), f"--junitxml={junit}", *selection)
 
     def options(self) -> tuple[str, ...]:
-        """The pytest options of :meth:`command` (plugins, ``sys.path``, test file patterns)."""
-        argv = ["-p", "no:cacheprovider"]
+        """The pytest options of :meth:`command` (plugins, ``sys.path``, test file patterns).
+
+        ``--continue-on-collection-errors``: a test module that cannot be imported (a test-only
+        dependency that is not installed, such as freezegun) is reported as an error of its
+        own, and the rest of the suite still runs; pytest's default stops the whole session
+        before running a single test.
+        """
+        argv = ["-p", "no:cacheprovider", "--continue-on-collection-errors"]
         for name in self.blocked_plugins:
             argv += ["-p", f"no:{name}"]
         if self.pythonpath and not self.pythonpath_configured:

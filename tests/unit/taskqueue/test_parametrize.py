@@ -103,6 +103,7 @@ def test_run_tests_whole_suite_when_nothing_known(calc: WorldModel) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            "--continue-on-collection-errors",
             "--junitxml=.coditect/junit.xml",
         )
     )

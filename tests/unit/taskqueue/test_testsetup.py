@@ -45,6 +45,7 @@ def test_flat_module_uses_plain_pytest():
         "-q",
         "-p",
         "no:cacheprovider",
+        "--continue-on-collection-errors",
         "--junitxml=.coditect/junit.xml",
     )
 
@@ -57,7 +58,7 @@ def test_src_layout_found_from_the_imports_not_the_name():
     }
     setup = detect_files(files)
     assert setup.pythonpath == ("lib",)
-    assert ("-o", "pythonpath=lib") == setup.command()[6:8]
+    assert ("-o", "pythonpath=lib") == setup.command()[7:9]
 
 
 def test_configured_pythonpath_is_left_to_pytest():
@@ -219,6 +220,24 @@ async def test_baseline_of_a_src_layout_project_without_installing_it(sandbox, t
     assert stored.outcomes == baseline.outcomes and "pythonpath=src" in stored.command
 
 
+async def test_a_test_module_that_cannot_be_imported_does_not_stop_the_baseline(tmp_path):
+    """A test-only dependency that is not installed (humanize's tests need freezegun)."""
+    from coditect.sandbox.subprocess import SubprocessSandbox
+
+    root = tree(
+        tmp_path,
+        {
+            "tests/test_ok.py": PYTEST_TEST,
+            "tests/test_needs_dep.py": "import not_installed_anywhere\n\n\ndef test_y():\n"
+            "    pass\n",
+        },
+    )
+    baseline = await record_baseline(root, SubprocessSandbox(), timeout_s=120)
+    assert baseline is not None
+    assert baseline.outcomes["tests.test_ok::test_x"] == "passed"
+    assert baseline.failing == {"tests.test_needs_dep"}
+
+
 async def test_no_tests_no_baseline(tmp_path):
     from coditect.sandbox.subprocess import SubprocessSandbox
 
@@ -244,7 +263,7 @@ def test_plugins_the_project_does_not_declare_are_switched_off():
     }
     setup = detect(files, files.__getitem__, plugins=plugins)
     assert setup.blocked_plugins == ("asyncio", "timeout")
-    assert setup.command()[6:10] == ("-p", "no:asyncio", "-p", "no:timeout")
+    assert setup.command()[7:11] == ("-p", "no:asyncio", "-p", "no:timeout")
     # an ini option of the plugin counts as using it; no plugins installed: nothing to block
     files["pytest.ini"] = "[pytest]\nasyncio_mode = auto\n"
     assert detect(files, files.__getitem__, plugins=plugins).blocked_plugins == ("timeout",)
