@@ -19,6 +19,7 @@ import tarfile
 from pathlib import Path
 
 from coditect.errors import CoditectError, InputError
+from coditect.taskqueue.deps import DEPS_DIR
 
 __all__ = ["GitError", "RepoCache", "git", "task_trailer"]
 
@@ -236,7 +237,8 @@ class RepoCache:
             )
             await git(dest, "checkout", "-q", "-B", branch, f"origin/{branch}")
             await git(dest, "reset", "-q", "--hard", f"origin/{branch}")
-            await git(dest, "clean", "-qfdx")
+            # The project's dependencies installed for its tests are kept (taskqueue/deps.py).
+            await git(dest, "clean", "-qfdx", "-e", f"/{DEPS_DIR}/")
         head = (await git(dest, "rev-parse", "HEAD")).strip()
         return dest, head
 

@@ -47,6 +47,7 @@ from coditect.domain.events import Event
 from coditect.errors import AuthenticationError, BusError, CoditectError
 from coditect.orchestrator.step import TaskStep
 from coditect.state.base import DEFAULT_STATE_RETENTION_S, Lock, MissionValueStore
+from coditect.taskqueue.testsetup import install_missing_dependencies
 from coditect.taskqueue.world_model import WorldModel
 from coditect.telemetry import metrics
 from coditect.telemetry.tasks import observe_lease
@@ -402,6 +403,9 @@ class Worker:
         if self.settings.task_delay_s:
             await asyncio.sleep(self.settings.task_delay_s)
         path, base = await self.repos.checkout(body.repo, body.mission_id, body.branch)
+        installed = await install_missing_dependencies(path)  # once per clone (kept by clean)
+        if installed.error:
+            _log.warning("task %s/%s: %s", body.mission_id, task.id, installed.note())
         outcome = await self.step.run(body.order, path, emit=self._publish)
         metrics.count_violations(v.kind for v in outcome.violations)
         if outcome.result is not None:  # a failed step is reported, never pushed

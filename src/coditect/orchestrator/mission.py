@@ -42,7 +42,7 @@ from coditect.sandbox.base import Sandbox
 from coditect.state.base import CheckpointStore, MissionStore
 from coditect.taskqueue.consistency import ConsistencyChecker
 from coditect.taskqueue.parametrize import Parametrizer
-from coditect.taskqueue.testsetup import record_baseline
+from coditect.taskqueue.testsetup import install_missing_dependencies, record_baseline
 from coditect.taskqueue.world_model import WorldModel
 from coditect.workspace import open_workspace
 
@@ -167,7 +167,11 @@ class MissionRunner:
                 # Stored at once (RUNNING, with this process as owner): a mission killed during
                 # the baseline or the plan is shown as INTERRUPTED, never silently missing.
                 await self.coordinator.store.save_report(report)
-                # Issue 9 hook: the project's own tests, once, before any edit (docs/realrepo.md).
+                # The project's own tests, once, before any edit (docs/realrepo.md), with the
+                # dependencies it declares that this interpreter lacks installed first.
+                installed = await install_missing_dependencies(ws.path)
+                if installed.note():
+                    report.notes.append(installed.note())
                 await record_baseline(ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s)
                 run = await self.coordinator.plan(report, ws.path)
             except CoditectError as exc:
@@ -223,6 +227,7 @@ class MissionRunner:
                         hint=f"`coditect resume {mid} --from-start` runs its plan again from "
                         "the first task on the repository as it is now",
                     )
+                await install_missing_dependencies(ws.path)
                 await record_baseline(
                     ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s
                 )  # before the restored edits

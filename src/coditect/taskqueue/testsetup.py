@@ -32,6 +32,7 @@ failing is not blamed on the change.
 from __future__ import annotations
 
 import ast
+import asyncio
 import configparser
 import fnmatch
 import re
@@ -45,6 +46,14 @@ from coditect.agents.baseline import BASELINE_PATH, Baseline
 from coditect.agents.junit import parse_outcomes
 from coditect.errors import CoditectError
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest
+from coditect.taskqueue.deps import (
+    DEPS_DIR,
+    DepsInstall,
+    declared_requirements,
+    install_requirements,
+    missing_requirements,
+    project_name,
+)
 
 __all__ = [
     "BASELINE_PATH",
@@ -54,6 +63,7 @@ __all__ = [
     "TestSetup",
     "detect",
     "detect_dir",
+    "install_missing_dependencies",
     "installed_plugins",
     "record_baseline",
     "related_tests",
@@ -93,6 +103,9 @@ class TestSetup:
         unittest_only: No test file uses pytest; the tests are ``unittest.TestCase`` classes.
         blocked_plugins: Entry-point names of installed pytest plugins the project does not use.
         base_python_files: The test file patterns pytest uses (configured, or its defaults).
+        missing_requirements: Dependencies the project declares that are not installed here;
+            they are installed into :data:`~coditect.taskqueue.deps.DEPS_DIR`
+            (:func:`install_missing_dependencies`), which the command puts on ``sys.path``.
     """
 
     __test__ = False  # not a pytest test class
@@ -106,6 +119,7 @@ class TestSetup:
     unittest_only: bool = False
     blocked_plugins: tuple[str, ...] = ()
     base_python_files: tuple[str, ...] = DEFAULT_PYTHON_FILES
+    missing_requirements: tuple[str, ...] = ()
 
     def command(self, selection: Sequence[str] = (), *, junit: str = JUNIT_PATH) -> tuple[str, ...]:
         """The sandboxed pytest command running ``selection`` (the whole suite when empty)."""
@@ -122,8 +136,12 @@ class TestSetup:
         argv = ["-p", "no:cacheprovider", "--continue-on-collection-errors"]
         for name in self.blocked_plugins:
             argv += ["-p", f"no:{name}"]
-        if self.pythonpath and not self.pythonpath_configured:
-            argv += ["-o", "pythonpath=" + " ".join(self.pythonpath)]
+        # An override replaces the configured value: it repeats it when it adds the deps.
+        paths = () if self.pythonpath_configured else self.pythonpath
+        if self.missing_requirements:
+            paths = (*self.pythonpath, DEPS_DIR)
+        if paths:
+            argv += ["-o", "pythonpath=" + " ".join(paths)]
         if self.python_files:
             argv += [
                 "-o",
@@ -301,6 +319,7 @@ def detect(
     read: Callable[[str], str],
     *,
     plugins: Mapping[str, str] | None = None,
+    installed: Callable[[str], bool] | None = None,
 ) -> TestSetup:
     """Detect how the project with ``files`` (POSIX paths relative to its root) runs its tests.
 
@@ -309,6 +328,7 @@ def detect(
         read: Returns the text of one of ``files``.
         plugins: The pytest plugins of the interpreter that runs the tests (entry-point name ->
             distribution); default: those installed here (:func:`installed_plugins`).
+        installed: Whether a distribution is installed in that interpreter; default: here.
     """
     files = {f for f in files if not (set(PurePosixPath(f).parts) & _SKIP_DIRS)}
     config_file, options = _pytest_config(files, read)
@@ -352,6 +372,11 @@ def detect(
         conftests=conftests,
         unittest_only=bool(test_files) and not uses_pytest and not conftests,
         blocked_plugins=_blocked(files, read, installed_plugins() if plugins is None else plugins),
+        missing_requirements=missing_requirements(
+            declared_requirements(files, read),
+            project=project_name(files, read),
+            **({"installed": installed} if installed is not None else {}),
+        ),
     )
 
 
@@ -419,6 +444,15 @@ def related_tests(
 
 
 # --- baseline ------------------------------------------------------------------------------------
+
+
+async def install_missing_dependencies(workspace: Path) -> DepsInstall:
+    """Install the dependencies the project in ``workspace`` declares and this interpreter lacks.
+
+    See :mod:`coditect.taskqueue.deps`; never raises for a failed install (the result says why).
+    """
+    setup = await asyncio.to_thread(detect_dir, workspace)
+    return await install_requirements(workspace, setup.missing_requirements)
 
 
 async def record_baseline(

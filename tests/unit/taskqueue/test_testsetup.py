@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from coditect.agents.baseline import BASELINE_PATH, Baseline
-from coditect.sandbox.base import Sandbox
-from coditect.sandbox.policy import SANDBOX_BACKENDS
 from coditect.taskqueue.testsetup import (
     TestSetup,
     detect,
@@ -182,20 +180,6 @@ def test_detect_dir_skips_tool_directories(tmp_path):
 
 
 # --- the baseline, in every sandbox backend ------------------------------------------------------
-
-_instances: dict[str, Sandbox] = {}
-
-
-@pytest.fixture(params=sorted(SANDBOX_BACKENDS))
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    name = request.param
-    spec = SANDBOX_BACKENDS[name]
-    if not spec.available():
-        pytest.skip(f"{name} sandbox unavailable here: {spec.install_hint}")
-    if name not in _instances:
-        _instances[name] = spec.factory()
-    return _instances[name]
-
 
 SRC_PROJECT = {
     "pyproject.toml": '[project]\nname = "shapes"\n',

@@ -1,0 +1,345 @@
+"""The project's declared dependencies that CODITECT's environment lacks, installed for its tests.
+
+A real project's tests import its dependencies (glom imports ``face``, ``boltons`` and
+``attrs``; humanize's tests import ``freezegun``). The sandbox runs the tests with CODITECT's
+own interpreter, so a dependency it does not have makes every test module fail to import, and
+no change can be verified. An engineer's first step on such a project is installing what it
+declares; this module does the same, without touching CODITECT's environment:
+
+* :func:`declared_requirements` reads what the project declares: ``[project] dependencies``
+  and the test extras (``[project.optional-dependencies]`` and ``[dependency-groups]`` named
+  ``test``, ``tests`` or ``testing``) of ``pyproject.toml``, ``install_requires`` and the test
+  ``extras_require`` of ``setup.cfg`` and of a literal ``setup(...)`` call in ``setup.py``;
+  only when these declare nothing (an application rather than a package), ``requirements.txt``
+  and the requirements files at the root whose name says they are for tests (a package's
+  ``requirements.txt`` is usually its developers' pinned tool chain: glom's pins tox);
+* :func:`missing_requirements` keeps those not installed here at all (a different version
+  installed here is left alone: replacing it could break the test runner itself), never
+  pytest, its plugins or what pytest itself imports (the runner stays CODITECT's), never
+  requirements given by URL, and evaluates environment markers;
+* :func:`install_requirements` installs them with pip into :data:`DEPS_DIR` inside the
+  workspace (``.coditect/`` is never committed), **wheels only** (``--only-binary :all:``), so
+  no code of the project or of its dependencies runs outside the sandbox while installing.
+  The sandbox sees the directory because it is inside the project; the test command puts it
+  on ``sys.path`` (``-o pythonpath=...``, :mod:`coditect.taskqueue.testsetup`). pip needs the
+  package index; offline, or for a dependency without a wheel, the install fails, the reason
+  is returned for the mission's report, and the tests run as they can.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import configparser
+import functools
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path, PurePosixPath
+
+from packaging.markers import UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+__all__ = [
+    "DEPS_DIR",
+    "DepsInstall",
+    "declared_requirements",
+    "install_requirements",
+    "missing_requirements",
+    "project_name",
+]
+
+#: Where the missing dependencies are installed, relative to the workspace.
+DEPS_DIR = ".coditect/deps"
+_STAMP = ".coditect-requirements"
+_TEST_EXTRAS = frozenset({"test", "tests", "testing"})
+# What runs the tests is CODITECT's: pytest and what pytest itself imports are never shadowed.
+_RUNNER = frozenset({"pytest", "pluggy", "iniconfig", "packaging", "pygments", "colorama"})
+_PIP_TIMEOUT_S = 300.0
+# Requirement sets pip could not install in this process, and why.
+_FAILED: dict[tuple[str, ...], str] = {}
+
+
+def declared_requirements(files: Iterable[str], read: Callable[[str], str]) -> tuple[str, ...]:
+    """The requirement strings the project declares for running and testing it (in order)."""
+    names = set(files)
+    found: list[str] = []
+    if "pyproject.toml" in names:
+        found += _pyproject(read("pyproject.toml"))
+    if "setup.cfg" in names:
+        found += _setup_cfg(read("setup.cfg"))
+    if "setup.py" in names:
+        found += _setup_py(read("setup.py"))
+    if not found:  # no packaging metadata: the requirements files say what it needs
+        for path in sorted(names):
+            if _test_requirements_file(path):
+                found += _requirements_txt(read(path))
+    return tuple(dict.fromkeys(r.strip() for r in found if r.strip()))
+
+
+def _pyproject(text: str) -> list[str]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    project = data.get("project")
+    out: list[str] = []
+    if isinstance(project, dict):
+        out += _strings(project.get("dependencies"))
+        extras = project.get("optional-dependencies")
+        if isinstance(extras, dict):
+            out += [r for k, v in extras.items() if k in _TEST_EXTRAS for r in _strings(v)]
+    groups = data.get("dependency-groups")
+    if isinstance(groups, dict):  # PEP 735; an {include-group = ...} entry is not a string
+        out += [r for k, v in groups.items() if k in _TEST_EXTRAS for r in _strings(v)]
+    return out
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _setup_cfg(text: str) -> list[str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []
+    out: list[str] = []
+    if parser.has_option("options", "install_requires"):
+        out += _lines(parser.get("options", "install_requires"))
+    if parser.has_section("options.extras_require"):
+        for key, value in parser.items("options.extras_require"):
+            if key in _TEST_EXTRAS:
+                out += _lines(value)
+    return out
+
+
+def _lines(value: str) -> list[str]:
+    return [line.split("#", 1)[0].strip() for line in value.splitlines()]
+
+
+def _setup_py(text: str) -> list[str]:
+    """``install_requires``, ``tests_require`` and test extras of a literal ``setup(...)`` call."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"):
+            continue
+        for kw in node.keywords:
+            value = _literal(kw.value)
+            if kw.arg in ("install_requires", "tests_require"):
+                out += _strings(value)
+            elif kw.arg == "extras_require" and isinstance(value, dict):
+                out += [r for k, v in value.items() if k in _TEST_EXTRAS for r in _strings(v)]
+    return out
+
+
+def _literal(node: ast.expr) -> object:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _test_requirements_file(path: str) -> bool:
+    """``requirements*.txt`` (or ``requirements/*.txt``) at the root naming tests, or the plain one."""
+    parts = PurePosixPath(path).parts
+    name = parts[-1]
+    if not name.endswith(".txt") or "requirements" not in path:
+        return False
+    if len(parts) == 1:
+        return name == "requirements.txt" or "test" in name
+    return len(parts) == 2 and parts[0] == "requirements" and "test" in name
+
+
+def _requirements_txt(text: str) -> list[str]:
+    """Plain requirement lines; options (``-r``, ``-e``, ``--index-url``) and URLs are skipped."""
+    out = []
+    for line in _lines(text.replace("\\\n", " ")):
+        line = re.sub(r"\s--?[a-z].*$", "", line)  # per-requirement options: --hash=...
+        if line and not line.startswith("-") and "://" not in line:
+            out.append(line)
+    return out
+
+
+@functools.cache
+def _installed(name: str) -> bool:
+    try:
+        version(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def missing_requirements(
+    requirements: Iterable[str],
+    *,
+    project: str = "",
+    installed: Callable[[str], bool] = _installed,
+) -> tuple[str, ...]:
+    """The requirements of ``requirements`` that are not installed here (see the module docs).
+
+    Args:
+        requirements: Requirement strings (PEP 508).
+        project: The project's own distribution name (a test extra often names it).
+        installed: Whether a distribution is installed here (default: in this interpreter).
+    """
+    own = canonicalize_name(project) if project else ""
+    out: list[str] = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(req.name)
+        if req.url or name == own or name in _RUNNER or name.startswith("pytest-"):
+            continue
+        try:
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+        except UndefinedEnvironmentName:
+            continue
+        if not installed(req.name):
+            out.append(str(req))
+    return tuple(dict.fromkeys(out))
+
+
+def project_name(files: Iterable[str], read: Callable[[str], str]) -> str:
+    """The project's distribution name from ``pyproject.toml`` or ``setup.cfg`` ("" if unknown)."""
+    names = set(files)
+    if "pyproject.toml" in names:
+        try:
+            project = tomllib.loads(read("pyproject.toml")).get("project")
+        except tomllib.TOMLDecodeError:
+            project = None
+        if isinstance(project, dict) and isinstance(project.get("name"), str):
+            return str(project["name"])
+    if "setup.cfg" in names:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(read("setup.cfg"))
+        except configparser.Error:
+            return ""
+        if parser.has_option("metadata", "name"):
+            return parser.get("metadata", "name").strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class DepsInstall:
+    """What :func:`install_requirements` did.
+
+    Attributes:
+        requirements: The requirements it was asked to install.
+        installed: True when they are in :data:`DEPS_DIR` (now, or from an earlier install).
+        reused: They were already installed there (nothing was run).
+        error: Why the install failed ("" when it did not).
+    """
+
+    requirements: tuple[str, ...]
+    installed: bool
+    reused: bool = False
+    error: str = ""
+
+    def note(self) -> str:
+        """One line for the mission's report ("" when there was nothing to install)."""
+        if not self.requirements:
+            return ""
+        what = ", ".join(self.requirements)
+        if self.installed:
+            return f"the project's dependencies missing here were installed for its tests: {what}"
+        return (
+            f"the project's dependencies {what} are not installed here and could not be "
+            f"installed ({self.error}); tests that import them cannot run"
+        )
+
+
+async def install_requirements(
+    workspace: Path, requirements: Iterable[str], *, timeout_s: float = _PIP_TIMEOUT_S
+) -> DepsInstall:
+    """Install ``requirements`` (wheels only) into ``workspace / DEPS_DIR`` with pip.
+
+    Idempotent: a directory already holding exactly these requirements is kept. The install
+    goes to a temporary directory first, so a failed one leaves no half-filled directory.
+    Never raises for a failed install: the reason is in the result.
+    """
+    wanted = tuple(sorted(set(requirements)))
+    if not wanted:
+        return DepsInstall((), installed=True)
+    target = workspace / DEPS_DIR
+    stamp = "\n".join(wanted)
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    stamp_file = target / _STAMP
+    if stamp_file.is_file() and stamp_file.read_text(encoding="utf-8") == stamp:
+        return DepsInstall(wanted, installed=True, reused=True)
+    if wanted in _FAILED:  # offline, or no wheel: asking pip again gives the same answer
+        return DepsInstall(wanted, installed=False, error=_FAILED[wanted])
+    staging = workspace / f"{DEPS_DIR}.{digest}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--only-binary",
+        ":all:",
+        "--retries",
+        "1",
+        "--timeout",
+        "15",
+        "--target",
+        str(staging),
+        *wanted,
+    ]
+    error = await _run_pip(argv, timeout_s)
+    if error:
+        shutil.rmtree(staging, ignore_errors=True)
+        _FAILED[wanted] = error
+        return DepsInstall(wanted, installed=False, error=error)
+    (staging / _STAMP).write_text(stamp, encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return DepsInstall(wanted, installed=True)
+
+
+async def _run_pip(argv: list[str], timeout_s: float) -> str:
+    """Run pip; "" on success, else the last lines of its error output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+    except OSError as exc:
+        return f"pip could not start: {exc}"
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"pip did not finish within {timeout_s:g} s"
+    if proc.returncode == 0:
+        return ""
+    lines = [
+        line
+        for line in err.decode(errors="replace").splitlines()
+        if line.strip() and not line.startswith("WARNING")
+    ]
+    return re.sub(r"\s+", " ", " ".join(lines[-2:]))[:300] or f"pip exited {proc.returncode}"

@@ -1,0 +1,152 @@
+"""The project's declared dependencies: what it declares (pure), what is missing, a real install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coditect.sandbox.base import Sandbox
+from coditect.taskqueue import deps
+from coditect.taskqueue.deps import (
+    DEPS_DIR,
+    DepsInstall,
+    declared_requirements,
+    install_requirements,
+    missing_requirements,
+    project_name,
+)
+from coditect.taskqueue.testsetup import detect, install_missing_dependencies, record_baseline
+
+
+def declared(files: dict[str, str]) -> tuple[str, ...]:
+    return declared_requirements(files, files.__getitem__)
+
+
+def test_pyproject_dependencies_test_extras_and_groups():
+    pyproject = """
+[project]
+name = "thing"
+dependencies = ["attrs>=20", "face"]
+[project.optional-dependencies]
+tests = ["freezegun"]
+docs = ["sphinx"]
+[dependency-groups]
+test = ["hypothesis", {include-group = "lint"}]
+lint = ["ruff"]
+"""
+    files = {"pyproject.toml": pyproject}
+    assert declared(files) == ("attrs>=20", "face", "freezegun", "hypothesis")
+    assert project_name(files, files.__getitem__) == "thing"
+    assert declared({"pyproject.toml": "[project\nbroken"}) == ()
+
+
+def test_setup_cfg_setup_py_and_requirements_files():
+    files = {
+        "setup.cfg": "[metadata]\nname = old\n[options]\ninstall_requires =\n    boltons>=19\n"
+        "    attrs  # comment\n[options.extras_require]\ntesting = pytest-mock\nyaml = PyYAML\n",
+        "setup.py": "from setuptools import setup\nDEPS = ['x']\nsetup(name='old',"
+        " install_requires=['face>=20.1'], tests_require=['mock'], extras_require={'test':"
+        " ['freezegun'], 'docs': ['sphinx']}, packages=DEPS)\n",
+        "requirements.txt": "tox==4.8.0\n",  # the developers' tools: the metadata says enough
+    }
+    assert declared(files) == (
+        "boltons>=19",
+        "attrs",
+        "pytest-mock",
+        "face>=20.1",
+        "mock",
+        "freezegun",
+    )
+    assert project_name(files, files.__getitem__) == "old"
+    assert declared({"setup.py": "setup(install_requires=compute())\n"}) == ()
+    application = {
+        "requirements.txt": "-r base.txt\nrequests==2.31 \\\n    --hash=sha256:abc\n"
+        "git+https://example.org/x.git\n# only a comment\n",
+        "requirements-test.txt": "pytest\nresponses\n",
+        "requirements/docs.txt": "sphinx\n",
+        "docs/requirements.txt": "furo\n",
+    }
+    assert declared(application) == ("pytest", "responses", "requests==2.31")
+
+
+def test_only_what_is_not_installed_here_is_missing():
+    here = {"attrs", "Requests"}
+
+    def installed(name: str) -> bool:
+        return name in here
+
+    reqs = [
+        "attrs>=99",  # installed in another version: left alone
+        "face>=20",
+        "pytest>=9",  # the runner is CODITECT's
+        "pytest-benchmark",
+        "Pygments",
+        "thing[tests]",  # the project itself
+        "tomli; python_version < '3.0'",  # marker false here
+        "colorful; extra == 'color'",
+        "pkg @ https://example.org/pkg.whl",  # never fetched by URL
+        "not a requirement!",
+        "face>=20",
+    ]
+    assert missing_requirements(reqs, project="Thing", installed=installed) == ("face>=20",)
+
+
+def test_the_command_puts_the_installed_dependencies_on_the_path():
+    files = {
+        "pyproject.toml": '[project]\nname = "p"\ndependencies = ["face"]\n',
+        "src/p/__init__.py": "",
+        "tests/test_p.py": "import p\n\n\ndef test_x():\n    pass\n",
+    }
+    setup = detect(files, files.__getitem__, plugins={}, installed=lambda name: False)
+    assert setup.missing_requirements == ("face",)
+    assert "pythonpath=src " + DEPS_DIR in setup.command()
+    # a configured pythonpath is repeated, since the override replaces it
+    files["pyproject.toml"] += '[tool.pytest.ini_options]\npythonpath = ["lib", "src"]\n'
+    setup = detect(files, files.__getitem__, plugins={}, installed=lambda name: False)
+    assert "pythonpath=lib src " + DEPS_DIR in setup.command()
+    nothing_missing = detect(files, files.__getitem__, plugins={}, installed=lambda name: True)
+    assert not any(a.startswith("pythonpath=") for a in nothing_missing.command())
+
+
+def test_the_report_note_says_what_was_installed_or_why_not():
+    assert DepsInstall((), installed=True).note() == ""
+    assert "installed for its tests: face" in DepsInstall(("face",), installed=True).note()
+    failed = DepsInstall(("face",), installed=False, error="no network").note()
+    assert "could not be installed (no network)" in failed
+
+
+async def test_a_failed_install_leaves_nothing_and_is_not_retried(tmp_path: Path):
+    bad = ("coditect-no-such-distribution-xyz==0.0.1",)
+    first = await install_requirements(tmp_path, bad, timeout_s=120)
+    assert not first.installed and first.error
+    assert not (tmp_path / DEPS_DIR).exists()
+    assert list((tmp_path / ".coditect").glob("*.tmp")) == []
+    assert deps._FAILED[bad] == first.error
+    again = await install_requirements(tmp_path, bad)
+    assert again.error == first.error
+
+
+async def test_a_project_whose_tests_import_a_missing_dependency_runs_them(
+    tmp_path: Path, sandbox: Sandbox
+):
+    """glom's shape: the package imports a dependency CODITECT's environment lacks (``six``).
+
+    The wheel comes from the package index (pip, on the host, wheels only); the test runs in
+    the sandbox, which sees the installed dependency because it is inside the project.
+    """
+    files = {
+        "pyproject.toml": '[project]\nname = "uses-six"\ndependencies = ["six>=1.10"]\n',
+        "usessix/__init__.py": "import six\n\nNAME = six.__name__\n",
+        "tests/test_it.py": "from usessix import NAME\n\n\ndef test_x():\n"
+        "    assert NAME == 'six'\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    done = await install_missing_dependencies(tmp_path)
+    assert done.installed and done.requirements == ("six>=1.10",), done.error
+    assert (tmp_path / DEPS_DIR / "six.py").is_file()
+    again = await install_missing_dependencies(tmp_path)
+    assert again.reused
+    baseline = await record_baseline(tmp_path, sandbox, timeout_s=120)
+    assert baseline is not None
+    assert baseline.outcomes == {"tests.test_it::test_x": "passed"}
