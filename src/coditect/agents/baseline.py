@@ -40,11 +40,17 @@ _POSITION = re.compile(r"(?<=[\[-])([A-Za-z_]+)\d+(?=[-\]])")
 
 @dataclass(frozen=True)
 class Baseline:
-    """Each test's outcome before any edit, and how long the whole suite took."""
+    """Each test's outcome before any edit, and how long the whole suite took.
+
+    ``backend`` is the sandbox backend that ran it; ``note`` says why, when the project's tests
+    were moved to another backend than the first choice (``""`` otherwise).
+    """
 
     outcomes: Mapping[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
     command: tuple[str, ...] = ()
+    backend: str = ""
+    note: str = ""
 
     @property
     def failing(self) -> frozenset[str]:
@@ -58,6 +64,8 @@ class Baseline:
                 "outcomes": dict(sorted(self.outcomes.items())),
                 "duration_s": round(self.duration_s, 3),
                 "command": list(self.command),
+                "backend": self.backend,
+                "note": self.note,
             },
             indent=1,
         )
@@ -76,6 +84,8 @@ class Baseline:
                 outcomes=outcomes,
                 duration_s=float(data.get("duration_s", 0.0)),
                 command=tuple(str(a) for a in data.get("command", ())),
+                backend=str(data.get("backend", "")),
+                note=str(data.get("note", "")),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a baseline document: {exc}") from exc

@@ -172,7 +172,11 @@ class MissionRunner:
                 installed = await install_missing_dependencies(ws.path)
                 if installed.note():
                     report.notes.append(installed.note())
-                await record_baseline(ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s)
+                baseline = await record_baseline(
+                    ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s
+                )
+                if baseline is not None and baseline.note:
+                    report.notes.append(baseline.note)
                 run = await self.coordinator.plan(report, ws.path)
             except CoditectError as exc:
                 self.port.detach(mid)

@@ -96,6 +96,18 @@ class Sandbox(abc.ABC):
         """
         return ""
 
+    def avoid(self, workdir: Path, backend: str) -> bool:
+        """Run later commands in ``workdir`` on another backend than ``backend``, if one can.
+
+        True when another backend will be used from now on; a single backend has no other and
+        returns False (the policy of ``auto`` overrides this).
+        """
+        return False
+
+    def allow(self, workdir: Path) -> None:
+        """Undo :meth:`avoid` for ``workdir`` (a single backend has nothing to undo)."""
+        return None
+
     @staticmethod
     def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
         """The environment a sandboxed command sees: a fixed minimum plus ``extra``; no secrets.

@@ -20,9 +20,11 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from coditect.errors import ConfigError, SandboxUnavailableError
 from coditect.sandbox.base import Sandbox, SandboxRequest, SandboxResult
@@ -180,6 +182,7 @@ class PolicySandbox(Sandbox):
         self._auto_order = tuple(auto_order)
         self._instances: dict[str, Sandbox] = {}
         self._available: dict[str, bool] = {}
+        self._avoided: dict[str, str] = {}  # real path of a workdir -> backend not to use there
 
     def supports(self, argv: tuple[str, ...]) -> bool:
         """Whether some usable backend would run ``argv``."""
@@ -220,7 +223,7 @@ class PolicySandbox(Sandbox):
             SandboxUnavailableError: No allowed backend can run the command here.
             SandboxError: The chosen backend could not run it.
         """
-        sandbox = self.choose(request.argv)
+        sandbox = self.choose(request.argv, skip=self._avoided.get(_key(request.workdir), ""))
         problem = sandbox.project_problem(request.workdir)
         if problem:
             if self.backend != "auto":
@@ -237,6 +240,26 @@ class PolicySandbox(Sandbox):
             )
             sandbox = fallback
         return await sandbox.run(request)
+
+    def avoid(self, workdir: Path, backend: str) -> bool:
+        """``auto`` only: run later commands in ``workdir`` on the next backend after ``backend``.
+
+        Used when the project's own tests run better elsewhere (the wasm guest lacks what a
+        test module imports: threads, sockets; :func:`coditect.taskqueue.testsetup.record_baseline`
+        compares). False, and nothing changes, when no other backend can run Python here.
+        """
+        if self.backend != "auto":
+            return False
+        try:
+            self.choose(_PYTHON, skip=backend)
+        except SandboxUnavailableError:
+            return False
+        self._avoided[_key(workdir)] = backend
+        return True
+
+    def allow(self, workdir: Path) -> None:
+        """Undo :meth:`avoid` for ``workdir``."""
+        self._avoided.pop(_key(workdir), None)
 
     def _usable(self, name: str, argv: tuple[str, ...]) -> Sandbox:
         spec = self._registry[name]
@@ -261,6 +284,13 @@ class PolicySandbox(Sandbox):
         if name not in self._instances:
             self._instances[name] = self._registry[name].factory()
         return self._instances[name]
+
+
+_PYTHON = ("python", "-m", "pytest")
+
+
+def _key(workdir: Path) -> str:
+    return os.path.realpath(workdir)
 
 
 def build_sandbox(name: str = "auto") -> Sandbox:

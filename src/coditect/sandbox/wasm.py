@@ -272,6 +272,8 @@ def project_problem(workdir: Path, *, skip: frozenset[str] = frozenset({".git"})
             except UnicodeEncodeError:
                 shown = rel.encode("utf-8", "backslashreplace").decode()
                 return f"the file name {shown!r} is not valid UTF-8 (WASI paths must be)"
+            if name.endswith((".so", ".pyd")) or ".so." in name:
+                return f"it holds a native extension module ({rel}), which a WASI guest cannot load"
             full = os.path.join(top, name)
             if os.path.islink(full):
                 target = os.path.realpath(full)

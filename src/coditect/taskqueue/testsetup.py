@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import configparser
+import dataclasses
 import fnmatch
 import re
 import tomllib
@@ -463,14 +464,45 @@ async def record_baseline(
     The result is written to :data:`BASELINE_PATH` in ``workspace`` for the Tester. Best effort:
     a project without tests, a run that times out or writes no JUnit report gives None (the
     Tester then judges every failure as before: nothing is excused).
+
+    When test modules fail to import in the backend that ran them and the sandbox can move the
+    project to another backend (``auto``: the wasm guest has no threads, sockets or native
+    extension modules; the process sandbox runs the project's own interpreter), the suite runs
+    there too, and the project stays there when more of its tests pass (the note says so).
     """
     setup = detect_dir(workspace)
     if not setup.testpaths:
         return None
+    argv = setup.command(junit=_BASELINE_JUNIT)
+    baseline = await _suite_run(workspace, sandbox, argv, timeout_s)
+    if (
+        baseline is not None
+        and _unimportable(baseline)
+        and sandbox.avoid(workspace, baseline.backend)
+    ):
+        other = await _suite_run(workspace, sandbox, argv, timeout_s)
+        if other is not None and _passed(other) > _passed(baseline):
+            note = (
+                f"the project's tests run in the {other.backend} sandbox: in the "
+                f"{baseline.backend} sandbox {len(_unimportable(baseline))} test module(s) "
+                f"could not be imported ({_passed(baseline)} tests passed there, "
+                f"{_passed(other)} here)"
+            )
+            baseline = dataclasses.replace(other, note=note)
+        else:
+            sandbox.allow(workspace)
+    if baseline is not None:
+        path = workspace / BASELINE_PATH
+        path.write_text(baseline.to_json(), encoding="utf-8")
+    return baseline
+
+
+async def _suite_run(
+    workspace: Path, sandbox: Sandbox, argv: tuple[str, ...], timeout_s: float
+) -> Baseline | None:
     junit = workspace / _BASELINE_JUNIT
     junit.parent.mkdir(parents=True, exist_ok=True)
     junit.unlink(missing_ok=True)
-    argv = setup.command(junit=_BASELINE_JUNIT)
     limits = SandboxLimits(wall_timeout_s=timeout_s, cpu_s=int(timeout_s) + 5)
     try:
         result = await sandbox.run(SandboxRequest(argv=argv, workdir=workspace, limits=limits))
@@ -484,7 +516,15 @@ async def record_baseline(
         return None
     finally:
         junit.unlink(missing_ok=True)
-    baseline = Baseline(outcomes=outcomes, duration_s=result.duration_s, command=argv)
-    path = workspace / BASELINE_PATH
-    path.write_text(baseline.to_json(), encoding="utf-8")
-    return baseline
+    return Baseline(
+        outcomes=outcomes, duration_s=result.duration_s, command=argv, backend=result.backend
+    )
+
+
+def _unimportable(baseline: Baseline) -> list[str]:
+    """Test modules that errored as a whole (collection errors: ids without ``::``)."""
+    return [k for k, v in baseline.outcomes.items() if v == "error" and "::" not in k]
+
+
+def _passed(baseline: Baseline) -> int:
+    return sum(1 for v in baseline.outcomes.values() if v == "passed")

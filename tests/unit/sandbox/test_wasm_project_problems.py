@@ -43,6 +43,14 @@ def link_out(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def native_ext(tmp_path: Path) -> Path:
+    (tmp_path / ".coditect" / "deps" / "yaml").mkdir(parents=True)
+    (
+        tmp_path / ".coditect" / "deps" / "yaml" / "_yaml.cpython-311-x86_64-linux-gnu.so"
+    ).write_bytes(b"\x7fELF")
+    return tmp_path
+
+
 def test_problems_are_named(tmp_path):
     clean = tmp_path / "clean"
     (clean / "pkg").mkdir(parents=True)
@@ -55,9 +63,15 @@ def test_problems_are_named(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert project_problem(link_out(out)) == "the symbolic link etc points outside the project"
+    native = tmp_path / "native"
+    native.mkdir()
+    assert project_problem(native_ext(native)) == (
+        "it holds a native extension module "
+        "(.coditect/deps/yaml/_yaml.cpython-311-x86_64-linux-gnu.so), which a WASI guest cannot load"
+    )
 
 
-@pytest.mark.parametrize("make", [non_utf8, link_out])
+@pytest.mark.parametrize("make", [non_utf8, link_out, native_ext])
 async def test_auto_runs_such_a_project_elsewhere_and_logs_why(tmp_path, make, caplog):
     policy = PolicySandbox("auto", registry=registry())
     with caplog.at_level(logging.WARNING, logger="coditect.sandbox.policy"):
@@ -72,3 +86,20 @@ async def test_explicit_wasm_refuses_with_the_reason(tmp_path, make):
     policy = PolicySandbox("wasm", registry=registry())
     with pytest.raises(SandboxUnavailableError, match="wasm sandbox cannot run this project"):
         await policy.run(SandboxRequest(argv=PRINT, workdir=make(tmp_path)))
+
+
+async def test_a_project_can_be_moved_off_a_backend_and_back(tmp_path):
+    policy = PolicySandbox("auto", registry=registry())
+    request = SandboxRequest(argv=PRINT, workdir=tmp_path)
+    assert (await policy.run(request)).backend == "wasm"
+    assert policy.avoid(tmp_path / ".", "wasm")  # the same directory, however it is written
+    assert (await policy.run(request)).backend == "process"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert (await policy.run(SandboxRequest(argv=PRINT, workdir=other))).backend == "wasm"
+    policy.allow(tmp_path)
+    assert (await policy.run(request)).backend == "wasm"
+    # a configured backend stays; with nothing else to run Python, auto stays too
+    assert not PolicySandbox("wasm", registry=registry()).avoid(tmp_path, "wasm")
+    only_wasm = {"wasm": registry()["wasm"]}
+    assert not PolicySandbox("auto", registry=only_wasm).avoid(tmp_path, "wasm")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from coditect.agents.baseline import BASELINE_PATH, Baseline
+from coditect.sandbox.base import SandboxRequest
 from coditect.taskqueue.testsetup import (
     TestSetup,
     detect,
@@ -220,6 +221,38 @@ async def test_a_test_module_that_cannot_be_imported_does_not_stop_the_baseline(
     assert baseline is not None
     assert baseline.outcomes["tests.test_ok::test_x"] == "passed"
     assert baseline.failing == {"tests.test_needs_dep"}
+
+
+async def test_tests_that_cannot_import_in_wasm_move_the_project_to_the_process_sandbox(tmp_path):
+    """A test module that starts a thread on import: the WASI guest has no threads.
+
+    ``auto`` ran the suite in wasm first; the process sandbox runs the module too, so the
+    project's tests stay there, and the baseline's note says why.
+    """
+    from coditect.sandbox.policy import SANDBOX_BACKENDS, PolicySandbox
+
+    for name in ("wasm", "process"):
+        if not SANDBOX_BACKENDS[name].available():
+            pytest.skip(f"needs the {name} sandbox: {SANDBOX_BACKENDS[name].install_hint}")
+    threaded = (
+        "import threading\n\nDONE = []\nworker = threading.Thread(target=DONE.append, args=(1,))\n"
+        "worker.start()\nworker.join()\n\n\ndef test_threaded():\n    assert DONE == [1]\n"
+    )
+    root = tree(tmp_path, {"tests/test_plain.py": PYTEST_TEST, "tests/test_threads.py": threaded})
+    policy = PolicySandbox("auto")
+    baseline = await record_baseline(root, policy, timeout_s=120)
+    assert baseline is not None and baseline.backend == "process"
+    assert baseline.outcomes == {
+        "tests.test_plain::test_x": "passed",
+        "tests.test_threads::test_threaded": "passed",
+    }
+    assert "run in the process sandbox: in the wasm sandbox 1 test module(s)" in baseline.note
+    later = await policy.run(SandboxRequest(argv=("python", "-c", "pass"), workdir=root))
+    assert later.backend == "process"
+    # a project whose tests import in wasm stays there
+    plain = tree(tmp_path / "plain", {"tests/test_plain.py": PYTEST_TEST})
+    kept = await record_baseline(plain, policy, timeout_s=120)
+    assert kept is not None and (kept.backend, kept.note) == ("wasm", "")
 
 
 async def test_no_tests_no_baseline(tmp_path):
