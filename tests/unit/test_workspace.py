@@ -100,3 +100,27 @@ def test_git_repo_without_commits_is_refused(tmp_path):
     git(tmp_path, "init", "-q")
     with pytest.raises(InputError, match="without any commit"):
         open_workspace(tmp_path)
+
+
+def test_generated_modules_git_ignores_are_copied_beside_the_committed_code(repo):
+    """A version file written at install time (setuptools-scm, hatch-vcs) that the package imports."""
+    proj = repo / "proj"
+    (proj / ".gitignore").write_text("pkg/_version.py\n.venv/\nbuild/\n*.log\n")
+    git(repo, "-c", "user.email=a@b", "-c", "user.name=A", "add", "-A")
+    git(repo, "-c", "user.email=a@b", "-c", "user.name=A", "commit", "-qm", "ignore")
+    (proj / "pkg" / "_version.py").write_text("__version__ = '1.2.3'\n")
+    for rel in (".venv/lib/site.py", "build/lib/pkg/mod.py", "run.log"):
+        (proj / rel).parent.mkdir(parents=True, exist_ok=True)
+        (proj / rel).write_text("ignored\n")
+    ws = open_workspace(proj)
+    assert (ws.path / "pkg" / "_version.py").read_text() == "__version__ = '1.2.3'\n"
+    for rel in (".venv/lib/site.py", "build/lib/pkg/mod.py", "run.log"):
+        assert not (ws.path / rel).exists()
+    assert ws.notes == [
+        "1 Python file(s) that git ignores were copied from the project as they are (generated "
+        "modules its code imports, such as a version file): pkg/_version.py"
+    ]
+    (ws.path / "pkg" / "mod.py").write_text("x = 2\n")
+    ws.commit(["pkg/mod.py"], branch="coditect/gen", message="change")
+    assert "_version.py" not in git(repo, "ls-tree", "-r", "--name-only", "coditect/gen")
+    ws.cleanup()

@@ -13,10 +13,12 @@ declares; this module does the same, without touching CODITECT's environment:
   only when these declare nothing (an application rather than a package), ``requirements.txt``
   and the requirements files at the root whose name says they are for tests (a package's
   ``requirements.txt`` is usually its developers' pinned tool chain: glom's pins tox);
-* :func:`missing_requirements` keeps those not installed here at all (a different version
-  installed here is left alone: replacing it could break the test runner itself), never
-  pytest, its plugins or what pytest itself imports (the runner stays CODITECT's), never
-  requirements given by URL, and evaluates environment markers;
+* :func:`missing_requirements` keeps the runtime requirements, and the test requirements that
+  the tests import (a test extra or group also names the tools that drive the tests: semver's
+  names tox), that are not installed here at all (a different version installed here is left
+  alone: replacing it could break the test runner itself); never pytest, its plugins or what
+  pytest itself imports (the runner stays CODITECT's), never requirements given by URL; it
+  evaluates environment markers;
 * :func:`install_requirements` installs them with pip into :data:`DEPS_DIR` inside the
   workspace (``.coditect/`` is never committed), **wheels only** (``--only-binary :all:``), so
   no code of the project or of its dependencies runs outside the sandbox while installing.
@@ -49,6 +51,7 @@ from packaging.utils import canonicalize_name
 
 __all__ = [
     "DEPS_DIR",
+    "Declared",
     "DepsInstall",
     "declared_requirements",
     "install_requirements",
@@ -67,82 +70,103 @@ _PIP_TIMEOUT_S = 300.0
 _FAILED: dict[tuple[str, ...], str] = {}
 
 
-def declared_requirements(files: Iterable[str], read: Callable[[str], str]) -> tuple[str, ...]:
-    """The requirement strings the project declares for running and testing it (in order)."""
+@dataclass(frozen=True)
+class Declared:
+    """What a project declares: to run it, and (extras, dependency groups) to test it."""
+
+    runtime: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+
+
+def declared_requirements(files: Iterable[str], read: Callable[[str], str]) -> Declared:
+    """The requirement strings the project declares for running and for testing it (in order)."""
     names = set(files)
-    found: list[str] = []
-    if "pyproject.toml" in names:
-        found += _pyproject(read("pyproject.toml"))
-    if "setup.cfg" in names:
-        found += _setup_cfg(read("setup.cfg"))
+    runtime: list[str] = []
+    tests: list[str] = []
+    for name, parse in (("pyproject.toml", _pyproject), ("setup.cfg", _setup_cfg)):
+        if name in names:
+            run, test = parse(read(name))
+            runtime += run
+            tests += test
     if "setup.py" in names:
-        found += _setup_py(read("setup.py"))
-    if not found:  # no packaging metadata: the requirements files say what it needs
+        run, test = _setup_py(read("setup.py"))
+        runtime += run
+        tests += test
+    if not runtime and not tests:  # no packaging metadata: the requirements files say it
         for path in sorted(names):
             if _test_requirements_file(path):
-                found += _requirements_txt(read(path))
-    return tuple(dict.fromkeys(r.strip() for r in found if r.strip()))
+                runtime += _requirements_txt(read(path))
+    return Declared(_unique(runtime), _unique(tests))
 
 
-def _pyproject(text: str) -> list[str]:
+def _unique(reqs: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.strip() for r in reqs if r.strip()))
+
+
+def _pyproject(text: str) -> tuple[list[str], list[str]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
-        return []
+        return [], []
     project = data.get("project")
-    out: list[str] = []
+    runtime: list[str] = []
+    tests: list[str] = []
     if isinstance(project, dict):
-        out += _strings(project.get("dependencies"))
+        runtime += _strings(project.get("dependencies"))
         extras = project.get("optional-dependencies")
         if isinstance(extras, dict):
-            out += [r for k, v in extras.items() if k in _TEST_EXTRAS for r in _strings(v)]
+            tests += [r for k, v in extras.items() if k in _TEST_EXTRAS for r in _strings(v)]
     groups = data.get("dependency-groups")
     if isinstance(groups, dict):  # PEP 735; an {include-group = ...} entry is not a string
-        out += [r for k, v in groups.items() if k in _TEST_EXTRAS for r in _strings(v)]
-    return out
+        tests += [r for k, v in groups.items() if k in _TEST_EXTRAS for r in _strings(v)]
+    return runtime, tests
 
 
 def _strings(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _setup_cfg(text: str) -> list[str]:
+def _setup_cfg(text: str) -> tuple[list[str], list[str]]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)
     except configparser.Error:
-        return []
-    out: list[str] = []
+        return [], []
+    runtime: list[str] = []
+    tests: list[str] = []
     if parser.has_option("options", "install_requires"):
-        out += _lines(parser.get("options", "install_requires"))
+        runtime += _lines(parser.get("options", "install_requires"))
     if parser.has_section("options.extras_require"):
         for key, value in parser.items("options.extras_require"):
             if key in _TEST_EXTRAS:
-                out += _lines(value)
-    return out
+                tests += _lines(value)
+    return runtime, tests
 
 
 def _lines(value: str) -> list[str]:
     return [line.split("#", 1)[0].strip() for line in value.splitlines()]
 
 
-def _setup_py(text: str) -> list[str]:
-    """``install_requires``, ``tests_require`` and test extras of a literal ``setup(...)`` call."""
+def _setup_py(text: str) -> tuple[list[str], list[str]]:
+    """``install_requires``, and ``tests_require`` and test extras, of a literal ``setup(...)``."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return []
-    out: list[str] = []
+        return [], []
+    runtime: list[str] = []
+    tests: list[str] = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"):
             continue
         for kw in node.keywords:
             value = _literal(kw.value)
-            if kw.arg in ("install_requires", "tests_require"):
-                out += _strings(value)
+            if kw.arg == "install_requires":
+                runtime += _strings(value)
+            elif kw.arg == "tests_require":
+                tests += _strings(value)
             elif kw.arg == "extras_require" and isinstance(value, dict):
-                out += [r for k, v in value.items() if k in _TEST_EXTRAS for r in _strings(v)]
-    return out
+                tests += [r for k, v in value.items() if k in _TEST_EXTRAS for r in _strings(v)]
+    return runtime, tests
 
 
 def _literal(node: ast.expr) -> object:
@@ -183,21 +207,32 @@ def _installed(name: str) -> bool:
 
 
 def missing_requirements(
-    requirements: Iterable[str],
+    declared: Declared,
     *,
+    imported: Iterable[str] = (),
     project: str = "",
     installed: Callable[[str], bool] = _installed,
 ) -> tuple[str, ...]:
-    """The requirements of ``requirements`` that are not installed here (see the module docs).
+    """The declared requirements to install here (see the module docs).
+
+    Every runtime requirement that is not installed; a test requirement only when the tests
+    import it (``imported``): a test extra or group also lists the tools that drive the tests
+    (semver's names tox, which would bring its own ``packaging`` and ``platformdirs``).
 
     Args:
-        requirements: Requirement strings (PEP 508).
+        declared: What the project declares.
+        imported: Top-level module names the project's tests import.
         project: The project's own distribution name (a test extra often names it).
         installed: Whether a distribution is installed here (default: in this interpreter).
     """
+    modules = {canonicalize_name(m) for m in imported}
+    wanted = [
+        *declared.runtime,
+        *(r for r in declared.tests if _import_name(r) & modules),
+    ]
     own = canonicalize_name(project) if project else ""
     out: list[str] = []
-    for text in requirements:
+    for text in wanted:
         try:
             req = Requirement(text)
         except InvalidRequirement:
@@ -213,6 +248,15 @@ def missing_requirements(
         if not installed(req.name):
             out.append(str(req))
     return tuple(dict.fromkeys(out))
+
+
+def _import_name(text: str) -> set[str]:
+    """The module names a requirement is likely imported as: its name, without ``python-``."""
+    try:
+        name = canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return set()
+    return {name, name.removeprefix("python-"), name.removeprefix("py")}
 
 
 def project_name(files: Iterable[str], read: Callable[[str], str]) -> str:

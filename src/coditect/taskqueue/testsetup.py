@@ -375,10 +375,19 @@ def detect(
         blocked_plugins=_blocked(files, read, installed_plugins() if plugins is None else plugins),
         missing_requirements=missing_requirements(
             declared_requirements(files, read),
+            imported=test_imports | _conftest_imports(files, read),
             project=project_name(files, read),
             **({"installed": installed} if installed is not None else {}),
         ),
     )
+
+
+def _conftest_imports(files: set[str], read: Callable[[str], str]) -> set[str]:
+    out: set[str] = set()
+    for path in files:
+        if PurePosixPath(path).name == "conftest.py":
+            out |= _imported_roots(read(path))
+    return out
 
 
 def _test_dirs(test_files: Sequence[str]) -> tuple[str, ...]:
@@ -474,19 +483,21 @@ async def record_baseline(
     if not setup.testpaths:
         return None
     argv = setup.command(junit=_BASELINE_JUNIT)
-    baseline = await _suite_run(workspace, sandbox, argv, timeout_s)
-    if (
-        baseline is not None
-        and _unimportable(baseline)
-        and sandbox.avoid(workspace, baseline.backend)
-    ):
-        other = await _suite_run(workspace, sandbox, argv, timeout_s)
-        if other is not None and _passed(other) > _passed(baseline):
+    first = await _suite_run(workspace, sandbox, argv, timeout_s)
+    baseline = first.baseline
+    poor = baseline is None or bool(_unimportable(baseline))
+    if poor and not first.timed_out and first.backend and sandbox.avoid(workspace, first.backend):
+        other = (await _suite_run(workspace, sandbox, argv, timeout_s)).baseline
+        if other is not None and (baseline is None or _passed(other) > _passed(baseline)):
+            there = (
+                "the suite did not run"
+                if baseline is None
+                else f"{len(_unimportable(baseline))} test module(s) could not be imported "
+                f"({_passed(baseline)} tests passed there, {_passed(other)} here)"
+            )
             note = (
                 f"the project's tests run in the {other.backend} sandbox: in the "
-                f"{baseline.backend} sandbox {len(_unimportable(baseline))} test module(s) "
-                f"could not be imported ({_passed(baseline)} tests passed there, "
-                f"{_passed(other)} here)"
+                f"{first.backend} sandbox {there}"
             )
             baseline = dataclasses.replace(other, note=note)
         else:
@@ -497,9 +508,16 @@ async def record_baseline(
     return baseline
 
 
+@dataclass(frozen=True)
+class _SuiteRun:
+    baseline: Baseline | None  # None: no report (the run failed before writing one)
+    backend: str = ""  # "" when the sandbox could not run the command at all
+    timed_out: bool = False
+
+
 async def _suite_run(
     workspace: Path, sandbox: Sandbox, argv: tuple[str, ...], timeout_s: float
-) -> Baseline | None:
+) -> _SuiteRun:
     junit = workspace / _BASELINE_JUNIT
     junit.parent.mkdir(parents=True, exist_ok=True)
     junit.unlink(missing_ok=True)
@@ -507,18 +525,19 @@ async def _suite_run(
     try:
         result = await sandbox.run(SandboxRequest(argv=argv, workdir=workspace, limits=limits))
     except CoditectError:  # a sandbox that cannot run now fails the Tester later, with its reason
-        return None
+        return _SuiteRun(None)
     if result.timed_out or not junit.is_file():
-        return None
+        return _SuiteRun(None, result.backend, result.timed_out)
     try:
         outcomes = parse_outcomes(junit.read_text(encoding="utf-8", errors="replace"))
     except ValueError:
-        return None
+        return _SuiteRun(None, result.backend)
     finally:
         junit.unlink(missing_ok=True)
-    return Baseline(
+    baseline = Baseline(
         outcomes=outcomes, duration_s=result.duration_s, command=argv, backend=result.backend
     )
+    return _SuiteRun(baseline, result.backend)
 
 
 def _unimportable(baseline: Baseline) -> list[str]:

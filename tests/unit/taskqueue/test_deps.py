@@ -8,6 +8,7 @@ from coditect.sandbox.base import Sandbox
 from coditect.taskqueue import deps
 from coditect.taskqueue.deps import (
     DEPS_DIR,
+    Declared,
     DepsInstall,
     declared_requirements,
     install_requirements,
@@ -17,8 +18,9 @@ from coditect.taskqueue.deps import (
 from coditect.taskqueue.testsetup import detect, install_missing_dependencies, record_baseline
 
 
-def declared(files: dict[str, str]) -> tuple[str, ...]:
-    return declared_requirements(files, files.__getitem__)
+def declared(files: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    found = declared_requirements(files, files.__getitem__)
+    return found.runtime, found.tests
 
 
 def test_pyproject_dependencies_test_extras_and_groups():
@@ -34,9 +36,9 @@ test = ["hypothesis", {include-group = "lint"}]
 lint = ["ruff"]
 """
     files = {"pyproject.toml": pyproject}
-    assert declared(files) == ("attrs>=20", "face", "freezegun", "hypothesis")
+    assert declared(files) == (("attrs>=20", "face"), ("freezegun", "hypothesis"))
     assert project_name(files, files.__getitem__) == "thing"
-    assert declared({"pyproject.toml": "[project\nbroken"}) == ()
+    assert declared({"pyproject.toml": "[project\nbroken"}) == ((), ())
 
 
 def test_setup_cfg_setup_py_and_requirements_files():
@@ -49,15 +51,11 @@ def test_setup_cfg_setup_py_and_requirements_files():
         "requirements.txt": "tox==4.8.0\n",  # the developers' tools: the metadata says enough
     }
     assert declared(files) == (
-        "boltons>=19",
-        "attrs",
-        "pytest-mock",
-        "face>=20.1",
-        "mock",
-        "freezegun",
+        ("boltons>=19", "attrs", "face>=20.1"),
+        ("pytest-mock", "mock", "freezegun"),
     )
     assert project_name(files, files.__getitem__) == "old"
-    assert declared({"setup.py": "setup(install_requires=compute())\n"}) == ()
+    assert declared({"setup.py": "setup(install_requires=compute())\n"}) == ((), ())
     application = {
         "requirements.txt": "-r base.txt\nrequests==2.31 \\\n    --hash=sha256:abc\n"
         "git+https://example.org/x.git\n# only a comment\n",
@@ -65,7 +63,7 @@ def test_setup_cfg_setup_py_and_requirements_files():
         "requirements/docs.txt": "sphinx\n",
         "docs/requirements.txt": "furo\n",
     }
-    assert declared(application) == ("pytest", "responses", "requests==2.31")
+    assert declared(application) == (("pytest", "responses", "requests==2.31"), ())
 
 
 def test_only_what_is_not_installed_here_is_missing():
@@ -74,7 +72,7 @@ def test_only_what_is_not_installed_here_is_missing():
     def installed(name: str) -> bool:
         return name in here
 
-    reqs = [
+    runtime = (
         "attrs>=99",  # installed in another version: left alone
         "face>=20",
         "pytest>=9",  # the runner is CODITECT's
@@ -86,8 +84,15 @@ def test_only_what_is_not_installed_here_is_missing():
         "pkg @ https://example.org/pkg.whl",  # never fetched by URL
         "not a requirement!",
         "face>=20",
-    ]
-    assert missing_requirements(reqs, project="Thing", installed=installed) == ("face>=20",)
+    )
+    tests = ("tox<5", "freezegun", "PyYAML", "python-dateutil")  # tox drives the tests
+    declared = Declared(runtime, tests)
+    imported = {"freezegun", "yaml", "dateutil", "pytest", "thing"}
+    missing = missing_requirements(
+        declared, imported=imported, project="Thing", installed=installed
+    )
+    assert missing == ("face>=20", "freezegun", "PyYAML", "python-dateutil")
+    assert missing_requirements(declared, project="Thing", installed=installed) == ("face>=20",)
 
 
 def test_the_command_puts_the_installed_dependencies_on_the_path():

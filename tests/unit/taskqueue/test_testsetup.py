@@ -253,6 +253,13 @@ async def test_tests_that_cannot_import_in_wasm_move_the_project_to_the_process_
     plain = tree(tmp_path / "plain", {"tests/test_plain.py": PYTEST_TEST})
     kept = await record_baseline(plain, policy, timeout_s=120)
     assert kept is not None and (kept.backend, kept.note) == ("wasm", "")
+    # a conftest that cannot load in wasm: there, the suite does not run at all
+    conftest = "import threading\n\nthreading.Thread(target=print).start()\n"
+    files = {"tests/test_plain.py": PYTEST_TEST, "tests/conftest.py": conftest}
+    moved = await record_baseline(tree(tmp_path / "conf", files), policy, timeout_s=120)
+    assert moved is not None and moved.backend == "process"
+    assert moved.outcomes == {"tests.test_plain::test_x": "passed"}
+    assert moved.note.endswith("in the wasm sandbox the suite did not run")
 
 
 async def test_no_tests_no_baseline(tmp_path):
