@@ -1,4 +1,7 @@
-"""Suite-wide fixtures: every test gets its own CODITECT home, and no test reaches a paid LLM."""
+"""Suite-wide fixtures: every test gets its own CODITECT home, and no test reaches a paid LLM.
+
+``sandbox`` runs a test once on every sandbox backend available on this machine.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,28 @@ import pytest
 
 import coditect.api  # noqa: F401  (turns gRPC fork support off before any channel exists)
 from coditect.llm.guard import override_allow_model_requests
+from coditect.sandbox.base import Sandbox
+from coditect.sandbox.policy import SANDBOX_BACKENDS
 
 # Session fixtures nats_url, redis_url, redis_cluster_nodes: servers of our own on free ports.
 pytest_plugins = ["infra.servers", "infra.pg", "infra.s3", "infra.otel"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "calculator"
+
+_sandboxes: dict[str, Sandbox] = {}
+
+
+@pytest.fixture(params=sorted(SANDBOX_BACKENDS))
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    """Each registered backend in turn (one instance per process); skipped where unavailable."""
+    name = request.param
+    spec = SANDBOX_BACKENDS[name]
+    if not spec.available():
+        pytest.skip(f"{name} sandbox unavailable here: {spec.install_hint}")
+    if name not in _sandboxes:
+        _sandboxes[name] = spec.factory()
+    return _sandboxes[name]
 
 
 @pytest.fixture(autouse=True)

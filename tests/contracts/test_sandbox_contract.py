@@ -13,20 +13,6 @@ import pytest
 
 from coditect.errors import SandboxError
 from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest
-from coditect.sandbox.policy import SANDBOX_BACKENDS
-
-_instances: dict[str, Sandbox] = {}
-
-
-@pytest.fixture(params=sorted(SANDBOX_BACKENDS))
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    name = request.param
-    spec = SANDBOX_BACKENDS[name]
-    if not spec.available():
-        pytest.skip(f"{name} sandbox unavailable here: {spec.install_hint}")
-    if name not in _instances:
-        _instances[name] = spec.factory()
-    return _instances[name]
 
 
 def _req(workdir: Path, *argv: str, **limits: float) -> SandboxRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -121,18 +122,21 @@ def test_signal_outcomes() -> None:
     assert (timeout.killed_by, timeout.timed_out) == ("timeout", True)
 
 
-async def test_cancelling_the_run_kills_the_command(tmp_path: Path) -> None:
-    import asyncio
-
-    script = "echo $$ > pid; sleep 60 & echo $! > bg.pid; wait"
-    task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
+async def _cancel_once_started(task: asyncio.Future[object], pidfile: Path) -> None:
+    """Cancel ``task`` once its command has written ``pidfile``; the cancellation propagates."""
     for _ in range(1000):
-        if (tmp_path / "bg.pid").exists() and (tmp_path / "bg.pid").read_text().strip():
+        if pidfile.exists() and pidfile.read_text().strip():
             break
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_cancelling_the_run_kills_the_command(tmp_path: Path) -> None:
+    script = "echo $$ > pid; sleep 60 & echo $! > bg.pid; wait"
+    task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
+    await _cancel_once_started(task, tmp_path / "bg.pid")
     assert _dies(int((tmp_path / "bg.pid").read_text()))
 
 
@@ -140,8 +144,6 @@ async def test_a_run_cancelled_while_its_command_starts_kills_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The spawn returns late (a busy machine): the cancelled run must still kill what it started."""
-    import asyncio
-
     from coditect.sandbox import subprocess as backend
 
     real = backend.default_spawner()
@@ -155,13 +157,7 @@ async def test_a_run_cancelled_while_its_command_starts_kills_the_command(
     monkeypatch.setattr(backend, "default_spawner", lambda: SlowToReturn())
     script = "sleep 60 & echo $! > bg.pid; wait"
     task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
-    for _ in range(1000):
-        if (tmp_path / "bg.pid").exists() and (tmp_path / "bg.pid").read_text().strip():
-            break
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _cancel_once_started(task, tmp_path / "bg.pid")
     await asyncio.sleep(1.5)  # the spawn thread returns; the command is killed then
     assert _dies(int((tmp_path / "bg.pid").read_text()))
 
