@@ -108,7 +108,7 @@ async def _one(spec: str, root: Path) -> dict[str, object]:
         "failed": outcomes.count("failed"),
         "errors": outcomes.count("error"),
         "backend": getattr(baseline, "backend", ""),
-        "installed": list(installed.requirements) if installed and installed.installed else [],
+        "installed": list(installed.installed) if installed is not None else [],
         "notes": [n for n in notes if n],
         "seconds": round(time.monotonic() - started, 1),
     }

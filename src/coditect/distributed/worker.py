@@ -404,7 +404,7 @@ class Worker:
             await asyncio.sleep(self.settings.task_delay_s)
         path, base = await self.repos.checkout(body.repo, body.mission_id, body.branch)
         installed = await install_missing_dependencies(path)  # once per clone (kept by clean)
-        if installed.error:
+        if installed.failed and not installed.reused:
             _log.warning("task %s/%s: %s", body.mission_id, task.id, installed.note())
         outcome = await self.step.run(body.order, path, emit=self._publish)
         metrics.count_violations(v.kind for v in outcome.violations)

@@ -24,8 +24,9 @@ declares; this module does the same, without touching CODITECT's environment:
   no code of the project or of its dependencies runs outside the sandbox while installing.
   The sandbox sees the directory because it is inside the project; the test command puts it
   on ``sys.path`` (``-o pythonpath=...``, :mod:`coditect.taskqueue.testsetup`). pip needs the
-  package index; offline, or for a dependency without a wheel, the install fails, the reason
-  is returned for the mission's report, and the tests run as they can.
+  package index; offline, or for a dependency without a wheel, that one fails (the others are
+  installed one by one when installing them together fails), the reason is returned for the
+  mission's report, and the tests run as they can.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ import asyncio
 import configparser
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
 import sys
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 
@@ -61,13 +63,13 @@ __all__ = [
 
 #: Where the missing dependencies are installed, relative to the workspace.
 DEPS_DIR = ".coditect/deps"
-_STAMP = ".coditect-requirements"
+_STAMP = ".coditect-requirements.json"
 _TEST_EXTRAS = frozenset({"test", "tests", "testing"})
 # What runs the tests is CODITECT's: pytest and what pytest itself imports are never shadowed.
 _RUNNER = frozenset({"pytest", "pluggy", "iniconfig", "packaging", "pygments", "colorama"})
 _PIP_TIMEOUT_S = 300.0
 # Requirement sets pip could not install in this process, and why.
-_FAILED: dict[tuple[str, ...], str] = {}
+_FAILED: dict[tuple[str, ...], DepsInstall] = {}
 
 
 @dataclass(frozen=True)
@@ -286,26 +288,40 @@ class DepsInstall:
 
     Attributes:
         requirements: The requirements it was asked to install.
-        installed: True when they are in :data:`DEPS_DIR` (now, or from an earlier install).
-        reused: They were already installed there (nothing was run).
-        error: Why the install failed ("" when it did not).
+        failed: Those that could not be installed (offline, or no wheel for this interpreter).
+        reused: They were already in :data:`DEPS_DIR` from an earlier install (nothing ran).
+        error: Why the first of ``failed`` failed, from pip's output ("" when none did).
     """
 
     requirements: tuple[str, ...]
-    installed: bool
+    failed: tuple[str, ...] = ()
     reused: bool = False
     error: str = ""
 
+    @property
+    def installed(self) -> tuple[str, ...]:
+        """The requirements that are in :data:`DEPS_DIR`."""
+        return tuple(r for r in self.requirements if r not in self.failed)
+
     def note(self) -> str:
         """One line for the mission's report ("" when there was nothing to install)."""
-        if not self.requirements:
-            return ""
-        what = ", ".join(self.requirements)
+        parts = []
         if self.installed:
-            return f"the project's dependencies missing here were installed for its tests: {what}"
-        return (
-            f"the project's dependencies {what} are not installed here and could not be "
-            f"installed ({self.error}); tests that import them cannot run"
+            parts.append(
+                "the project's dependencies missing here were installed for its tests: "
+                + ", ".join(self.installed)
+            )
+        if self.failed:
+            parts.append(
+                f"the project's dependencies {', '.join(self.failed)} are not installed here "
+                f"and could not be installed ({self.error}); tests that import them cannot run"
+            )
+        return "; ".join(parts)
+
+    def to_json(self) -> str:
+        """The result as a JSON document (kept beside the installed files)."""
+        return json.dumps(
+            {"requirements": self.requirements, "failed": self.failed, "error": self.error}
         )
 
 
@@ -314,24 +330,50 @@ async def install_requirements(
 ) -> DepsInstall:
     """Install ``requirements`` (wheels only) into ``workspace / DEPS_DIR`` with pip.
 
-    Idempotent: a directory already holding exactly these requirements is kept. The install
-    goes to a temporary directory first, so a failed one leaves no half-filled directory.
-    Never raises for a failed install: the reason is in the result.
+    All at once first; when that fails, one by one, so that one dependency without a wheel
+    does not keep the others out. Idempotent: a directory that already holds the result for
+    exactly these requirements is kept. The install goes to a temporary directory first, so a
+    failed one leaves no half-filled directory. Never raises for a failed install: the result
+    says which failed and why.
     """
     wanted = tuple(sorted(set(requirements)))
     if not wanted:
-        return DepsInstall((), installed=True)
+        return DepsInstall(())
     target = workspace / DEPS_DIR
-    stamp = "\n".join(wanted)
-    digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     stamp_file = target / _STAMP
-    if stamp_file.is_file() and stamp_file.read_text(encoding="utf-8") == stamp:
-        return DepsInstall(wanted, installed=True, reused=True)
+    earlier = _read_stamp(stamp_file)
+    if earlier is not None and earlier.requirements == wanted:
+        return replace(earlier, reused=True)
     if wanted in _FAILED:  # offline, or no wheel: asking pip again gives the same answer
-        return DepsInstall(wanted, installed=False, error=_FAILED[wanted])
+        return _FAILED[wanted]
+    digest = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
     staging = workspace / f"{DEPS_DIR}.{digest}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    argv = [
+    failed: list[str] = []
+    first_error = await _run_pip(_pip_argv(staging, wanted), timeout_s)
+    error = ""
+    if first_error:
+        for req in wanted if len(wanted) > 1 else ():
+            why = await _run_pip(_pip_argv(staging, (req,)), timeout_s)
+            if why:
+                failed.append(req)
+                error = error or why
+        failed = failed if len(wanted) > 1 else list(wanted)
+        error = (error or first_error) if failed else ""
+    result = DepsInstall(wanted, failed=tuple(failed), error=error)
+    if not result.installed:
+        shutil.rmtree(staging, ignore_errors=True)
+        _FAILED[wanted] = result
+        return result
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / _STAMP).write_text(result.to_json(), encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return result
+
+
+def _pip_argv(target: Path, requirements: Iterable[str]) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "pip",
@@ -346,18 +388,21 @@ async def install_requirements(
         "--timeout",
         "15",
         "--target",
-        str(staging),
-        *wanted,
+        str(target),
+        *requirements,
     ]
-    error = await _run_pip(argv, timeout_s)
-    if error:
-        shutil.rmtree(staging, ignore_errors=True)
-        _FAILED[wanted] = error
-        return DepsInstall(wanted, installed=False, error=error)
-    (staging / _STAMP).write_text(stamp, encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return DepsInstall(wanted, installed=True)
+
+
+def _read_stamp(path: Path) -> DepsInstall | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return DepsInstall(
+            tuple(str(r) for r in data["requirements"]),
+            failed=tuple(str(r) for r in data.get("failed", ())),
+            error=str(data.get("error", "")),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def _run_pip(argv: list[str], timeout_s: float) -> str:

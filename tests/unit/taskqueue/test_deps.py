@@ -113,21 +113,35 @@ def test_the_command_puts_the_installed_dependencies_on_the_path():
 
 
 def test_the_report_note_says_what_was_installed_or_why_not():
-    assert DepsInstall((), installed=True).note() == ""
-    assert "installed for its tests: face" in DepsInstall(("face",), installed=True).note()
-    failed = DepsInstall(("face",), installed=False, error="no network").note()
-    assert "could not be installed (no network)" in failed
+    assert DepsInstall(()).note() == ""
+    assert DepsInstall(("face",)).note() == (
+        "the project's dependencies missing here were installed for its tests: face"
+    )
+    both = DepsInstall(("face", "old"), failed=("old",), error="no wheel").note()
+    assert both == (
+        "the project's dependencies missing here were installed for its tests: face; "
+        "the project's dependencies old are not installed here and could not be installed "
+        "(no wheel); tests that import them cannot run"
+    )
 
 
 async def test_a_failed_install_leaves_nothing_and_is_not_retried(tmp_path: Path):
     bad = ("coditect-no-such-distribution-xyz==0.0.1",)
     first = await install_requirements(tmp_path, bad, timeout_s=120)
-    assert not first.installed and first.error
+    assert first.failed == bad and first.installed == () and first.error
     assert not (tmp_path / DEPS_DIR).exists()
     assert list((tmp_path / ".coditect").glob("*.tmp")) == []
-    assert deps._FAILED[bad] == first.error
-    again = await install_requirements(tmp_path, bad)
-    assert again.error == first.error
+    assert deps._FAILED[bad] == first
+    assert await install_requirements(tmp_path, bad) == first
+
+
+async def test_one_dependency_without_a_wheel_does_not_keep_the_others_out(tmp_path: Path):
+    wanted = ("coditect-no-such-distribution-xyz==0.0.1", "six>=1.10")
+    done = await install_requirements(tmp_path, wanted, timeout_s=240)
+    assert done.installed == ("six>=1.10",) and done.failed == wanted[:1] and done.error
+    assert (tmp_path / DEPS_DIR / "six.py").is_file()
+    again = await install_requirements(tmp_path, reversed(wanted))
+    assert again.reused and again.failed == done.failed and again.error == done.error
 
 
 async def test_a_project_whose_tests_import_a_missing_dependency_runs_them(
@@ -148,7 +162,7 @@ async def test_a_project_whose_tests_import_a_missing_dependency_runs_them(
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     done = await install_missing_dependencies(tmp_path)
-    assert done.installed and done.requirements == ("six>=1.10",), done.error
+    assert done.installed == ("six>=1.10",) and not done.failed, done.error
     assert (tmp_path / DEPS_DIR / "six.py").is_file()
     again = await install_missing_dependencies(tmp_path)
     assert again.reused
