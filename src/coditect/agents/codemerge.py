@@ -97,6 +97,18 @@ def _is_constant_assign(node: ast.stmt) -> str | None:
     return None
 
 
+def _flush_left(code: str) -> str:
+    """``code`` without the indentation all its lines share.
+
+    Asked to change a method of a class shown in an excerpt, a model often answers with the
+    method as it stands in the class, indented (semver's ``Version.bump_minor``: three answers
+    in a row were rejected with "unexpected indent (line 1)"). At the left margin it is a
+    top-level ``def m(self, ...)``, which is merged into its class.
+    """
+    first = next((line for line in code.splitlines() if line.strip()), "")
+    return textwrap.dedent(code) if first[:1].isspace() else code
+
+
 def _parse_snippet(code: str, self_module: str) -> _Snippet:
     try:
         tree = ast.parse(code)
@@ -157,6 +169,7 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     Raises:
         MergeError: The answer does not parse, defines nothing, or the original does not parse.
     """
+    answer_code = _flush_left(answer_code)
     if original is None or not original.strip():
         return _new_file(_parse_snippet(answer_code, self_module))
     try:

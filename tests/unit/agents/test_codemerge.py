@@ -327,3 +327,21 @@ def test_a_def_taking_self_is_the_method_even_when_a_function_has_its_name_too()
     # the function's own answer (no self) still replaces the function
     plain = merge_source(original, "def parse(format, string):\n    return 1\n")
     assert plain.replaced == ("parse",)
+
+
+def test_a_method_answered_with_its_class_indentation_is_merged_into_the_class():
+    # semver 3.2.0: Version.bump_minor asked for; the answer is the method as it stands
+    original = (
+        "class Version:\n    def __init__(self, major, minor=0, patch=0):\n"
+        "        self.major, self.minor, self.patch = major, minor, patch\n\n"
+        "    def bump_minor(self):\n        return Version(self.major, self.minor + 1, self.patch)\n"
+    )
+    answer = extract_code(
+        "```python\n    def bump_minor(self):\n"
+        "        return Version(self.major, self.minor + 1)\n```\n"
+    )
+    result = merge_source(original, answer)
+    assert result.replaced == ("Version.bump_minor",)
+    assert result.source == original.replace("self.minor + 1, self.patch)", "self.minor + 1)")
+    with pytest.raises(MergeError, match="does not parse"):  # mixed indentation stays an error
+        merge_source(original, "    def f(self):\n  return 1\n")
