@@ -323,6 +323,25 @@ async def test_failing_tests_get_a_repair_round(engine: Engine, calculator_repo:
     assert [c[0] for c in m.calls()] == ["plan", "t2", "t3", "repair1"]
 
 
+async def test_a_test_failing_before_the_change_is_not_blamed_on_it(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    # The project's own suite, recorded before any edit (in one process before the plan, in the
+    # distributed mode by the worker of the first task), excuses a test that was failing already.
+    (calculator_repo / "tests" / "test_known_bug.py").write_text(
+        "import calculator\n\n\ndef test_known_bug():\n    assert calculator is None\n"
+    )
+    git(calculator_repo, "add", "-A")
+    git(calculator_repo, "commit", "-qm", "a known failing test")
+    await engine.start(scripted(), max_repairs=0)
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert m.tasks() == [(t, "complete", "", False) for t in ("t1", "t2", "t3", "t4")]
+    assert "tests/test_known_bug.py" not in r.changed_files
+    assert not any(f.startswith(".coditect/") for f in r.changed_files)
+
+
 async def test_a_failed_task_blocks_its_dependents(engine: Engine, calculator_repo: Path) -> None:
     await engine.start(scripted(code="```python\ndef fibonacci(n:\n```"))
     m = await engine.run(calculator_repo)

@@ -42,8 +42,9 @@ _POSITION = re.compile(r"(?<=[\[-])([A-Za-z_]+)\d+(?=[-\]])")
 class Baseline:
     """Each test's outcome before any edit, and how long the whole suite took.
 
-    ``backend`` is the sandbox backend that ran it; ``note`` says why, when the project's tests
-    were moved to another backend than the first choice (``""`` otherwise).
+    ``backend`` is the sandbox backend that ran it; when the project's tests were moved to it
+    from the first choice, ``avoided`` is that first choice and ``note`` says why (both ``""``
+    otherwise).
     """
 
     outcomes: Mapping[str, str] = field(default_factory=dict)
@@ -51,6 +52,7 @@ class Baseline:
     command: tuple[str, ...] = ()
     backend: str = ""
     note: str = ""
+    avoided: str = ""
 
     @property
     def failing(self) -> frozenset[str]:
@@ -66,6 +68,7 @@ class Baseline:
                 "command": list(self.command),
                 "backend": self.backend,
                 "note": self.note,
+                "avoided": self.avoided,
             },
             indent=1,
         )
@@ -86,6 +89,7 @@ class Baseline:
                 command=tuple(str(a) for a in data.get("command", ())),
                 backend=str(data.get("backend", "")),
                 note=str(data.get("note", "")),
+                avoided=str(data.get("avoided", "")),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a baseline document: {exc}") from exc

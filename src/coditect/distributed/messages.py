@@ -30,6 +30,8 @@ class TaskBody(BaseModel):
         repo: A git URL or path the worker can clone from and push to.
         branch: The mission branch; the worker starts from its head and pushes onto it.
         order: The task step's input, as the coordinator made it (the same in one process).
+        base: The commit the mission branch started from (the project's tests are recorded
+            there before any edit); ``""`` from an orchestrator that did not send it.
     """
 
     model_config = _FROZEN
@@ -38,6 +40,7 @@ class TaskBody(BaseModel):
     branch: str
     order: TaskOrder
     attempt: int = 1
+    base: str = ""
 
     @property
     def mission_id(self) -> str:

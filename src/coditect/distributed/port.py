@@ -145,7 +145,7 @@ class DistributedPort(TaskPort):
                 if not await self._settle_from(waiter, view):
                     self._start_backstop(waiter)
                 return
-        body = TaskBody(repo=b.repo, branch=b.branch, order=order)
+        body = TaskBody(repo=b.repo, branch=b.branch, order=order, base=b.base)
         await self.retrying(lambda: self.tasks.enqueue(mid, order.task, body.model_dump_json(), 1))
         self._start_backstop(waiter)
 

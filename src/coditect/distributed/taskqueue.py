@@ -38,6 +38,7 @@ from coditect.telemetry import metrics, tracing
 
 __all__ = [
     "APPLIED",
+    "BASELINE",
     "CANCEL",
     "CHECKPOINT",
     "RESULTS",
@@ -55,8 +56,10 @@ RESULTS = "results"
 CANCEL = "cancel"
 #: ...the orchestrator's checkpoint...
 CHECKPOINT = "checkpoint"
-#: ...and the changes workers pushed (task id -> WorkerOutcome JSON), so each is applied once.
+#: ...the changes workers pushed (task id -> WorkerOutcome JSON), so each is applied once...
 APPLIED = "applied"
+#: ...and the project's tests at the mission's base commit (a Baseline's JSON; "": none ran).
+BASELINE = "baseline"
 
 
 def _step_error(outcome_json: str) -> str | None:

@@ -23,6 +23,11 @@ whose change is already recorded is reported again instead of applied again. A p
 commit landed but whose record did not (a crash in between) is recognised by the commit's
 ``Coditect-Task`` trailer on the branch head.
 
+Before a mission's first task the worker runs the project's own tests at the mission's base
+commit, as one process does before planning, and keeps the outcomes in the mission's
+``baseline`` value: every task on every worker then has the same baseline in its clone, so a
+test that was failing before the mission is not blamed on its change.
+
 The applied hash and the push lock's fence counter expire ``state_retention_s`` after their
 last write (as the task queue's keys of the mission do).
 """
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from coditect.bus.base import EventBus, Lease, WorkQueue
+from coditect.distributed.baselines import MissionBaselines
 from coditect.distributed.messages import TaskBody, WorkerOutcome
 from coditect.distributed.repos import GitError, RepoCache, git, task_trailer
 from coditect.distributed.taskqueue import APPLIED, CANCEL
@@ -115,6 +121,7 @@ class WorkerSettings:
         poll_s: How long one fetch waits for a task.
         push_lock_ttl_s: TTL of the per-mission push lock.
         task_delay_s: Sleep before each task (fault-injection tests only).
+        test_timeout_s: Wall-clock limit of the project's suite run at the mission's base.
         cancel_poll_s: How often a running task's mission is checked for a cancel.
         state_retention_s: The mission's applied hash and push-lock fence expire this long
             after their last write.
@@ -127,6 +134,7 @@ class WorkerSettings:
     poll_s: float = 0.5
     push_lock_ttl_s: float = 60.0
     task_delay_s: float = 0.0
+    test_timeout_s: float = 120.0
     cancel_poll_s: float = 0.5
     state_retention_s: float = DEFAULT_STATE_RETENTION_S
     connect_wait_s: float = 10.0
@@ -162,6 +170,9 @@ class Worker:
         self.locks = locks
         self.events = events
         self.repos = RepoCache(settings.cache_dir / "repos")
+        self.baselines = MissionBaselines(
+            values, self.step.sandbox, timeout_s=settings.test_timeout_s
+        )
         self._stop = asyncio.Event()
         #: Why the worker stopped taking work on its own (its credentials were refused).
         self._fatal: AuthenticationError | None = None
@@ -406,6 +417,8 @@ class Worker:
         installed = await install_missing_dependencies(path)  # once per clone (kept by clean)
         if installed.failed and not installed.reused:
             _log.warning("task %s/%s: %s", body.mission_id, task.id, installed.note())
+        # The project's tests at the mission's base, as one process records them before planning.
+        await self.baselines.put(body.mission_id, path, base=body.base or base, head=base)
         outcome = await self.step.run(body.order, path, emit=self._publish)
         metrics.count_violations(v.kind for v in outcome.violations)
         if outcome.result is not None:  # a failed step is reported, never pushed

@@ -169,9 +169,9 @@ class MissionRunner:
                 await self.coordinator.store.save_report(report)
                 # The project's own tests, once, before any edit (docs/realrepo.md), with the
                 # dependencies it declares that this interpreter lacks installed first.
-                installed = await install_missing_dependencies(ws.path)
-                if installed.note():
-                    report.notes.append(installed.note())
+                installed = (await install_missing_dependencies(ws.path)).note()
+                if installed:
+                    report.notes.append(installed)
                 baseline = await record_baseline(
                     ws.path, self.sandbox, timeout_s=self.settings.test_timeout_s
                 )

@@ -386,6 +386,7 @@ async def build_worker(
             cache_dir=cfg.home / "worker" / (cfg.worker_id or "default"),
             worker_id=cfg.worker_id,
             task_delay_s=cfg.task_delay_s,
+            test_timeout_s=cfg.test_timeout_s,
             state_retention_s=cfg.state_retention_s,
             connect_wait_s=cfg.connect_wait_s,
         )

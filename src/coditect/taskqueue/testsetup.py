@@ -36,6 +36,7 @@ import asyncio
 import configparser
 import dataclasses
 import fnmatch
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -399,12 +400,14 @@ def _test_dirs(test_files: Sequence[str]) -> tuple[str, ...]:
 
 
 def detect_dir(root: Path) -> TestSetup:
-    """:func:`detect` on a directory on disk."""
-    files = [
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and not (set(p.relative_to(root).parts) & _SKIP_DIRS)
-    ]
+    """:func:`detect` on a directory on disk (never walking into :data:`_SKIP_DIRS`)."""
+    files: list[str] = []
+    for top, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        rel = PurePosixPath(Path(top).relative_to(root).as_posix())
+        files.extend(
+            (rel / n).as_posix() for n in sorted(names) if os.path.isfile(os.path.join(top, n))
+        )
 
     def read(rel: str) -> str:
         return (root / rel).read_text(encoding="utf-8", errors="replace")
@@ -499,7 +502,7 @@ async def record_baseline(
                 f"the project's tests run in the {other.backend} sandbox: in the "
                 f"{first.backend} sandbox {there}"
             )
-            baseline = dataclasses.replace(other, note=note)
+            baseline = dataclasses.replace(other, note=note, avoided=first.backend)
         else:
             sandbox.allow(workspace)
     if baseline is not None:

@@ -7,6 +7,7 @@ so every backend is measured the same way without knowing about metrics.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings
 from coditect.llm.pricing import cost_usd, price_for
@@ -81,3 +82,15 @@ class MeteredSandbox(Sandbox):
     def supports(self, argv: tuple[str, ...]) -> bool:
         """As the wrapped sandbox."""
         return self.inner.supports(argv)
+
+    def project_problem(self, workdir: Path) -> str:
+        """As the wrapped sandbox."""
+        return self.inner.project_problem(workdir)
+
+    def avoid(self, workdir: Path, backend: str) -> bool:
+        """As the wrapped sandbox (``auto`` moves the project to another backend)."""
+        return self.inner.avoid(workdir, backend)
+
+    def allow(self, workdir: Path) -> None:
+        """As the wrapped sandbox."""
+        self.inner.allow(workdir)

@@ -103,3 +103,16 @@ async def test_a_project_can_be_moved_off_a_backend_and_back(tmp_path):
     assert not PolicySandbox("wasm", registry=registry()).avoid(tmp_path, "wasm")
     only_wasm = {"wasm": registry()["wasm"]}
     assert not PolicySandbox("auto", registry=only_wasm).avoid(tmp_path, "wasm")
+
+
+async def test_the_metered_sandbox_of_a_worker_moves_the_project_too(tmp_path):
+    # The distributed worker wraps its sandbox to count runs; the move must reach the policy.
+    from coditect.telemetry.wrappers import MeteredSandbox
+
+    metered = MeteredSandbox(PolicySandbox("auto", registry=registry()))
+    request = SandboxRequest(argv=PRINT, workdir=tmp_path)
+    assert metered.avoid(tmp_path, "wasm")
+    assert (await metered.run(request)).backend == "process"
+    metered.allow(tmp_path)
+    assert (await metered.run(request)).backend == "wasm"
+    assert metered.project_problem(tmp_path) == ""
