@@ -342,6 +342,25 @@ async def test_a_test_failing_before_the_change_is_not_blamed_on_it(
     assert not any(f.startswith(".coditect/") for f in r.changed_files)
 
 
+async def test_the_report_says_which_dependencies_were_installed_for_the_tests(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    # One process installs them before planning, a worker into its clone: the same note.
+    pyproject = calculator_repo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'requires-python = ">=3.11"\n',
+            'requires-python = ">=3.11"\ndependencies = ["six>=1.10"]\n',
+        )
+    )
+    git(calculator_repo, "commit", "-qam", "a dependency this interpreter lacks")
+    await engine.start(scripted())
+    r = (await engine.run(calculator_repo)).report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    wanted = "the project's dependencies missing here were installed for its tests: six>=1.10"
+    assert r.notes.count(wanted) == 1, r.notes
+
+
 async def test_a_failed_task_blocks_its_dependents(engine: Engine, calculator_repo: Path) -> None:
     await engine.start(scripted(code="```python\ndef fibonacci(n:\n```"))
     m = await engine.run(calculator_repo)

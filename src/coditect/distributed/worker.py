@@ -418,8 +418,13 @@ class Worker:
         if installed.failed and not installed.reused:
             _log.warning("task %s/%s: %s", body.mission_id, task.id, installed.note())
         # The project's tests at the mission's base, as one process records them before planning.
-        await self.baselines.put(body.mission_id, path, base=body.base or base, head=base)
+        baseline = await self.baselines.put(
+            body.mission_id, path, base=body.base or base, head=base
+        )
+        notes = [n for n in (installed.note(), baseline.note if baseline else "") if n]
         outcome = await self.step.run(body.order, path, emit=self._publish)
+        if notes:  # for the report, as one process notes them at the mission's start
+            outcome = outcome.model_copy(update={"notes": notes})
         metrics.count_violations(v.kind for v in outcome.violations)
         if outcome.result is not None:  # a failed step is reported, never pushed
             outcome = await self._apply_once(body, path, base, outcome)

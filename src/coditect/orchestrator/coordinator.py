@@ -418,6 +418,7 @@ class Coordinator:
         stage = _STAGE_OF_INTENT[task.intent]
         run.report.stage_s[stage] = round(run.report.stage_s.get(stage, 0.0) + out.duration_s, 3)
         run.report.violations.extend(out.violations)
+        run.report.notes.extend(n for n in dict.fromkeys(out.notes) if n not in run.report.notes)
         decision = self.decide(run, task, out)
         if out.budget_stop:
             await self._fail(run, task, decision.error)

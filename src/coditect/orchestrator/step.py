@@ -126,6 +126,9 @@ class StepOutcome(BaseModel):
         ledger: The task's model calls, for the mission's cost ledger.
         commit: The branch head after a distributed worker's push ("" when nothing changed).
         fencing_token: The push lock's token when the change was pushed.
+        notes: What a distributed worker found out about the project for the mission's report
+            (the dependencies it installed for the tests, the sandbox they moved to); one
+            process notes the same at the mission's start.
     """
 
     model_config = _FROZEN
@@ -145,6 +148,7 @@ class StepOutcome(BaseModel):
     changed_files: list[str] = Field(default_factory=list)
     commit: str = ""
     fencing_token: int = 0
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def input_tokens(self) -> int:
