@@ -49,10 +49,6 @@ def _clone(repo: Path, dest: Path, git) -> Path:
     return dest
 
 
-def _outcome(baseline: Baseline, key: str) -> str:
-    return baseline.outcomes[key]
-
-
 async def test_the_first_worker_records_it_and_the_others_read_it(
     calculator_repo: Path, git, tmp_path: Path
 ) -> None:
@@ -61,7 +57,7 @@ async def test_the_first_worker_records_it_and_the_others_read_it(
     baselines = MissionBaselines(values, sandbox, timeout_s=120)
     first = _clone(calculator_repo, tmp_path / "w1", git)
     recorded = await baselines.put("m1", first, base=base, head=base)
-    assert recorded is not None and _outcome(recorded, KNOWN_BUG) == "failed"
+    assert recorded is not None and recorded.outcomes[KNOWN_BUG] == "failed"
     assert recorded.failing == {KNOWN_BUG}
     assert Baseline.from_json((first / BASELINE_PATH).read_text()) == recorded
     runs = sandbox.runs
@@ -83,7 +79,7 @@ async def test_a_branch_that_moved_on_is_recorded_at_the_base_commit(
     head = git(clone, "rev-parse", "HEAD").strip()
     baselines = MissionBaselines(MemoryMissionValueStore(), CountingSandbox(), timeout_s=120)
     recorded = await baselines.put("m1", clone, base=base, head=head)
-    assert recorded is not None and _outcome(recorded, KNOWN_BUG) == "failed"
+    assert recorded is not None and recorded.outcomes[KNOWN_BUG] == "failed"
     assert git(clone, "worktree", "list").count("\n") == 1  # the base's worktree is gone
     assert not (tmp_path / "w1.base").exists()
     assert git(clone, "rev-parse", "HEAD").strip() == head
