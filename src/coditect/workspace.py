@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coditect.errors import CoditectError, InputError
+from coditect.generated import copy_generated_modules, generated_note
 from coditect.leftovers import mark_owned
 
 if TYPE_CHECKING:
@@ -304,14 +305,10 @@ def open_workspace(repo: Path, *, tmp_root: Path | None = None) -> Workspace:
                 src.mkdir(parents=True)
             src.rename(path)
             shutil.rmtree(tmp / "tree", ignore_errors=True)
-            generated = _copy_generated_modules(info, path)
+            checkout = info.toplevel / info.subdir if info.subdir else info.toplevel
+            generated = generated_note(copy_generated_modules(checkout, path))
             if generated:
-                shown = ", ".join(generated[:3]) + (" ..." if len(generated) > 3 else "")
-                notes.append(
-                    f"{len(generated)} Python file(s) that git ignores were copied from the "
-                    f"project as they are (generated modules its code imports, such as a "
-                    f"version file): {shown}"
-                )
+                notes.append(generated)
             if info.dirty_files:
                 notes.append(
                     f"{len(info.dirty_files)} uncommitted change(s) in the project were not "
@@ -331,39 +328,6 @@ def open_workspace(repo: Path, *, tmp_root: Path | None = None) -> Workspace:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Workspace(repo=repo, path=path, git=info, _tmp=tmp, notes=notes)
-
-
-def _copy_generated_modules(info: GitInfo, path: Path) -> list[str]:
-    """Copy the ignored ``.py`` files that sit beside committed Python code into ``path``.
-
-    A version module written at install time by setuptools-scm or hatch-vcs
-    (``src/humanize/_version.py``) is ignored by git, yet the package imports it: without it
-    no test can import the package. Only files in a directory that holds committed Python
-    code are copied (a virtual environment or ``build/`` tree is a directory git ignores as a
-    whole and is never listed file by file). Returns their paths, relative to the project.
-    """
-    where = info.toplevel / info.subdir if info.subdir else info.toplevel
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
-        cwd=where,
-        capture_output=True,
-        check=False,
-    )
-    if listing.returncode != 0:
-        return []
-    copied: list[str] = []
-    for entry in listing.stdout.decode(errors="surrogateescape").split("\0"):
-        if not entry.endswith(".py") or entry.startswith("../"):
-            continue
-        source, target = where / entry, path / entry
-        committed = target.parent.is_dir() and any(
-            p.suffix == ".py" for p in target.parent.iterdir()
-        )
-        if not committed or target.exists() or source.is_symlink() or not source.is_file():
-            continue
-        shutil.copy2(source, target)
-        copied.append(entry)
-    return sorted(copied)
 
 
 def check_python_project(path: Path) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from coditect.agents.baseline import BASELINE_PATH, Baseline
 from coditect.distributed.repos import git
 from coditect.distributed.taskqueue import BASELINE
+from coditect.generated import write_generated_modules
 from coditect.sandbox.base import Sandbox
 from coditect.state.base import MissionValueStore
 from coditect.taskqueue.testsetup import install_missing_dependencies, record_baseline
@@ -34,14 +36,23 @@ class MissionBaselines:
         self.sandbox = sandbox
         self.timeout_s = timeout_s
 
-    async def put(self, mission_id: str, clone: Path, *, base: str, head: str) -> Baseline | None:
+    async def put(
+        self,
+        mission_id: str,
+        clone: Path,
+        *,
+        base: str,
+        head: str,
+        generated: Mapping[str, str] | None = None,
+    ) -> Baseline | None:
         """Give ``clone`` (checked out at ``head``) the mission's baseline; it, or None.
 
         Recorded here when the mission has none yet: in ``clone`` when it is at ``base``, else
         in a worktree of ``base`` beside it (the branch moved on before the baseline was kept).
         None when the project has no tests or its suite wrote no report (as in one process:
         nothing is excused then). ``auto``'s move of the project off a sandbox backend whose
-        guest could not run its tests is applied to ``clone`` too.
+        guest could not run its tests is applied to ``clone`` too. ``generated`` are the
+        project's generated modules (:mod:`coditect.generated`), written into the worktree.
 
         Raises:
             StoreError: The mission's values cannot be read or written (retryable).
@@ -49,7 +60,7 @@ class MissionBaselines:
         """
         stored = await self.values.get_value(BASELINE, mission_id)
         if stored is None:
-            recorded = await self._record(clone, base, head)
+            recorded = await self._record(clone, base, head, generated or {})
             stored = recorded.to_json() if recorded is not None else ""
             await self.values.put_value(BASELINE, mission_id, stored)
             if recorded is not None and recorded.note:
@@ -68,7 +79,9 @@ class MissionBaselines:
         target.write_text(stored, encoding="utf-8")
         return baseline
 
-    async def _record(self, clone: Path, base: str, head: str) -> Baseline | None:
+    async def _record(
+        self, clone: Path, base: str, head: str, generated: Mapping[str, str]
+    ) -> Baseline | None:
         if base == head:
             return await record_baseline(clone, self.sandbox, timeout_s=self.timeout_s)
         tree = clone.parent / f"{clone.name}.base"
@@ -76,6 +89,7 @@ class MissionBaselines:
         await git(clone, "worktree", "prune")
         await git(clone, "worktree", "add", "-q", "--detach", str(tree), base)
         try:
+            write_generated_modules(tree, generated)
             await install_missing_dependencies(tree)
             return await record_baseline(tree, self.sandbox, timeout_s=self.timeout_s)
         finally:

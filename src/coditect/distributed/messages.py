@@ -7,7 +7,7 @@ hold them).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from coditect.domain.checkpoint import CheckpointStep, MissionCheckpoint
 from coditect.domain.tasks import TaskSpec
@@ -32,6 +32,9 @@ class TaskBody(BaseModel):
         order: The task step's input, as the coordinator made it (the same in one process).
         base: The commit the mission branch started from (the project's tests are recorded
             there before any edit); ``""`` from an orchestrator that did not send it.
+        generated: Modules the project generates and git ignores (path -> text, such as a
+            version module), read from the repository's checkout (:mod:`coditect.generated`):
+            the worker writes them into its clone, which has only the commits.
     """
 
     model_config = _FROZEN
@@ -41,6 +44,7 @@ class TaskBody(BaseModel):
     order: TaskOrder
     attempt: int = 1
     base: str = ""
+    generated: dict[str, str] = Field(default_factory=dict)
 
     @property
     def mission_id(self) -> str:

@@ -35,6 +35,7 @@ from coditect.domain.graph import TaskGraph
 from coditect.domain.mission import MissionOutcome, MissionReport, new_mission_id
 from coditect.domain.results import TaskResult
 from coditect.errors import CoditectError, InputError, NotFoundError
+from coditect.generated import generated_note
 from coditect.llm.base import Model
 from coditect.llm.ledger import Ledger
 from coditect.orchestrator.coordinator import Coordinator, CoordinatorPolicy, EventSink
@@ -190,7 +191,19 @@ class OrchestratorService:
             return report, run.plan, base
         await self.repos.push_branch(mirror, repo, base, branch)
         report.branch = branch
-        self.port.attach(mid, repo=repo, branch=branch, base=base, clone=mirror, resumed=False)
+        # What the checkout generated and git ignores goes to the workers with every task.
+        generated = await self.repos.generated(repo, tree)
+        if note := generated_note(sorted(generated)):
+            report.notes.append(note)
+        self.port.attach(
+            mid,
+            repo=repo,
+            branch=branch,
+            base=base,
+            clone=mirror,
+            resumed=False,
+            generated=generated,
+        )
         # The checkpoint exists before the first task is enqueued: an orchestrator killed while
         # that task runs leaves the next one what it needs to resume the mission.
         await self.port.after_step(run)
@@ -406,8 +419,15 @@ class OrchestratorService:
         run.started = time.monotonic() - max(elapsed_s, 0.0)
         report.notes.append(f"resumed after {len(cp.steps)} step(s) by a new orchestrator")
         clone = await self.repos.mirror(report.repo, cp.base)
+        generated = await self.repos.generated(report.repo, await self.repos.tree(clone, cp.base))
         self.port.attach(
-            mid, repo=report.repo, branch=report.branch, base=cp.base, clone=clone, resumed=True
+            mid,
+            repo=report.repo,
+            branch=report.branch,
+            base=cp.base,
+            clone=clone,
+            resumed=True,
+            generated=generated,
         )
         _log.info("resuming mission %s after %d step(s)", mid, len(cp.steps))
         self._drive(run, reason="resumed by a new orchestrator")

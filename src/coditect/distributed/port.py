@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -79,6 +79,7 @@ class _Branch:
     clone: Path
     resumed: bool = False
     head: str = ""
+    generated: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,7 +117,15 @@ class DistributedPort(TaskPort):
         self._backstops: dict[str, asyncio.Task[None]] = {}
 
     def attach(
-        self, mission_id: str, *, repo: str, branch: str, base: str, clone: Path, resumed: bool
+        self,
+        mission_id: str,
+        *,
+        repo: str,
+        branch: str,
+        base: str,
+        clone: Path,
+        resumed: bool,
+        generated: dict[str, str] | None = None,
     ) -> None:
         """Run ``mission_id``'s tasks on ``branch`` of ``repo`` (started at ``base``).
 
@@ -128,8 +137,12 @@ class DistributedPort(TaskPort):
             clone: The coordinator's mirror of ``repo`` (for the final diff).
             resumed: A restarted coordinator drives the mission on: its next task may already
                 be queued, running or done.
+            generated: The project's generated modules git ignores, sent with every task
+                (:mod:`coditect.generated`).
         """
-        self._branches[mission_id] = _Branch(repo, branch, base, clone, resumed)
+        self._branches[mission_id] = _Branch(
+            repo, branch, base, clone, resumed, generated=dict(generated or {})
+        )
 
     # --- submitting and settling ----------------------------------------------------------------
     async def submit(self, run: MissionRun, order: TaskOrder) -> None:
@@ -145,7 +158,9 @@ class DistributedPort(TaskPort):
                 if not await self._settle_from(waiter, view):
                     self._start_backstop(waiter)
                 return
-        body = TaskBody(repo=b.repo, branch=b.branch, order=order, base=b.base)
+        body = TaskBody(
+            repo=b.repo, branch=b.branch, order=order, base=b.base, generated=b.generated
+        )
         await self.retrying(lambda: self.tasks.enqueue(mid, order.task, body.model_dump_json(), 1))
         self._start_backstop(waiter)
 

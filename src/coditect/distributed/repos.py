@@ -19,6 +19,7 @@ import tarfile
 from pathlib import Path
 
 from coditect.errors import CoditectError, InputError
+from coditect.generated import read_generated_modules
 from coditect.taskqueue.deps import DEPS_DIR
 
 __all__ = ["GitError", "RepoCache", "git", "task_trailer"]
@@ -210,6 +211,17 @@ class RepoCache:
         except OSError:  # another request extracted it meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
+
+    @staticmethod
+    async def generated(repo: str, tree: Path) -> dict[str, str]:
+        """The modules ``repo``'s checkout generated and git ignores (path -> text).
+
+        Only a local repository with a working tree has any (:mod:`coditect.generated`);
+        ``tree`` holds the mission's committed files.
+        """
+        if _looks_remote(repo):
+            return {}
+        return await asyncio.to_thread(read_generated_modules, Path(repo), tree)
 
     async def push_branch(self, mirror: Path, repo: str, commit: str, branch: str) -> None:
         """Create ``branch`` at ``commit`` in ``repo`` (fails if the branch exists)."""

@@ -51,6 +51,7 @@ from coditect.distributed.taskqueue import APPLIED, CANCEL
 from coditect.domain.actions import FileRecord
 from coditect.domain.events import Event
 from coditect.errors import AuthenticationError, BusError, CoditectError
+from coditect.generated import write_generated_modules
 from coditect.orchestrator.step import TaskStep
 from coditect.state.base import DEFAULT_STATE_RETENTION_S, Lock, MissionValueStore
 from coditect.taskqueue.testsetup import install_missing_dependencies
@@ -414,12 +415,13 @@ class Worker:
         if self.settings.task_delay_s:
             await asyncio.sleep(self.settings.task_delay_s)
         path, base = await self.repos.checkout(body.repo, body.mission_id, body.branch)
+        write_generated_modules(path, body.generated)  # removed again by the next checkout
         installed = await install_missing_dependencies(path)  # once per clone (kept by clean)
         if installed.failed and not installed.reused:
             _log.warning("task %s/%s: %s", body.mission_id, task.id, installed.note())
         # The project's tests at the mission's base, as one process records them before planning.
         baseline = await self.baselines.put(
-            body.mission_id, path, base=body.base or base, head=base
+            body.mission_id, path, base=body.base or base, head=base, generated=body.generated
         )
         notes = [n for n in (installed.note(), baseline.note if baseline else "") if n]
         outcome = await self.step.run(body.order, path, emit=self._publish)
