@@ -361,6 +361,46 @@ async def test_the_report_says_which_dependencies_were_installed_for_the_tests(
     assert r.notes.count(wanted) == 1, r.notes
 
 
+async def test_a_generated_module_git_ignores_is_there_for_the_tests(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    # A version module written at install time (setuptools-scm, hatch-vcs) is in the checkout,
+    # not in the commits; the package imports it. A worker's clone has only the commits.
+    init = calculator_repo / "calculator" / "__init__.py"
+    init.write_text(init.read_text() + "from calculator._version import __version__\n")
+    (calculator_repo / ".gitignore").write_text("calculator/_version.py\n")
+    git(calculator_repo, "add", "-A")
+    git(calculator_repo, "commit", "-qm", "version from the build")
+    (calculator_repo / "calculator" / "_version.py").write_text("__version__ = '1.0'\n")
+    await engine.start(scripted(), max_repairs=0)
+    m = await engine.run(calculator_repo)
+    r = m.report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert r.tests.passed > 0 and r.tests.errors == 0, r.tests
+    assert "calculator/_version.py" not in r.changed_files
+    wanted = (
+        "1 Python file(s) that git ignores were copied from the project as they are (generated "
+        "modules its code imports, such as a version file): calculator/_version.py"
+    )
+    assert r.notes.count(wanted) == 1, r.notes
+
+
+async def test_tests_go_beside_a_test_module_that_could_not_be_imported(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    # The project's tests of the module import a test dependency this machine lacks: tests
+    # written into that file would never run, so they go into a new file beside it.
+    old = calculator_repo / "tests" / "test_arithmetic.py"
+    old.write_text("import not_installed_here_xyz\n" + old.read_text())
+    git(calculator_repo, "commit", "-qam", "a test dependency")
+    await engine.start(scripted(), max_repairs=0)
+    r = (await engine.run(calculator_repo)).report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert "tests/test_arithmetic_2.py" in r.changed_files, r.changed_files
+    assert "tests/test_arithmetic.py" not in r.changed_files
+    assert r.tests.written_by_coditect == ["tests/test_arithmetic_2.py"]
+
+
 async def test_a_failed_task_blocks_its_dependents(engine: Engine, calculator_repo: Path) -> None:
     await engine.start(scripted(code="```python\ndef fibonacci(n:\n```"))
     m = await engine.run(calculator_repo)

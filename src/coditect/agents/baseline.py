@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import PurePosixPath
 
 __all__ = [
     "BASELINE_PATH",
@@ -59,6 +60,28 @@ class Baseline:
         """Tests that failed or errored before the change."""
         return frozenset(k for k, v in self.outcomes.items() if v in _BAD)
 
+    def excused(self, changed: Iterable[str] = ()) -> frozenset[str]:
+        """The failing tests a run after the change does not blame on it.
+
+        Not a test module that could not be collected before and that the mission changed
+        (``changed``: file paths): its error then hides the tests the mission wrote into it,
+        which never ran. pytest reports a module it could not collect as one case named by
+        the module's dotted path (``tests.test_time``), relative to its root directory.
+        """
+        modules = [_dotted(p) for p in changed if p.endswith(".py")]
+        return frozenset(k for k in self.failing if "::" in k or not _module_in(k, modules))
+
+    def unimportable(self, test_ids: Iterable[str]) -> tuple[str, ...]:
+        """Those of ``test_ids`` (failures of a run) that are modules failing before too."""
+        keys = [k for k in self.failing if "::" not in k]
+        return tuple(
+            t
+            for t in test_ids
+            if "::" not in t
+            and t.endswith(".py")
+            and any(_module_in(k, [_dotted(t)]) for k in keys)
+        )
+
     def to_json(self) -> str:
         """The baseline as a JSON document."""
         return json.dumps(
@@ -93,6 +116,16 @@ class Baseline:
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a baseline document: {exc}") from exc
+
+
+def _dotted(path: str) -> str:
+    """``tests.test_time`` for ``tests/test_time.py``."""
+    return PurePosixPath(path).with_suffix("").as_posix().replace("/", ".")
+
+
+def _module_in(key: str, modules: Iterable[str]) -> bool:
+    """Whether the module key ``key`` (relative to pytest's root) is one of ``modules``."""
+    return any(m == key or m.endswith("." + key) for m in modules)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ async def run_reproduction(ctx: AgentContext, *, agent: str) -> TestReport:
     """
     argv, junit = test_command(ctx)
     baseline = load_baseline(ctx.workspace)
-    excused = baseline.failing if baseline is not None else frozenset()
+    changed = {e.path for c in ctx.upstream.code for e in c.edits}
+    excused = baseline.excused(changed) if baseline is not None else frozenset()
     timeout_s = min(MAX_REPRODUCTION_S, ctx.action.timeout_s / 3)
     report, _ = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=agent)
     return report

@@ -6,7 +6,8 @@ sandbox that cannot run at all raises (:class:`~coditect.errors.SandboxError`).
 
 The baseline rule (docs/realrepo.md): when the workspace holds a baseline (the project's suite
 run once before any edit, :func:`coditect.taskqueue.testsetup.record_baseline`), a test that
-was already failing then is reported in ``already_failing`` and not blamed on the change. When
+was already failing then is reported in ``already_failing`` and not blamed on the change (not
+a test module that could not be imported then and that the mission wrote tests into). When
 the command ran a selection of related tests, they pass, and the baseline says the whole suite
 takes at most :data:`WHOLE_SUITE_MAX_S`, the whole suite runs too, so a change that breaks a
 test elsewhere is caught; not when the selection already ran every test the baseline knows (a
@@ -164,9 +165,11 @@ class TesterAgent(Agent):
         """
         argv, junit = test_command(ctx)
         baseline = load_baseline(ctx.workspace)
-        excused = baseline.failing if baseline is not None else frozenset()
+        changed = {e.path for c in ctx.upstream.code for e in c.edits}
+        excused = baseline.excused(changed) if baseline is not None else frozenset()
         timeout_s = ctx.action.timeout_s
         report, xml = await run_test_command(ctx, argv, junit, excused, timeout_s, agent=self.name)
+        report = _unimportable_before(report, baseline)
         selection = ctx.action.test_selection
         if (
             report.ok
@@ -191,7 +194,16 @@ class TesterAgent(Agent):
             report, _ = await run_test_command(
                 ctx, whole, junit, excused, timeout_s, agent=self.name
             )
+            report = _unimportable_before(report, baseline)
         return report
+
+
+def _unimportable_before(report: TestReport, baseline: Baseline | None) -> TestReport:
+    """``report`` naming the failing modules that could not be imported before the change."""
+    if baseline is None or not report.failures:
+        return report
+    modules = baseline.unimportable(f.test_id for f in report.failures)
+    return report.model_copy(update={"unimportable_before": modules}) if modules else report
 
 
 def _ran_every_test(junit_xml: str | None, baseline: Baseline) -> bool:

@@ -137,6 +137,9 @@ class TestReport(BaseModel):
     output_tail: str = ""
     #: Failing tests that failed before the change too (the baseline): not blamed on it.
     already_failing: tuple[str, ...] = ()
+    #: Test modules that could not be imported before the change either, and fail now with
+    #: tests the mission wrote into them, which never ran (counted in ``errors``).
+    unimportable_before: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -90,6 +90,12 @@ def _describe(failure: TestFailure) -> str:
     return f"{failure.test_id}: {message}" if message else failure.test_id
 
 
+def _describe_error(failure: TestFailure) -> str:
+    """A module's import failure by its last error line (pytest's message is generic)."""
+    errors = [ln[1:].strip() for ln in failure.detail.splitlines() if ln.startswith("E ")]
+    return f"{failure.test_id}: {errors[-1][:160]}" if errors else _describe(failure)
+
+
 def _success(changed: Sequence[str], tests_written: Sequence[str], tests: TestReport) -> Verdict:
     ours = [p for p in tests_written if p in changed]
     theirs = "" if not ours else f", including the tests CODITECT wrote in {', '.join(ours)}"
@@ -152,7 +158,15 @@ def decide_outcome(
     failures = last_tests.failures
     if last_tests.ok or last_tests.timed_out or not failures:
         return Verdict(MissionOutcome.FAILED, reason or "the last test run did not pass")
-    foreign = [f for f in failures if not written_by_us(f, tests_written, test_names)]
+    # A module the mission wrote tests into that could not be imported before either: its
+    # tests (the mission's) did not run; the project's own in it were failing already.
+    stuck = frozenset(last_tests.unimportable_before)
+    foreign = [
+        f
+        for f in failures
+        if not written_by_us(f, tests_written, test_names)
+        and not (f.test_id in stuck and written_by_us(f, tests_written))
+    ]
     if foreign:
         listed = "; ".join(_describe(f) for f in foreign[:_MAX_LISTED])
         return Verdict(
@@ -210,9 +224,15 @@ def _unverified(
     tests_written: Sequence[str],
     tests: TestReport,
 ) -> Verdict:
+    stuck = [f for f in failures if f.test_id in tests.unimportable_before]
     examples = [f for f in failures if is_examples_test(f.test_id)]
-    generated = [f for f in failures if not is_examples_test(f.test_id)]
+    generated = [f for f in failures if not is_examples_test(f.test_id) and f not in stuck]
     parts = []
+    if stuck:
+        parts.append(
+            "the tests CODITECT wrote did not run: their module could not be imported before "
+            "the change either: " + "; ".join(_describe_error(f) for f in stuck[:_MAX_LISTED])
+        )
     if examples:
         parts.append(
             "the code fails the user's examples (from its docstring or the request): "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from coditect.agents.baseline import BASELINE_PATH, Baseline
 from coditect.domain.actions import Action, ActionKind, FileRecord
 from coditect.domain.agents import Upstream
 from coditect.domain.tasks import Intent, TaskSpec, is_reproduction
@@ -35,6 +36,7 @@ from coditect.index import RepoIndex, SymbolKind, localize, module_name
 from coditect.taskqueue.targets import (
     MAX_EXTRA_MODULES,
     ModuleChoice,
+    beside_test_file,
     choose_module,
     dotted_names,
     imports_any,
@@ -80,6 +82,15 @@ def pytest_command(selection: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 # --- the engine ----------------------------------------------------------------------------------
+
+
+def _unimportable(world: WorldModel, test: str) -> bool:
+    """Whether the project's suite, before the mission, could not import the test module."""
+    try:
+        baseline = Baseline.from_json((world.root / BASELINE_PATH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(baseline.unimportable([test]))
 
 
 class Parametrizer:
@@ -216,6 +227,10 @@ class Parametrizer:
             if module is None:
                 module = self.choose(task, world, upstream, request).path
             test = target_test_file(module, files)
+        if test in world and _unimportable(world, test):
+            # Tests written into it would never run: they go into a new file beside it, written
+            # without it in view (a model copies the imports it sees, and one of them fails).
+            test = beside_test_file(test, files)
         reads = [p for p in (module, test) if p is not None and p in world]
         # A bug's reproduction test is run on the unchanged code once written (agents/coder.py).
         check = (test,) if is_reproduction(task) else ()

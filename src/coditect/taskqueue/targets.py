@@ -255,6 +255,24 @@ def target_test_file(module: str, files: Collection[str]) -> str:
     return f"{top}/test_{name}.py" if top else f"test_{name}.py"
 
 
+def beside_test_file(test: str, files: Collection[str]) -> str:
+    """A new test file next to ``test``, named like it (``tests/test_time_2.py``).
+
+    For tests that cannot go into ``test`` itself: a module that cannot be imported (a test
+    dependency the machine lacks) would never run them.
+    """
+    head, slash, name = test.rpartition("/")
+    stem = name.removesuffix(".py")
+    for n in range(2, 100):
+        if stem.endswith("_test"):
+            new = f"{stem.removesuffix('_test')}_{n}_test.py"
+        else:
+            new = f"{stem}_{n}.py"
+        if f"{head}{slash}{new}" not in files:
+            return f"{head}{slash}{new}"
+    return test
+
+
 def module_for_test(test: str, modules: Sequence[str]) -> str | None:
     """The module a test file is named after (``tests/test_stats.py`` -> ``pkg/stats.py``)."""
     name = test.rpartition("/")[2].removesuffix(".py").removeprefix("test_").removesuffix("_test")

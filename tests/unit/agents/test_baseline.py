@@ -72,6 +72,25 @@ def test_baseline_json_round_trip_and_failing():
     assert back.failing == {"t::b", "t::c"}
 
 
+def test_a_module_the_mission_changed_is_not_excused_for_failing_to_import():
+    b = Baseline(
+        outcomes={
+            "tests.test_time": "error",  # could not be collected
+            "tests.test_time::test_old": "failed",
+            "test_other": "error",
+            "tests.test_ok::test_a": "passed",
+        }
+    )
+    assert b.excused() == b.failing
+    changed = ["tests/test_time.py", "src/pkg/time.py", "README.md"]
+    assert b.excused(changed) == {"tests.test_time::test_old", "test_other"}
+    # pytest's root directory below the project: the module's path is shorter than the file's
+    assert b.excused(["sub/tests/test_time.py"]) == {"tests.test_time::test_old", "test_other"}
+    assert b.excused(["other/test_time.py"]) == b.failing
+    failures = ["tests/test_time.py", "tests/test_time.py::test_old", "tests/test_ok.py"]
+    assert b.unimportable(failures) == ("tests/test_time.py",)
+
+
 @pytest.mark.parametrize("text", ["not json", "[]", '{"no": 1}'])
 def test_baseline_from_bad_json(text):
     with pytest.raises(ValueError, match="not a baseline"):

@@ -5,7 +5,9 @@ import pytest
 from coditect.agents.base import AgentContext
 from coditect.agents.tester import TesterAgent, junit_path_of, report_from_run
 from coditect.domain.actions import Action, ActionKind
+from coditect.domain.agents import Upstream
 from coditect.domain.events import AgentAct
+from coditect.domain.results import CodeChange, FileEdit
 from coditect.domain.results import FailureCategory as C
 from coditect.domain.tasks import Intent, TaskSpec
 from coditect.errors import SandboxError
@@ -25,7 +27,13 @@ def project(root: Path, files: dict[str, str]) -> Path:
 
 
 async def run(
-    root: Path, *, command=CMD, timeout_s=60.0, sandbox: Sandbox | None = None, selection=()
+    root: Path,
+    *,
+    command=CMD,
+    timeout_s=60.0,
+    sandbox: Sandbox | None = None,
+    selection=(),
+    upstream: Upstream | None = None,
 ):
     events = []
 
@@ -47,6 +55,7 @@ async def run(
         model=None,
         sandbox=sandbox or SubprocessSandbox(),  # type: ignore[arg-type]
         emit=emit,
+        upstream=upstream or Upstream(),
     )
     report = await TesterAgent().execute(ctx)
     return report, events
@@ -186,6 +195,22 @@ async def test_tests_failing_before_the_change_are_not_blamed(tmp_path):
     assert report.ok and report.passed == 1 and report.failed == 0
     assert report.already_failing == ("tests/test_a.py::test_old",)
     assert any("not blamed" in getattr(e, "detail", "") for e in events)
+
+
+async def test_a_module_that_never_imported_hides_no_test_the_mission_wrote_into_it(tmp_path):
+    # tests/test_a.py could not be imported before the change (a dependency the machine lacks);
+    # the mission wrote its tests into it: they never ran, which is not the project's old error.
+    files = {"tests/test_a.py": "import no_such_module_xyz\n\ndef test_new():\n    pass\n"}
+    root = project(tmp_path, files)
+    _with_baseline(root, {"tests.test_a": "error"})
+    report, _ = await run(root, command=(*CMD, "tests/test_a.py"))
+    assert report.errors == 0 and report.already_failing == ("tests/test_a.py",)
+    wrote = CodeChange(edits=(FileEdit(path="tests/test_a.py", after_sha256="x"),))
+    report, _ = await run(root, command=(*CMD, "tests/test_a.py"), upstream=Upstream(code=(wrote,)))
+    assert not report.ok and report.errors == 1 and report.already_failing == ()
+    assert report.unimportable_before == ("tests/test_a.py",)
+    assert report.failures[0].category is C.COLLECTION
+    assert "no_such_module_xyz" in report.failures[0].detail
 
 
 async def test_whole_suite_runs_after_a_passing_selection(tmp_path):

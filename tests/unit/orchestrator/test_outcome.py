@@ -237,6 +237,38 @@ def test_a_project_test_in_a_file_the_mission_extended_is_not_ours():
     assert fix.intent is Intent.WRITE_CODE
 
 
+def test_tests_written_into_a_module_that_never_imported_leave_the_change_unverified():
+    # tests/test_solution.py could not be imported before the mission either (a dependency the
+    # machine lacks); the tests the mission wrote into it never ran: inconclusive, not FAILED.
+    names = {"tests/test_solution.py": frozenset({"test_new"})}
+    stuck = TestFailure(
+        test_id="tests/test_solution.py",
+        category=FailureCategory.COLLECTION,
+        message="collection failure",
+        detail="tests/test_solution.py:1: in <module>\nE   ModuleNotFoundError: No module named 'x'",
+    )
+    last = TestReport(passed=2, errors=1, failures=(stuck,))
+
+    def verdict(report: TestReport):
+        return decide_outcome(
+            status=MissionOutcome.FAILED,
+            reason="tests failed",
+            changed=CHANGED,
+            tests_written=OURS,
+            last_tests=report,
+            test_names=names,
+        )
+
+    # An import error the change itself caused is a regression of the project's tests there.
+    assert verdict(last).outcome is MissionOutcome.FAILED
+    got = verdict(last.model_copy(update={"unimportable_before": ("tests/test_solution.py",)}))
+    assert got.outcome is MissionOutcome.UNVERIFIED
+    assert got.reason == (
+        "the tests CODITECT wrote did not run: their module could not be imported before the "
+        "change either: tests/test_solution.py: ModuleNotFoundError: No module named 'x'"
+    )
+
+
 def test_note_tests_keeps_what_the_mission_wrote():
     from coditect.domain.results import CodeChange, FileEdit
     from coditect.orchestrator.coordinator import _note_tests

@@ -154,6 +154,34 @@ def test_write_tests_follows_upstream_code(calc: WorldModel) -> None:
     assert action.read_files == ("calculator/text.py",)
 
 
+def test_tests_go_beside_a_test_module_the_project_could_not_import(calc: WorldModel) -> None:
+    from coditect.agents.baseline import BASELINE_PATH, Baseline
+
+    # Before the mission, tests/test_stats.py failed to import (a test dependency missing here).
+    (calc.root / BASELINE_PATH).parent.mkdir(parents=True, exist_ok=True)
+    (calc.root / BASELINE_PATH).write_text(
+        Baseline(outcomes={"tests.test_stats": "error"}).to_json()
+    )
+    up = Upstream(code=(code("calculator/stats.py"),))
+    req = "Add a mode function"
+    action = Parametrizer().parametrize(task(Intent.WRITE_TESTS, req), calc, up, req)
+    assert action.write_files == ("tests/test_stats_2.py",)
+    assert action.read_files == ("calculator/stats.py",)
+    named = task(Intent.WRITE_TESTS, req, target_files=("tests/test_arithmetic.py",))
+    assert Parametrizer().parametrize(named, calc, up, req).write_files == (
+        "tests/test_arithmetic.py",
+    )
+
+
+def test_beside_test_file_names() -> None:
+    from coditect.taskqueue.targets import beside_test_file
+
+    assert beside_test_file("tests/test_time.py", {"tests/test_time.py"}) == "tests/test_time_2.py"
+    taken = {"test_time.py", "test_time_2.py"}
+    assert beside_test_file("test_time.py", taken) == "test_time_3.py"
+    assert beside_test_file("pkg/time_test.py", set()) == "pkg/time_2_test.py"
+
+
 def test_a_reproduction_task_gets_the_command_for_its_own_test_file(calc: WorldModel) -> None:
     from coditect.domain.tasks import REPRODUCE_INSTRUCTION
 
