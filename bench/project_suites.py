@@ -15,7 +15,7 @@ installed, the report's notes and the seconds it took; in total, the projects wh
 (at least one test passed) and the tests passed. The projects are not used anywhere else in the
 repository (bench/realrepo has its own), so the figure says how general the test set-up is.
 
-    python bench/project_suites.py                     # the default twelve projects
+    python bench/project_suites.py                     # the default 21 projects
     python bench/project_suites.py --project toolz==1.2.0 --project glom==25.12.0
 """
 
@@ -50,6 +50,16 @@ PROJECTS = (
     "semver==3.2.0",
     "toolz==1.2.0",
     "xmltodict==1.0.4",
+    # Added 2026-12-07 (tenth session), as a probe, before the changes they showed were needed.
+    "arrow==1.3.0",
+    "attrs==23.1.0",
+    "humanize==4.9.0",
+    "marshmallow==3.19.0",
+    "natsort==8.4.0",
+    "prettytable==3.9.0",
+    "python-dotenv==1.0.0",
+    "tomlkit==0.12.1",
+    "wcwidth==0.2.13",
 )
 CACHE = Path.home() / ".cache" / "coditect" / "bench-sdists"
 

@@ -10,9 +10,11 @@ declares; this module does the same, without touching CODITECT's environment:
   and the test extras (``[project.optional-dependencies]`` and ``[dependency-groups]`` named
   ``test``, ``tests`` or ``testing``) of ``pyproject.toml``, ``install_requires`` and the test
   ``extras_require`` of ``setup.cfg`` and of a literal ``setup(...)`` call in ``setup.py``;
-  only when these declare nothing (an application rather than a package), ``requirements.txt``
-  and the requirements files at the root whose name says they are for tests (a package's
-  ``requirements.txt`` is usually its developers' pinned tool chain: glom's pins tox);
+  the ``deps`` of tox's ``[testenv]`` in ``tox.ini`` as test requirements (natsort declares
+  hypothesis only there); only when these declare nothing (an application rather than a
+  package), ``requirements.txt`` and, as test requirements, the requirements files at the root
+  whose name says they are for tests (a package's ``requirements.txt`` is usually its
+  developers' pinned tool chain: glom's pins tox);
 * :func:`missing_requirements` keeps the runtime requirements, and the test requirements that
   the tests import (a test extra or group also names the tools that drive the tests: semver's
   names tox), that are not installed here at all (a different version installed here is left
@@ -44,6 +46,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from email.parser import HeaderParser
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 
@@ -57,6 +60,7 @@ __all__ = [
     "DepsInstall",
     "declared_requirements",
     "install_requirements",
+    "installed_here",
     "missing_requirements",
     "project_name",
 ]
@@ -94,11 +98,35 @@ def declared_requirements(files: Iterable[str], read: Callable[[str], str]) -> D
         run, test = _setup_py(read("setup.py"))
         runtime += run
         tests += test
+    if "tox.ini" in names:
+        tests += _tox_deps(read("tox.ini"))
     if not runtime and not tests:  # no packaging metadata: the requirements files say it
         for path in sorted(names):
             if _test_requirements_file(path):
-                runtime += _requirements_txt(read(path))
+                # A file named for tests pins what the tests need and the tools that drive them
+                # (wcwidth's pins pylint): those the tests import are kept, like a test extra.
+                found = _requirements_txt(read(path))
+                (tests if "test" in PurePosixPath(path).name else runtime).extend(found)
     return Declared(_unique(runtime), _unique(tests))
+
+
+def _tox_deps(text: str) -> list[str]:
+    """The plain requirement lines of tox's ``[testenv] deps`` (what its tests are run with).
+
+    Lines for some environments only (``py38: mock``), substitutions (``{env:X}``) and
+    options (``-r requirements.txt``) are left out.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []
+    deps = parser.get("testenv", "deps", fallback="")
+    return [
+        line
+        for line in _requirements_txt(deps)
+        if "{" not in line and not re.match(r"^[\w,.-]+\s*:", line)
+    ]
 
 
 def _unique(reqs: Iterable[str]) -> tuple[str, ...]:
@@ -117,11 +145,39 @@ def _pyproject(text: str) -> tuple[list[str], list[str]]:
         runtime += _strings(project.get("dependencies"))
         extras = project.get("optional-dependencies")
         if isinstance(extras, dict):
-            tests += [r for k, v in extras.items() if k in _TEST_EXTRAS for r in _strings(v)]
+            wanted = [k for k in extras if k in _TEST_EXTRAS]
+            tests += _extras(extras, wanted, str(project.get("name", "")))
     groups = data.get("dependency-groups")
     if isinstance(groups, dict):  # PEP 735; an {include-group = ...} entry is not a string
         tests += [r for k, v in groups.items() if k in _TEST_EXTRAS for r in _strings(v)]
     return runtime, tests
+
+
+def _extras(table: dict[str, object], wanted: list[str], project: str) -> list[str]:
+    """The requirements of the extras ``wanted``, with the project's own extras they name.
+
+    ``tests = ["attrs[tests-no-zope]", "zope.interface"]`` (attrs) means the requirements of
+    the extra ``tests-no-zope`` too, never the project itself.
+    """
+    own = canonicalize_name(project) if project else ""
+    out: list[str] = []
+    seen: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        extra = todo.pop(0)
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for text in _strings(table.get(extra)):
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if own and canonicalize_name(req.name) == own:
+                todo += sorted(req.extras)
+            else:
+                out.append(text)
+    return out
 
 
 def _strings(value: object) -> list[str]:
@@ -150,18 +206,30 @@ def _lines(value: str) -> list[str]:
 
 
 def _setup_py(text: str) -> tuple[list[str], list[str]]:
-    """``install_requires``, and ``tests_require`` and test extras, of a literal ``setup(...)``."""
+    """``install_requires``, and ``tests_require`` and test extras, of a literal ``setup(...)``.
+
+    A keyword given as a name takes the literal the module assigns to that name.
+    """
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return [], []
     runtime: list[str] = []
     tests: list[str] = []
+    # ``extras_require=EXTRAS_REQUIRE``: a name assigned a literal at the module's top level.
+    names = {
+        node.targets[0].id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    }
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"):
             continue
         for kw in node.keywords:
-            value = _literal(kw.value)
+            given = names.get(kw.value.id) if isinstance(kw.value, ast.Name) else None
+            value = _literal(given if given is not None else kw.value)
             if kw.arg == "install_requires":
                 runtime += _strings(value)
             elif kw.arg == "tests_require":
@@ -200,7 +268,8 @@ def _requirements_txt(text: str) -> list[str]:
 
 
 @functools.cache
-def _installed(name: str) -> bool:
+def installed_here(name: str) -> bool:
+    """Whether the distribution ``name`` is installed in this interpreter."""
     try:
         version(name)
     except PackageNotFoundError:
@@ -213,7 +282,7 @@ def missing_requirements(
     *,
     imported: Iterable[str] = (),
     project: str = "",
-    installed: Callable[[str], bool] = _installed,
+    installed: Callable[[str], bool] = installed_here,
 ) -> tuple[str, ...]:
     """The declared requirements to install here (see the module docs).
 
@@ -262,7 +331,11 @@ def _import_name(text: str) -> set[str]:
 
 
 def project_name(files: Iterable[str], read: Callable[[str], str]) -> str:
-    """The project's distribution name from ``pyproject.toml`` or ``setup.cfg`` ("" if unknown)."""
+    """The project's distribution name ("" if unknown).
+
+    From ``pyproject.toml`` or ``setup.cfg``, else from an sdist's ``PKG-INFO`` (a project
+    configured only by ``setup.py`` code).
+    """
     names = set(files)
     if "pyproject.toml" in names:
         try:
@@ -279,6 +352,8 @@ def project_name(files: Iterable[str], read: Callable[[str], str]) -> str:
             return ""
         if parser.has_option("metadata", "name"):
             return parser.get("metadata", "name").strip()
+    if "PKG-INFO" in names:
+        return str(HeaderParser().parsestr(read("PKG-INFO")).get("Name") or "").strip()
     return ""
 
 

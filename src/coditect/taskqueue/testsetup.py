@@ -53,9 +53,11 @@ from coditect.taskqueue.deps import (
     DepsInstall,
     declared_requirements,
     install_requirements,
+    installed_here,
     missing_requirements,
     project_name,
 )
+from coditect.taskqueue.metadata import META_DIR, needs_metadata, project_version, write_metadata
 
 __all__ = [
     "BASELINE_PATH",
@@ -108,6 +110,10 @@ class TestSetup:
         missing_requirements: Dependencies the project declares that are not installed here;
             they are installed into :data:`~coditect.taskqueue.deps.DEPS_DIR`
             (:func:`install_missing_dependencies`), which the command puts on ``sys.path``.
+        metadata: The project's name and version, when its code reads its own distribution
+            metadata and it is not installed here: written into
+            :data:`~coditect.taskqueue.metadata.META_DIR` (:func:`install_missing_dependencies`),
+            which the command puts on ``sys.path``; ``()`` otherwise.
     """
 
     __test__ = False  # not a pytest test class
@@ -122,6 +128,7 @@ class TestSetup:
     blocked_plugins: tuple[str, ...] = ()
     base_python_files: tuple[str, ...] = DEFAULT_PYTHON_FILES
     missing_requirements: tuple[str, ...] = ()
+    metadata: tuple[str, ...] = ()
 
     def command(self, selection: Sequence[str] = (), *, junit: str = JUNIT_PATH) -> tuple[str, ...]:
         """The sandboxed pytest command running ``selection`` (the whole suite when empty)."""
@@ -140,8 +147,10 @@ class TestSetup:
             argv += ["-p", f"no:{name}"]
         # An override replaces the configured value: it repeats it when it adds the deps.
         paths = () if self.pythonpath_configured else self.pythonpath
-        if self.missing_requirements:
-            paths = (*self.pythonpath, DEPS_DIR)
+        extra = (DEPS_DIR,) if self.missing_requirements else ()
+        extra += (META_DIR,) if self.metadata else ()
+        if extra:
+            paths = (*self.pythonpath, *extra)
         if paths:
             argv += ["-o", "pythonpath=" + " ".join(paths)]
         if self.python_files:
@@ -345,6 +354,7 @@ def detect(
     extra_patterns: set[str] = set()
     uses_pytest = False
     test_imports: set[str] = set()
+    helper_imports: set[str] = set()
     for path in sorted(files):
         if not path.endswith(".py"):
             continue
@@ -354,7 +364,8 @@ def detect(
             continue
         source = read(path)
         has_tests, with_pytest = _looks_like_tests(source)
-        if not has_tests:
+        if not has_tests:  # a helper module of the tests (tests/base.py): its imports count
+            helper_imports |= _imported_roots(source)
             continue
         test_files.append(path)
         uses_pytest |= with_pytest
@@ -364,6 +375,8 @@ def detect(
     testpaths = configured_paths or _test_dirs(test_files)
     conftests = tuple(sorted(f for f in files if PurePosixPath(f).name == "conftest.py"))
     pythonpath = configured_pythonpath or _source_roots(files, test_imports)
+    name = project_name(files, read)
+    is_installed = installed or installed_here
     return TestSetup(
         config_file=config_file,
         testpaths=testpaths,
@@ -376,9 +389,14 @@ def detect(
         blocked_plugins=_blocked(files, read, installed_plugins() if plugins is None else plugins),
         missing_requirements=missing_requirements(
             declared_requirements(files, read),
-            imported=test_imports | _conftest_imports(files, read),
-            project=project_name(files, read),
-            **({"installed": installed} if installed is not None else {}),
+            imported=test_imports | helper_imports | _conftest_imports(files, read),
+            project=name,
+            installed=is_installed,
+        ),
+        metadata=(
+            (name, project_version(files, read))
+            if name and not is_installed(name) and needs_metadata(files, read)
+            else ()
         ),
     )
 
@@ -463,8 +481,12 @@ async def install_missing_dependencies(workspace: Path) -> DepsInstall:
     """Install the dependencies the project in ``workspace`` declares and this interpreter lacks.
 
     See :mod:`coditect.taskqueue.deps`; never raises for a failed install (the result says why).
+    The project's own metadata is written too when its code reads it
+    (:mod:`coditect.taskqueue.metadata`).
     """
     setup = await asyncio.to_thread(detect_dir, workspace)
+    if setup.metadata:
+        write_metadata(workspace, *setup.metadata)
     return await install_requirements(workspace, setup.missing_requirements)
 
 

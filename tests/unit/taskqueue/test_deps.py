@@ -63,7 +63,47 @@ def test_setup_cfg_setup_py_and_requirements_files():
         "requirements/docs.txt": "sphinx\n",
         "docs/requirements.txt": "furo\n",
     }
-    assert declared(application) == (("pytest", "responses", "requests==2.31"), ())
+    # A file named for tests is what the tests need (and the tools that run them).
+    assert declared(application) == (("requests==2.31",), ("pytest", "responses"))
+
+
+def test_extras_given_by_name_and_the_projects_own_extras():
+    # marshmallow 3.19: extras_require=EXTRAS_REQUIRE, a dict the module assigns first.
+    setup_py = (
+        "from setuptools import setup\nEXTRAS_REQUIRE = {'tests': ['pytest', 'pytz'],"
+        " 'lint': ['flake8']}\nEXTRAS_REQUIRE['dev'] = EXTRAS_REQUIRE['tests']\n"
+        "REQS = ['packaging>=17.0']\nsetup(install_requires=REQS, extras_require=EXTRAS_REQUIRE)\n"
+    )
+    assert declared({"setup.py": setup_py}) == (("packaging>=17.0",), ("pytest", "pytz"))
+    # attrs 23.1: tests = ["attrs[tests-no-zope]", "zope.interface"]
+    pyproject = """
+[project]
+name = "attrs"
+[project.optional-dependencies]
+tests-no-zope = ["hypothesis", "pympler"]
+tests = ["attrs[tests-no-zope]", "zope.interface", "attrs[tests]"]
+docs = ["furo"]
+"""
+    assert declared({"pyproject.toml": pyproject}) == (
+        (),
+        ("zope.interface", "hypothesis", "pympler"),
+    )
+
+
+def test_tox_testenv_deps_are_test_requirements():
+    tox = (
+        "[tox]\nenvlist = py3\n[testenv]\ndeps =\n    pytest\n    hypothesis>=6\n"
+        "    py38: mock\n    -r requirements-dev.txt\n    {env:EXTRA:}\n"
+        "commands = pytest\n"
+    )
+    files = {"setup.py": "setup(install_requires=['six'])\n", "tox.ini": tox}
+    assert declared(files) == (("six",), ("pytest", "hypothesis>=6"))
+    assert declared({"tox.ini": "[testenv\nbroken"}) == ((), ())
+
+
+def test_the_name_of_a_project_configured_by_setup_py_comes_from_its_pkg_info():
+    files = {"setup.py": "setup(name=NAME)\n", "PKG-INFO": "Metadata-Version: 2.1\nName: natsort\n"}
+    assert project_name(files, files.__getitem__) == "natsort"
 
 
 def test_only_what_is_not_installed_here_is_missing():

@@ -205,6 +205,49 @@ async def test_baseline_of_a_src_layout_project_without_installing_it(sandbox, t
     assert stored.outcomes == baseline.outcomes and "pythonpath=src" in stored.command
 
 
+async def test_a_package_that_reads_its_own_version_imports_without_being_installed(
+    sandbox, tmp_path
+):
+    """humanize 4.9: ``__version__ = importlib.metadata.version(__name__)`` when imported."""
+    from coditect.taskqueue.metadata import META_DIR
+    from coditect.taskqueue.testsetup import install_missing_dependencies
+
+    root = tree(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "Versioned-Thing"\nversion = "1.2.3"\n',
+            "src/versioned_thing/__init__.py": "import importlib.metadata\n\n"
+            '__version__ = importlib.metadata.version("versioned-thing")\n',
+            "tests/test_v.py": "import versioned_thing\n\n\ndef test_v():\n"
+            '    assert versioned_thing.__version__ == "1.2.3"\n',
+        },
+    )
+    assert detect_dir(root).metadata == ("Versioned-Thing", "1.2.3")
+    installed = await install_missing_dependencies(root)
+    assert installed.requirements == ()
+    assert (root / META_DIR / "versioned_thing-1.2.3.dist-info" / "METADATA").is_file()
+    baseline = await record_baseline(root, sandbox, timeout_s=120)
+    assert baseline is not None
+    assert baseline.outcomes == {"tests.test_v::test_v": "passed"}
+
+
+def test_the_metadata_is_written_only_for_code_that_reads_it():
+    plain = {
+        "pyproject.toml": '[project]\nname = "plain"\n',
+        "plain.py": "X = 1\n",
+        "tests/test_p.py": "import importlib.metadata\n" + PYTEST_TEST,  # only the tests read it
+    }
+    assert detect_files(plain).metadata == ()
+    assert "pythonpath" not in " ".join(detect_files(plain).options())
+    reads = {**plain, "plain.py": "import pkg_resources\n"}
+    assert detect(reads, reads.__getitem__, plugins={}, installed=lambda n: False).metadata == (
+        "plain",
+        "0",
+    )
+    # installed here: its own metadata answers
+    assert detect(reads, reads.__getitem__, plugins={}, installed=lambda n: True).metadata == ()
+
+
 async def test_a_test_module_that_cannot_be_imported_does_not_stop_the_baseline(tmp_path):
     """A test-only dependency that is not installed (humanize's tests need freezegun)."""
     from coditect.sandbox.subprocess import SubprocessSandbox
