@@ -385,6 +385,23 @@ async def test_a_generated_module_git_ignores_is_there_for_the_tests(
     assert r.notes.count(wanted) == 1, r.notes
 
 
+async def test_a_package_that_reads_its_own_version_is_tested_without_being_installed(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    # Its metadata is written into the copy (one process) or clone (a worker) the tests run in.
+    init = calculator_repo / "calculator" / "__init__.py"
+    version = (
+        'import importlib.metadata\n\n__version__ = importlib.metadata.version("calculator")\n'
+    )
+    init.write_text(version + init.read_text())
+    git(calculator_repo, "commit", "-qam", "the version from the metadata")
+    await engine.start(scripted(), max_repairs=0)
+    r = (await engine.run(calculator_repo)).report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert r.tests.passed > 0 and r.tests.errors == 0, r.tests
+    assert not any(f.startswith(".coditect/") for f in r.changed_files)
+
+
 async def test_tests_go_beside_a_test_module_that_could_not_be_imported(
     engine: Engine, calculator_repo: Path, git: Callable[..., str]
 ) -> None:
