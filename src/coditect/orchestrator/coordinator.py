@@ -435,10 +435,7 @@ class Coordinator:
             return
         await self._fail(run, task, decision.error)
         if decision.kind == "repair" and isinstance(out.result, TestReport):
-            # Modules that could not be imported before the mission either: no edit repairs them.
-            stuck = set(out.result.unimportable_before)
-            repairable = any(f.test_id not in stuck for f in out.result.failures)
-            if repairable and run.goals.can_repair and run.goals.state(task.id) is GoalState.FAILED:
+            if run.goals.can_repair and run.goals.state(task.id) is GoalState.FAILED:
                 self._add_repair_round(run, task, out.result)
 
     def decide(self, run: MissionRun, task: TaskSpec, out: StepOutcome) -> Decision:
