@@ -46,13 +46,14 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from email.parser import HeaderParser
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from coditect.taskqueue.metadata import project_field
 
 __all__ = [
     "DEPS_DIR",
@@ -331,30 +332,8 @@ def _import_name(text: str) -> set[str]:
 
 
 def project_name(files: Iterable[str], read: Callable[[str], str]) -> str:
-    """The project's distribution name ("" if unknown).
-
-    From ``pyproject.toml`` or ``setup.cfg``, else from an sdist's ``PKG-INFO`` (a project
-    configured only by ``setup.py`` code).
-    """
-    names = set(files)
-    if "pyproject.toml" in names:
-        try:
-            project = tomllib.loads(read("pyproject.toml")).get("project")
-        except tomllib.TOMLDecodeError:
-            project = None
-        if isinstance(project, dict) and isinstance(project.get("name"), str):
-            return str(project["name"])
-    if "setup.cfg" in names:
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read_string(read("setup.cfg"))
-        except configparser.Error:
-            return ""
-        if parser.has_option("metadata", "name"):
-            return parser.get("metadata", "name").strip()
-    if "PKG-INFO" in names:
-        return str(HeaderParser().parsestr(read("PKG-INFO")).get("Name") or "").strip()
-    return ""
+    """The project's distribution name ("" if unknown; see :func:`project_field`)."""
+    return project_field(files, read, "name")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ test command puts :data:`META_DIR` on ``sys.path``
 Only for a project whose code uses ``importlib.metadata``, ``importlib_metadata`` or
 ``pkg_resources``, and whose distribution the interpreter that runs the tests does not have
 installed (an installed one answers for itself, with its entry points). The version is the
-static ``[project] version``, else the ``Version`` of the sdist's ``PKG-INFO``, else a literal
-``[metadata] version`` of ``setup.cfg``, else ``0``: a version computed from git tags at build
+static ``[project] version``, else a literal ``[metadata] version`` of ``setup.cfg``, else
+the ``Version`` of the sdist's ``PKG-INFO``, else ``0``: a version computed from git tags at build
 time (setuptools-scm) exists nowhere in a checkout.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
 
-__all__ = ["META_DIR", "needs_metadata", "project_version", "write_metadata"]
+__all__ = ["META_DIR", "needs_metadata", "project_field", "project_version", "write_metadata"]
 
 #: Where the project's metadata is written, relative to the workspace (never committed).
 META_DIR = ".coditect/meta"
@@ -52,30 +52,38 @@ def needs_metadata(files: Iterable[str], read: Callable[[str], str]) -> bool:
     return False
 
 
-def project_version(files: Iterable[str], read: Callable[[str], str]) -> str:
-    """The project's version as its checkout states it (``0`` when it does not)."""
+def project_field(files: Iterable[str], read: Callable[[str], str], field: str) -> str:
+    """The project's ``name`` or ``version`` as its checkout declares it ("" if it does not).
+
+    From ``[project]`` of ``pyproject.toml``, else a literal ``[metadata]`` value of
+    ``setup.cfg`` (not ``attr: pkg.__version__`` or ``file: VERSION``), else an sdist's
+    ``PKG-INFO`` (a project configured only by ``setup.py`` code).
+    """
     names = set(files)
     if "pyproject.toml" in names:
         try:
             project = tomllib.loads(read("pyproject.toml")).get("project")
         except tomllib.TOMLDecodeError:
             project = None
-        if isinstance(project, dict) and isinstance(project.get("version"), str):
-            return str(project["version"])
-    if "PKG-INFO" in names:
-        found = HeaderParser().parsestr(read("PKG-INFO")).get("Version")
-        if found:
-            return str(found).strip()
+        if isinstance(project, dict) and isinstance(project.get(field), str):
+            return str(project[field])
     if "setup.cfg" in names:
         parser = configparser.ConfigParser(interpolation=None)
         try:
             parser.read_string(read("setup.cfg"))
+            value = parser.get("metadata", field, fallback="").strip()
         except configparser.Error:
-            return "0"
-        value = parser.get("metadata", "version", fallback="").strip()
-        if value and ":" not in value:  # not "attr: pkg.__version__" or "file: VERSION"
+            value = ""
+        if value and ":" not in value:
             return value
-    return "0"
+    if "PKG-INFO" in names:
+        return str(HeaderParser().parsestr(read("PKG-INFO")).get(field.capitalize()) or "").strip()
+    return ""
+
+
+def project_version(files: Iterable[str], read: Callable[[str], str]) -> str:
+    """The project's version as its checkout states it (``0`` when it does not)."""
+    return project_field(files, read, "version") or "0"
 
 
 def write_metadata(workspace: Path, name: str, version: str) -> Path:

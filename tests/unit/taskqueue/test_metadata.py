@@ -9,7 +9,7 @@ def version_of(files: dict[str, str]) -> str:
     return project_version(files, files.__getitem__)
 
 
-def test_the_version_comes_from_the_static_metadata_then_pkg_info_then_setup_cfg():
+def test_the_version_comes_from_the_static_metadata_then_setup_cfg_then_pkg_info():
     pkg_info = "Metadata-Version: 2.1\nName: thing\nVersion: 4.9.0\n"
     assert version_of({"pyproject.toml": '[project]\nversion = "1.0"\n', "PKG-INFO": pkg_info}) == (
         "1.0"
