@@ -45,7 +45,8 @@ class Baseline:
 
     ``backend`` is the sandbox backend that ran it; when the project's tests were moved to it
     from the first choice, ``avoided`` is that first choice and ``note`` says why (both ``""``
-    otherwise).
+    otherwise). ``plugins_off`` are the pytest plugins installed for the project that the
+    suite could not run with and that were put aside (``note`` says so too).
     """
 
     outcomes: Mapping[str, str] = field(default_factory=dict)
@@ -54,6 +55,7 @@ class Baseline:
     backend: str = ""
     note: str = ""
     avoided: str = ""
+    plugins_off: tuple[str, ...] = ()
 
     @property
     def failing(self) -> frozenset[str]:
@@ -92,6 +94,7 @@ class Baseline:
                 "backend": self.backend,
                 "note": self.note,
                 "avoided": self.avoided,
+                "plugins_off": list(self.plugins_off),
             },
             indent=1,
         )
@@ -113,6 +116,7 @@ class Baseline:
                 backend=str(data.get("backend", "")),
                 note=str(data.get("note", "")),
                 avoided=str(data.get("avoided", "")),
+                plugins_off=tuple(str(n) for n in data.get("plugins_off", ())),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a baseline document: {exc}") from exc

@@ -21,6 +21,7 @@ from coditect.distributed.taskqueue import BASELINE
 from coditect.generated import write_generated_modules
 from coditect.sandbox.base import Sandbox
 from coditect.state.base import MissionValueStore
+from coditect.taskqueue.deps import unload_plugins
 from coditect.taskqueue.testsetup import install_missing_dependencies, record_baseline
 
 __all__ = ["MissionBaselines"]
@@ -51,7 +52,8 @@ class MissionBaselines:
         in a worktree of ``base`` beside it (the branch moved on before the baseline was kept).
         None when the project has no tests or its suite wrote no report (as in one process:
         nothing is excused then). ``auto``'s move of the project off a sandbox backend whose
-        guest could not run its tests is applied to ``clone`` too. ``generated`` are the
+        guest could not run its tests is applied to ``clone`` too, and so are the pytest plugins
+        the suite could not run with (put aside). ``generated`` are the
         project's generated modules (:mod:`coditect.generated`), written into the worktree.
 
         Raises:
@@ -74,6 +76,7 @@ class MissionBaselines:
             return None
         if baseline.avoided:
             self.sandbox.avoid(clone, baseline.avoided)
+        unload_plugins(clone, baseline.plugins_off)
         target = clone / BASELINE_PATH
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(stored, encoding="utf-8")

@@ -15,12 +15,13 @@ declares; this module does the same, without touching CODITECT's environment:
   package), ``requirements.txt`` and, as test requirements, the requirements files at the root
   whose name says they are for tests (a package's ``requirements.txt`` is usually its
   developers' pinned tool chain: glom's pins tox);
-* :func:`missing_requirements` keeps the runtime requirements, and the test requirements that
+* :func:`missing_requirements` keeps the runtime requirements, the test requirements that
   the tests import (a test extra or group also names the tools that drive the tests: semver's
-  names tox), that are not installed here at all (a different version installed here is left
-  alone: replacing it could break the test runner itself); never pytest, its plugins or what
-  pytest itself imports (the runner stays CODITECT's), never requirements given by URL; it
-  evaluates environment markers;
+  names tox) and the pytest plugins among them (``pytest-mock``: tests use its ``mocker``
+  fixture without importing it), that are not installed here at all (a different version
+  installed here is left alone: replacing it could break the test runner itself); never pytest
+  or what pytest itself imports (the runner stays CODITECT's), never requirements given by URL;
+  it evaluates environment markers;
 * :func:`install_requirements` installs them with pip into :data:`DEPS_DIR` inside the
   workspace (``.coditect/`` is never committed), **wheels only** (``--only-binary :all:``), so
   no code of the project or of its dependencies runs outside the sandbox while installing.
@@ -28,7 +29,9 @@ declares; this module does the same, without touching CODITECT's environment:
   on ``sys.path`` (``-o pythonpath=...``, :mod:`coditect.taskqueue.testsetup`). pip needs the
   package index; offline, or for a dependency without a wheel, that one fails (the others are
   installed one by one when installing them together fails), the reason is returned for the
-  mission's report, and the tests run as they can.
+  mission's report, and the tests run as they can. pytest loads the plugins installed there
+  (:func:`plugins`); one the suite cannot run with is put aside (:func:`unload_plugins`, by
+  :func:`coditect.taskqueue.testsetup.record_baseline`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path, PurePosixPath
 
 from packaging.markers import UndefinedEnvironmentName
@@ -63,12 +66,16 @@ __all__ = [
     "install_requirements",
     "installed_here",
     "missing_requirements",
+    "plugins",
     "project_name",
+    "reload_plugins",
+    "unload_plugins",
 ]
 
 #: Where the missing dependencies are installed, relative to the workspace.
 DEPS_DIR = ".coditect/deps"
 _STAMP = ".coditect-requirements.json"
+_ENTRY_POINTS_OFF = "entry_points.txt.off"
 _TEST_EXTRAS = frozenset({"test", "tests", "testing"})
 # What runs the tests is CODITECT's: pytest and what pytest itself imports are never shadowed.
 _RUNNER = frozenset({"pytest", "pluggy", "iniconfig", "packaging", "pygments", "colorama"})
@@ -300,7 +307,7 @@ def missing_requirements(
     modules = {canonicalize_name(m) for m in imported}
     wanted = [
         *declared.runtime,
-        *(r for r in declared.tests if _import_name(r) & modules),
+        *(r for r in declared.tests if _import_name(r) & modules or _is_plugin(r)),
     ]
     own = canonicalize_name(project) if project else ""
     out: list[str] = []
@@ -310,7 +317,7 @@ def missing_requirements(
         except InvalidRequirement:
             continue
         name = canonicalize_name(req.name)
-        if req.url or name == own or name in _RUNNER or name.startswith("pytest-"):
+        if req.url or name == own or name in _RUNNER:
             continue
         try:
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -320,6 +327,59 @@ def missing_requirements(
         if not installed(req.name):
             out.append(str(req))
     return tuple(dict.fromkeys(out))
+
+
+def _is_plugin(text: str) -> bool:
+    """Whether a requirement names a pytest plugin (``pytest-mock``): tests use it unimported."""
+    try:
+        return canonicalize_name(Requirement(text).name).startswith("pytest-")
+    except InvalidRequirement:
+        return False
+
+
+def plugins(workspace: Path) -> tuple[str, ...]:
+    """The pytest plugins installed into the workspace's :data:`DEPS_DIR` and loaded by pytest.
+
+    pytest (>= 9) puts ``pythonpath`` on ``sys.path`` before it loads the plugins that
+    distributions declare (entry points of the group ``pytest11``), so a plugin installed there
+    is loaded like one installed in the interpreter.
+    """
+    found = {
+        dist.metadata["Name"]
+        for dist in distributions(path=[str(workspace / DEPS_DIR)])
+        if any(ep.group == "pytest11" for ep in dist.entry_points)
+    }
+    return tuple(sorted(found))
+
+
+def unload_plugins(workspace: Path, names: Iterable[str]) -> None:
+    """Keep pytest from loading the plugins ``names`` installed in :data:`DEPS_DIR`.
+
+    Their entry points are put aside (``entry_points.txt.off``), their code stays: a test that
+    imports a plugin's module still can. Idempotent; :func:`reload_plugins` undoes it.
+    """
+    for info in _dist_infos(workspace, names):
+        if (info / "entry_points.txt").is_file():
+            (info / "entry_points.txt").replace(info / _ENTRY_POINTS_OFF)
+
+
+def reload_plugins(workspace: Path, names: Iterable[str]) -> None:
+    """Undo :func:`unload_plugins`."""
+    for info in _dist_infos(workspace, names):
+        if (info / _ENTRY_POINTS_OFF).is_file():
+            (info / _ENTRY_POINTS_OFF).replace(info / "entry_points.txt")
+
+
+def _dist_infos(workspace: Path, names: Iterable[str]) -> list[Path]:
+    wanted = {canonicalize_name(n) for n in names}
+    target = workspace / DEPS_DIR
+    if not wanted or not target.is_dir():
+        return []
+    return [
+        info
+        for info in target.glob("*.dist-info")
+        if canonicalize_name(info.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wanted
+    ]
 
 
 def _import_name(text: str) -> set[str]:

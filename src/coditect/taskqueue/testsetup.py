@@ -47,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from coditect.agents.baseline import BASELINE_PATH, Baseline
 from coditect.agents.junit import parse_outcomes
 from coditect.errors import CoditectError
-from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest
+from coditect.sandbox.base import Sandbox, SandboxLimits, SandboxRequest, SandboxResult
 from coditect.taskqueue.deps import (
     DEPS_DIR,
     DepsInstall,
@@ -55,7 +55,10 @@ from coditect.taskqueue.deps import (
     install_requirements,
     installed_here,
     missing_requirements,
+    plugins,
     project_name,
+    reload_plugins,
+    unload_plugins,
 )
 from coditect.taskqueue.metadata import META_DIR, needs_metadata, project_version, write_metadata
 
@@ -499,6 +502,12 @@ async def record_baseline(
     a project without tests, a run that times out or writes no JUnit report gives None (the
     Tester then judges every failure as before: nothing is excused).
 
+    When the suite writes no report and pytest plugins were installed for the project
+    (:func:`coditect.taskqueue.deps.plugins`: one written for an older pytest can stop pytest
+    before it runs a test), it runs again without them; when it then runs, they stay out of
+    every later run of the mission (:func:`coditect.taskqueue.deps.unload_plugins`) and the
+    note says so.
+
     When test modules fail to import in the backend that ran them and the sandbox can move the
     project to another backend (``auto``: the wasm guest has no threads, sockets or native
     extension modules; the process sandbox runs the project's own interpreter), the suite runs
@@ -509,6 +518,8 @@ async def record_baseline(
         return None
     argv = setup.command(junit=_BASELINE_JUNIT)
     first = await _suite_run(workspace, sandbox, argv, timeout_s)
+    if first.baseline is None and not first.timed_out:
+        first = await _without_plugins(workspace, sandbox, argv, timeout_s, first)
     baseline = first.baseline
     poor = baseline is None or bool(_unimportable(baseline))
     if poor and not first.timed_out and first.backend and sandbox.avoid(workspace, first.backend):
@@ -524,7 +535,13 @@ async def record_baseline(
                 f"the project's tests run in the {other.backend} sandbox: in the "
                 f"{first.backend} sandbox {there}"
             )
-            baseline = dataclasses.replace(other, note=note, avoided=first.backend)
+            earlier = baseline.note if baseline is not None else ""
+            baseline = dataclasses.replace(
+                other,
+                note="; ".join(n for n in (earlier, note) if n),
+                avoided=first.backend,
+                plugins_off=baseline.plugins_off if baseline is not None else (),
+            )
         else:
             sandbox.allow(workspace)
     if baseline is not None:
@@ -533,11 +550,33 @@ async def record_baseline(
     return baseline
 
 
+async def _without_plugins(
+    workspace: Path, sandbox: Sandbox, argv: tuple[str, ...], timeout_s: float, first: _SuiteRun
+) -> _SuiteRun:
+    """The suite run again without the plugins installed for it, when they stopped it."""
+    names = await asyncio.to_thread(plugins, workspace)
+    if not names:
+        return first
+    unload_plugins(workspace, names)
+    again = await _suite_run(workspace, sandbox, argv, timeout_s)
+    if again.baseline is None:  # not the plugins' doing
+        reload_plugins(workspace, names)
+        return first
+    why = f": {first.error}" if first.error else ""
+    note = (
+        f"the pytest plugin(s) {', '.join(names)} the project declares were installed for its "
+        f"tests and left out again: with them the suite did not run{why}"
+    )
+    baseline = dataclasses.replace(again.baseline, note=note, plugins_off=names)
+    return dataclasses.replace(again, baseline=baseline)
+
+
 @dataclass(frozen=True)
 class _SuiteRun:
     baseline: Baseline | None  # None: no report (the run failed before writing one)
     backend: str = ""  # "" when the sandbox could not run the command at all
     timed_out: bool = False
+    error: str = ""  # the last line of the output of a run that wrote no report
 
 
 async def _suite_run(
@@ -552,7 +591,7 @@ async def _suite_run(
     except CoditectError:  # a sandbox that cannot run now fails the Tester later, with its reason
         return _SuiteRun(None)
     if result.timed_out or not junit.is_file():
-        return _SuiteRun(None, result.backend, result.timed_out)
+        return _SuiteRun(None, result.backend, result.timed_out, _last_line(result))
     try:
         outcomes = parse_outcomes(junit.read_text(encoding="utf-8", errors="replace"))
     except ValueError:
@@ -563,6 +602,13 @@ async def _suite_run(
         outcomes=outcomes, duration_s=result.duration_s, command=argv, backend=result.backend
     )
     return _SuiteRun(baseline, result.backend)
+
+
+def _last_line(result: SandboxResult) -> str:
+    """The last line of a run's output (pytest's error comes last), shortened."""
+    lines = [ln.strip() for ln in (result.stdout + "\n" + result.stderr).splitlines()]
+    lines = [ln.removeprefix("INTERNALERROR>").strip() for ln in lines if ln.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def _unimportable(baseline: Baseline) -> list[str]:

@@ -65,10 +65,15 @@ def test_only_already_failing_tests_fail_is_ok():
 
 
 def test_baseline_json_round_trip_and_failing():
-    b = Baseline(outcomes=BEFORE, duration_s=1.23456, command=("python", "-m", "pytest"))
+    b = Baseline(
+        outcomes=BEFORE,
+        duration_s=1.23456,
+        command=("python", "-m", "pytest"),
+        plugins_off=("pytest-old",),
+    )
     back = Baseline.from_json(b.to_json())
     assert back.outcomes == BEFORE and back.duration_s == pytest.approx(1.235)
-    assert back.command == ("python", "-m", "pytest")
+    assert back.command == ("python", "-m", "pytest") and back.plugins_off == ("pytest-old",)
     assert back.failing == {"t::b", "t::c"}
 
 

@@ -14,6 +14,7 @@ from coditect.distributed.taskqueue import BASELINE
 from coditect.sandbox.base import SandboxRequest, SandboxResult
 from coditect.sandbox.subprocess import SubprocessSandbox
 from coditect.state.memory import MemoryMissionValueStore
+from coditect.taskqueue.deps import DEPS_DIR, plugins
 
 KNOWN_BUG = "tests.test_known_bug::test_known_bug"  # JUnit's classname::name
 
@@ -113,6 +114,25 @@ async def test_the_move_to_another_sandbox_backend_is_applied_on_every_clone(
         == moved
     )
     assert sandbox.avoided == [(clone, "wasm")] and sandbox.runs == 0
+
+
+async def test_plugins_the_suite_could_not_run_with_are_left_out_on_every_clone(
+    tmp_path: Path,
+) -> None:
+    values, sandbox = MemoryMissionValueStore(), CountingSandbox()
+    recorded = Baseline(outcomes={"t.py::test": "passed"}, plugins_off=("pytest-broken",))
+    await values.put_value(BASELINE, "m1", recorded.to_json())
+    clone = tmp_path / "clone"
+    info = clone / DEPS_DIR / "pytest_broken-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nbroken = pytest_broken\n")
+    assert plugins(clone) == ("pytest-broken",)
+    got = await MissionBaselines(values, sandbox, timeout_s=120).put(
+        "m1", clone, base="b", head="b"
+    )
+    assert got == recorded and sandbox.runs == 0
+    assert plugins(clone) == ()
 
 
 async def test_an_unreadable_stored_baseline_is_not_used(tmp_path: Path) -> None:

@@ -18,6 +18,12 @@ from coditect.taskqueue.deps import (
 from coditect.taskqueue.testsetup import detect, install_missing_dependencies, record_baseline
 
 
+def _project(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
 def declared(files: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     found = declared_requirements(files, files.__getitem__)
     return found.runtime, found.tests
@@ -116,7 +122,7 @@ def test_only_what_is_not_installed_here_is_missing():
         "attrs>=99",  # installed in another version: left alone
         "face>=20",
         "pytest>=9",  # the runner is CODITECT's
-        "pytest-benchmark",
+        "pytest-benchmark",  # a plugin: installed, pytest loads it
         "Pygments",
         "thing[tests]",  # the project itself
         "tomli; python_version < '3.0'",  # marker false here
@@ -125,14 +131,26 @@ def test_only_what_is_not_installed_here_is_missing():
         "not a requirement!",
         "face>=20",
     )
-    tests = ("tox<5", "freezegun", "PyYAML", "python-dateutil")  # tox drives the tests
+    # tox drives the tests; a plugin's fixtures are used without importing it (``mocker``)
+    tests = ("tox<5", "freezegun", "PyYAML", "python-dateutil", "pytest_mock>=3")
     declared = Declared(runtime, tests)
     imported = {"freezegun", "yaml", "dateutil", "pytest", "thing"}
     missing = missing_requirements(
         declared, imported=imported, project="Thing", installed=installed
     )
-    assert missing == ("face>=20", "freezegun", "PyYAML", "python-dateutil")
-    assert missing_requirements(declared, project="Thing", installed=installed) == ("face>=20",)
+    assert missing == (
+        "face>=20",
+        "pytest-benchmark",
+        "freezegun",
+        "PyYAML",
+        "python-dateutil",
+        "pytest_mock>=3",
+    )
+    assert missing_requirements(declared, project="Thing", installed=installed) == (
+        "face>=20",
+        "pytest-benchmark",
+        "pytest_mock>=3",
+    )
 
 
 def test_the_command_puts_the_installed_dependencies_on_the_path():
@@ -187,25 +205,75 @@ async def test_one_dependency_without_a_wheel_does_not_keep_the_others_out(tmp_p
 async def test_a_project_whose_tests_import_a_missing_dependency_runs_them(
     tmp_path: Path, sandbox: Sandbox
 ):
-    """glom's shape: the package imports a dependency CODITECT's environment lacks (``six``).
+    """glom's shape: the package imports a dependency CODITECT's environment lacks (``six``);
+    natsort 8.4's: tox's deps name pytest-mock, whose ``mocker`` the tests use unimported.
 
-    The wheel comes from the package index (pip, on the host, wheels only); the test runs in
-    the sandbox, which sees the installed dependency because it is inside the project.
+    The wheels come from the package index (pip, on the host, wheels only); the test runs in
+    the sandbox, which sees the installed dependencies because they are inside the project.
     """
     files = {
         "pyproject.toml": '[project]\nname = "uses-six"\ndependencies = ["six>=1.10"]\n',
+        "tox.ini": "[testenv]\ndeps =\n    pytest\n    pytest-mock\n",
         "usessix/__init__.py": "import six\n\nNAME = six.__name__\n",
-        "tests/test_it.py": "from usessix import NAME\n\n\ndef test_x():\n"
-        "    assert NAME == 'six'\n",
+        "tests/test_it.py": "import usessix\n\n\ndef test_x(mocker):\n"
+        "    assert usessix.NAME == 'six'\n"
+        "    mocker.patch.object(usessix, 'NAME', 'mocked')\n"
+        "    assert usessix.NAME == 'mocked'\n",
     }
-    for rel, text in files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
+    _project(tmp_path, files)
     done = await install_missing_dependencies(tmp_path)
-    assert done.installed == ("six>=1.10",) and not done.failed, done.error
+    assert done.installed == ("pytest-mock", "six>=1.10") and not done.failed, done.error
     assert (tmp_path / DEPS_DIR / "six.py").is_file()
+    assert deps.plugins(tmp_path) == ("pytest-mock",)
     again = await install_missing_dependencies(tmp_path)
     assert again.reused
     baseline = await record_baseline(tmp_path, sandbox, timeout_s=120)
-    assert baseline is not None
+    assert baseline is not None and baseline.plugins_off == ()
     assert baseline.outcomes == {"tests.test_it::test_x": "passed"}
+
+
+def _broken_plugin(root: Path) -> None:
+    """A plugin installed in the deps directory that stops pytest before any test runs."""
+    target = root / DEPS_DIR
+    info = target / "pytest_broken-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nbroken = pytest_broken\n")
+    (target / "pytest_broken.py").write_text(
+        "def pytest_configure(config):\n    raise RuntimeError('written for pytest 3')\n"
+    )
+
+
+async def test_a_plugin_the_suite_cannot_run_with_is_left_out(tmp_path: Path, sandbox: Sandbox):
+    files = {
+        "tox.ini": "[testenv]\ndeps =\n    pytest-broken\n",
+        "tests/test_a.py": "def test_a():\n    assert True\n",
+    }
+    _project(tmp_path, files)
+    _broken_plugin(tmp_path)
+    assert deps.plugins(tmp_path) == ("pytest-broken",)
+    baseline = await record_baseline(tmp_path, sandbox, timeout_s=120)
+    assert baseline is not None
+    assert baseline.outcomes == {"tests.test_a::test_a": "passed"}
+    assert baseline.plugins_off == ("pytest-broken",)
+    assert "pytest-broken" in baseline.note and "written for pytest 3" in baseline.note
+    assert deps.plugins(tmp_path) == ()  # later runs of the mission run without it
+    deps.reload_plugins(tmp_path, ["pytest-broken"])
+    assert deps.plugins(tmp_path) == ("pytest-broken",)
+    deps.unload_plugins(tmp_path, ["pytest-broken"])
+    deps.unload_plugins(tmp_path, ["pytest-broken"])  # idempotent
+    assert deps.plugins(tmp_path) == ()
+
+
+async def test_plugins_stay_when_the_suite_does_not_run_without_them_either(tmp_path: Path):
+    from coditect.sandbox.subprocess import SubprocessSandbox
+
+    files = {
+        "tox.ini": "[testenv]\ndeps =\n    pytest-broken\n",
+        "tests/conftest.py": "raise SystemExit(3)\n",
+        "tests/test_a.py": "def test_a():\n    assert True\n",
+    }
+    _project(tmp_path, files)
+    _broken_plugin(tmp_path)
+    assert await record_baseline(tmp_path, SubprocessSandbox(), timeout_s=60) is None
+    assert deps.plugins(tmp_path) == ("pytest-broken",)
