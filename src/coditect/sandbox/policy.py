@@ -246,13 +246,16 @@ class PolicySandbox(Sandbox):
 
         Used when the project's own tests run better elsewhere (the wasm guest lacks what a
         test module imports: threads, sockets; :func:`coditect.taskqueue.testsetup.record_baseline`
-        compares). False, and nothing changes, when no other backend can run Python here.
+        compares). False, and nothing changes, when no other backend can run Python here, or
+        none can run this project (a wasm guest cannot load its native extension modules).
         """
         if self.backend != "auto":
             return False
         try:
-            self.choose(_PYTHON, skip=backend)
+            other = self.choose(_PYTHON, skip=backend)
         except SandboxUnavailableError:
+            return False
+        if other.project_problem(workdir):
             return False
         self._avoided[_key(workdir)] = backend
         return True

@@ -508,9 +508,10 @@ async def record_baseline(
     every later run of the mission (:func:`coditect.taskqueue.deps.unload_plugins`) and the
     note says so.
 
-    When test modules fail to import in the backend that ran them and the sandbox can move the
-    project to another backend (``auto``: the wasm guest has no threads, sockets or native
-    extension modules; the process sandbox runs the project's own interpreter), the suite runs
+    When test modules fail to import or tests error or fail in the backend that ran them and
+    the sandbox can move the project to another backend (``auto``: the wasm guest has no
+    threads, sockets, subprocesses, native extension modules or ``os.dup``, which pytest's
+    ``capfd`` needs; the process sandbox runs the project's own interpreter), the suite runs
     there too, and the project stays there when more of its tests pass (the note says so).
     """
     setup = detect_dir(workspace)
@@ -521,15 +522,19 @@ async def record_baseline(
     if first.baseline is None and not first.timed_out:
         first = await _without_plugins(workspace, sandbox, argv, timeout_s, first)
     baseline = first.baseline
-    poor = baseline is None or bool(_unimportable(baseline))
-    if poor and not first.timed_out and first.backend and sandbox.avoid(workspace, first.backend):
+    trouble = _trouble(baseline)
+    if (
+        trouble
+        and not first.timed_out
+        and first.backend
+        and sandbox.avoid(workspace, first.backend)
+    ):
         other = (await _suite_run(workspace, sandbox, argv, timeout_s)).baseline
         if other is not None and (baseline is None or _passed(other) > _passed(baseline)):
             there = (
-                "the suite did not run"
+                trouble
                 if baseline is None
-                else f"{len(_unimportable(baseline))} test module(s) could not be imported "
-                f"({_passed(baseline)} tests passed there, {_passed(other)} here)"
+                else f"{trouble} ({_passed(baseline)} tests passed there, {_passed(other)} here)"
             )
             note = (
                 f"the project's tests run in the {other.backend} sandbox: in the "
@@ -609,6 +614,19 @@ def _last_line(result: SandboxResult) -> str:
     lines = [ln.strip() for ln in (result.stdout + "\n" + result.stderr).splitlines()]
     lines = [ln.removeprefix("INTERNALERROR>").strip() for ln in lines if ln.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def _trouble(baseline: Baseline | None) -> str:
+    """What another sandbox backend might fix about a run ("" when nothing)."""
+    if baseline is None:
+        return "the suite did not run"
+    modules = len(_unimportable(baseline))
+    errors = sum(1 for k, v in baseline.outcomes.items() if v == "error" and "::" in k)
+    failed = sum(1 for v in baseline.outcomes.values() if v == "failed")
+    parts = [f"{modules} test module(s) could not be imported"] if modules else []
+    parts += [f"{errors} test(s) errored"] if errors else []
+    parts += [f"{failed} test(s) failed"] if failed else []
+    return ", ".join(parts)
 
 
 def _unimportable(baseline: Baseline) -> list[str]:

@@ -103,6 +103,11 @@ async def test_a_project_can_be_moved_off_a_backend_and_back(tmp_path):
     assert not PolicySandbox("wasm", registry=registry()).avoid(tmp_path, "wasm")
     only_wasm = {"wasm": registry()["wasm"]}
     assert not PolicySandbox("auto", registry=only_wasm).avoid(tmp_path, "wasm")
+    # a project in the process sandbox because wasm cannot run it has nowhere else to go
+    native = tmp_path / "native"
+    native.mkdir()
+    assert not policy.avoid(native_ext(native), "process")
+    assert (await policy.run(SandboxRequest(argv=PRINT, workdir=native))).backend == "process"
 
 
 async def test_the_metered_sandbox_of_a_worker_moves_the_project_too(tmp_path):

@@ -303,6 +303,22 @@ async def test_tests_that_cannot_import_in_wasm_move_the_project_to_the_process_
     assert moved is not None and moved.backend == "process"
     assert moved.outcomes == {"tests.test_plain::test_x": "passed"}
     assert moved.note.endswith("in the wasm sandbox the suite did not run")
+    # sqlparse 0.6's shape: a test using capfd errors in wasm (no os.dup) and the tests after
+    # it error too; the process sandbox runs them all
+    capfd = "import os\n\n\ndef test_fd(capfd):\n    os.write(1, b'x')\n"
+    capfd += "    assert capfd.readouterr().out == 'x'\n"
+    files = {"tests/test_a_fd.py": capfd, "tests/test_plain.py": PYTEST_TEST}
+    moved = await record_baseline(tree(tmp_path / "fd", files), policy, timeout_s=120)
+    assert moved is not None and moved.backend == "process"
+    assert set(moved.outcomes.values()) == {"passed"}
+    assert "in the wasm sandbox " in moved.note and "test(s) errored" in moved.note
+    # jsonpatch 1.48's: a test that starts a subprocess fails in wasm
+    spawn = "import subprocess\nimport sys\n\n\ndef test_cli():\n"
+    spawn += "    assert subprocess.run([sys.executable, '-c', 'pass']).returncode == 0\n"
+    moved = await record_baseline(tree(tmp_path / "cli", {"tests/test_cli.py": spawn}), policy)
+    assert moved is not None and moved.backend == "process"
+    assert moved.outcomes == {"tests.test_cli::test_cli": "passed"}
+    assert moved.note.endswith("1 test(s) failed (0 tests passed there, 1 here)")
 
 
 async def test_no_tests_no_baseline(tmp_path):
