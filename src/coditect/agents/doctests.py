@@ -610,12 +610,33 @@ def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctio
     return {n.name: n for n in tree.body if isinstance(n, kinds)}
 
 
+def _doc_lines(doc: ast.Expr) -> list[str]:
+    text = doc.value.value if isinstance(doc.value, ast.Constant) else ""
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
+
+
+def _extends(old: ast.Expr, new: ast.Expr) -> bool:
+    """Whether docstring ``new`` holds every line of ``old`` in order and no new example."""
+    before = _doc_lines(old)
+    after = _doc_lines(new)
+    added = list(after)
+    it = iter(after)
+    if not all(any(line == other for other in it) for line in before):
+        return False
+    for line in before:
+        added.remove(line)
+    return not any(line.startswith(">>>") for line in added)
+
+
 def keep_docstrings(original: str | None, source: str, names: Sequence[str]) -> str:
     """``source`` with the docstrings of ``original``'s functions ``names`` put back.
 
     The user's docstring is the specification (and holds the examples that check the code): a
-    model that rewrites a function must not drop or rewrite it. Functions whose indentation
-    differs, or written on one line, are left as they are; so is anything that would not parse.
+    model that rewrites a function must not drop or rewrite it. It may add to it: a docstring
+    that keeps every line of the user's, in order, and adds no example (``>>>``) stays as the
+    model wrote it (a command-line tool that prints its function's docstring as its ``--help``
+    text documents a new option there). Functions whose indentation differs, or written on one
+    line, are left as they are; so is anything that would not parse.
     """
     try:
         old_tree, new_tree = ast.parse(original or ""), ast.parse(source)
@@ -633,6 +654,8 @@ def keep_docstrings(original: str | None, source: str, names: Sequence[str]) -> 
             continue
         text = old_lines[old_doc.lineno - 1 : old_doc.end_lineno]
         new_doc = _docstring_node(node)
+        if new_doc is not None and _extends(old_doc, new_doc):
+            continue
         if new_doc is not None:
             edits.append((new_doc.lineno - 1, new_doc.end_lineno or new_doc.lineno, text))
         else:

@@ -206,6 +206,20 @@ def test_keep_docstrings_puts_the_users_docstring_back():
     assert keep_docstrings("def f(:\n", rewritten, ["f"]) == rewritten
 
 
+def test_a_docstring_the_model_only_added_to_stays():
+    """tabulate's ``_main``: its docstring is the ``--help`` text a new option is listed in."""
+    original = 'def main():\n    """Usage: tool [options]\n\n    -h   help\n    """\n    return 0\n'
+    added = 'def main():\n    """Usage: tool [options]\n\n    -h   help\n    -m   more\n    """\n'
+    added += "    return 1\n"
+    assert keep_docstrings(original, added, ["main"]) == added
+    # a line of the user's dropped, or a new example: the user's docstring comes back
+    dropped = added.replace("    -h   help\n", "")
+    assert "-m   more" not in keep_docstrings(original, dropped, ["main"])
+    example = added.replace("    -m   more\n", "    >>> main()\n    1\n")
+    assert ">>> main()" not in keep_docstrings(original, example, ["main"])
+    assert "return 1" in keep_docstrings(original, example, ["main"])
+
+
 def test_a_doctest_line_that_compares_without_output_is_an_example():
     doc = ">>> f([]) == 0\n>>> f([1, 2]) == [2, 1]\n>>> f(1) < 3\n>>> f(x) == 1\n"
     assert [(e.call, e.expected) for e in extract_examples(doc, "f")] == [
