@@ -345,9 +345,9 @@ def plugins(workspace: Path) -> tuple[str, ...]:
     is loaded like one installed in the interpreter.
     """
     found = {
-        dist.metadata["Name"]
+        str(dist.metadata["Name"])
         for dist in distributions(path=[str(workspace / DEPS_DIR)])
-        if any(ep.group == "pytest11" for ep in dist.entry_points)
+        if dist.metadata["Name"] and any(ep.group == "pytest11" for ep in dist.entry_points)
     }
     return tuple(sorted(found))
 
