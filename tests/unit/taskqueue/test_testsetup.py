@@ -312,7 +312,7 @@ async def test_tests_that_cannot_import_in_wasm_move_the_project_to_the_process_
     assert moved is not None and moved.backend == "process"
     assert set(moved.outcomes.values()) == {"passed"}
     assert "in the wasm sandbox " in moved.note and "test(s) errored" in moved.note
-    # jsonpatch 1.48's: a test that starts a subprocess fails in wasm
+    # a test that starts a subprocess fails in wasm (the guest has no processes)
     spawn = "import subprocess\nimport sys\n\n\ndef test_cli():\n"
     spawn += "    assert subprocess.run([sys.executable, '-c', 'pass']).returncode == 0\n"
     moved = await record_baseline(tree(tmp_path / "cli", {"tests/test_cli.py": spawn}), policy)
