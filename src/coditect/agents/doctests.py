@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from coditect.agents.codemerge import MergeResult, merge_source
+from coditect.index.symbols import docstring_node
 
 __all__ = [
     "EXAMPLES_TEST_SUFFIX",
@@ -594,17 +595,6 @@ def with_examples_tests(
     )
 
 
-def _docstring_node(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Expr | None:
-    first = node.body[0]
-    if (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
-        return first
-    return None
-
-
 def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
     return {n.name: n for n in tree.body if isinstance(n, kinds)}
@@ -647,13 +637,13 @@ def keep_docstrings(original: str | None, source: str, names: Sequence[str]) -> 
     edits: list[tuple[int, int, list[str]]] = []
     for name, node in _functions(new_tree).items():
         old = old_defs.get(name)
-        old_doc = _docstring_node(old) if old is not None and name in names else None
+        old_doc = docstring_node(old) if old is not None and name in names else None
         if old_doc is None or node.body[0].lineno == node.lineno:
             continue
         if old_doc.col_offset != node.body[0].col_offset:
             continue
         text = old_lines[old_doc.lineno - 1 : old_doc.end_lineno]
-        new_doc = _docstring_node(node)
+        new_doc = docstring_node(node)
         if new_doc is not None and _extends(old_doc, new_doc):
             continue
         if new_doc is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.errors import InputError
-from coditect.index.symbols import references
+from coditect.index.symbols import docstring_node, references
 
 __all__ = ["ContextOverflowError", "FileContext", "TokenCounter", "definitions", "file_context"]
 
@@ -91,14 +91,10 @@ def _long_docstring(node: ast.stmt) -> ast.Expr | None:
     """The docstring of a function of more than a few lines, else None."""
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return None
-    first = node.body[0]
-    if not (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
+    doc = docstring_node(node)
+    if doc is None or (doc.end_lineno or doc.lineno) - doc.lineno < _LONG_DOC_LINES:
         return None
-    return first if (first.end_lineno or first.lineno) - first.lineno >= _LONG_DOC_LINES else None
+    return doc
 
 
 def _shortened(lines: Sequence[str], node: ast.stmt, first: int, last: int) -> list[str]:

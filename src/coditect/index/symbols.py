@@ -12,7 +12,15 @@ import ast
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ModuleIndex", "Symbol", "SymbolKind", "index_module", "module_name", "references"]
+__all__ = [
+    "ModuleIndex",
+    "Symbol",
+    "SymbolKind",
+    "docstring_node",
+    "index_module",
+    "module_name",
+    "references",
+]
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _MAX_SIGNATURE_CHARS = 200
@@ -318,3 +326,17 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
         refs=references(tree),
         lines=lines,
     )
+
+
+def docstring_node(node: ast.stmt) -> ast.Expr | None:
+    """The docstring statement of a function or class (None for other nodes, or without one)."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or not node.body:
+        return None
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first
+    return None

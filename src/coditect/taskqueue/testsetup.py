@@ -150,7 +150,7 @@ class TestSetup:
             argv += ["-p", f"no:{name}"]
         # An override replaces the configured value: it repeats it when it adds the deps.
         paths = () if self.pythonpath_configured else self.pythonpath
-        extra = (DEPS_DIR,) if self.missing_requirements else ()
+        extra: tuple[str, ...] = (DEPS_DIR,) if self.missing_requirements else ()
         extra += (META_DIR,) if self.metadata else ()
         if extra:
             paths = (*self.pythonpath, *extra)
