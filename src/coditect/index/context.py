@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.errors import InputError
-from coditect.index.symbols import docstring_node, references
+from coditect.index.symbols import references
 
 __all__ = ["ContextOverflowError", "FileContext", "TokenCounter", "definitions", "file_context"]
 
@@ -26,8 +26,6 @@ TokenCounter = Callable[[str], int]
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _ELLIPSIS = "..."
-# A function's docstring of more lines than this can be cut to its head when nothing else fits.
-_LONG_DOC_LINES = 8
 
 
 class ContextOverflowError(InputError):
@@ -87,35 +85,6 @@ def _stub(lines: Sequence[str], node: ast.stmt, *, doc: bool) -> list[str]:
     return head
 
 
-def _long_docstring(node: ast.stmt) -> ast.Expr | None:
-    """The docstring of a function of more than a few lines, else None."""
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        return None
-    doc = docstring_node(node)
-    if doc is None or (doc.end_lineno or doc.lineno) - doc.lineno < _LONG_DOC_LINES:
-        return None
-    return doc
-
-
-def _shortened(lines: Sequence[str], node: ast.stmt, first: int, last: int) -> list[str]:
-    """Lines ``first``-``last`` (a top-level function) with its long docstring cut to its head.
-
-    The merge puts the user's whole docstring back into the changed function
-    (:func:`coditect.agents.doctests.keep_docstrings`), so the model need not see all of it.
-    """
-    block = list(lines[first - 1 : last])
-    doc = _long_docstring(node)
-    if doc is None:
-        return block
-    start, end = doc.lineno - first, (doc.end_lineno or doc.lineno) - first
-    opening = block[start].strip()
-    quote = '"""' if '"""' in opening else "'''"
-    head = block[start : start + (2 if opening.rstrip("\\").endswith(quote) else 1)]
-    indent = " " * doc.col_offset
-    note = f"{indent}{_ELLIPSIS} ({end - start + 1 - len(head)} more lines of this docstring; kept)"
-    return [*block[:start], *head, note, f"{indent}{quote}", *block[end + 1 :]]
-
-
 @dataclass
 class _Plan:
     lines: Sequence[str]
@@ -123,7 +92,6 @@ class _Plan:
     full: list[str]
     outlined: list[str]
     doc: bool = True
-    short_docs: bool = False
 
     def render(self) -> str:
         out: list[str] = []
@@ -154,10 +122,7 @@ class _Plan:
             names = _names(node)
             if any(n in self.full for n in names):
                 gap(first)
-                if self.short_docs:
-                    out.extend(_shortened(self.lines, node, first, last))
-                else:
-                    out.extend(self.lines[first - 1 : last])
+                out.extend(self.lines[first - 1 : last])
                 last_shown = last
             elif any(n in self.outlined for n in names):
                 gap(first)
@@ -253,14 +218,6 @@ def _related(
     return list(dict.fromkeys([*called, *members, *ranked]))
 
 
-def _variants(related: int) -> list[tuple[bool, int, bool]]:
-    """(short docstrings, outlines kept, outline docstrings): widest first, then narrower."""
-    keeps = dict.fromkeys((related, related // 2, related // 4, 8, 0))
-    return [
-        (short, keep, doc) for short in (False, True) for keep in keeps for doc in (True, False)
-    ]
-
-
 def _file_context(
     source: str,
     *,
@@ -296,22 +253,22 @@ def _file_context(
     )
     related = _related(tree, full, others, prio)
     # Widest first, then narrower: the related outlines, a share of them, none; docstrings last.
-    # A function in full whose docstring is long (tabulate's 500 lines) is shown with the head
-    # of its docstring before it is given up.
     for n_full in range(len(full), 0 if full else -1, -1):
         shown = full[: max(n_full, 0)]
-        for short, keep, doc in _variants(len(related)):
+        for keep in dict.fromkeys((len(related), len(related) // 2, len(related) // 4, 8, 0)):
             outlined = related[:keep]
-            text = _Plan(lines, tree, shown, outlined, doc=doc, short_docs=short).render()
-            used = count(text)
-            if used <= budget_tokens:
-                return FileContext(
-                    text=text,
-                    whole=False,
-                    full=tuple(shown),
-                    outlined=tuple(outlined),
-                    tokens=used,
-                )
+            for doc in (True, False):
+                plan = _Plan(lines, tree, shown, outlined, doc=doc)
+                text = plan.render()
+                used = count(text)
+                if used <= budget_tokens:
+                    return FileContext(
+                        text=text,
+                        whole=False,
+                        full=tuple(shown),
+                        outlined=tuple(outlined),
+                        tokens=used,
+                    )
         if n_full <= 1:
             break
     members = [q for q in others if full and q.startswith(full[0] + ".")]

@@ -104,25 +104,3 @@ def test_a_focus_definition_too_large_to_show_gives_way_to_the_next():
     assert ctx.full == ("f3",)
     with pytest.raises(ContextOverflowError, match="huge alone does not fit"):
         file_context(source, focus=("huge", "f3"), budget_tokens=10, count=estimate_tokens)
-
-
-def test_a_function_with_a_long_docstring_is_shown_with_its_head():
-    """tabulate's ``tabulate()``: 500 lines of docstring before 150 lines of code."""
-    doc = "".join(f"    >>> example({i})\n    {i}\n" for i in range(300))
-    func = f'def table(rows):\n    """Format rows as a table.\n\n{doc}    """\n'
-    func += "    width = max(len(r) for r in rows)\n    return width\n"
-    source = f"{func}\n\n{BIG}"
-    ctx = file_context(source, focus=("table",), budget_tokens=600, count=estimate_tokens)
-    assert ctx.full == ("table",)
-    assert 'def table(rows):\n    """Format rows as a table.\n    ... (' in ctx.text
-    assert "example(299)" not in ctx.text and "return width" in ctx.text
-    ast.parse(ctx.text)  # the excerpt is still Python
-    # an opening line without text keeps the docstring's first line too
-    bare = func.replace('"""Format', '"""\\\n    Format')
-    ctx = file_context(
-        f"{bare}\n\n{BIG}", focus=("table",), budget_tokens=600, count=estimate_tokens
-    )
-    assert '    """\\\n    Format rows as a table.\n    ... (' in ctx.text
-    # with room for it, the whole docstring is shown
-    roomy = file_context(source, focus=("table",), budget_tokens=5000, count=estimate_tokens)
-    assert "example(299)" in roomy.text
