@@ -165,7 +165,8 @@ class Workspace:
         for rel in sorted(changed):
             old = self._original_text(rel)
             new_path = self.path / rel
-            new = new_path.read_text(errors="replace") if new_path.exists() else ""
+            # Bytes decoded as they are: reading text would turn CRLF into LF on one side only.
+            new = new_path.read_bytes().decode(errors="replace") if new_path.exists() else ""
             chunks.extend(
                 difflib.unified_diff(
                     old.splitlines(keepends=True),
@@ -184,7 +185,7 @@ class Workspace:
             )
             return proc.stdout.decode(errors="replace") if proc.returncode == 0 else ""
         original = self.repo / rel
-        return original.read_text(errors="replace") if original.exists() else ""
+        return original.read_bytes().decode(errors="replace") if original.exists() else ""
 
     def _repo_path(self, rel: str) -> str:
         assert self.git is not None

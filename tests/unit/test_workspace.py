@@ -66,6 +66,22 @@ def test_dirty_tree_is_noted_and_not_included(repo):
     assert (repo / "proj" / "pkg" / "mod.py").read_text() == "x = 'dirty'\n"
 
 
+def test_the_diff_of_a_crlf_file_shows_only_what_changed(repo, tmp_path):
+    """tabulate 0.9's ``version.py`` has CRLF endings: the report showed every line changed."""
+    crlf = b"a = 1\r\nb = 2\r\n"
+    for project in (repo / "proj", tmp_path / "plain"):
+        project.mkdir(exist_ok=True)
+        (project / "v.py").write_bytes(crlf)
+    git(repo, "add", "proj/v.py")
+    git(repo, "-c", "user.email=a@b", "-c", "user.name=A", "commit", "-qm", "v")
+    for project in (repo / "proj", tmp_path / "plain"):
+        ws = open_workspace(project)
+        (ws.path / "v.py").write_bytes(crlf + b"c = 3\r\n")
+        diff = ws.diff(["v.py"])
+        assert "+c = 3" in diff and "-a = 1" not in diff, diff
+        ws.cleanup()
+
+
 def test_plain_directory_applies_with_backup(tmp_path):
     proj = tmp_path / "plain"
     proj.mkdir()
