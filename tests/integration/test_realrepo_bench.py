@@ -153,3 +153,21 @@ def test_peer_task_check_judges_the_tree_left(tmp_path):
     solved = tree("solved")
     rr.apply_edits(solved, task.solution)
     assert raw["check"](solved) is True
+
+
+def test_localization_bench_derives_the_definitions_each_solution_edits(tmp_path):
+    _bench()
+    spec = importlib.util.spec_from_file_location("localize_bench", BENCH / "localize.py")
+    assert spec is not None and spec.loader is not None
+    lb = importlib.util.module_from_spec(spec)
+    sys.modules["localize_bench"] = lb  # its dataclasses look their module up
+    spec.loader.exec_module(lb)
+    cases = {c.name: (c, index) for c, index in lb.realrepo_cases(tmp_path)}
+    assert len(cases) >= 20
+    for case, index in cases.values():
+        for path, qualname in case.want:
+            assert any(d.path == path for d in index.definitions(qualname)), case.name
+    # A changed line inside a method; a new method between two: the class it goes into.
+    assert cases["parse-negative-hex"][0].want == {("parse.py", "int_convert.__call__")}
+    assert cases["cachetools-lru-peek"][0].want == {("src/cachetools/__init__.py", "LRUCache")}
+    assert "inflection-foreign-key" not in cases  # a new top-level function: nothing to find

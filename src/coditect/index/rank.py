@@ -1,12 +1,17 @@
 """Localization: which files, then which symbols, a request is about (pure, no I/O).
 
-Evidence, all from the code (no word lists):
+Evidence, all from the code (no word lists written for any project; the one list is Lucene's
+standard English stop set):
 
 - BM25 over each symbol's words: its name split on ``snake_case``/``CamelCase``, its parameters,
   the first line of its docstring, and its class and module names. Inverse document frequency
-  does the job of a stop-word list: words every definition shares weigh nothing.
+  weighs words every definition shares at nothing; English glue words ("the", "and") are
+  dropped, as a small project has too few docstrings to weigh them down.
 - Exact mentions: an identifier or path in the request that names a definition or a module.
-- Tests: a test function whose words match the request lends its score to what it exercises.
+- Quoted text and command-line options: the definitions whose strings hold them; a new option
+  goes where the other options are declared.
+- Tests: a test function whose words match the request lends its score to what it exercises,
+  with diminishing returns (the function 200 tests call is not 200 times as likely).
 - The reference graph: the callers and callees of a strong match get part of its score.
 
 Files are ranked by their best symbols; the ranked outline (:func:`outline_lines`) is what the
@@ -49,6 +54,13 @@ _PATH = re.compile(r"(?<![\w/.-])((?:\./)?[\w][\w./-]*\.py)\b")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _K1, _B = 1.2, 0.75
+# Lucene's English stop set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET), the words of three letters
+# or more: glue in any English request, which a small project's one-line docstrings are too few
+# to down-weight by frequency ("the" and "and" ranked ``_date_and_delta`` for a request about
+# number suffixes).
+_STOP_WORDS = frozenset(
+    "and are but for into not such that the their then there these they this was will with".split()
+)
 # How much of a strong match's score flows to its graph neighbours and to tested symbols. A
 # neighbour must not outrank the match itself, so well below 1.
 _NEIGHBOUR_SHARE = 0.3
@@ -99,8 +111,9 @@ def _split(text: str) -> tuple[str, ...]:
             for w in _CAMEL.findall(part):
                 w = w.lower()
                 # Two-letter words are mostly English glue ("an", "to", "of") that a small
-                # project's few docstrings cannot down-weight by frequency.
-                if len(w) > 2 and not w.isdigit():
+                # project's few docstrings cannot down-weight by frequency; so are the
+                # standard English stop words.
+                if len(w) > 2 and not w.isdigit() and w not in _STOP_WORDS:
                     out.append(_stem(w))
     return tuple(out)
 
@@ -352,12 +365,33 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
             if member.parent == cls.qualname and member.kind is SymbolKind.METHOD:
                 acc.add(member, _MEMBER_SHARE * sc)
     # Tests lend their score to what they exercise, most to what the test is named after.
+    lent: defaultdict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+    targets: dict[tuple[str, str], Symbol] = {}
     for t, sc in test_hits:
         named_after = set(split_words(t.name))
         for d in index.callees(t):
             if d.kind is not SymbolKind.CONSTANT:
                 share = _TEST_SHARE if set(split_words(d.name)) & named_after else _TEST_SHARE / 3
-                acc.add(d, share * sc, f"tested by {t.name}")
+                key = (d.path, d.qualname)
+                targets[key] = d
+                lent[key].append((share * sc, t.name))
+    for key, loans in lent.items():
+        loans.sort(key=lambda x: -x[0])
+        names = ", ".join(n for _, n in loans[:3])
+        more = f" and {len(loans) - 3} more" if len(loans) > 3 else ""
+        acc.add(targets[key], _diminishing([v for v, _ in loans]), f"tested by {names}{more}")
+
+
+def _diminishing(values: Sequence[float]) -> float:
+    """The sum of ``values``, best first, the i-th divided by sqrt(i).
+
+    Many weak pieces of evidence of the same kind must not outweigh a few strong ones: the
+    entry point that 200 tests call, each matching the request on a common word, is not 200
+    times as likely to be the place as the function a test is named after (tabulate's
+    ``tabulate()`` outranked its CLI ``_main`` for a request about a command-line option).
+    """
+    ordered = sorted(values, reverse=True)
+    return sum(v / math.sqrt(i + 1) for i, v in enumerate(ordered))
 
 
 def _mention_evidence(
@@ -422,12 +456,26 @@ def request_literals(request: str) -> list[str]:
     return list(dict.fromkeys(t for t in found if not _IDENT.fullmatch(t)))
 
 
+_OPTION = re.compile(r"(?<![\w-])--[A-Za-z][\w-]+")
+
+
 def _literal_evidence(index: RepoIndex, request: str, acc: _Scores) -> None:
-    """Definitions whose string constants hold text the request quotes, as named ones score."""
+    """Definitions whose string constants hold text the request quotes, as named ones score.
+
+    A command-line option the request names that no definition holds yet (a new ``--limit``)
+    goes where the program's options are declared: the definitions holding other options.
+    """
+    new_options: list[str] = []
     for text in request_literals(request):
         holders = [s for s in index.symbols() if any(text in lit for lit in s.literals)]
         for s in holders:
             acc.add(s, _MENTION_SCORE / len(holders), f"holds {text!r}")
+        if not holders and _OPTION.fullmatch(text):
+            new_options.append(text)
+    if new_options:
+        declaring = [s for s in index.symbols() if any(_OPTION.search(lit) for lit in s.literals)]
+        for s in declaring:
+            acc.add(s, _MENTION_SCORE / len(declaring), f"declares options like {new_options[0]}")
 
 
 def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
@@ -435,7 +483,7 @@ def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
     strongest = sorted(acc.scores.items(), key=lambda kv: -kv[1])[:5]
     for key, sc in strongest:
         sym = acc.symbols[key]
-        near = [*index.callees(sym), *index.referrers(sym.name)]
+        near = [*index.callees(sym), *index.referrers(sym.name, attribute=bool(sym.parent))]
         for d in near:
             if (d.path, d.qualname) != key and d.kind is not SymbolKind.CONSTANT:
                 share = _NEIGHBOUR_SHARE * sc / max(len(near), 1) ** 0.5

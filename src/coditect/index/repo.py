@@ -139,8 +139,12 @@ class RepoIndex:
         assert self._by_name is not None
         return set(self._by_name)
 
-    def referrers(self, name: str, *, tests: bool = False) -> list[Symbol]:
-        """Definitions (functions, methods, classes) whose body references ``name``."""
+    def referrers(self, name: str, *, tests: bool = False, attribute: bool = False) -> list[Symbol]:
+        """Definitions (functions, methods, classes) whose body references ``name``.
+
+        With ``attribute``, only those that use it as an attribute (``x.name``): the callers of
+        a method.
+        """
         if self._referrers is None:
             refs: dict[str, list[Symbol]] = defaultdict(list)
             for s in self.symbols(tests=True):
@@ -150,13 +154,23 @@ class RepoIndex:
                     if r != s.name:
                         refs[r].append(s)
             self._referrers = dict(refs)
-        return [s for s in self._referrers.get(name, ()) if tests or not is_test_path(s.path)]
+        return [
+            s
+            for s in self._referrers.get(name, ())
+            if (tests or not is_test_path(s.path)) and (not attribute or name in s.attrs)
+        ]
 
     def callees(self, symbol: Symbol) -> list[Symbol]:
-        """Source definitions ``symbol`` references by name (itself excluded)."""
+        """Source definitions ``symbol`` references by name (itself excluded).
+
+        A class member counts only where the name is used as an attribute (``x.size``): a bare
+        ``size`` or ``str(...)`` is a variable or a builtin, not some class's method.
+        """
         out: dict[tuple[str, str], Symbol] = {}
         for name in sorted(symbol.refs):
             for d in self.definitions(name):
+                if d.parent and name not in symbol.attrs:
+                    continue
                 if d.qualname != symbol.qualname or d.path != symbol.path:
                     out[(d.path, d.qualname)] = d
         return list(out.values())
@@ -165,7 +179,7 @@ class RepoIndex:
         """Test functions (and test classes' methods) that reference ``symbol`` by name."""
         return [
             s
-            for s in self.referrers(symbol.name, tests=True)
+            for s in self.referrers(symbol.name, tests=True, attribute=bool(symbol.parent))
             if is_test_path(s.path) and s.name.startswith("test")
         ]
 

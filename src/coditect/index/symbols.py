@@ -52,6 +52,8 @@ class Symbol:
         refs: Names the definition's body references (calls, attributes, bare names).
         literals: The string constants in the definition (its docstring whole included);
             none for a class (its members hold them).
+        attrs: The names among ``refs`` used as attributes (``y`` of ``x.y``): how a method
+            is called, where a bare ``str(...)`` is not a call of some class's ``str`` method.
     """
 
     path: str
@@ -64,6 +66,7 @@ class Symbol:
     doc: str = ""
     refs: frozenset[str] = field(default_factory=frozenset)
     literals: tuple[str, ...] = ()
+    attrs: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def parent(self) -> str:
@@ -155,13 +158,19 @@ def _signature(node: ast.stmt) -> str:
 
 def references(node: ast.AST) -> frozenset[str]:
     """The names ``node`` uses: variable names and attribute names (``x`` and ``y`` of ``x.y``)."""
-    out: set[str] = set()
+    return _references(node)[0]
+
+
+def _references(node: ast.AST) -> tuple[frozenset[str], frozenset[str]]:
+    """:func:`references`, and the attribute names among them."""
+    names: set[str] = set()
+    attrs: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
-            out.add(sub.id)
+            names.add(sub.id)
         elif isinstance(sub, ast.Attribute):
-            out.add(sub.attr)
-    return frozenset(out)
+            attrs.add(sub.attr)
+    return frozenset(names | attrs), frozenset(attrs)
 
 
 _MAX_LITERALS = 64
@@ -191,6 +200,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
     out: list[Symbol] = []
     for node in cls.body:
         first, last = _span(node)
+        refs, attrs = _references(node)
         if isinstance(node, _FUNCS):
             out.append(
                 Symbol(
@@ -202,8 +212,9 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                     last,
                     _signature(node),
                     _first_line(node),
-                    references(node),
+                    refs,
                     string_literals(node),
+                    attrs,
                 )
             )
         else:
@@ -217,8 +228,9 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                         first,
                         last,
                         _signature(node),
-                        refs=references(node),
+                        refs=refs,
                         literals=string_literals(node),
+                        attrs=attrs,
                     )
                 )
     return out
@@ -274,6 +286,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
     exports: tuple[str, ...] | None = None
     for node in tree.body:
         first, last = _span(node)
+        refs, attrs = _references(node)
         if isinstance(node, (*_FUNCS, ast.ClassDef)):
             kind = SymbolKind.CLASS if isinstance(node, ast.ClassDef) else SymbolKind.FUNCTION
             symbols.append(
@@ -286,9 +299,10 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     last,
                     _signature(node),
                     _first_line(node),
-                    references(node),
+                    refs,
                     # A class's strings are its members' (each member keeps its own).
                     () if kind is SymbolKind.CLASS else string_literals(node),
+                    attrs,
                 )
             )
             if isinstance(node, ast.ClassDef):
@@ -310,8 +324,9 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     first,
                     last,
                     _signature(node),
-                    refs=references(node),
+                    refs=refs,
                     literals=string_literals(node),
+                    attrs=attrs,
                 )
             )
     dotted, local = _imports(path, tree)
