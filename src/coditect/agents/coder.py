@@ -80,6 +80,7 @@ from coditect.agents.recombine import joined_answers
 from coditect.agents.reproduce import (
     broke_existing,
     judge_report,
+    misfires,
     passing_before,
     reproduce,
     run_reproduction,
@@ -215,6 +216,7 @@ class CoderAgent(Agent):
         # A bug's reproduction test must fail on the unchanged code: checked once written.
         check_reproduction = job.is_tests and is_reproduction(ctx.task) and bool(ctx.action.command)
         kept: MergeResult | None = None
+        misfired = False
         asked = 0
         for generation in self._generations(ctx, errors):
             asked = generation
@@ -228,9 +230,9 @@ class CoderAgent(Agent):
                     return await self._defended(ctx, job, messages, response, generation, limit)
                 errors.append(str(exc))
                 await self._generated(ctx, response, f"rejected: {exc}", ok=False)
-                messages = _rejected(messages, response, str(exc), rejected)
-                echoed = isinstance(exc, _EchoCut)
-                limit = _next_limit(ctx.model, messages, response, job, limit, echoed=echoed)
+                job, messages, limit = self._retry(
+                    ctx, job, (messages, response, exc), rejected, limit
+                )
                 budget = prompt_budget(ctx.model, limit)
                 continue
             if merged is None:
@@ -247,19 +249,20 @@ class CoderAgent(Agent):
                 messages = _rejected(messages, response, picked, rejected)
                 continue
             if not check_reproduction or generation == self.max_generations:
-                return await self._write(ctx, job, merged, generation)
-            change, why = await self._write_reproduction(ctx, job, merged, generation)
+                return await self._last_tests(ctx, job, merged, generation, recheck=misfired)
+            change, why, misfired = await self._write_reproduction(ctx, job, merged, generation)
             if why is None:
                 return change
             check_reproduction = False  # asked again once; the next answer is kept as it is
-            kept = merged  # written back if no later answer is usable
+            # Written back if no later answer is usable; never tests of code that is not there.
+            kept = None if misfired else merged
             messages = [
                 *messages[:2],
                 Message(role="assistant", content=_clip(response.text)),
                 Message(role="user", content=not_reproduced_prompt(why)),
             ]
-        if kept is not None:
-            return await self._write(ctx, job, kept, asked)
+        if kept is not None or misfired:  # no later answer was usable
+            return await self._kept_tests(ctx, job, kept, asked)
         raise AgentError(
             f"the model gave no usable code for {job.path} in {asked} generation(s): "
             + "; ".join(f"#{i + 1}: {e}" for i, e in enumerate(errors)),
@@ -356,6 +359,23 @@ class CoderAgent(Agent):
                 answer=response.text[:ANSWER_CHARS],
             )
         )
+
+    def _retry(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        rejection: tuple[list[Message], ModelResponse, _Rejected],
+        rejected: set[str],
+        limit: int,
+    ) -> tuple[CodeJob, list[Message], int]:
+        """The job, conversation and answer limit for the generation after a rejected answer."""
+        messages, response, exc = rejection
+        wider = _widened(ctx, job, messages[0].content, exc, lambda j: self._limit(ctx, j))
+        if wider is not None:  # the model chose code it saw by signature: show it in full
+            return wider
+        messages = _rejected(messages, response, str(exc), rejected)
+        echoed = isinstance(exc, _EchoCut)
+        return job, messages, _next_limit(ctx.model, messages, response, job, limit, echoed=echoed)
 
     def _limit(self, ctx: AgentContext, job: CodeJob) -> int:
         """The output limit of one answer for ``job``.
@@ -694,13 +714,50 @@ class CoderAgent(Agent):
                 out.append(merged)
         return out
 
+    async def _last_tests(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        merged: MergeResult,
+        generation: int,
+        *,
+        recheck: bool,
+    ) -> CodeChange | None:
+        """Write the last answer's tests.
+
+        After tests that called code that does not exist (``recheck``), only when these do not.
+        """
+        if not recheck:
+            return await self._write(ctx, job, merged, generation)
+        change, why, again = await self._write_reproduction(ctx, job, merged, generation)
+        if why is None:
+            return change
+        if not again:  # no reproduction, but tests of the code as it is: kept as they are
+            return await self._write(ctx, job, merged, generation)
+        return await self._no_reproduction(ctx)
+
+    async def _kept_tests(
+        self, ctx: AgentContext, job: CodeJob, kept: MergeResult | None, generation: int
+    ) -> CodeChange | None:
+        """The first reproduction tests, when no later answer was usable; none if they misfired."""
+        if kept is not None:
+            return await self._write(ctx, job, kept, generation)
+        return await self._no_reproduction(ctx)
+
+    async def _no_reproduction(self, ctx: AgentContext) -> None:
+        """No reproduction test is written: the answers called code that does not exist."""
+        await self._say(
+            ctx, "no reproduction test kept: the answers called code that does not exist"
+        )
+
     async def _write_reproduction(
         self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
-    ) -> tuple[CodeChange, str | None]:
+    ) -> tuple[CodeChange, str | None, bool]:
         """Write reproduction tests and run them on the unchanged code.
 
-        Returns the change and, when the tests do not reproduce the report (they pass, or do not
-        load), why; the file is then put back as it was, so that the next answer replaces them.
+        Returns the change; when the tests do not reproduce the report (they pass, do not load,
+        or only call code that does not exist), why; and whether it was the last. The file is
+        then put back as it was, so that the next answer replaces them.
         """
         target = ctx.workspace / job.path
         original = target.read_bytes() if target.is_file() else None
@@ -708,12 +765,18 @@ class CoderAgent(Agent):
         try:
             report = await run_reproduction(ctx, agent=self.name)
         except CoditectError:
-            return change, None  # no sandbox run: the code task will say so
+            return change, None, False  # no sandbox run: the code task will say so
         passed = passing_before(ctx)
-        verdict = judge_report(report, passed)
+        verdict = judge_report(report, passed, ctx.request)
         broken = broke_existing(report, passed)
+        misfired = misfires(report, ctx.request)
         if verdict is Reproduction.NOT_REPRODUCED:
             why = "These tests pass on the current code"
+        elif verdict is Reproduction.BROKEN and misfired and not broken:
+            why = (
+                "These tests fail only because they call code that does not exist "
+                f"({misfired[0].message[:200]})"
+            )
         elif broken:
             why = (
                 f"These tests break the file's existing tests ({len(broken)} fail, e.g. "
@@ -723,13 +786,13 @@ class CoderAgent(Agent):
             message = report.failures[0].message[:200] if report.failures else "timed out"
             why = f"These tests do not run on the current code ({message})"
         else:
-            return change, None
+            return change, None, False
         await self._say(ctx, f"{why}: they do not reproduce the report")
         if original is None:
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(original)
-        return change, why
+        return change, why, bool(misfired) and verdict is Reproduction.BROKEN and not broken
 
     async def _write(
         self, ctx: AgentContext, job: CodeJob, merged: MergeResult, generation: int
@@ -1179,6 +1242,53 @@ def _baseline(workspace: Path) -> Baseline:
         return Baseline()
 
 
+class _BlindRewrite(MergeError):
+    """An answer that only rewrites existing definitions it was shown by signature."""
+
+    def __init__(self, message: str, names: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.names = names
+
+
+def _widened(
+    ctx: AgentContext,
+    job: CodeJob,
+    system: str,
+    exc: _Rejected,
+    limit_of: Callable[[CodeJob], int],
+) -> tuple[CodeJob, list[Message], int] | None:
+    """The job and a fresh conversation showing in full what a rejected answer rewrote blind.
+
+    An answer that rewrites a definition it saw only by signature is a guess at code it never
+    saw, but also the model's choice of where the change goes, as a ranked outline is offered
+    for (tabulate: for "nan" no longer counted as a number, the excerpt showed two alignment
+    helpers in full and the model rewrote ``_isnumber``, outlined, where the bug was). Once per
+    definition, when those definitions then fit in the prompt, they are put first in the focus
+    and the model is asked afresh (with the answer limit they need); else None, and the
+    rejection goes back as it is.
+    """
+    blind = exc.__cause__.names if isinstance(exc.__cause__, _BlindRewrite) else ()
+    if not blind or set(blind) <= set(job.focus) or job.editable is None:
+        return None
+    focus = (*blind, *(q for q in job.focus if q not in blind))
+    wider = replace(job, focus=focus, editable=None)
+    count = ctx.model.count_tokens
+    limit = limit_of(wider)
+    budget = prompt_budget(ctx.model, limit)
+    try:
+        user, editable = _user_prompt(ctx, wider, budget - count(system) - _REPAIR_RESERVE)
+    except ContextOverflowError:
+        return None
+    if editable is None or not set(blind) <= set(editable):
+        return None
+    note = (
+        f"\n\nYour previous answer rewrote {', '.join(blind)}, which you saw only by its "
+        "signature; it is now shown in full above. Change it if the request needs it."
+    )
+    messages = [Message(role="system", content=system), Message(role="user", content=user + note)]
+    return replace(wider, editable=editable), messages, limit
+
+
 def _seen_only(job: CodeJob, code: str) -> str:
     """An answer without its rewrites of existing definitions the prompt did not show in full.
 
@@ -1198,10 +1308,11 @@ def _seen_only(job: CodeJob, code: str) -> str:
     if not blind:
         return code
     if not any(isinstance(n, _DEF_NODES) for n in ast.parse(kept).body):
-        raise MergeError(
+        raise _BlindRewrite(
             f"you rewrote {', '.join(blind)}, shown to you only by signature or not at all: "
             f"change only the definitions shown in full ({', '.join(job.editable)}), or write "
-            "new ones"
+            "new ones",
+            tuple(blind),
         )
     return kept
 

@@ -11,7 +11,12 @@ before the coder asks the model for the fix, that test runs on the current code 
   request alone and the report says so;
 * it does not even load (syntax, import or collection error), times out, or makes a test that
   passed before fail (the code is unchanged, so the new test file broke it: an import that
-  shadows a name the file uses, a replaced fixture): **broken**, ignored the same way.
+  shadows a name the file uses, a replaced fixture): **broken**, ignored the same way;
+* it fails only where the test itself calls code that does not exist, a name the request does
+  not mention (``tabulate() got an unexpected keyword argument 'output_file'`` raised in the
+  test, for a report about the ``--output`` option of the command line): **misfired**. A bug
+  report is about code that exists; such a failure is not the reported symptom, and a fix
+  made to pass it would add the interface the test invented. Treated as broken.
 
 The parametrizer gives a code task the command for this run (``Action.test_selection``: the test
 files written upstream in the mission) only when its upstream wrote tests and it is not a repair.
@@ -23,6 +28,7 @@ more, saying so, before the fix is attempted.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Collection
 
 from coditect.agents.base import AgentContext
@@ -30,7 +36,8 @@ from coditect.agents.baseline import Reproduction
 from coditect.agents.junit import key_test_id
 from coditect.agents.tester import load_baseline, run_test_command, test_command
 from coditect.domain.events import AgentThink
-from coditect.domain.results import FailureCategory, TestReport
+from coditect.domain.paths import is_test_path
+from coditect.domain.results import FailureCategory, TestFailure, TestReport
 from coditect.domain.tasks import Intent
 from coditect.errors import CoditectError
 
@@ -38,6 +45,7 @@ __all__ = [
     "MAX_REPRODUCTION_S",
     "broke_existing",
     "judge_report",
+    "misfires",
     "not_reproduced_notes",
     "passing_before",
     "reproduce",
@@ -52,15 +60,53 @@ _NOT_LOADED = frozenset(
 )
 
 
-def judge_report(report: TestReport, passed_before: Collection[str] = ()) -> Reproduction:
+# Python's words for a call of code that is not there: the name is the group that matched.
+_MISUSE = re.compile(
+    r"got an unexpected keyword argument '(\w+)'"
+    r"|(?:module|type object) '[\w.]+' has no attribute '(\w+)'"
+    r"|name '(\w+)' is not defined"
+    r"|(\w+)\(\) (?:takes \d+ positional arguments? but \d+ (?:was|were) given"
+    r"|missing \d+ required (?:positional|keyword-only) arguments?)"
+)
+# The last frame of a pytest traceback: ``test/test_x.py:12: TypeError``.
+_RAISED_AT = re.compile(r"^([^\s:]+\.py):\d+: (\w+)\s*$", re.M)
+
+
+def misfires(report: TestReport, request: str) -> list[TestFailure]:
+    """Failures raised in a test file by a call of code that does not exist.
+
+    The test passed an unknown keyword, a wrong number of arguments, or used a module's or
+    class's attribute or a name that is not there, and the request names neither that name
+    nor the exception: the test invented an interface, it did not reproduce a symptom.
+    """
+    out: list[TestFailure] = []
+    for f in report.failures:
+        misuse = _MISUSE.search(f.message)
+        frames = _RAISED_AT.findall(f.detail)
+        if misuse is None or not frames or not is_test_path(frames[-1][0]):
+            continue
+        name = next(g for g in misuse.groups() if g)
+        exc = frames[-1][1]
+        if not re.search(rf"\b{re.escape(name)}\b", request) and exc not in request:
+            out.append(f)
+    return out
+
+
+def judge_report(
+    report: TestReport, passed_before: Collection[str] = (), request: str | None = None
+) -> Reproduction:
     """What a run of the reproduction tests on the unchanged code says about the bug report.
 
     ``passed_before``: ids of the tests that passed in the baseline (:func:`passing_before`).
+    ``request``: the bug report; given, failures that are all :func:`misfires` are broken.
     """
     if report.timed_out or any(f.category in _NOT_LOADED for f in report.failures):
         return Reproduction.BROKEN
     if broke_existing(report, passed_before):
         return Reproduction.BROKEN
+    if report.failures and request is not None:
+        if len(misfires(report, request)) == len(report.failures):
+            return Reproduction.BROKEN
     if report.failures:
         return Reproduction.REPRODUCED
     return Reproduction.NOT_REPRODUCED if report.passed else Reproduction.NO_TEST
@@ -93,7 +139,9 @@ def not_reproduced_notes(summary: str) -> list[str]:
     return [n for n in reproduction_notes(summary) if n.startswith("not reproduced:")]
 
 
-def _note(verdict: Reproduction, files: str, report: TestReport, broken: list[str]) -> str:
+def _note(
+    verdict: Reproduction, files: str, report: TestReport, broken: list[str], request: str
+) -> str:
     if verdict is Reproduction.REPRODUCED:
         failing = ", ".join(f.test_id for f in report.failures[:3])
         more = f" and {len(report.failures) - 3} more" if len(report.failures) > 3 else ""
@@ -107,6 +155,12 @@ def _note(verdict: Reproduction, files: str, report: TestReport, broken: list[st
         return (
             f"the reproduction tests in {files} make {len(broken)} test(s) that passed before "
             f"fail on the unchanged code (e.g. {broken[0]}); not used"
+        )
+    misfired = misfires(report, request) if verdict is Reproduction.BROKEN else []
+    if misfired:
+        return (
+            f"the reproduction tests in {files} call code that does not exist "
+            f"({misfired[0].message[:160]}), which the request does not name; not used"
         )
     if verdict is Reproduction.BROKEN:
         return f"the reproduction tests in {files} do not run ({_first(report)}); not used"
@@ -156,8 +210,9 @@ async def reproduce(ctx: AgentContext, *, agent: str) -> tuple[AgentContext, str
         )
         return ctx, note
     passed = passing_before(ctx)
-    verdict = judge_report(report, passed)
-    note = _note(verdict, ", ".join(selection), report, broke_existing(report, passed))
+    verdict = judge_report(report, passed, ctx.request)
+    broken = broke_existing(report, passed)
+    note = _note(verdict, ", ".join(selection), report, broken, ctx.request)
     await ctx.emit(
         AgentThink(mission_id=ctx.mission_id, task_id=ctx.task.id, agent=agent, text=note)
     )

@@ -743,13 +743,33 @@ async def test_a_rewrite_of_code_the_prompt_only_outlined_is_dropped(calc):
     )
     path.write_text(f'{helpers}def scale(x):\n    """Scale x."""\n    return x * 2\n')
     blind = "def helper_7(x):\n    return 0\n"
-    only_blind = f"```python\n{blind}```"
     both = f"```python\n{blind}\n\ndef scale(x):\n    return x * 3\n```"
-    model = ScriptedModel([only_blind, both])
+    model = ScriptedModel([both])
     ctx, _ = make_ctx(calc, model, request="Make `scale` triple x instead of doubling it")
     change = await CoderAgent().execute(ctx)
     prompt = model.calls[0][0][-1].content
     assert "return x * 2" in prompt and "return x + 7" not in prompt  # an excerpt
-    assert "you rewrote helper_7, shown to you only by signature" in model.calls[1][0][-1].content
     text = path.read_text()
-    assert "return x * 3" in text and "return x + 7" in text and change.generations == 2
+    assert "return x * 3" in text and "return x + 7" in text and change.generations == 1
+
+
+async def test_an_answer_that_only_rewrites_outlined_code_gets_that_code_shown_in_full(calc):
+    # The model's choice of where the change goes is evidence: shown `scale` in full, it
+    # rewrote only `helper_7`, which it saw by signature. Asked afresh with helper_7 in full,
+    # its change of helper_7 is a change of code it has seen, and is kept.
+    path = calc / "calculator/arithmetic.py"
+    helpers = "".join(
+        f'def helper_{i}(x):\n    """Helper number {i}."""\n    return x + {i}  # {"=" * 60}\n\n\n'
+        for i in range(150)
+    )
+    path.write_text(f'{helpers}def scale(x):\n    """Scale x."""\n    return x * 2\n')
+    guess = "```python\ndef helper_7(x):\n    return 0\n```"
+    seen = '```python\ndef helper_7(x):\n    """Helper number 7."""\n    return x + 70\n```'
+    model = ScriptedModel([guess, seen])
+    ctx, _ = make_ctx(calc, model, request="helper 7 should add 70, not 7")
+    change = await CoderAgent().execute(ctx)
+    again = model.calls[1][0]
+    assert len(again) == 2  # a fresh conversation, not the rejected answer echoed
+    assert "return x + 7  #" in again[-1].content  # helper_7 in full now
+    assert "rewrote helper_7, which you saw only by its signature" in again[-1].content
+    assert "return x + 70" in path.read_text() and change.generations == 2

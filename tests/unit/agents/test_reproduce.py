@@ -97,6 +97,44 @@ async def test_a_test_file_that_breaks_tests_that_passed_before_is_not_used(tmp_
     assert "make 1 test(s) that passed before fail" in note and "test_old" in note
 
 
+async def test_a_test_that_calls_code_that_does_not_exist_did_not_reproduce_the_report(tmp_path):
+    # Found on tabulate: a report about the CLI's --output option got a test calling
+    # tabulate(..., output_file=...); its TypeError counted as "bug reproduced" and the fix
+    # that followed added the invented keyword instead of fixing the option.
+    root = _project(
+        tmp_path, "from slugs import slug\n\ndef test_sep():\n    assert slug('A B', sep='-')\n"
+    )
+    before = _ctx(root)
+    ctx, note = await reproduce(before, agent="coder")
+    assert ctx is before
+    assert "call code that does not exist" in note and "unexpected keyword argument 'sep'" in note
+
+
+@pytest.mark.parametrize(
+    ("code", "request_text"),
+    [
+        # The request names the keyword: a test of it is a reproduction.
+        ("def slug(text):\n    return text\n", "slug('A B', spaces=1) should work"),
+        # The TypeError is raised inside the project's code: that is behaviour.
+        (
+            "def _low(text):\n    return text.lower()\n\n"
+            "def slug(text, spaces=0):\n    return _low(text, spaces=spaces)\n",
+            "slug() crashes",
+        ),
+    ],
+)
+async def test_an_interface_the_request_names_or_an_error_inside_the_code_reproduces(
+    tmp_path, code, request_text
+):
+    root = _project(
+        tmp_path, "from slugs import slug\n\ndef test_a():\n    assert slug('A B', spaces=1)\n"
+    )
+    (root / "slugs.py").write_text(code)
+    ctx = AgentContext(**{**_ctx(root).__dict__, "request": request_text})
+    _, note = await reproduce(ctx, agent="coder")
+    assert note.startswith("bug reproduced: ")
+
+
 @pytest.mark.parametrize("selection, feedback", [((), ""), (("tests/test_repro.py",), "again")])
 async def test_nothing_runs_without_new_tests_or_in_a_repair(tmp_path, selection, feedback):
     before = _ctx(tmp_path, selection, feedback=feedback)
@@ -118,6 +156,18 @@ def test_judge_report():
     assert judge_report(TestReport(timed_out=True)) is Reproduction.BROKEN
     assert judge_report(TestReport()) is Reproduction.NO_TEST
     assert judge_report(TestReport(failed=1, failures=(fail,)), {"t::a"}) is Reproduction.BROKEN
+    misuse = TestFailure(
+        test_id="t::b",
+        category=FailureCategory.EXCEPTION,
+        message="AttributeError: module 'slugs' has no attribute 'slugify'",
+        detail="E   AttributeError: ...\n\ntests/test_repro.py:3: AttributeError",
+    )
+    report = TestReport(failed=1, failures=(misuse,))
+    assert judge_report(report, (), "slugs gives 'a--b'") is Reproduction.BROKEN
+    assert judge_report(report, (), "add slugify() to slugs") is Reproduction.REPRODUCED
+    assert judge_report(report) is Reproduction.REPRODUCED  # no request: no judgement
+    both = TestReport(failed=2, failures=(misuse, fail))
+    assert judge_report(both, (), "slugs gives 'a--b'") is Reproduction.REPRODUCED
 
 
 class _DeadSandbox(SubprocessSandbox):
@@ -210,3 +260,36 @@ async def test_reproducing_tests_are_written_at_once(tmp_path):
     change = await CoderAgent().execute(_repro_ctx(root, model, []))
     assert change.generations == 1 and len(model.calls) == 1
     assert "def test_space" in (root / "tests" / "test_slugs.py").read_text()
+
+
+MISFIRING = (
+    "```python\nfrom slugs import slug\n\ndef test_sep():\n    assert slug('A B', sep='-')\n```"
+)
+
+
+@pytest.mark.parametrize(
+    ("answers", "kept"),
+    [
+        ((MISFIRING, FAILING), "def test_space"),
+        ((MISFIRING, MISFIRING), None),
+        ((MISFIRING, "no code here", "still none"), None),
+    ],
+)
+async def test_reproduction_tests_that_call_code_that_does_not_exist_are_not_kept(
+    tmp_path, answers, kept
+):
+    from coditect.agents.coder import CoderAgent
+    from coditect.llm.testing import ScriptedModel
+
+    root, events = _slug_project(tmp_path), []
+    model = ScriptedModel(list(answers))
+    change = await CoderAgent().execute(_repro_ctx(root, model, events))
+    again = model.calls[1][0][-1].content
+    assert again.startswith("These tests fail only because they call code that does not exist")
+    assert "unexpected keyword argument 'sep'" in again
+    test_file = root / "tests" / "test_slugs.py"
+    if kept is None:
+        assert not test_file.exists() and not change.edits
+        assert any("no reproduction test kept" in getattr(e, "text", "") for e in events)
+    else:
+        assert kept in test_file.read_text() and "test_sep" not in test_file.read_text()
