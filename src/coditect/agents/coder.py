@@ -1268,8 +1268,8 @@ def _widened(
     rejection goes back as it is.
     """
     blind = exc.__cause__.names if isinstance(exc.__cause__, _BlindRewrite) else ()
-    if not blind or set(blind) <= set(job.focus) or job.editable is None:
-        return None
+    if not blind or job.focus[: len(blind)] == blind or job.editable is None:
+        return None  # nothing rewritten blind, shown first already, or the whole file shown
     focus = (*blind, *(q for q in job.focus if q not in blind))
     wider = replace(job, focus=focus, editable=None)
     count = ctx.model.count_tokens

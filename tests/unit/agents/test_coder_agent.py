@@ -733,15 +733,21 @@ def test_a_name_imported_from_two_places_is_not_guessed(tmp_path):
     assert "loads" not in usual and "path" not in usual
 
 
-async def test_a_rewrite_of_code_the_prompt_only_outlined_is_dropped(calc):
-    # A module too large to show whole: the prompt shows `scale` in full and the rest by
-    # signature at most. A rewrite of `helper_7` is a guess at code the model never saw.
+def _too_large_to_show_whole(calc: Path) -> Path:
+    """arithmetic.py as 150 helpers and ``scale``: a prompt shows an excerpt of it."""
     path = calc / "calculator/arithmetic.py"
     helpers = "".join(
         f'def helper_{i}(x):\n    """Helper number {i}."""\n    return x + {i}  # {"=" * 60}\n\n\n'
         for i in range(150)
     )
     path.write_text(f'{helpers}def scale(x):\n    """Scale x."""\n    return x * 2\n')
+    return path
+
+
+async def test_a_rewrite_of_code_the_prompt_only_outlined_is_dropped(calc):
+    # A module too large to show whole: the prompt shows `scale` in full and the rest by
+    # signature at most. A rewrite of `helper_7` is a guess at code the model never saw.
+    path = _too_large_to_show_whole(calc)
     blind = "def helper_7(x):\n    return 0\n"
     both = f"```python\n{blind}\n\ndef scale(x):\n    return x * 3\n```"
     model = ScriptedModel([both])
@@ -757,12 +763,7 @@ async def test_an_answer_that_only_rewrites_outlined_code_gets_that_code_shown_i
     # The model's choice of where the change goes is evidence: shown `scale` in full, it
     # rewrote only `helper_7`, which it saw by signature. Asked afresh with helper_7 in full,
     # its change of helper_7 is a change of code it has seen, and is kept.
-    path = calc / "calculator/arithmetic.py"
-    helpers = "".join(
-        f'def helper_{i}(x):\n    """Helper number {i}."""\n    return x + {i}  # {"=" * 60}\n\n\n'
-        for i in range(150)
-    )
-    path.write_text(f'{helpers}def scale(x):\n    """Scale x."""\n    return x * 2\n')
+    path = _too_large_to_show_whole(calc)
     guess = "```python\ndef helper_7(x):\n    return 0\n```"
     seen = '```python\ndef helper_7(x):\n    """Helper number 7."""\n    return x + 70\n```'
     model = ScriptedModel([guess, seen])
