@@ -7,7 +7,7 @@ Usage::
     python bench/localize.py --realrepo [--tokenizer local]
 
 TASKS.json holds ``{"tasks": {request: qualname}}``: for each request, the definition a maintainer
-would change (written from the project's documentation, before looking at any ranking; the
+would change (``path:qualname`` where several modules define the name) (written from the project's documentation, before looking at any ranking; the
 fetch command of each project is in the file). ``--realrepo`` measures every task of
 bench/realrepo.py instead, on its project with the task's setup patch applied; there the
 expected definitions are those the task's reference solution edits: the innermost definition
@@ -186,9 +186,11 @@ def main() -> None:
         index_directory(args.project, index=index)
         out["index_update_s"] = round(time.perf_counter() - started, 4)
         for request, want in tasks.items():
-            defs = index.definitions(want)
+            # "path:qualname" names the module where several define the name.
+            path, _, qualname = want.rpartition(":")
+            defs = [d for d in index.definitions(qualname) if path in ("", d.path)]
             case = Case(
-                want,
+                qualname,
                 args.project,
                 request,
                 frozenset((d.path, d.qualname) for d in defs),

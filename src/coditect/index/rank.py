@@ -7,12 +7,17 @@ standard English stop set):
   the first line of its docstring, and its class and module names. Inverse document frequency
   weighs words every definition shares at nothing; English glue words ("the", "and") are
   dropped, as a small project has too few docstrings to weigh them down.
-- Exact mentions: an identifier or path in the request that names a definition or a module.
+- Exact mentions: an identifier or path in the request that names a definition or a module;
+  a call of a name nothing defines finds the handlers dispatched by a prefix convention
+  (``avg()`` -> ``_func_avg``).
 - Quoted text and command-line options: the definitions whose strings hold them; a new option
   goes where the other options are declared.
 - Tests: a test function whose words match the request lends its score to what it exercises,
   with diminishing returns (the function 200 tests call is not 200 times as likely).
 - The reference graph: the callers and callees of a strong match get part of its score.
+
+A name defined several times (``@overload`` stubs) counts once. Code the project's tests never
+import (setup.py, docs/ and tools/ scripts) and ``@deprecated`` definitions weigh half.
 
 Files are ranked by their best symbols; the ranked outline (:func:`outline_lines`) is what the
 planner and the model see when they are asked to choose.
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 
 from coditect.domain.paths import is_test_path
 from coditect.index.repo import RepoIndex
-from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind
+from coditect.index.symbols import ModuleIndex, Symbol, SymbolKind, module_name
 
 __all__ = [
     "Localization",
@@ -53,6 +58,7 @@ _CODE_IDENT = re.compile(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_.]*)\(|([A-Za-z_]\w*\.
 _PATH = re.compile(r"(?<![\w/.-])((?:\./)?[\w][\w./-]*\.py)\b")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_VOWEL = re.compile(r"[aeiouy]")
 _K1, _B = 1.2, 0.75
 # Lucene's English stop set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET), the words of three letters
 # or more: glue in any English request, which a small project's one-line docstrings are too few
@@ -75,7 +81,8 @@ _PLAIN_MENTION_SCORE = 4.0
 def _stem(word: str) -> str:
     """A light stemmer: plural, -ing and -ed forms and a final e fold together.
 
-    ``parse``, ``parses``, ``parsing``, ``parsed`` -> ``pars``; ``date``, ``dates`` -> ``dat``.
+    ``parse``, ``parses``, ``parsing``, ``parsed`` -> ``pars``; ``date``, ``dates`` -> ``dat``;
+    ``string`` stays ``string``.
     """
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"
@@ -86,8 +93,10 @@ def _stem(word: str) -> str:
     elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
         word = word[:-1]
     for suffix in ("ing", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)]
+        stem = word[: -len(suffix)]
+        # Porter's condition: what is left must hold a vowel ("string" is no form of "str").
+        if word.endswith(suffix) and len(stem) >= 3 and _VOWEL.search(stem):
+            word = stem
             break
     if word.endswith("e") and len(word) > 3:
         word = word[:-1]
@@ -345,6 +354,7 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
     """BM25 over every definition; test functions lend their score to what they call."""
     bm25, keyed = _corpus(index)
     test_hits: list[tuple[Symbol, float]] = []
+    best: dict[tuple[str, str], tuple[float, Symbol, list[str]]] = {}
     for i in bm25.matching(query):
         s, is_test = keyed[i]
         sc, hits = bm25.score(i, query)
@@ -353,6 +363,12 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
         if is_test:
             test_hits.append((s, sc))
             continue
+        # One name defined several times (``@overload`` stubs, a property's setter, a
+        # fallback under ``if``) is one place: its best definition counts, not their sum.
+        key = (s.path, s.qualname)
+        if key not in best or sc > best[key][0]:
+            best[key] = (sc, s, hits)
+    for sc, s, hits in best.values():
         acc.add(s, sc, "words " + ",".join(sorted(set(hits))))
         # The half-weighted first word (often the request's verb) is no evidence of place.
         acc.matched[s.path].update(w for w in hits if query[w] >= 1)
@@ -361,15 +377,21 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
     for key, sc in list(acc.scores.items()):
         cls = acc.symbols[key]
         entry = index.get(cls.path) if cls.kind is SymbolKind.CLASS else None
-        for member in entry.symbols if entry is not None else ():
+        for member in _distinct(entry.symbols) if entry is not None else ():
             if member.parent == cls.qualname and member.kind is SymbolKind.METHOD:
                 acc.add(member, _MEMBER_SHARE * sc)
-    # Tests lend their score to what they exercise, most to what the test is named after.
+    _test_evidence(index, test_hits, acc)
+
+
+def _test_evidence(
+    index: RepoIndex, test_hits: Sequence[tuple[Symbol, float]], acc: _Scores
+) -> None:
+    """Tests lend their score to what they exercise, most to what the test is named after."""
     lent: defaultdict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
     targets: dict[tuple[str, str], Symbol] = {}
     for t, sc in test_hits:
         named_after = set(split_words(t.name))
-        for d in index.callees(t):
+        for d in _distinct(index.callees(t)):
             if d.kind is not SymbolKind.CONSTANT:
                 share = _TEST_SHARE if set(split_words(d.name)) & named_after else _TEST_SHARE / 3
                 key = (d.path, d.qualname)
@@ -380,6 +402,11 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
         names = ", ".join(n for _, n in loans[:3])
         more = f" and {len(loans) - 3} more" if len(loans) > 3 else ""
         acc.add(targets[key], _diminishing([v for v, _ in loans]), f"tested by {names}{more}")
+
+
+def _distinct(symbols: Iterable[Symbol]) -> list[Symbol]:
+    """``symbols`` with one entry per (path, qualname): the last, as Python binds it."""
+    return list({(s.path, s.qualname): s for s in symbols}.values())
 
 
 def _diminishing(values: Sequence[float]) -> float:
@@ -409,6 +436,8 @@ def _mention_evidence(
         foreign.update(part for imp in m.imports for part in imp.split("."))
     for men in mentions(request):
         defs: Sequence[Symbol] = index.definitions(men.name)
+        if not defs and men.code_like:
+            defs = dispatched(index, men.name)
         if not defs:
             if (
                 men.code_like
@@ -421,13 +450,42 @@ def _mention_evidence(
         if not men.code_like and len(men.name) < 4:
             continue
         bonus = _MENTION_SCORE if men.code_like else _PLAIN_MENTION_SCORE
-        defs = _bare_call_targets(request, men.name, defs)
+        defs = _bare_call_targets(request, men.name, _distinct(defs))
         for d in defs:
             acc.add(d, bonus / len(defs), f"named {men.name}")
             named.append(d)
             if men.code_like:
                 mentioned.append(d)
     return mentioned, named, missing
+
+
+# How many definitions of one class or module must share a prefix for it to be a convention.
+_DISPATCH_FAMILY = 3
+
+
+def dispatched(index: RepoIndex, name: str) -> list[Symbol]:
+    """Definitions that implement ``name`` under a dispatch prefix, where nothing is ``name``.
+
+    Interpreters, command lines and visitors look their handlers up by a prefixed name
+    (``getattr(self, "_func_" + name)``): the ``avg()`` a user of jmespath calls is
+    ``Functions._func_avg``, a ``check`` subcommand ``cmd_check``. A prefix counts when at
+    least three definitions of the same class or module carry it (a convention, not one
+    name that happens to end the same way).
+    """
+    suffix = "_" + name
+    found = [s for s in index.symbols() if s.name.endswith(suffix) and s.name != suffix]
+    if not found:
+        return []
+    families = {(d.path, d.parent, d.name[: -len(name)]) for d in found}
+    size: Counter[tuple[str, str, str]] = Counter(
+        key
+        for s in _distinct(index.symbols())
+        for key in families
+        if (s.path, s.parent) == key[:2] and s.name.startswith(key[2])
+    )
+    return _distinct(
+        d for d in found if size[(d.path, d.parent, d.name[: -len(name)])] >= _DISPATCH_FAMILY
+    )
 
 
 def _bare_call_targets(request: str, name: str, defs: Sequence[Symbol]) -> Sequence[Symbol]:
@@ -483,11 +541,46 @@ def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
     strongest = sorted(acc.scores.items(), key=lambda kv: -kv[1])[:5]
     for key, sc in strongest:
         sym = acc.symbols[key]
-        near = [*index.callees(sym), *index.referrers(sym.name, attribute=bool(sym.parent))]
+        near = _distinct(
+            [*index.callees(sym), *index.referrers(sym.name, attribute=bool(sym.parent))]
+        )
         for d in near:
             if (d.path, d.qualname) != key and d.kind is not SymbolKind.CONSTANT:
                 share = _NEIGHBOUR_SHARE * sc / max(len(near), 1) ** 0.5
                 acc.add(d, share, f"near {sym.qualname}")
+
+
+# The weight of code the project's tests never import (setup.py, docs/ examples, tools/
+# scripts, a vendored versioneer.py) against the package they test.
+_UNIMPORTED_SHARE = 0.5
+
+
+def _demote_unimported(index: RepoIndex, acc: _Scores) -> None:
+    """Scale down the definitions of source modules outside every package the tests import.
+
+    A project's docs and tools often copy its API (python-slugify's
+    ``tools/legacy_reference.py``, semver's ``docs/advanced/*.py``) and match a request as
+    well as the package does; the change belongs in the package. Without tests that import
+    a source module, nothing is scaled.
+    """
+    imported = {imp.split(".")[0] for m in index.test_modules() for imp in m.imports if imp}
+    tops = {m.path: module_name(m.path).split(".")[0] for m in index.source_modules()}
+    if not imported & set(tops.values()):
+        return
+    for key in list(acc.scores):
+        if tops.get(key[0], "") not in imported:
+            acc.scores[key] *= _UNIMPORTED_SHARE
+
+
+def _demote_deprecated(acc: _Scores) -> None:
+    """Scale down definitions marked ``@deprecated``: they forward to what replaced them.
+
+    semver's ``_deprecated.match`` matched a request about matching versions as well as
+    ``Version.match``, which it calls and which is where the behaviour lives.
+    """
+    for key, sym in acc.symbols.items():
+        if any(d.rpartition(".")[2].lower() == "deprecated" for d in sym.decorators):
+            acc.scores[key] *= _UNIMPORTED_SHARE
 
 
 def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization:
@@ -500,6 +593,8 @@ def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization
     mentioned, named, missing = _mention_evidence(index, request, paths, acc)
     _literal_evidence(index, request, acc)
     _graph_evidence(index, acc)
+    _demote_unimported(index, acc)
+    _demote_deprecated(acc)
     ranked = acc.ranked()
     mentioned_paths = _mentioned_paths(request, paths)
     files = _rank_files(ranked, mentioned_paths, sources, bm25_query=query, matched=acc.matched)

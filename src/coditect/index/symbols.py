@@ -54,6 +54,8 @@ class Symbol:
             none for a class (its members hold them).
         attrs: The names among ``refs`` used as attributes (``y`` of ``x.y``): how a method
             is called, where a bare ``str(...)`` is not a call of some class's ``str`` method.
+        decorators: The decorators of a function or class as written, without their
+            arguments (``functools.lru_cache``, ``deprecated``).
     """
 
     path: str
@@ -67,6 +69,7 @@ class Symbol:
     refs: frozenset[str] = field(default_factory=frozenset)
     literals: tuple[str, ...] = ()
     attrs: frozenset[str] = field(default_factory=frozenset)
+    decorators: tuple[str, ...] = ()
 
     @property
     def parent(self) -> str:
@@ -145,6 +148,11 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_SIGNATURE_CHARS else text[: _MAX_SIGNATURE_CHARS - 3] + "..."
 
 
+def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[str, ...]:
+    """The decorators' expressions without call arguments: ``@a.b(x)`` gives ``a.b``."""
+    return tuple(ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list)
+
+
 def _signature(node: ast.stmt) -> str:
     if isinstance(node, _FUNCS):
         prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
@@ -215,6 +223,7 @@ def _members(path: str, cls: ast.ClassDef) -> list[Symbol]:
                     refs,
                     string_literals(node),
                     attrs,
+                    _decorators(node),
                 )
             )
         else:
@@ -303,6 +312,7 @@ def index_module(path: str, source: str, sha256: str = "") -> ModuleIndex:
                     # A class's strings are its members' (each member keeps its own).
                     () if kind is SymbolKind.CLASS else string_literals(node),
                     attrs,
+                    _decorators(node),
                 )
             )
             if isinstance(node, ast.ClassDef):

@@ -138,6 +138,8 @@ def test_split_words():
     assert split_words("parsing parsed classes boxes an of") == ["pars", "pars", "class", "box"]
     # English stop words are no evidence of place, even in a name (``_date_and_delta``).
     assert split_words("The date and the delta, for this") == ["dat", "delta"]
+    # Porter's condition: a suffix goes only where a vowel is left ("string" is not "str").
+    assert split_words("strings string __str__ spring") == ["string", "string", "str", "spring"]
 
 
 def test_module_entry_has_signatures_docs_spans_and_exports(sources):
@@ -262,3 +264,74 @@ def test_a_new_command_line_option_goes_where_the_options_are_declared():
     loc = localize(index, "Add a --children-only flag so the tool prints each node's children")
     assert loc.symbols[0].symbol.qualname == "build_parser"
     assert "declares options like --children-only" in loc.symbols[0].reasons
+
+
+def test_a_name_defined_several_times_counts_once():
+    # ``@overload`` stubs and the implementation are one place to change, not three times
+    # the evidence of one.
+    stubs = "".join(
+        f"    @overload\n    def get(self, value: {t}) -> str: ...\n\n" for t in ("int", "str")
+    )
+    source = (
+        "from typing import overload\n\n\n"
+        f"class Reader:\n{stubs}"
+        '    def get(self, value):\n        """Get a token from the value."""\n'
+        "        return str(value)\n\n"
+        '    def token(self, value):\n        """The token of a value, parsed."""\n'
+        "        return value\n"
+    )
+    loc = localize(_one_module("reader.py", source), "the token of a parsed value is wrong")
+    assert [r.symbol.qualname for r in loc.symbols[:2]] == ["Reader.token", "Reader.get"]
+    get = next(r for r in loc.symbols if r.symbol.qualname == "Reader.get")
+    assert len([x for x in get.reasons if x.startswith("words")]) == 1
+
+
+def test_a_call_of_a_name_the_code_dispatches_to_finds_its_handler():
+    source = (
+        "class Functions:\n"
+        "    def call_function(self, name, args):\n"
+        "        return getattr(self, '_func_' + name)(*args)\n\n"
+        "    def _func_abs(self, arg):\n        return abs(arg)\n\n"
+        "    def _func_avg(self, arg):\n        return sum(arg) / len(arg)\n\n"
+        "    def _func_max(self, arg):\n        return max(arg)\n\n\n"
+        "def solo_avg(values):\n    return values\n"
+    )
+    index = _one_module("functions.py", source)
+    loc = localize(index, "avg([]) raises ZeroDivisionError; it should give null")
+    assert loc.symbols[0].symbol.qualname == "Functions._func_avg"
+    assert "avg" not in loc.missing
+    # One definition that happens to end the same way is no dispatch convention.
+    loc = localize(_one_module("solo.py", "def solo_mean(v):\n    return v\n"), "mean([])")
+    assert "mean" in loc.missing and loc.named == ()
+
+
+def test_code_the_tests_never_import_weighs_less_than_the_package():
+    body = 'def slugify(text, max_length=0):\n    """Make a slug of the text."""\n    return text\n'
+    index = RepoIndex()
+    index.put(index_module("docs/example_slug.py", body))
+    index.put(index_module("slugger/core.py", body))
+    index.put(index_module("tests/test_core.py", "from slugger.core import slugify\n"))
+    loc = localize(index, "the slug of a long text ignores max_length")
+    assert loc.files[0].path == "slugger/core.py"
+    # Without tests that import the package, nothing is scaled down.
+    alone = RepoIndex()
+    alone.put(index_module("a.py", body))
+    alone.put(index_module("b.py", body))
+    assert len({r.score for r in localize(alone, "slug of a text").symbols}) == 1
+
+
+def test_a_deprecated_definition_yields_to_what_replaced_it():
+    source = (
+        "from .deprecation import deprecated\n\n\n"
+        "class Version:\n"
+        '    def match(self, expr):\n        """Match this version against an expression."""\n'
+        "        return expr\n\n\n"
+        "@deprecated(replace='Version.match')\n"
+        "def match(version, match_expr):\n"
+        '    """Match a version against an expression."""\n'
+        "    return Version(version).match(match_expr)\n"
+    )
+    index = _one_module("semver.py", source)
+    assert index.get("semver.py").find("match").decorators == ("deprecated",)
+    loc = localize(index, "matching a version against an expression with spaces fails")
+    assert loc.symbols[0].symbol.qualname == "Version.match"
