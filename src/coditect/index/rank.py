@@ -551,8 +551,8 @@ def _graph_evidence(index: RepoIndex, acc: _Scores) -> None:
 
 
 # The weight of code the project's tests never import (setup.py, docs/ examples, tools/
-# scripts, a vendored versioneer.py) against the package they test.
-_UNIMPORTED_SHARE = 0.5
+# scripts, a vendored versioneer.py) against the package they test, and of deprecated code.
+_DEMOTED_SHARE = 0.5
 
 
 def _demote_unimported(index: RepoIndex, acc: _Scores) -> None:
@@ -569,7 +569,7 @@ def _demote_unimported(index: RepoIndex, acc: _Scores) -> None:
         return
     for key in list(acc.scores):
         if tops.get(key[0], "") not in imported:
-            acc.scores[key] *= _UNIMPORTED_SHARE
+            acc.scores[key] *= _DEMOTED_SHARE
 
 
 def _demote_deprecated(acc: _Scores) -> None:
@@ -580,7 +580,7 @@ def _demote_deprecated(acc: _Scores) -> None:
     """
     for key, sym in acc.symbols.items():
         if any(d.rpartition(".")[2].lower() == "deprecated" for d in sym.decorators):
-            acc.scores[key] *= _UNIMPORTED_SHARE
+            acc.scores[key] *= _DEMOTED_SHARE
 
 
 def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization:
