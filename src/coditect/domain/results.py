@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Alternative",
     "AnalysisReport",
     "CodeChange",
     "FailureCategory",
@@ -81,8 +82,25 @@ class FileEdit(BaseModel):
     replaced_symbols: tuple[str, ...] = ()
 
 
+class Alternative(BaseModel):
+    """A candidate the coder checked but did not write: the code of its answer for ``path``.
+
+    A later repair round of the mission weighs it again, against the tests written since
+    (CodeT's dual agreement over every sample of the mission, at no model cost).
+    """
+
+    model_config = _FROZEN
+
+    path: str
+    code: str
+
+
 class CodeChange(BaseModel):
-    """The Coder's result: the files it wrote and how many generations it took."""
+    """The Coder's result: the files it wrote and how many generations it took.
+
+    ``alternatives``: the other candidates it checked, oldest first (one per sample: two
+    samples that gave the same code are two votes for it).
+    """
 
     model_config = _FROZEN
 
@@ -90,6 +108,7 @@ class CodeChange(BaseModel):
     edits: tuple[FileEdit, ...] = ()
     generations: int = 1
     summary: str = ""
+    alternatives: tuple[Alternative, ...] = ()
 
     @property
     def paths(self) -> tuple[str, ...]:

@@ -10,9 +10,11 @@ from coditect.agents.candidates import (
     CandidateSettings,
     CheckCode,
     checks_for,
-    run_checks,
     selection_note,
     test_files_of,
+)
+from coditect.agents.candidates import (
+    run_checks as run_checks_why,
 )
 from coditect.agents.coder import CoderAgent
 from coditect.agents.selection import Check
@@ -38,6 +40,12 @@ RIGHT = "def add_even(lst):\n    return sum(x for x in lst if x % 2 == 0)\n"
 WRONG = "def add_even(lst):\n    return sum(lst)\n"  # passes add_even([]) == 0 only
 LOOP = "def add_even(lst):\n    while True:\n        pass\n"
 REQUEST = "Implement the function `add_even` in solution.py so that it does what its docstring says"
+
+
+async def run_checks(*args, **kwargs):
+    """:func:`run_checks_why` as passed (True) or not (False)."""
+    rows = await run_checks_why(*args, **kwargs)
+    return None if rows is None else [[x is True for x in row] for row in rows]
 
 
 def fenced(code: str) -> str:
@@ -246,11 +254,12 @@ async def test_one_candidate_setting_never_samples(tmp_path):
 
 async def test_sampling_stops_when_the_model_repeats_itself(tmp_path):
     # Greedy sampling (or a model sure of its answer) gives the same answer again and again:
-    # after two repeats in a row no more are asked for.
+    # after two repeats in a row no more are asked for (in each round: the round told which
+    # examples fail stops the same way).
     ws = workspace(tmp_path)
-    model = ScriptedModel([fenced(WRONG)] * 6)
+    model = ScriptedModel([fenced(WRONG)] * 8)
     change = await CoderAgent(candidates=CandidateSettings(n=6)).execute(make_ctx(ws, model))
-    assert len(model.calls) == 3  # the first answer and two repeats of it
+    assert len(model.calls) == 5  # the first answer and two repeats of it, then two more
     assert "fails the user's examples" in change.summary
 
 
@@ -623,7 +632,7 @@ async def test_two_repair_rounds_sample_with_different_seeds(tmp_path):
     for task_id in ("repair1", "repair2"):
         (tmp_path / task_id).mkdir()
         ws = workspace(tmp_path / task_id)
-        model = ScriptedModel([fenced(WRONG)] * 3)
+        model = ScriptedModel([fenced(WRONG)] * 5)  # sampled, then told which examples fail
         ctx = make_ctx(ws, model)
         ctx = replace(ctx, task=ctx.task.model_copy(update={"id": task_id}))
         await CoderAgent(candidates=CandidateSettings(n=3)).execute(ctx)
@@ -749,3 +758,87 @@ async def test_answers_that_each_change_one_of_two_functions_are_joined(tmp_path
     assert "candidate 5 of 5 chosen" in change.summary and "passes 2/2" in change.summary
     thoughts = [e.text for e in events if e.type == "agent.think"]
     assert any("candidate 5: candidate 1 with dasherize from candidate 2" in t for t in thoughts)
+
+
+async def test_no_candidate_passes_the_examples_the_next_round_is_told_what_they_gave(tmp_path):
+    # HumanEval/101: four samples split on ", " alone; the round told what that gave on the
+    # docstring's example, without the wrong answer in view, is where the right one comes from.
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(WRONG), fenced(WRONG), fenced(RIGHT)])
+    change = await CoderAgent(candidates=CandidateSettings(n=2)).execute(make_ctx(ws, model))
+    told = model.calls[2][0]
+    assert len(told) == 2 and told[1].content.startswith(model.calls[0][0][1].content)
+    assert "add_even([1, 2, 3, 4]) == 6 does not hold: it gave 10" in told[1].content
+    assert "sum(lst)" not in told[1].content  # the wrong answer is not shown
+    assert "sum(x for x in lst if x % 2 == 0)" in (ws / "solution.py").read_text()
+    assert "fails the user's examples" not in change.summary
+
+
+async def test_no_round_told_what_examples_gave_when_a_candidate_passes_them(tmp_path):
+    ws = workspace(tmp_path)
+    model = ScriptedModel([fenced(WRONG), fenced(RIGHT)])
+    await CoderAgent(candidates=CandidateSettings(n=2)).execute(make_ctx(ws, model))
+    assert len(model.calls) == 2
+
+
+def test_the_examples_feedback_says_what_the_call_gave_or_raised():
+    from coditect.agents.prompts import examples_failed_block
+
+    block = examples_failed_block(
+        [
+            ("f(1) == 2", "AssertionError: gave 3"),
+            ("f(0) == 1", "ZeroDivisionError: division by zero"),
+            ("f(2) == 4", ""),
+        ]
+    )
+    assert "- f(1) == 2 does not hold: it gave 3\n" in block
+    assert "- f(0) == 1 does not hold: it raised ZeroDivisionError: division by zero\n" in block
+    assert "- f(2) == 4 does not hold\n" in block
+    assert examples_failed_block([]) == ""
+
+
+async def test_a_repair_round_weighs_the_code_tasks_other_candidates_against_the_new_tests(
+    tmp_path,
+):
+    # HumanEval/119: two samples pass the docstring's examples, the earlier is written; the
+    # tests written afterwards agree with the other, but a repair round shows the current code
+    # and its answers repeat it. The code task's other candidates are candidates again there.
+    positive = "def add_even(lst):\n    return sum(x for x in lst if x % 2 == 0 and x > 0)\n"
+    ws = workspace(tmp_path)
+    code_model = ScriptedModel([fenced(WRONG), fenced(positive), fenced(RIGHT)])
+    code = await CoderAgent(candidates=CandidateSettings(n=3)).execute(make_ctx(ws, code_model))
+    assert "x > 0" in (ws / "solution.py").read_text()
+    assert [a.code for a in code.alternatives] == [WRONG, RIGHT]
+    (ws / "tests").mkdir()
+    (ws / "tests/test_solution.py").write_text(
+        "from solution import add_even\n\n\ndef test_negative():\n    assert add_even([-2, 1]) == -2\n"
+    )
+    report = TestReport(
+        passed=0, failed=1, failures=(failure_at("tests/test_solution.py::test_negative"),)
+    )
+    upstream = Upstream(code=(code, written("tests/test_solution.py")), tests=report)
+    defended = fenced((ws / "solution.py").read_text())
+    repair_model = ScriptedModel([defended])
+    change = await CoderAgent(candidates=CandidateSettings(n=3)).execute(
+        make_ctx(ws, repair_model, upstream=upstream, feedback="1 failed")
+    )
+    assert len(repair_model.calls) == 1  # a candidate passes every check: nothing sampled
+    assert "x > 0" not in (ws / "solution.py").read_text()
+    assert "sum(x for x in lst if x % 2 == 0)" in (ws / "solution.py").read_text()
+    assert change.edits and "passes 3/3 checks" in change.summary
+
+
+async def test_samples_that_gave_the_same_code_are_checked_once_and_count_as_votes(tmp_path):
+    ws = workspace(tmp_path)
+    other = "def add_even(lst):\n    return 0\n"
+    model = ScriptedModel([fenced(WRONG), fenced(other), fenced(other), fenced(RIGHT)])
+    events = []
+
+    async def emit(event):
+        events.append(event)
+
+    ctx = replace(make_ctx(ws, model), emit=emit)
+    change = await CoderAgent(candidates=CandidateSettings(n=4)).execute(ctx)
+    runs = [e.detail for e in events if getattr(e, "action", "") == "check_candidates"]
+    assert runs[-1].startswith("4 candidate(s) (3 distinct) x 2 check(s)")
+    assert "candidate 4 of 4 chosen (agreed by 1, passes 2/2 checks)" in change.summary

@@ -63,3 +63,12 @@ def test_the_projects_tests_count_with_the_examples():
     worse = select([[False, True, True]], checks)
     assert worse.broken_tests == ("tests/test_x.py::test_a",) and not worse.verified
     assert worse.suspect_tests == () and worse.failed_examples == ()
+
+
+def test_a_failure_that_says_why_is_a_failure_and_its_text_is_kept():
+    from coditect.agents.selection import Check, select
+
+    checks = [Check("f(1) == 2", example=True), Check("g1")]
+    chosen = select([["AssertionError: gave 3", True], [False, False]], checks)
+    assert chosen.index == 0 and chosen.failed_examples == ("f(1) == 2",)
+    assert chosen.why == (("f(1) == 2", "AssertionError: gave 3"),)
