@@ -547,10 +547,7 @@ class CoderAgent(Agent):
         others = tuple(
             Alternative(path=job.path, code=m.code)
             for i, m in enumerate(pool)
-            if m is not None
-            and m.code
-            and i not in earlier
-            and i != (selection.index if selection else -1)
+            if m is not None and m.code and i not in earlier and m is not chosen
         )[-_MAX_ALTERNATIVES:]
         if chosen is None:
             return CodeChange(
