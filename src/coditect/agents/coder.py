@@ -659,10 +659,9 @@ class CoderAgent(Agent):
         if not checks or not pool:
             return None
         # Samples that gave the same code are votes for one candidate: it is checked once.
-        sources = list(
-            dict.fromkeys(m.source if m is not None else job.original or "" for m in pool)
-        )
-        rows = [sources.index(m.source if m is not None else job.original or "") for m in pool]
+        keys = [m.source if m is not None else job.original or "" for m in pool]
+        sources = list(dict.fromkeys(keys))
+        rows = [sources.index(k) for k in keys]
         # The project's tests that already fail on the code as the project has it say nothing
         # about a candidate: the unchanged code runs too, and such tests are left out.
         reference = (
