@@ -97,6 +97,11 @@ def _stem(word: str) -> str:
         # Porter's condition: what is left must hold a vowel ("string" is no form of "str").
         if word.endswith(suffix) and len(stem) >= 3 and _VOWEL.search(stem):
             word = stem
+            # Porter's step 1b: a doubled final consonant is undone ("dropping", "padded" ->
+            # "drop", "pad"), except l, s and z ("falling", "passed"); not in a stem of three
+            # letters ("added" stays "add", the verb's own stem).
+            if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "aeiouylsz":
+                word = word[:-1]
             break
     if word.endswith("e") and len(word) > 3:
         word = word[:-1]
@@ -288,14 +293,18 @@ def _query(request: str) -> dict[str, float]:
     """The request's words and their weights.
 
     A request is mostly imperative: its first word tends to say what to do ("add", "fix"), not
-    where, so it counts half (it still counts: "Withdrawing more than ..." starts with the
-    subject).
+    where, so it counts half. Not a gerund: an imperative is a verb's base form, and a request
+    that opens with an -ing form opens with its subject, the action the code performs
+    ("Dropping a table by name leaves ...": ``drop_table``).
     """
     words = split_words(request)
     query: dict[str, float] = dict(Counter(words))
     first = _IDENT.match(request.strip())
-    if first and "_" not in first.group(0) and words and query[words[0]] == 1:
-        query[words[0]] = 0.5
+    head = first.group(0) if first else ""
+    # Only a word of its own: "The repr of a job" opens with none ("the" is glue).
+    verb = split_words(head)
+    if verb and "_" not in head and not head.lower().endswith("ing") and query[verb[0]] == 1:
+        query[verb[0]] = 0.5
     return query
 
 
@@ -434,10 +443,13 @@ def _mention_evidence(
         foreign.update(m.imported_names)
         foreign.update(m.refs)  # attributes of other libraries the code uses (``json.load``)
         foreign.update(part for imp in m.imports for part in imp.split("."))
+    words = set(split_words(request))
     for men in mentions(request):
         defs: Sequence[Symbol] = index.definitions(men.name)
         if not defs and men.code_like:
             defs = dispatched(index, men.name)
+        if not defs:
+            defs = special_methods(index, men, words)
         if not defs:
             if (
                 men.code_like
@@ -457,6 +469,31 @@ def _mention_evidence(
             if men.code_like:
                 mentioned.append(d)
     return mentioned, named, missing
+
+
+# Python's data model: a builtin calls the special method of its argument's class (``str(x)``
+# is ``type(x).__str__(x)``). Those whose names are no English word mean the builtin even as a
+# plain word ("the repr of a job").
+_SPECIAL_BUILTINS = frozenset(
+    "abs bool bytes complex dir float format hash int iter len next repr reversed round str".split()
+)
+_NOT_ENGLISH = frozenset("abs bool int iter len repr str".split())
+
+
+def special_methods(index: RepoIndex, men: Mention, words: set[str]) -> list[Symbol]:
+    """The special methods a builtin named in the request calls: ``str()`` -> ``__str__``.
+
+    Only those of classes the request speaks of (a word of the class's name among the
+    request's ``words``): "str() of a parsed requirement" is ``Requirement.__str__``; a
+    ``len(result)`` of no class the request names says nothing about which ``__len__``.
+    """
+    if men.name not in _SPECIAL_BUILTINS or not (men.code_like or men.name in _NOT_ENGLISH):
+        return []
+    return [
+        s
+        for s in _distinct(index.definitions(f"__{men.name}__"))
+        if s.kind is SymbolKind.METHOD and set(split_words(s.parent)) & words
+    ]
 
 
 # How many definitions of one class or module must share a prefix for it to be a convention.

@@ -12,6 +12,7 @@ from coditect.index import (
     outline_lines,
     split_words,
 )
+from coditect.index.rank import Mention, special_methods
 from coditect.taskqueue.targets import choose_module
 
 # Request -> (shape, expected file, expected best symbol). No request shares a word with a
@@ -140,6 +141,14 @@ def test_split_words():
     assert split_words("The date and the delta, for this") == ["dat", "delta"]
     # Porter's condition: a suffix goes only where a vowel is left ("string" is not "str").
     assert split_words("strings string __str__ spring") == ["string", "string", "str", "spring"]
+    # Porter's step 1b undoes a doubled consonant, but not l, s, z or a three-letter stem.
+    assert split_words("dropping padded falling passed added") == [
+        "drop",
+        "pad",
+        "fall",
+        "pass",
+        "add",
+    ]
 
 
 def test_module_entry_has_signatures_docs_spans_and_exports(sources):
@@ -335,3 +344,45 @@ def test_a_deprecated_definition_yields_to_what_replaced_it():
     assert index.get("semver.py").find("match").decorators == ("deprecated",)
     loc = localize(index, "matching a version against an expression with spaces fails")
     assert loc.symbols[0].symbol.qualname == "Version.match"
+
+
+def test_a_request_opening_with_a_gerund_counts_its_first_word_in_full():
+    source = (
+        "class Store:\n"
+        "    def drop_row(self, key):\n        return key\n\n"
+        '    def get_row(self, key):\n        """The row under a key."""\n'
+        "        return key\n"
+    )
+    index = _one_module("store.py", source)
+
+    def score(request: str) -> float:
+        return next(
+            r.score for r in localize(index, request).symbols if r.symbol.name == "drop_row"
+        )
+
+    # The subject is the action: "dropping" weighs as "dropped" does inside the sentence.
+    assert score("Dropping a row by its key") == score("A row dropped by its key")
+    # An imperative's verb says what to do, not where: it counts half.
+    assert score("Drop a row by its key") < score("Dropping a row by its key")
+
+
+def test_a_builtin_named_in_the_request_finds_the_special_method_it_calls():
+    source = (
+        "class Job:\n"
+        "    def tag(self, *tags):\n        return self\n\n"
+        "    def __repr__(self):\n        return 'Job'\n\n\n"
+        "class Queue:\n"
+        "    def __repr__(self):\n        return 'Queue'\n\n"
+        "    def __str__(self):\n        return 'Queue'\n"
+    )
+    index = _one_module("jobs.py", source)
+    # "repr" is no English word: a plain mention is the builtin; the class spoken of decides.
+    loc = localize(index, "The repr of a job should also show its tags")
+    assert loc.symbols[0].symbol.qualname == "Job.__repr__"
+    assert "named repr" in loc.symbols[0].reasons
+    loc = localize(index, "str(queue) gives a bare name")
+    assert loc.symbols[0].symbol.qualname == "Queue.__str__"
+    # "round" is an English word: only a call of the builtin means ``__round__``; and a
+    # builtin applied to no class the request speaks of points at no special method.
+    assert special_methods(index, Mention("round", False), {"job"}) == []
+    assert special_methods(index, Mention("repr", True), {"result"}) == []
