@@ -419,15 +419,18 @@ def _distinct(symbols: Iterable[Symbol]) -> list[Symbol]:
 
 
 def _diminishing(values: Sequence[float]) -> float:
-    """The sum of ``values``, best first, the i-th divided by sqrt(i).
+    """The sum of ``values``, best first, the i-th divided by i (a harmonic series).
 
     Many weak pieces of evidence of the same kind must not outweigh a few strong ones: the
     entry point that 200 tests call, each matching the request on a common word, is not 200
     times as likely to be the place as the function a test is named after (tabulate's
     ``tabulate()`` outranked its CLI ``_main`` for a request about a command-line option).
+    Such evidence is correlated, so n loans of v add up to about v * ln(n): with 1/sqrt(i),
+    about 2v * sqrt(n), python-dateutil's ``rrule``, called by 204 tests, outranked
+    ``easter()`` for a request about Easter dates.
     """
     ordered = sorted(values, reverse=True)
-    return sum(v / math.sqrt(i + 1) for i, v in enumerate(ordered))
+    return sum(v / (i + 1) for i, v in enumerate(ordered))
 
 
 def _mention_evidence(
