@@ -303,9 +303,14 @@ def _query(request: str) -> dict[str, float]:
     head = first.group(0) if first else ""
     # Only a word of its own: "The repr of a job" opens with none ("the" is glue).
     verb = split_words(head)
-    if verb and "_" not in head and not head.lower().endswith("ing") and query[verb[0]] == 1:
+    if verb and "_" not in head and not _is_gerund(head) and query[verb[0]] == 1:
         query[verb[0]] = 0.5
     return query
+
+
+def _is_gerund(word: str) -> bool:
+    """Whether ``word`` is an -ing form: a vowel before the suffix ("Dropping", not "Bring")."""
+    return word.lower().endswith("ing") and bool(_VOWEL.search(word[:-3].lower()))
 
 
 class _Scores:

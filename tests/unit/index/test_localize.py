@@ -12,7 +12,7 @@ from coditect.index import (
     outline_lines,
     split_words,
 )
-from coditect.index.rank import Mention, _diminishing, special_methods
+from coditect.index.rank import Mention, _diminishing, _is_gerund, special_methods
 from coditect.taskqueue.targets import choose_module
 
 # Request -> (shape, expected file, expected best symbol). No request shares a word with a
@@ -364,6 +364,13 @@ def test_a_request_opening_with_a_gerund_counts_its_first_word_in_full():
     assert score("Dropping a row by its key") == score("A row dropped by its key")
     # An imperative's verb says what to do, not where: it counts half.
     assert score("Drop a row by its key") < score("Dropping a row by its key")
+    # The stemmer's condition: a vowel before -ing ("Bring", "String" are no gerunds).
+    assert [_is_gerund(w) for w in ("Dropping", "Counting", "Bring", "String")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_a_builtin_named_in_the_request_finds_the_special_method_it_calls():
