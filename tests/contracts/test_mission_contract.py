@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from coditect.llm.testing import FunctionModel
 
 REQUEST = "Add a function to calculate the nth Fibonacci number"
 _WAIT_S = 120.0
+_CLOSE_S = 30.0
 ModelFactory = Callable[[], Model]
 
 
@@ -233,10 +235,25 @@ class Distributed(Engine):
     async def close(self) -> None:
         for w in self.workers:
             w.cancel()
-        await asyncio.gather(*self.workers, return_exceptions=True)
+        await _bounded(asyncio.gather(*self.workers, return_exceptions=True), "the worker")
         for close in reversed(self.closers):
             with contextlib.suppress(Exception):
-                await close()
+                await _bounded(close(), getattr(close, "__qualname__", repr(close)))
+
+
+async def _bounded(work: Any, what: str) -> None:
+    """Await ``work`` for at most ``_CLOSE_S``; a piece that does not stop is named on stderr.
+
+    Once in about 40 runs on a slow 2-core machine the distributed teardown after a cancelled
+    mission did not end (not yet explained, see the fifteenth session's note); unbounded, it
+    held the suite until pytest-timeout and left gRPC coroutines un-awaited that failed later
+    tests of the same worker.
+    """
+    try:
+        async with asyncio.timeout(_CLOSE_S):
+            await work
+    except TimeoutError:
+        print(f"teardown: {what} did not stop within {_CLOSE_S:.0f}s", file=sys.stderr)
 
 
 @pytest.fixture(params=["inprocess", "distributed"])
