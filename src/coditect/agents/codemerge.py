@@ -4,7 +4,9 @@ The coder asks the model for only the new or changed top-level definitions; once
 of the answer (:mod:`coditect.agents.extract`), :func:`merge_source` merges it into the target
 file: a definition whose name exists replaces it in place (decorators included, comments around
 it untouched), a new one is appended, missing imports go after the existing imports
-(:mod:`coditect.agents.importmerge`). Example calls, prints and ``if __name__ == "__main__":`` blocks in the answer are dropped.
+(:mod:`coditect.agents.importmerge`), and ``del NAME`` (``del Class.member``, or ``del member``
+in a class of the answer) removes a definition, a constant or an import from the file. Example
+calls, prints and ``if __name__ == "__main__":`` blocks in the answer are dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from coditect.agents.importmerge import add_imports, missing_imports, requalify
 __all__ = [
     "MergeError",
     "MergeResult",
+    "NothingToMergeError",
     "identical_definitions",
     "member_name",
     "merge_source",
@@ -32,6 +35,10 @@ class MergeError(ValueError):
     """The answer cannot be merged: no code, a syntax error, or nothing to add."""
 
 
+class NothingToMergeError(MergeError):
+    """The answer's code defines nothing and deletes nothing (only calls, prints, imports)."""
+
+
 @dataclass(frozen=True)
 class MergeResult:
     """A merged source and what changed.
@@ -42,6 +49,10 @@ class MergeResult:
         replaced: Names of existing definitions replaced.
         imports_added: Import lines added or extended.
         unchanged: Names of definitions in the answer identical to the file's.
+        deleted: Names of definitions, constants or imports removed (``Class.member`` for
+            members).
+        absent: Names the answer deletes that the file does not have (another file of the
+            change may define them).
         code: The answer's code that was merged ("" when not recorded): merged again onto
             the file as a later task finds it, it is the same candidate there.
     """
@@ -52,11 +63,13 @@ class MergeResult:
     imports_added: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     code: str = ""
+    deleted: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        """True when anything was added or replaced."""
-        return bool(self.added or self.replaced or self.imports_added)
+        """True when anything was added, replaced or deleted."""
+        return bool(self.added or self.replaced or self.imports_added or self.deleted)
 
 
 def top_level_names(tree: ast.Module) -> set[str]:
@@ -78,6 +91,7 @@ def top_level_names(tree: ast.Module) -> set[str]:
 class _Snippet:
     defs: tuple[tuple[str, str], ...]  # (name, source text) in answer order, last one per name
     imports: tuple[ast.Import | ast.ImportFrom, ...]
+    deletes: tuple[str, ...] = ()  # ``del`` targets: "name" or "Class.member"
 
 
 def statement_span(node: ast.stmt) -> tuple[int, int]:
@@ -120,9 +134,15 @@ def _parse_snippet(code: str, self_module: str) -> _Snippet:
     lines = code.splitlines()
     defs: dict[str, str] = {}
     imports: list[ast.Import | ast.ImportFrom] = []
+    deletes: list[str] = []
     for node in tree.body:
         name = node.name if isinstance(node, _DEF_TYPES) else _is_constant_assign(node)
-        if name is not None:
+        if isinstance(node, ast.Delete):
+            for target in node.targets:
+                name = _deleted_name(target, self_module)
+                if name not in deletes:
+                    deletes.append(name)
+        elif name is not None:
             first, last = statement_span(node)
             defs.pop(name, None)
             defs[name] = "\n".join(lines[first - 1 : last])
@@ -132,9 +152,38 @@ def _parse_snippet(code: str, self_module: str) -> _Snippet:
             ):
                 imports.append(node)
         # Anything else (example calls, prints, __main__ blocks, docstrings) is dropped.
-    if not defs:
-        raise MergeError("the code contains no function or class definition")
-    return _Snippet(tuple(defs.items()), tuple(imports))
+    if not defs and not deletes:
+        raise NothingToMergeError("the code contains no function or class definition")
+    both = [n for n in deletes if n in defs]
+    if both:
+        raise MergeError(
+            f"the code both deletes and defines {', '.join(both)}: write the new definition "
+            "alone to replace it, or only `del NAME` to remove it"
+        )
+    return _Snippet(tuple(defs.items()), tuple(imports), tuple(deletes))
+
+
+def _deleted_name(target: ast.expr, self_module: str) -> str:
+    """The name a ``del`` target removes: ``name`` or ``Class.member``.
+
+    A name qualified with the file's own module is that name (asked to remove ``dasherize``
+    from the package inflection, the model answered ``del inflection.dasherize``).
+
+    Raises:
+        MergeError: Not a name nor an attribute of a name (``del x[0]`` is code, not an edit).
+    """
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute) and self_module:
+        owner = ast.unparse(target.value)
+        if owner == self_module or owner == self_module.rpartition(".")[2]:
+            return target.attr
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+        return f"{target.value.id}.{target.attr}"
+    raise MergeError(
+        f"`del {ast.unparse(target)}` is not a definition: to remove one, write `del NAME` or "
+        "`del Class.method`"
+    )
 
 
 def _new_file(snippet: _Snippet) -> MergeResult:
@@ -174,7 +223,10 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     """
     answer_code = _flush_left(answer_code)
     if original is None or not original.strip():
-        return _new_file(_parse_snippet(answer_code, self_module))
+        snippet = _parse_snippet(answer_code, self_module)
+        if snippet.deletes:
+            raise MergeError(f"cannot delete {', '.join(snippet.deletes)}: the file is empty")
+        return _new_file(snippet)
     try:
         tree = ast.parse(original)
     except SyntaxError as exc:
@@ -192,12 +244,15 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     for name, src in snippet.defs:
         if not _merge_existing(name, src, lines, existing, classes, edits, unchanged):
             added.append((name, src))
+    _delete(snippet.deletes, tree, lines, edits, unchanged)
+    absent = [n for n in snippet.deletes if n in unchanged]
+    _no_overlap(edits)
     for edit in sorted(edits, key=lambda e: (e.first, e.last), reverse=True):
         if edit.replaced:
             lines[edit.first - 1 : edit.last] = edit.lines
         else:  # insertion after line ``last``
             lines[edit.last : edit.last] = edit.lines
-    if added:
+    if added or snippet.deletes:
         while lines and not lines[-1].strip():
             lines.pop()
     for _, src in added:
@@ -210,9 +265,11 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
     return MergeResult(
         source="\n".join(lines) + end,
         added=tuple([n for n, _ in added] + [e.name for e in ordered if not e.replaced]),
-        replaced=tuple(e.name for e in ordered if e.replaced),
+        replaced=tuple(e.name for e in ordered if e.replaced and not e.deleted),
         imports_added=tuple(imports_added),
         unchanged=tuple(unchanged),
+        deleted=tuple(e.name for e in ordered if e.deleted),
+        absent=tuple(absent),
     )
 
 
@@ -273,6 +330,106 @@ class _Edit:
     lines: tuple[str, ...]
     name: str
     replaced: bool
+    deleted: bool = False
+
+
+def _no_overlap(edits: list[_Edit]) -> None:
+    """Raise when two edits touch the same lines (deleting a class and changing its method)."""
+    spans = sorted((e.first, e.last, e.name) for e in edits if e.replaced)
+    for (_, last, name), (first, _, other) in zip(spans, spans[1:], strict=False):
+        if first <= last:
+            raise MergeError(f"the code both changes {name} and {other}, which overlap")
+
+
+def _delete(
+    names: tuple[str, ...],
+    tree: ast.Module,
+    lines: list[str],
+    edits: list[_Edit],
+    unchanged: list[str],
+) -> None:
+    """Record the removal of ``names``; a name already gone is unchanged (what is asked holds)."""
+    for name in names:
+        deletion = _deletion(name, tree, lines)
+        if deletion is None:
+            unchanged.append(name)
+        else:
+            edits.append(deletion)
+
+
+def _deletion(name: str, tree: ast.Module, lines: list[str]) -> _Edit | None:
+    """The edit that removes ``name`` (``Class.member`` for a member) from the file.
+
+    None when the file has no such name (deleting it again changes nothing).
+
+    The statement goes with the comment lines right above it and, when blank lines set it
+    apart, those after it (those before it when it ends its block), so that what is left stays
+    spaced as it was; a statement among others without blank lines (an import, a constant)
+    goes alone.
+
+    Raises:
+        MergeError: Removing it would empty a class.
+    """
+    owner, _, member = name.rpartition(".")
+    body: list[ast.stmt] = tree.body
+    if owner:
+        cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == owner), None)
+        if cls is None:
+            return None
+        body = cls.body
+    found = _binding(body, member, imports=not owner)
+    if found is None:
+        return None
+    index, node, aliases = found
+    if isinstance(node, ast.Import | ast.ImportFrom) and len(aliases) < len(node.names):
+        return _import_trimmed(node, aliases, lines, name)
+    if owner and len(body) == 1:
+        raise MergeError(f"cannot delete {name}: it is all there is in class {owner}")
+    first, last = _removed_lines(lines, node, last_of_block=index == len(body) - 1)
+    return _Edit(first, last, (), name, replaced=True, deleted=True)
+
+
+def _binding(
+    body: list[ast.stmt], name: str, *, imports: bool
+) -> tuple[int, ast.stmt, list[ast.alias]] | None:
+    """The statement of ``body`` that binds ``name``: its index, itself, the import's aliases."""
+    for index, node in enumerate(body):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            aliases = [a for a in node.names if (a.asname or a.name).split(".")[0] == name]
+            if aliases and imports:
+                return index, node, aliases
+        elif member_name(node) == name:
+            return index, node, []
+    return None
+
+
+def _removed_lines(lines: list[str], node: ast.stmt, *, last_of_block: bool) -> tuple[int, int]:
+    """The lines that go with ``node``: its comment lines, and blank lines that set it apart."""
+    first, last = statement_span(node)
+    indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
+    while first > 1 and lines[first - 2].startswith(indent + "#"):
+        first -= 1
+    if last_of_block:  # the blank lines before it go
+        while first > 1 and not lines[first - 2].strip():
+            first -= 1
+    elif first == 1 or not lines[first - 2].strip():  # set apart: the blank lines after it go
+        while last < len(lines) and not lines[last].strip():
+            last += 1
+    return first, last
+
+
+def _import_trimmed(
+    node: ast.Import | ast.ImportFrom, aliases: list[ast.alias], lines: list[str], name: str
+) -> _Edit:
+    """The edit that removes ``aliases`` from an import that binds other names too."""
+    first, last = statement_span(node)
+    kept = [a for a in node.names if a not in aliases]
+    if isinstance(node, ast.ImportFrom):
+        new: ast.stmt = ast.ImportFrom(module=node.module, names=kept, level=node.level)
+    else:
+        new = ast.Import(names=kept)
+    indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
+    return _Edit(first, last, (indent + ast.unparse(new),), name, replaced=True, deleted=True)
 
 
 def _is_class(src: str) -> bool:
@@ -372,6 +529,9 @@ def _merge_class(
     inserts: list[str] = []
     inserted: list[str] = []
     for member in new_cls.body:
+        if isinstance(member, ast.Delete):
+            _delete_members(cls, member, lines, edits, unchanged)
+            continue
         name = member_name(member)
         if name is None:
             continue  # a docstring or ``pass`` of the answer's class
@@ -393,6 +553,25 @@ def _merge_class(
             inserted.append(qual)
     if inserts:
         edits.append(_Edit(insert_after, insert_after, tuple(inserts), ", ".join(inserted), False))
+
+
+def _delete_members(
+    cls: ast.ClassDef,
+    statement: ast.Delete,
+    lines: list[str],
+    edits: list[_Edit],
+    unchanged: list[str],
+) -> None:
+    """Record the removal of the members a ``del`` in the answer's class names."""
+    names = []
+    for target in statement.targets:
+        if not isinstance(target, ast.Name):
+            raise MergeError(
+                f"`del {ast.unparse(target)}` in class {cls.name} is not a member: write "
+                "`del method` in the class, or `del Class.method`"
+            )
+        names.append(f"{cls.name}.{target.id}")
+    _delete(tuple(names), ast.Module(body=[cls], type_ignores=[]), lines, edits, unchanged)
 
 
 def _reindent(block: list[str], col: int, indent: str) -> list[str]:

@@ -41,11 +41,13 @@ from coditect.agents.codejob import (
     build_job,
     code_paths,
     read_text_file,
+    workspace_index,
     write_atomic,
 )
 from coditect.agents.codemerge import (
     MergeError,
     MergeResult,
+    NothingToMergeError,
     identical_definitions,
     merge_source,
 )
@@ -71,6 +73,7 @@ from coditect.agents.importmerge import declare_public, export_names
 from coditect.agents.prompts import (
     CODE_SYSTEM,
     TESTS_SYSTEM,
+    asks_removal,
     code_prompt,
     examples_failed_block,
     not_reproduced_prompt,
@@ -86,9 +89,18 @@ from coditect.agents.reproduce import (
     reproduce,
     run_reproduction,
 )
+from coditect.agents.retire import (
+    defined,
+    follow_removal,
+    orphaned_imports,
+    package_inits,
+    retired_tests,
+    without_in_all,
+)
 from coditect.agents.selection import Selection, select
 from coditect.agents.validation import ProjectView, check_source, module_name
 from coditect.domain.events import ANSWER_CHARS, AgentAct, AgentLearn, AgentThink
+from coditect.domain.paths import is_test_path
 from coditect.domain.results import Alternative, CodeChange, FileEdit, TestReport
 from coditect.domain.tasks import Intent, is_reproduction
 from coditect.errors import AgentError, CoditectError
@@ -182,6 +194,8 @@ class CoderAgent(Agent):
         ctx, reproduced = await reproduce(ctx, agent=self.name)
         changes: list[CodeChange] = []
         for i, path in enumerate(paths):
+            if any(e.path == path for c in changes for e in c.edits):
+                continue  # changed already with an earlier file (a removal done there)
             done = "; ".join(c.summary for c in changes)
             job = build_job(ctx, path=path, done=done)
             change = await self._one_file(ctx, job, optional=i > 0)
@@ -452,7 +466,7 @@ class CoderAgent(Agent):
                 code = _new_tests_only(ctx, job, code)
             else:
                 code = _seen_only(job, code)
-            merged = merge_source(job.original, code, self_module=job.self_module)
+            merged = _merged(ctx, job, code)
             if not job.is_tests and merged.replaced:
                 merged = _docstrings_kept(job, merged)
             if not job.is_tests and merged.added:
@@ -475,7 +489,9 @@ class CoderAgent(Agent):
             raise _Rejected(str(exc)) from exc
         except SyntaxError as exc:  # an answer that is not Python is rejected, never a crash
             raise _Rejected(_not_python(exc)) from exc
-        if not (merged.added or merged.replaced):
+        if merged.deleted:
+            merged = _removal(ctx, job, merged)
+        if not (merged.added or merged.replaced or merged.deleted):
             if response is None:
                 raise _Unchanged("the joined code changes nothing")
             _no_change(ctx, job, merged, response, optional=optional)
@@ -888,11 +904,16 @@ class CoderAgent(Agent):
             after_sha256=_file_sha(target),
             added_symbols=merged.added,
             replaced_symbols=merged.replaced,
+            deleted_symbols=merged.deleted,
         )
-        edits = [edit, *_export(ctx, job, merged)]
+        exported = _export(ctx, job, merged)
+        followed = _follow_removal(ctx, job, merged)
+        edits = [edit, *exported, *followed]
         summary = f"{job.path}: {_changes(merged)} ({generation} generation(s))"
-        if len(edits) > 1:
-            summary += f"; exported {', '.join(edits[1].added_symbols)} from {edits[1].path}"
+        if exported:
+            summary += f"; exported {', '.join(exported[0].added_symbols)} from {exported[0].path}"
+        for follow in followed:
+            summary += f"; removed {', '.join(follow.deleted_symbols)} from {follow.path}"
         await ctx.emit(
             AgentAct(
                 mission_id=ctx.mission_id,
@@ -1056,6 +1077,123 @@ def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEd
             added_symbols=exported,
         )
     ]
+
+
+def _removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> MergeResult:
+    """An answer that deletes definitions, checked: the request must ask for a removal.
+
+    Deleting is how a request to remove something is done, never how a bug is fixed or a
+    test made to pass (a deleted function takes its failing tests with it: see
+    :mod:`coditect.agents.retire`). The project's tests are never deleted by an answer. A
+    removed top-level name leaves the module's own ``__all__``, and imports that only the
+    removed code used go too.
+
+    Raises:
+        _Rejected: A test answer deletes, or the request does not ask for a removal.
+    """
+    gone = ", ".join(merged.deleted)
+    if job.is_tests:
+        raise _Rejected(
+            f"the answer deletes {gone}: the project's tests are kept as they are; write only "
+            "new test functions"
+        )
+    if not _removal_asked(ctx):
+        raise _Rejected(
+            f"the answer deletes {gone}, but the request does not ask to remove anything: "
+            "keep them and change what the request asks for"
+        )
+    source, _ = without_in_all(merged.source, [n for n in merged.deleted if "." not in n])
+    orphans = orphaned_imports(job.original or "", source)
+    if not orphans:
+        return replace(merged, source=source)
+    tidied = merge_source(source, "\n".join(f"del {n}" for n in orphans))
+    return replace(merged, source=tidied.source, deleted=merged.deleted + tidied.deleted)
+
+
+def _merged(ctx: AgentContext, job: CodeJob, code: str) -> MergeResult:
+    """``code`` merged into ``job``'s file.
+
+    For a removal, an answer that defines and deletes nothing is told how to delete.
+
+    Raises:
+        MergeError: The answer cannot be merged.
+    """
+    try:
+        return merge_source(job.original, code, self_module=job.self_module)
+    except NothingToMergeError as exc:
+        if job.is_tests or not _removal_asked(ctx):
+            raise
+        raise MergeError(f"{exc}: to remove one, write `del NAME`") from exc
+
+
+def _removal_asked(ctx: AgentContext) -> bool:
+    return asks_removal(ctx.request) or asks_removal(ctx.task.description)
+
+
+def _follow_removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEdit]:
+    """What a removal takes with it, in the files the task declared.
+
+    Only those: the consistency check holds the task to them. The removed top-level definitions leave the package exports and take their tests (see
+    :mod:`coditect.agents.retire`). A ``del NAME`` of the answer that this file does not
+    define, but another source file of the task does, is done there (asked first for the
+    package ``__init__.py``, the model named ``del MRUCache`` and ``del mru_cache`` at once;
+    asked for ``func.py`` next, it rewrote the import line instead).
+    """
+    if job.is_tests:
+        return []
+    allowed = set(ctx.action.write_files)
+    edits: list[FileEdit] = []
+    removed = [(job.path, defined(job.original or "", [n for n in merged.deleted if "." not in n]))]
+    carried = [n for n in merged.absent if "." not in n]
+    for path in sorted(allowed - {job.path}) if carried else []:
+        if path.endswith(".py") and not is_test_path(path):
+            edit = _carried_deletion(ctx, path, carried)
+            if edit is not None:
+                edits.append(edit)
+                removed.append((path, list(edit.deleted_symbols)))
+    tests = {m.path for m in workspace_index(ctx.workspace).test_modules()} & allowed
+    for module, names in removed:
+        sources: dict[str, str] = {}
+        for path in (*package_inits(module), *sorted(tests)):
+            found = read_text_file(ctx.workspace / path) if path in allowed else None
+            if found is not None:
+                sources[path] = found.text
+        for follow in follow_removal(module, names, sources, tests) if names else []:
+            edits.append(_rewrite(ctx, follow.path, follow.source, follow.deleted))
+    return edits
+
+
+def _carried_deletion(ctx: AgentContext, path: str, names: list[str]) -> FileEdit | None:
+    """Delete those of ``names`` that the source file ``path`` defines.
+
+    None when it defines none, or when the file would not hold together without them (the
+    model is asked for it then).
+    """
+    found = read_text_file(ctx.workspace / path)
+    here = defined(found.text, names) if found is not None else []
+    if found is None or not here:
+        return None
+    merged = merge_source(found.text, "\n".join(f"del {n}" for n in here))
+    source, _ = without_in_all(merged.source, here)
+    orphans = orphaned_imports(found.text, source)
+    if orphans:
+        source = merge_source(source, "\n".join(f"del {n}" for n in orphans)).source
+    view = ProjectView(ctx.workspace, {path: source})
+    if check_source(source, path=path, view=view, before=found.text):
+        return None
+    return _rewrite(ctx, path, source, (*here, *orphans))
+
+
+def _rewrite(ctx: AgentContext, path: str, source: str, deleted: tuple[str, ...]) -> FileEdit:
+    """Write ``source`` to ``path`` (its line endings and encoding kept); the edit."""
+    target = ctx.workspace / path
+    found = read_text_file(target)
+    assert found is not None  # only files that exist are rewritten
+    before = _file_sha(target)
+    write_atomic(target, source, newline=found.newline, encoding=found.encoding)
+    return FileEdit(
+        path=path, before_sha256=before, after_sha256=_file_sha(target), deleted_symbols=deleted
+    )
 
 
 def _next_limit(
@@ -1295,17 +1433,20 @@ def _project_test_checks(
         if e.path == job.path
         for n in e.replaced_symbols
     }
-    changed = sorted(earlier | {n for m in pool if m is not None for n in m.replaced})
+    gone = set(defined(job.original or "", [n for m in pool if m is not None for n in m.deleted]))
+    changed = sorted(earlier | gone | {n for m in pool if m is not None for n in m.replaced})
     if job.is_tests or not changed or not ctx.action.project_tests:
         return []
     created = {e.path for c in ctx.upstream.code for e in c.edits if not e.before_sha256}
     baseline = _baseline(ctx.workspace)
+    tests = [p for p in ctx.action.project_tests if p not in created]
     return existing_test_checks(
         ctx.workspace,
-        [p for p in ctx.action.project_tests if p not in created],
+        tests,
         changed,
         module=job.self_module,
-        skip=_added_by_mission(ctx),
+        # The tests of a removed name go with it (see _follow_removal): they judge nothing.
+        skip=_added_by_mission(ctx) | _retired(ctx, job, tests, gone),
         options=ctx.action.test_options,
         callers=callers_of(job.original or "", changed),
         failing=baseline.failing,
@@ -1313,6 +1454,17 @@ def _project_test_checks(
         # candidate breaking tests of a third file is not chosen and only found out after.
         every_file=0 < baseline.duration_s <= _FAST_SUITE_S,
     )
+
+
+def _retired(ctx: AgentContext, job: CodeJob, tests: list[str], gone: set[str]) -> set[str]:
+    """The project's tests that removing ``gone`` from ``job``'s module retires."""
+    out: set[str] = set()
+    for rel in tests if gone else []:
+        found = read_text_file(ctx.workspace / rel)
+        if found is not None:
+            retired = retired_tests(found.text, rel, job.self_module, gone)
+            out.update(retired.tests + retired.members)
+    return out
 
 
 def _baseline(workspace: Path) -> Baseline:
@@ -1426,6 +1578,7 @@ def _changes(merged: MergeResult) -> str:
     parts = [
         f"added {', '.join(merged.added)}" if merged.added else "",
         f"replaced {', '.join(merged.replaced)}" if merged.replaced else "",
+        f"deleted {', '.join(merged.deleted)}" if merged.deleted else "",
     ]
     return "; ".join(p for p in parts if p)
 

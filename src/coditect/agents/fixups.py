@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from coditect.agents.codejob import CodeJob, workspace_index
@@ -171,13 +172,7 @@ def auto_import(merged: MergeResult, job: CodeJob, workspace: Path) -> MergeResu
     if not lines:
         return merged
     source, added = ensure_imports(merged.source, "\n".join(lines))
-    return MergeResult(
-        source=source,
-        added=merged.added,
-        replaced=merged.replaced,
-        imports_added=(*merged.imports_added, *added),
-        unchanged=merged.unchanged,
-    )
+    return replace(merged, source=source, imports_added=(*merged.imports_added, *added))
 
 
 def _aliased(source: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ __all__ = [
     "declare_public",
     "ensure_imports",
     "export_names",
+    "literal_all",
     "missing_imports",
     "requalify",
 ]
@@ -322,6 +323,25 @@ def _extend_all(
     return first, last, [f"{head}{open_}{eol}", body, tail if tail.endswith(eol) else tail + eol]
 
 
+def literal_all(source: str) -> tuple[ast.Assign, ast.List | ast.Tuple] | None:
+    """The module's ``__all__ = [...]`` (or a tuple) and its list.
+
+    None without a literal one, or when ``source`` does not parse.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            and isinstance(node.value, ast.List | ast.Tuple)
+        ):
+            return node, node.value
+    return None
+
+
 def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """Add new public ``names`` to the module's own literal ``__all__``.
 
@@ -332,24 +352,10 @@ def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str,
     byte for byte; other layouts are rewritten as :func:`export_names` does. Returns the new
     source and the names added; the source unchanged when it has no literal ``__all__``.
     """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    found = literal_all(source)
+    if found is None:
         return source, ()
-    node = next(
-        (
-            n
-            for n in tree.body
-            if isinstance(n, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
-            and isinstance(n.value, ast.List | ast.Tuple)
-        ),
-        None,
-    )
-    if node is None:
-        return source, ()
-    value = node.value
-    assert isinstance(value, ast.List | ast.Tuple)
+    node, value = found
     elts = [e for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
     old = [str(e.value) for e in elts]
     new = tuple(n for n in dict.fromkeys(names) if n not in old and not n.startswith("_"))
@@ -377,9 +383,8 @@ def declare_public(source: str, names: tuple[str, ...]) -> tuple[str, tuple[str,
             if not row_text[end:].lstrip().startswith(","):  # the last name had no comma
                 lines[at - 1] = row_text[:end] + "," + row_text[end:]
         lines.insert(at, row)
-        tree = ast.parse("".join(lines))  # positions moved: read them again
-        node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.lineno == node.lineno)
-        value = node.value
-        assert isinstance(value, ast.List | ast.Tuple)
+        again = literal_all("".join(lines))  # positions moved: read them again
+        assert again is not None
+        node, value = again
         elts = [e for e in value.elts if isinstance(e, ast.Constant)]
     return "".join(lines), new

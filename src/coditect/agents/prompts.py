@@ -7,6 +7,7 @@ the rest of the file exactly as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "REJECTED",
     "TESTS_SYSTEM",
     "TESTS_USER",
+    "asks_removal",
     "code_prompt",
     "examples_failed_block",
     "failures_block",
@@ -39,11 +41,36 @@ Request: {request}
 ```python
 {source}
 ```
-{notes}{failures}{write}{member_note}"""
+{notes}{failures}{write}{member_note}{remove_note}"""
 
 #: Said when the file is shown as an excerpt (a large file): the model must not rewrite it.
 EXCERPT_NOTE = " (an excerpt: ... marks code left out)"
 MEMBER_NOTE = " To change a method, write its class line and only that method."
+#: Said when the request asks to remove something: how an answer deletes a definition.
+REMOVE_NOTE = " To remove a definition or an import, write `del NAME` (`del Class.method`)."
+# A removal: the leading verb, of code (a defect is fixed, not removed: "Remove the crash in
+# ..." is a bug report), and code as its object: an identifier (``name``, snake_case, CamelCase,
+# a call) or a word for a kind of code ("Delete the cache entry when it expires" asks for a
+# feature).
+_REMOVAL = re.compile(
+    r"^\W*(?:please\s+)?(?:remove|delete|get rid of)\s+(?!(?:the|a|an|this|that)?\s*"
+    r"(?:bugs?|crash(?:es)?|errors?|exceptions?|failures?|regressions?|tracebacks?)\b)",
+    re.I,
+)
+_CODE_OBJECT = re.compile(
+    r"`[^`]+`|\w+\(|\b[a-z0-9]+_\w+|\b\w*[a-z][A-Z]\w*|\b\w*[A-Z]{2}[a-z]{2}\w*|\b(?:functions?|"
+    r"methods?|class(?:es)?|constants?|parameters?|arguments?|attributes?|decorators?|imports?|"
+    r"modules?|options?|aliases|alias|helpers?|properties|property|fields?|exports?)\b"
+)
+
+
+def asks_removal(request: str) -> bool:
+    """Whether ``request`` asks for code to be removed: its leading verb, and code its object.
+
+    Only then may an answer delete (``del NAME``): deleting is never how a bug gets fixed.
+    """
+    return bool(_REMOVAL.search(request) and _CODE_OBJECT.search(request))
+
 
 TESTS_SYSTEM = """\
 You are an expert Python developer writing pytest tests. Reply with one ```python code block \
@@ -141,6 +168,7 @@ def code_prompt(
         write=write_instruction(path, new_names),
         excerpt=EXCERPT_NOTE if excerpt else "",
         member_note=MEMBER_NOTE if "class " in source else "",
+        remove_note=REMOVE_NOTE if asks_removal(request) or asks_removal(description) else "",
         notes=notes,
         request=request.strip(),
         task=_task_line(request, description),

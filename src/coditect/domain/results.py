@@ -71,7 +71,10 @@ class AnalysisReport(BaseModel):
 
 
 class FileEdit(BaseModel):
-    """One file written by the coder. ``before_sha256`` is empty for a new file."""
+    """One file written by the coder. ``before_sha256`` is empty for a new file.
+
+    Symbols are top-level names, or ``Class.member`` for members of a class.
+    """
 
     model_config = _FROZEN
 
@@ -80,6 +83,7 @@ class FileEdit(BaseModel):
     after_sha256: str
     added_symbols: tuple[str, ...] = ()
     replaced_symbols: tuple[str, ...] = ()
+    deleted_symbols: tuple[str, ...] = ()
 
 
 class Alternative(BaseModel):

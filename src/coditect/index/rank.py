@@ -140,6 +140,16 @@ class Mention:
     code_like: bool
 
 
+def _code_like(ident: str) -> bool:
+    """Whether ``ident`` can only be an identifier, not a word.
+
+    snake_case, camelCase, or CamelCase that opens with an acronym (``MRUCache``,
+    ``HTTPServer``: two capitals, then two lowercase letters, so that the plurals of acronyms,
+    "URLs", "APIs", stay words).
+    """
+    return "_" in ident.strip("_") or bool(re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]{2}", ident))
+
+
 def mentions(request: str) -> list[Mention]:
     """Identifiers in ``request``; code-like ones first-class evidence, plain words weak."""
     strong: dict[str, None] = {}
@@ -151,8 +161,7 @@ def mentions(request: str) -> list[Mention]:
     for ident in dict.fromkeys(_IDENT.findall(request)):
         if ident in strong:
             continue
-        code_like = "_" in ident.strip("_") or bool(re.search(r"[a-z][A-Z]", ident))
-        out.append(Mention(ident, code_like))
+        out.append(Mention(ident, _code_like(ident)))
     return out
 
 

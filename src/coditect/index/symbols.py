@@ -17,6 +17,7 @@ __all__ = [
     "Symbol",
     "SymbolKind",
     "docstring_node",
+    "imported_from",
     "index_module",
     "module_name",
     "references",
@@ -256,7 +257,8 @@ def _exports(node: ast.stmt) -> tuple[str, ...] | None:
     return None
 
 
-def _resolve(path: str, node: ast.ImportFrom) -> str:
+def imported_from(path: str, node: ast.ImportFrom) -> str:
+    """The dotted module a ``from ... import`` in the module at ``path`` imports from."""
     if not node.level:
         return node.module or ""
     package = module_name(path).split(".")
@@ -274,7 +276,7 @@ def _imports(path: str, tree: ast.Module) -> tuple[tuple[str, ...], tuple[str, .
             dotted.extend(a.name for a in node.names)
             local.extend((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            mod = _resolve(path, node)
+            mod = imported_from(path, node)
             if mod:
                 dotted.append(mod)
             for a in node.names:

@@ -45,7 +45,7 @@ from coditect.llm.usage import UsageCounter
 from coditect.logging import bind_mission
 from coditect.orchestrator.checkpoint import journal_of
 from coditect.orchestrator.goals import GoalManager, GoalPolicy
-from coditect.orchestrator.outcome import decide_outcome
+from coditect.orchestrator.outcome import decide_outcome, retired_notes
 from coditect.orchestrator.outline import outline
 from coditect.orchestrator.planner import Planner
 from coditect.orchestrator.port import (
@@ -618,6 +618,7 @@ class Coordinator:
         for result in run.results:  # a bug fix: did its test reproduce the report first?
             if isinstance(result, CodeChange):
                 report.evidence.extend(reproduction_notes(result.summary))
+                report.evidence.extend(retired_notes(result.edits))
         if report.status not in (MissionOutcome.SUCCESS, MissionOutcome.UNVERIFIED):
             return
         report.diff = changes.diff

@@ -19,15 +19,15 @@ changed, the last test run, which test files CODITECT wrote) into SUCCESS, UNVER
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coditect.agents.doctests import is_examples_test
 from coditect.domain.mission import MissionOutcome
 from coditect.domain.paths import is_test_path
-from coditect.domain.results import TestFailure, TestReport
+from coditect.domain.results import FileEdit, TestFailure, TestReport
 
-__all__ = ["OurTests", "Verdict", "decide_outcome", "written_by_us"]
+__all__ = ["OurTests", "Verdict", "decide_outcome", "retired_notes", "written_by_us"]
 
 _MAX_LISTED = 5
 
@@ -94,6 +94,19 @@ def _describe_error(failure: TestFailure) -> str:
     """A module's import failure by its last error line (pytest's message is generic)."""
     errors = [ln[1:].strip() for ln in failure.detail.splitlines() if ln.startswith("E ")]
     return f"{failure.test_id}: {errors[-1][:160]}" if errors else _describe(failure)
+
+
+def retired_notes(edits: Iterable[FileEdit]) -> list[str]:
+    """Evidence lines naming the project's tests removed with the code they tested.
+
+    A removal takes the tests of what it removed with it (:mod:`coditect.agents.retire`):
+    the passing run no longer holds them, and the report says so.
+    """
+    return [
+        f"removed from {e.path} with the code they tested: {', '.join(e.deleted_symbols)}"
+        for e in edits
+        if e.deleted_symbols and is_test_path(e.path)
+    ]
 
 
 def _success(changed: Sequence[str], tests_written: Sequence[str], tests: TestReport) -> Verdict:

@@ -313,8 +313,9 @@ class Planner:
                 ]
                 continue
             source = "model" if attempt == 0 else "model-repaired"
-            if classify_request(request) is RequestKind.FIX_BUG:
-                # A bug is fixed test first, in the files the model chose for the fix.
+            if classify_request(request) in (RequestKind.FIX_BUG, RequestKind.REMOVE):
+                # A bug is fixed test first, and a removal gets no new tests, in the files
+                # the model chose for the change.
                 targets = (
                     f for t in graph if t.intent is Intent.WRITE_CODE for f in t.target_files
                 )

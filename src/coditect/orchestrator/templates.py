@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from coditect.agents.prompts import asks_removal
 from coditect.domain.graph import TaskGraph
 from coditect.domain.tasks import REPRODUCE_INSTRUCTION, Intent, TaskSpec
 
@@ -27,6 +28,7 @@ class RequestKind(StrEnum):
     ADD_TESTS = "add_tests"
     REFACTOR = "refactor"
     DOCUMENT = "document"
+    REMOVE = "remove"
 
 
 _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
@@ -79,6 +81,8 @@ _RULES: tuple[tuple[RequestKind, re.Pattern[str]], ...] = (
 
 def classify_request(request: str) -> RequestKind:
     """The kind of ``request``; ADD_FEATURE unless the words say otherwise."""
+    if asks_removal(request):  # no test is written for code that is gone
+        return RequestKind.REMOVE
     for kind, pattern in _RULES:
         if pattern.search(request):
             return kind

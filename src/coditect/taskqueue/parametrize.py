@@ -10,7 +10,10 @@ Rules, by intent:
   them; a repair task, one with ``feedback``, keeps to the modules the earlier code task
   wrote), plus the package
   ``__init__.py`` when it re-exports every public function and class of that module (a new
-  public one is then exported there too). It reads the module and the ``__init__.py``.
+  public one is then exported there too). It reads the module and the ``__init__.py``. For a
+  request that asks for a removal, the ``__init__.py`` and the project's test files that import
+  the modules may change too (what still names a removed definition goes with it:
+  :mod:`coditect.agents.retire`).
 - ``WRITE_TESTS`` -> ``WRITE_FILES`` of the test file of one module: a test file named in
   ``target_files``, else the module the upstream code task wrote, else :func:`choose_module`'s.
   The test file is the existing ``test_<module>.py`` (or ``<module>_test.py``), else a new
@@ -29,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from coditect.agents.baseline import BASELINE_PATH, Baseline
+from coditect.agents.prompts import asks_removal
 from coditect.domain.actions import Action, ActionKind, FileRecord
 from coditect.domain.agents import Upstream
 from coditect.domain.tasks import Intent, TaskSpec, is_reproduction
@@ -125,7 +129,8 @@ class Parametrizer:
             init = f"{module.rpartition('/')[0]}/__init__.py".lstrip("/")
             reads = [p for p in (module, init, *choice.also) if p in files]
             writes = [module, *choice.also]
-            if init != module and init in files and self._reexports(init, module):
+            removal = asks_removal(request) or asks_removal(task.description)
+            if init != module and init in files and (removal or self._reexports(init, module)):
                 writes.append(init)
             # Tests written before the code (a bug's reproduction) run on the unchanged code
             # first (agents/reproduce.py); a repair round has its failures already.
@@ -134,6 +139,8 @@ class Parametrizer:
             project_tests = sorted(
                 p for p in files if p.endswith(".py") and is_test_path(p) and setup.is_test_file(p)
             )
+            if removal:  # the tests of what goes may go with it (agents/retire.py)
+                writes += self._importers(world, [module, *choice.also], project_tests)
             return Action(
                 intent=task.intent,
                 kind=ActionKind.WRITE_FILES,
@@ -175,6 +182,14 @@ class Parametrizer:
         )
         loc = localize(index, text)
         return choose_module(text, index, targets=task.target_files, files=files, loc=loc)
+
+    def _importers(
+        self, world: WorldModel, modules: Sequence[str], tests: Sequence[str]
+    ) -> list[str]:
+        """The test files among ``tests`` that import one of ``modules`` (or its package)."""
+        index = self.refresh_index(world)
+        targets = set().union(*(dotted_names(m) for m in modules))
+        return [t for t in tests if (entry := index.get(t)) and imports_any(entry.imports, targets)]
 
     def _reexports(self, init: str, module: str) -> bool:
         """True when ``init`` re-exports every public function and class of ``module``.

@@ -305,6 +305,28 @@ async def test_a_cut_off_test_answer_with_a_mistake_is_told_the_mistake(calc, an
     assert model.calls[1][1].temperature > 0 and model.calls[0][1].temperature == 0
 
 
+async def test_a_test_answer_may_not_delete_the_projects_tests(calc):
+    answer = "```python\ndel test_add\n\ndef test_fib_one():\n    assert fibonacci(1) == 1\n```"
+    ctx, _ = make_ctx(
+        calc,
+        ScriptedModel([answer] * 3),
+        intent=Intent.WRITE_TESTS,
+        write=("tests/test_arithmetic.py",),
+        upstream=upstream_with_fib(),
+    )
+    with pytest.raises(AgentError, match="deletes test_add: the project's tests are kept"):
+        await CoderAgent().execute(ctx)
+    assert "def test_add" in (calc / "tests/test_arithmetic.py").read_text()
+
+
+async def test_an_answer_deletes_only_when_the_request_asks_for_a_removal(calc):
+    answer = "```python\ndel subtract\n```"
+    ctx, _ = make_ctx(calc, ScriptedModel([answer] * 3), write=("calculator/arithmetic.py",))
+    with pytest.raises(AgentError, match="the request does not ask to remove anything"):
+        await CoderAgent().execute(ctx)
+    assert "def subtract" in (calc / "calculator/arithmetic.py").read_text()
+
+
 async def test_write_tests_requires_a_test_function(calc):
     helper = "```python\ndef helper():\n    return 1\n```"
     model = ScriptedModel([helper] * 3)

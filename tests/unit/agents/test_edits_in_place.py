@@ -8,7 +8,7 @@ import os
 import pytest
 
 from coditect.agents.codejob import read_text_file, write_atomic
-from coditect.agents.codemerge import merge_source
+from coditect.agents.codemerge import MergeError, merge_source
 from coditect.agents.importmerge import export_names
 
 CLASS_FILE = '''import os
@@ -159,3 +159,102 @@ def test_declare_public_adds_to_the_modules_own_all_and_nothing_else():
     assert declare_public(commented, ("c",))[0] == (
         "__all__ = [\n    'a',\n    'b',  # last\n    'c',\n]\n"
     )
+
+
+MODULE = '''"""Mod."""
+
+import os
+import sys
+from json import dumps, loads
+
+LIMIT = 3
+RETRIES = 2
+
+
+# Joins with the separator.
+def join(a, b):
+    return a + os.sep + b
+
+
+@cached
+def legacy(x):
+    return x
+
+
+def last():
+    return sys.argv
+'''
+
+
+def test_del_removes_a_function_with_its_decorators_and_comment_and_keeps_the_spacing():
+    result = merge_source(MODULE, "del legacy")
+    assert result.deleted == ("legacy",) and result.changed
+    assert result.source == MODULE.replace("@cached\ndef legacy(x):\n    return x\n\n\n", "")
+    result = merge_source(MODULE, "del join")
+    assert result.source == MODULE.replace(
+        "# Joins with the separator.\ndef join(a, b):\n    return a + os.sep + b\n\n\n", ""
+    )
+    # The last definition takes the blank lines before it; the file still ends with a newline.
+    assert merge_source(MODULE, "del last").source == MODULE.replace(
+        "\n\n\ndef last():\n    return sys.argv\n", "\n"
+    )
+    ast.parse(merge_source(MODULE, "del last").source)
+
+
+def test_del_removes_a_constant_or_an_import_alone_among_its_neighbours():
+    assert merge_source(MODULE, "del LIMIT").source == MODULE.replace("LIMIT = 3\n", "")
+    assert merge_source(MODULE, "del sys").source == MODULE.replace("import sys\n", "")
+    result = merge_source(MODULE, "del loads")
+    assert result.deleted == ("loads",)
+    assert result.source == MODULE.replace(
+        "from json import dumps, loads", "from json import dumps"
+    )
+
+
+def test_del_of_a_member_by_attribute_or_inside_the_class_and_a_change_together():
+    answer = (
+        "class Account:\n    del deposit\n\n"
+        "    def withdraw(self, amount):\n        self.total -= abs(amount)\n"
+    )
+    result = merge_source(CLASS_FILE, answer)
+    assert result.deleted == ("Account.deposit",) and result.replaced == ("Account.withdraw",)
+    assert "def deposit" not in result.source and "keep this comment" not in result.source
+    assert '    kind = "plain"  # a class attribute\n\n    def withdraw' in result.source
+    # The last member of a class takes the blank line before it: the next definition keeps
+    # its two blank lines.
+    result = merge_source(CLASS_FILE, "del Account.withdraw")
+    assert "self.total += amount\n\n\ndef helper():" in result.source
+    assert merge_source(CLASS_FILE, "del Account.kind").deleted == ("Account.kind",)
+
+
+def test_a_del_qualified_with_the_files_own_module_removes_the_name():
+    for answer in ("del shop.prices.join", "del prices.join"):
+        result = merge_source(MODULE, answer, self_module="shop.prices")
+        assert result.deleted == ("join",) and "def join" not in result.source
+
+
+def test_deleting_what_is_not_there_changes_nothing():
+    for answer in ("del nowhere", "del Account.nowhere", "del Other.deposit"):
+        result = merge_source(CLASS_FILE, answer)
+        assert result.source == CLASS_FILE and not result.changed
+        assert result.unchanged == (answer.removeprefix("del "),)
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ("del helper\ndef helper():\n    return 1\n", "both deletes and defines helper"),
+        ("del Account\nclass Account:\n    def deposit(self, a):\n        pass\n", "both"),
+        ("del items[0]", "is not a definition"),
+    ],
+)
+def test_a_del_that_cannot_be_made_is_rejected_saying_why(answer, says):
+    with pytest.raises(MergeError, match=says):
+        merge_source(CLASS_FILE, answer)
+
+
+def test_deleting_a_class_and_changing_its_method_overlap():
+    answer = "del Account\n\ndef helper():\n    return 1\n"
+    assert merge_source(CLASS_FILE, answer).deleted == ("Account",)
+    with pytest.raises(MergeError, match="overlap"):
+        merge_source(CLASS_FILE, "del Account\ndef withdraw(self, amount):\n    return 0\n")

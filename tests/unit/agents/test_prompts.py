@@ -1,4 +1,6 @@
-from coditect.agents.prompts import code_prompt, failures_block, rejected_prompt
+import pytest
+
+from coditect.agents.prompts import asks_removal, code_prompt, failures_block, rejected_prompt
 from coditect.agents.prompts import tests_prompt as make_tests_prompt
 
 
@@ -35,3 +37,23 @@ def test_failures_block_limits():
     assert block.count("\n- ") == 6 and "x" * 301 not in block and block.endswith("pass.\n")
     assert failures_block([]) == ""
     assert "Your answer was rejected: bad" in rejected_prompt("bad")
+
+
+@pytest.mark.parametrize(
+    ("request_text", "removal"),
+    [
+        ("Remove the deprecated `old_api` function", True),
+        ("Get rid of the unused LIMIT constant", True),
+        ("Delete MRUCache", True),
+        ("Deleting a key leaves it in the index", False),
+        ("Remove the crash in parse_row() on empty input", False),
+        ("Delete the cache entry when it expires", False),
+        ("Add a removal hook", False),
+        ("Add `power(a, b)` and remove nothing", False),
+        ("Removable drives are listed twice", False),
+    ],
+)
+def test_a_request_to_remove_gets_told_how_to_delete(request_text, removal):
+    prompt = code_prompt(request=request_text, description="", path="m.py", source="x = 1\n")
+    assert asks_removal(request_text) is removal
+    assert ("`del NAME`" in prompt) is removal

@@ -400,3 +400,17 @@ def test_correlated_loans_add_up_like_a_logarithm():
     # python-dateutil's rrule, called by 204 tests, had outranked easter() for Easter dates.
     assert 5.8 < _diminishing([1.0] * 204) < 6.0
     assert _diminishing([3.0, 1.0]) == 3.5
+
+
+def test_a_camel_case_name_after_an_acronym_is_code_and_acronym_plurals_are_words():
+    from coditect.index.rank import mentions
+
+    found = {m.name: m.code_like for m in mentions("Remove MRUCache; HTTPServer URLs and APIs")}
+    assert found == {
+        "Remove": False,
+        "MRUCache": True,
+        "HTTPServer": True,
+        "URLs": False,
+        "and": False,
+        "APIs": False,
+    }

@@ -1,7 +1,7 @@
 from coditect.domain.mission import MissionOutcome
-from coditect.domain.results import FailureCategory, TestFailure, TestReport
+from coditect.domain.results import FailureCategory, FileEdit, TestFailure, TestReport
 from coditect.domain.tasks import Intent, TaskSpec
-from coditect.orchestrator.outcome import decide_outcome, written_by_us
+from coditect.orchestrator.outcome import decide_outcome, retired_notes, written_by_us
 from coditect.orchestrator.repair import repair_tasks
 
 OURS = ("tests/test_solution.py",)
@@ -301,3 +301,13 @@ def test_note_tests_keeps_what_the_mission_wrote():
         ),
     )
     assert names == {"t/a.py": frozenset({"test_x"}), "t/new.py": None}
+
+
+def test_tests_removed_with_the_code_they_tested_are_named():
+    edits = (
+        FileEdit(path="pkg/m.py", after_sha256="a", deleted_symbols=("old",)),
+        FileEdit(path="tests/test_m.py", after_sha256="b", deleted_symbols=("test_old", "old")),
+    )
+    assert retired_notes(edits) == [
+        "removed from tests/test_m.py with the code they tested: test_old, old"
+    ]

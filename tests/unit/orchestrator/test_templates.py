@@ -19,6 +19,14 @@ from coditect.orchestrator.templates import RequestKind, classify_request, templ
             RequestKind.ADD_FEATURE,
         ),
         ("Refactor value_range to be simpler", RequestKind.REFACTOR),
+        ("Remove the deprecated function old_mean and its export", RequestKind.REMOVE),
+        ("Please delete the unused LIMIT constant", RequestKind.REMOVE),
+        ("Remove the dasherize function: it is no longer part of the API", RequestKind.REMOVE),
+        ("Remove the crash in parse() on empty input", RequestKind.FIX_BUG),
+        ("Remove the deprecated MRUCache class", RequestKind.REMOVE),
+        ("Delete `old_api`", RequestKind.REMOVE),
+        ("Delete the cache entry when it expires", RequestKind.ADD_FEATURE),
+        ("Removing a key leaves it in the index", RequestKind.ADD_FEATURE),
     ],
 )
 def test_classify(request_, kind):
@@ -34,6 +42,7 @@ def test_classify(request_, kind):
         "Add a test for mean",
         "Add a docstring to add",
         "Refactor add",
+        "Remove add",
     ],
 )
 def test_every_template_is_a_valid_plan_ending_in_tests(request_, has_tests):
@@ -78,3 +87,8 @@ def test_a_bug_is_reproduced_by_a_test_before_the_fix():
     assert code.target_files == ("stats/core.py",) and code.description == "Fix the bug in median"
     assert "reproduces" in repro.description and "fails on the current code" in repro.description
     assert set(graph[graph.order[-1]].depends_on) == {repro.id, code.id}
+
+
+def test_a_removal_writes_no_test_for_what_is_gone():
+    graph = template_plan("Remove the helper old_mean", targets=("stats/core.py",))
+    assert [t.intent for t in graph] == [Intent.ANALYZE, Intent.WRITE_CODE, Intent.RUN_TESTS]

@@ -30,13 +30,18 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _dies(pid: int, within_s: float = 10.0) -> bool:
-    """True once ``pid`` is gone: a SIGKILL is delivered asynchronously (later on a busy machine)."""
+async def _dies(pid: int, within_s: float = 10.0) -> bool:
+    """True once ``pid`` is gone: a SIGKILL is delivered asynchronously (later on a busy machine).
+
+    The event loop keeps running while it waits: a run cancelled before its spawn thread
+    returned kills the command from a callback of that loop (a blocking wait here starved it,
+    and the command outlived the wait on a loaded machine).
+    """
     deadline = time.monotonic() + within_s
     while _alive(pid):
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
     return True
 
 
@@ -65,7 +70,7 @@ async def test_background_child_does_not_hold_the_run(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert "done" in result.stdout
-    assert _dies(int((tmp_path / "bg.pid").read_text()))
+    assert await _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_timeout_kills_grandchildren(tmp_path: Path) -> None:
@@ -73,7 +78,7 @@ async def test_timeout_kills_grandchildren(tmp_path: Path) -> None:
         _req(tmp_path, "sh", "-c", "sleep 60 & echo $! > bg.pid; wait", wall_timeout_s=0.5)
     )
     assert result.timed_out
-    assert _dies(int((tmp_path / "bg.pid").read_text()))
+    assert await _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_escaped_session_does_not_hang(tmp_path: Path) -> None:
@@ -137,7 +142,7 @@ async def test_cancelling_the_run_kills_the_command(tmp_path: Path) -> None:
     script = "echo $$ > pid; sleep 60 & echo $! > bg.pid; wait"
     task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
     await _cancel_once_started(task, tmp_path / "bg.pid")
-    assert _dies(int((tmp_path / "bg.pid").read_text()))
+    assert await _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_a_run_cancelled_while_its_command_starts_kills_the_command(
@@ -159,7 +164,7 @@ async def test_a_run_cancelled_while_its_command_starts_kills_the_command(
     task = asyncio.ensure_future(SubprocessSandbox().run(_req(tmp_path, "sh", "-c", script)))
     await _cancel_once_started(task, tmp_path / "bg.pid")
     await asyncio.sleep(1.5)  # the spawn thread returns; the command is killed then
-    assert _dies(int((tmp_path / "bg.pid").read_text()))
+    assert await _dies(int((tmp_path / "bg.pid").read_text()))
 
 
 async def test_large_stdin_that_is_never_read(tmp_path: Path) -> None:

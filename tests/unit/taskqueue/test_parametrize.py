@@ -242,6 +242,23 @@ def test_write_code_declares_the_package_init_that_reexports_the_module(calc: Wo
     assert action.write_files == ("calculator/text.py",)
 
 
+def test_a_removal_declares_the_package_init_and_the_tests_that_import_the_module(
+    calc: WorldModel,
+) -> None:
+    req = "Remove `parse_number`: it is no longer used"
+    action = Parametrizer().parametrize(task(Intent.WRITE_CODE, req), calc, Upstream(), req)
+    # text.py is not re-exported, yet its removal may take its import out of the package;
+    # no test imports calculator.text (or the package), so no test file may change.
+    assert action.write_files == ("calculator/text.py", "calculator/__init__.py")
+    req = "Remove the `subtract` function"
+    action = Parametrizer().parametrize(task(Intent.WRITE_CODE, req), calc, Upstream(), req)
+    assert action.write_files == (
+        "calculator/arithmetic.py",
+        "calculator/__init__.py",
+        "tests/test_arithmetic.py",
+    )
+
+
 def test_write_code_lists_the_projects_tests_for_candidate_checks(calc: WorldModel) -> None:
     req = "Fix the bug in `divide` for zero"
     action = Parametrizer().parametrize(task(Intent.WRITE_CODE, req), calc, Upstream(), req)
