@@ -66,6 +66,15 @@ async def test_clean_env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.M
     assert result.stdout.split() == ["absent", "yes"]
 
 
+async def test_coverage_data_stays_out_of_the_project(sandbox: Sandbox, tmp_path: Path) -> None:
+    # A project whose pytest options say --cov must not change a file of its own by running
+    # its tests: the data file goes to .coditect/, which is never committed nor a change.
+    code = "import os; print(os.path.abspath(os.environ['COVERAGE_FILE']))"
+    result = await sandbox.run(_req(tmp_path, "python", "-c", code))
+    assert result.exit_code == 0, result.stderr
+    assert Path(result.stdout.strip()).parent.name == ".coditect"
+
+
 async def test_set_order_is_the_same_in_every_run(sandbox: Sandbox, tmp_path: Path) -> None:
     # Test ids of a suite parametrized from a set follow the set's order: the run before a
     # change and the run after it must name the same tests.

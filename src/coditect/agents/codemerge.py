@@ -268,7 +268,7 @@ def merge_source(original: str | None, answer_code: str, *, self_module: str = "
         replaced=tuple(e.name for e in ordered if e.replaced and not e.deleted),
         imports_added=tuple(imports_added),
         unchanged=tuple(unchanged),
-        deleted=tuple(e.name for e in ordered if e.deleted),
+        deleted=tuple(n for e in ordered if e.deleted for n in e.names or (e.name,)),
         absent=tuple(absent),
     )
 
@@ -331,6 +331,7 @@ class _Edit:
     name: str
     replaced: bool
     deleted: bool = False
+    names: tuple[str, ...] = ()  # every name a deletion removes, when it is more than ``name``
 
 
 def _no_overlap(edits: list[_Edit]) -> None:
@@ -348,13 +349,31 @@ def _delete(
     edits: list[_Edit],
     unchanged: list[str],
 ) -> None:
-    """Record the removal of ``names``; a name already gone is unchanged (what is asked holds)."""
+    """Record the removal of ``names``; a name already gone is unchanged (what is asked holds).
+
+    Names one import binds are taken out of it in one edit (``del max_ver`` and ``del min_ver``
+    of ``from ._deprecated import (..., max_ver, min_ver, ...)``).
+    """
+    imports: dict[int, tuple[ast.Import | ast.ImportFrom, int, list[ast.alias], list[str]]] = {}
     for name in names:
+        found = None if "." in name else _binding(tree.body, name, imports=True)
+        if found is not None and isinstance(node := found[1], ast.Import | ast.ImportFrom):
+            index, _, aliases = found
+            entry = imports.setdefault(id(node), (node, index, [], []))
+            entry[2].extend(a for a in aliases if a not in entry[2])
+            entry[3].append(name)
+            continue
         deletion = _deletion(name, tree, lines)
         if deletion is None:
             unchanged.append(name)
         else:
             edits.append(deletion)
+    for node, index, aliases, bound in imports.values():
+        if len(aliases) < len(node.names):
+            edits.append(_import_trimmed(node, aliases, lines, tuple(bound)))
+        else:
+            first, last = _removed_lines(lines, node, last_of_block=index == len(tree.body) - 1)
+            edits.append(_Edit(first, last, (), bound[0], True, deleted=True, names=tuple(bound)))
 
 
 def _deletion(name: str, tree: ast.Module, lines: list[str]) -> _Edit | None:
@@ -382,7 +401,7 @@ def _deletion(name: str, tree: ast.Module, lines: list[str]) -> _Edit | None:
         return None
     index, node, aliases = found
     if isinstance(node, ast.Import | ast.ImportFrom) and len(aliases) < len(node.names):
-        return _import_trimmed(node, aliases, lines, name)
+        return _import_trimmed(node, aliases, lines, (name,))
     if owner and len(body) == 1:
         raise MergeError(f"cannot delete {name}: it is all there is in class {owner}")
     first, last = _removed_lines(lines, node, last_of_block=index == len(body) - 1)
@@ -419,17 +438,36 @@ def _removed_lines(lines: list[str], node: ast.stmt, *, last_of_block: bool) -> 
 
 
 def _import_trimmed(
-    node: ast.Import | ast.ImportFrom, aliases: list[ast.alias], lines: list[str], name: str
+    node: ast.Import | ast.ImportFrom,
+    aliases: list[ast.alias],
+    lines: list[str],
+    names: tuple[str, ...],
 ) -> _Edit:
-    """The edit that removes ``aliases`` from an import that binds other names too."""
+    """The edit that removes ``aliases`` from an import that binds other names too.
+
+    An import written one name per line loses those lines and keeps its layout (and its
+    comments); any other is written again on one line.
+    """
     first, last = statement_span(node)
+    if first < last and all(a.lineno == a.end_lineno for a in aliases):
+        spelled = {a.lineno: _spelled(a) for a in aliases}
+        if all(lines[n - 1].strip() in (s, s + ",") for n, s in spelled.items()):
+            text = tuple(
+                ln for n, ln in enumerate(lines[first - 1 : last], first) if n not in spelled
+            )
+            return _Edit(first, last, text, names[0], replaced=True, deleted=True, names=names)
     kept = [a for a in node.names if a not in aliases]
     if isinstance(node, ast.ImportFrom):
         new: ast.stmt = ast.ImportFrom(module=node.module, names=kept, level=node.level)
     else:
         new = ast.Import(names=kept)
     indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
-    return _Edit(first, last, (indent + ast.unparse(new),), name, replaced=True, deleted=True)
+    text = (indent + ast.unparse(new),)
+    return _Edit(first, last, text, names[0], replaced=True, deleted=True, names=names)
+
+
+def _spelled(alias: ast.alias) -> str:
+    return f"{alias.name} as {alias.asname}" if alias.asname else alias.name
 
 
 def _is_class(src: str) -> bool:

@@ -95,6 +95,7 @@ from coditect.agents.retire import (
     orphaned_imports,
     package_inits,
     retired_tests,
+    users_of,
     without_in_all,
 )
 from coditect.agents.selection import Selection, select
@@ -105,6 +106,7 @@ from coditect.domain.results import Alternative, CodeChange, FileEdit, TestRepor
 from coditect.domain.tasks import Intent, is_reproduction
 from coditect.errors import AgentError, CoditectError
 from coditect.index.context import ContextOverflowError, definitions, file_context
+from coditect.index.rank import mentions
 from coditect.llm.base import Message, Model, ModelResponse, ModelSettings, prompt_budget
 
 __all__ = ["MAX_ASSERTS_PER_TEST", "MAX_TESTS_PER_ANSWER", "CoderAgent"]
@@ -138,6 +140,15 @@ class _Unchanged(_Rejected):
 
 class _EchoCut(_Rejected):
     """A cut-off answer whose complete part repeats the current code (no room is added)."""
+
+
+class _StillUsed(_Rejected):
+    """An answer deletes a definition that other definitions of the file still use."""
+
+    def __init__(self, message: str, users: tuple[str, ...], name: str) -> None:
+        super().__init__(message)
+        self.users = users
+        self.name = name
 
 
 class _Breaks(_Rejected):
@@ -1080,27 +1091,28 @@ def _export(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEd
 
 
 def _removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> MergeResult:
-    """An answer that deletes definitions, checked: the request must ask for a removal.
+    """An answer that deletes definitions, checked and tidied.
 
     Deleting is how a request to remove something is done, never how a bug is fixed or a
     test made to pass (a deleted function takes its failing tests with it: see
-    :mod:`coditect.agents.retire`). The project's tests are never deleted by an answer. A
-    removed top-level name leaves the module's own ``__all__``, and imports that only the
-    removed code used go too.
+    :mod:`coditect.agents.retire`). A removed top-level name leaves the module's own
+    ``__all__``, and imports that only the removed code used go too.
 
     Raises:
-        _Rejected: A test answer deletes, or the request does not ask for a removal.
+        _Rejected: See :func:`_removal_problem`.
     """
-    gone = ", ".join(merged.deleted)
-    if job.is_tests:
-        raise _Rejected(
-            f"the answer deletes {gone}: the project's tests are kept as they are; write only "
-            "new test functions"
-        )
-    if not _removal_asked(ctx):
-        raise _Rejected(
-            f"the answer deletes {gone}, but the request does not ask to remove anything: "
-            "keep them and change what the request asks for"
+    problem = _removal_problem(ctx, job, merged)
+    if problem:
+        raise _Rejected(problem)
+    using = users_of(merged.source, defined(job.original or "", merged.deleted))
+    for name, users in using.items():
+        # Said plainly: "undefined name" reads to a small model as "define it".
+        raise _StillUsed(
+            f"{', '.join(users[:4])} still use{'s' if len(users) == 1 else ''} {name}, which "
+            f"the answer deletes: change {'them' if len(users) > 1 else 'it'} in the same "
+            f"answer so that nothing uses {name}, or keep {name}",
+            tuple(users),
+            name,
         )
     source, _ = without_in_all(merged.source, [n for n in merged.deleted if "." not in n])
     orphans = orphaned_imports(job.original or "", source)
@@ -1108,6 +1120,50 @@ def _removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> MergeResul
         return replace(merged, source=source)
     tidied = merge_source(source, "\n".join(f"del {n}" for n in orphans))
     return replace(merged, source=tidied.source, deleted=merged.deleted + tidied.deleted)
+
+
+def _removal_problem(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> str:
+    """Why the deletions of an answer cannot stand, or "".
+
+    A test answer may not delete (the project's tests are the specification); the request must
+    ask for a removal; when it names definitions of the file, the answer deletes one of them
+    and no other; and nothing left in the file may use what it deletes (an import included:
+    more-itertools' ``zip_equal`` calls ``_zip_equal``, whose import an answer deleted).
+    """
+    gone = ", ".join(merged.deleted)
+    if job.is_tests:
+        return (
+            f"the answer deletes {gone}: the project's tests are kept as they are; write only "
+            "new test functions"
+        )
+    if not _removal_asked(ctx):
+        return (
+            f"the answer deletes {gone}, but the request does not ask to remove anything: "
+            "keep them and change what the request asks for"
+        )
+    top = [n for n in merged.deleted if "." not in n]
+    removed = defined(job.original or "", top)
+    # What the request names: its identifiers (max_ver, MRUCache) when it has any, else its
+    # words ("the dasherize function"); semver's "Remove ... max_ver ...; Version.compare
+    # replaces it" does not ask for the module's compare() to go.
+    said = mentions(ctx.request)
+    original = job.original or ""
+    named = defined(original, [m.name for m in said if m.code_like]) or defined(
+        original, [m.name for m in said]
+    )
+    unasked = [n for n in removed if named and n not in named]
+    if unasked:  # semver: asked to remove max_ver, the model deleted min_ver too
+        return (
+            f"the request asks to remove {', '.join(named)}, not {', '.join(unasked)}: "
+            f"keep {', '.join(unasked)}"
+        )
+    if named and not removed:
+        return f"the request asks to remove {', '.join(named)}: write `del {named[0]}`"
+    imports = [n for n in top if n not in removed]
+    for name, users in users_of(merged.source, imports).items():
+        verb = "uses" if len(users) == 1 else "use"
+        return f"{', '.join(users[:4])} still {verb} {name}: keep its import"
+    return ""
 
 
 def _merged(ctx: AgentContext, job: CodeJob, code: str) -> MergeResult:
@@ -1133,7 +1189,8 @@ def _removal_asked(ctx: AgentContext) -> bool:
 def _follow_removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> list[FileEdit]:
     """What a removal takes with it, in the files the task declared.
 
-    Only those: the consistency check holds the task to them. The removed top-level definitions leave the package exports and take their tests (see
+    Only those: the consistency check holds the task to them. The removed top-level
+    definitions leave the package exports and take their tests (see
     :mod:`coditect.agents.retire`). A ``del NAME`` of the answer that this file does not
     define, but another source file of the task does, is done there (asked first for the
     package ``__init__.py``, the model named ``del MRUCache`` and ``del mru_cache`` at once;
@@ -1173,11 +1230,14 @@ def _carried_deletion(ctx: AgentContext, path: str, names: list[str]) -> FileEdi
     here = defined(found.text, names) if found is not None else []
     if found is None or not here:
         return None
-    merged = merge_source(found.text, "\n".join(f"del {n}" for n in here))
-    source, _ = without_in_all(merged.source, here)
-    orphans = orphaned_imports(found.text, source)
-    if orphans:
-        source = merge_source(source, "\n".join(f"del {n}" for n in orphans)).source
+    try:
+        source = merge_source(found.text, "\n".join(f"del {n}" for n in here)).source
+        source, _ = without_in_all(source, here)
+        orphans = orphaned_imports(found.text, source)
+        if orphans:
+            source = merge_source(source, "\n".join(f"del {n}" for n in orphans)).source
+    except MergeError:
+        return None
     view = ProjectView(ctx.workspace, {path: source})
     if check_source(source, path=path, view=view, before=found.text):
         return None
@@ -1463,7 +1523,7 @@ def _retired(ctx: AgentContext, job: CodeJob, tests: list[str], gone: set[str]) 
         found = read_text_file(ctx.workspace / rel)
         if found is not None:
             retired = retired_tests(found.text, rel, job.self_module, gone)
-            out.update(retired.tests + retired.members)
+            out.update(retired.tests + retired.members + retired.trimmed)
     return out
 
 
@@ -1492,7 +1552,8 @@ def _widened(
 ) -> tuple[CodeJob, list[Message], int] | None:
     """The job and a fresh conversation showing in full what a rejected answer rewrote blind.
 
-    An answer that rewrites a definition it saw only by signature is a guess at code it never
+    An answer that rewrites a definition it saw only by signature (or that deletes a definition
+    that others still use: those others) is a guess at code it never
     saw, but also the model's choice of where the change goes, as a ranked outline is offered
     for (tabulate: for "nan" no longer counted as a number, the excerpt showed two alignment
     helpers in full and the model rewrote ``_isnumber``, outlined, where the bug was). Once per
@@ -1501,6 +1562,8 @@ def _widened(
     rejection goes back as it is.
     """
     blind = exc.__cause__.names if isinstance(exc.__cause__, _BlindRewrite) else ()
+    if isinstance(exc, _StillUsed):  # what still uses a deleted definition, to be changed
+        blind = exc.users
     if not blind or job.focus[: len(blind)] == blind or job.editable is None:
         return None  # nothing rewritten blind, shown first already, or the whole file shown
     focus = (*blind, *(q for q in job.focus if q not in blind))
@@ -1518,6 +1581,12 @@ def _widened(
         f"\n\nYour previous answer rewrote {', '.join(blind)}, which you saw only by its "
         "signature; it is now shown in full above. Change it if the request needs it."
     )
+    if isinstance(exc, _StillUsed):
+        note = (
+            f"\n\nYour previous answer deleted {exc.name}, but {', '.join(blind)} still "
+            f"use{'s' if len(blind) == 1 else ''} it; now shown in full above. Write `del "
+            f"{exc.name}` and {', '.join(blind)} changed so that nothing uses {exc.name}."
+        )
     messages = [Message(role="system", content=system), Message(role="user", content=user + note)]
     return replace(wider, editable=editable), messages, limit
 

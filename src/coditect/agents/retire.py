@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from coditect.agents.codemerge import merge_source
+from coditect.agents.codemerge import MergeError, merge_source
 from coditect.agents.importmerge import literal_all
 from coditect.index.symbols import imported_from, module_name
 
@@ -38,6 +38,7 @@ __all__ = [
     "package_inits",
     "retired_tests",
     "unexported",
+    "users_of",
     "without_in_all",
 ]
 
@@ -53,6 +54,9 @@ class Retired:
         tests: Test functions (``test_x``), test methods (``TestC.test_x``) and test classes
             that reference a removed name.
         members: The methods of the test classes in ``tests`` (``TestC.test_x``).
+        trimmed: Parametrized tests only some of whose cases use a removed name, the name in
+            nothing else of the test: those cases go, the test stays.
+        cases: The lines of the cases that go.
         imports: Local names of the file's imports of removed names that nothing else uses.
         kept: Definitions that use a removed name but are not tests (fixtures, helpers): left
             as they are.
@@ -62,6 +66,8 @@ class Retired:
     imports: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     members: tuple[str, ...] = ()  # ``Class.method`` of the classes in ``tests``, which go too
+    trimmed: tuple[str, ...] = ()  # parametrized tests of which only some cases go
+    cases: tuple[tuple[int, int], ...] = ()  # the lines of those cases (1-based, inclusive)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -126,16 +132,23 @@ def retired_tests(source: str, path: str, module: str, names: Collection[str]) -
     except SyntaxError:
         return Retired()
     uses = _Uses.of(tree, path, module, names)
+    lines = source.splitlines()
     tests: list[str] = []
     kept: list[str] = []
     members: list[str] = []
+    trimmed: list[str] = []
+    cases: list[tuple[int, int]] = []
     remaining: list[ast.stmt] = []  # what stays of the file, imports of removed names aside
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _is_test(node.name):
-            if uses(node):
+            spans = _case_lines(node, uses, lines) if uses(node) else []
+            if spans is None:
                 tests.append(node.name)
-            else:
-                remaining.append(node)
+                continue
+            if spans:
+                trimmed.append(node.name)
+                cases.extend(spans)
+            remaining.append(node)
         elif isinstance(node, ast.ClassDef) and _is_test_class(node):
             gone = _retired_methods(node, uses)
             if gone is None:
@@ -155,7 +168,44 @@ def retired_tests(source: str, path: str, module: str, names: Collection[str]) -
         if isinstance(sub, ast.Name) and sub.id in uses.bound
     }
     imports = tuple(n for n in uses.bound if n not in still_used)
-    return Retired(tuple(tests), imports, tuple(kept), tuple(members))
+    return Retired(tuple(tests), imports, tuple(kept), tuple(members), tuple(trimmed), tuple(cases))
+
+
+def _case_lines(
+    test: ast.FunctionDef | ast.AsyncFunctionDef, uses: _Uses, lines: list[str]
+) -> list[tuple[int, int]] | None:
+    """The lines of the parametrize cases of ``test`` that use a removed name.
+
+    None when the test goes whole: its body or signature uses the name, every case does, or a
+    case does not stand on lines of its own (semver's ``test_should_raise_deprecation_warnings``
+    runs one case per deprecated function: removing ``max_ver`` takes its line, not the test).
+    """
+    if any(uses(n) for n in test.body) or uses(test.args):
+        return None
+    spans: list[tuple[int, int]] = []
+    for deco in test.decorator_list:
+        if not uses(deco):
+            continue
+        if not (
+            isinstance(deco, ast.Call)
+            and ast.unparse(deco.func).endswith("parametrize")
+            and len(deco.args) >= 2
+            and isinstance(deco.args[1], ast.List | ast.Tuple)
+            and not any(uses(a) for a in (deco.args[0], *deco.args[2:], *deco.keywords))
+        ):
+            return None
+        cases = deco.args[1].elts
+        hit = [e for e in cases if uses(e)]
+        if len(hit) == len(cases):
+            return None
+        for e in hit:
+            first, last = e.lineno, e.end_lineno or e.lineno
+            before = lines[first - 1].encode()[: e.col_offset]
+            after = lines[last - 1].encode()[e.end_col_offset or 0 :]
+            if before.strip() or after.strip() not in (b"", b","):
+                return None
+            spans.append((first, last))
+    return spans
 
 
 def _retired_methods(
@@ -270,6 +320,28 @@ def defined(source: str, names: Collection[str]) -> list[str]:
     return [n for n in names if n in own]
 
 
+def users_of(source: str, names: Collection[str]) -> dict[str, list[str]]:
+    """Removed name -> the definitions of ``source`` that still use it.
+
+    Methods are named ``Class.method``; a name no definition uses is left out.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for node in tree.body:
+        units = [(node.name, node)] if isinstance(node, _FUNCS) else []
+        if isinstance(node, ast.ClassDef):
+            units = [(f"{node.name}.{m.name}", m) for m in node.body if isinstance(m, _FUNCS)]
+        for qual, unit in units:
+            used = {n.id for n in ast.walk(unit) if isinstance(n, ast.Name) and not _stored(n)}
+            for name in names:
+                if name in used:
+                    out.setdefault(name, []).append(qual)
+    return out
+
+
 def orphaned_imports(before: str, after: str) -> tuple[str, ...]:
     """Top-level imports of ``after`` that only code removed since ``before`` used.
 
@@ -345,21 +417,32 @@ def follow_removal(
     for other in sorted(sources):
         source = sources[other]
         kept: tuple[str, ...] = ()
+        trimmed: tuple[str, ...] = ()
+        base = source
         if other in tests:
             retired = retired_tests(source, other, module, names)
+            if retired.cases:  # cases first: what is left of the file is judged again
+                trimmed = tuple(f"{t} (cases)" for t in retired.trimmed)
+                cut = {i for first, last in retired.cases for i in range(first, last + 1)}
+                kept_lines = source.splitlines(keepends=True)
+                base = "".join(line for i, line in enumerate(kept_lines, 1) if i not in cut)
+                retired = retired_tests(base, other, module, names)
             targets, kept = retired.targets, retired.kept
         elif PurePosixPath(other).name == "__init__.py" and other != path:
             targets = unexported(source, other, module, names)
         else:
             continue
-        new = source
-        if targets:
-            new = merge_source(source, "\n".join(f"del {t}" for t in targets)).source
+        new = base
+        try:
+            if targets:
+                new = merge_source(base, "\n".join(f"del {t}" for t in targets)).source
+        except MergeError:  # left as it is: its tests fail, and the report says which
+            continue
         if other not in tests:
             new, entries = without_in_all(new, targets)
             targets = (*targets, *(e for e in entries if e not in targets))
         if new != source:
-            out.append(FollowUp(other, new, targets, kept))
+            out.append(FollowUp(other, new, (*trimmed, *targets), kept))
     return out
 
 

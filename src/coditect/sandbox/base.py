@@ -114,7 +114,10 @@ class Sandbox(abc.ABC):
 
         String hashing is fixed (``PYTHONHASHSEED=0``): a test suite parametrized from a set
         (``@pytest.mark.parametrize(..., {(..), ..})``) gets the same test ids in every run, so the
-        run before a change and the run after it name the same tests.
+        run before a change and the run after it name the same tests. Coverage data goes to
+        ``.coditect/`` (never committed, never a change): a project whose pytest options say
+        ``--cov`` (semver 3.2.0's ``.pytest.ini``) otherwise rewrites ``.coverage`` in its root
+        at every test run, and a code task was failed for changing a file it did not declare.
         """
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -123,6 +126,7 @@ class Sandbox(abc.ABC):
             "PYTHONUNBUFFERED": "1",
             "PYTHONHASHSEED": "0",
             "HOME": "/tmp",
+            "COVERAGE_FILE": ".coditect/coverage",
         }
         env.update(extra)
         return env

@@ -327,6 +327,44 @@ async def test_an_answer_deletes_only_when_the_request_asks_for_a_removal(calc):
     assert "def subtract" in (calc / "calculator/arithmetic.py").read_text()
 
 
+async def test_a_deletion_that_leaves_users_of_the_name_is_told_to_change_them(calc):
+    path = calc / "calculator/arithmetic.py"
+    path.write_text(path.read_text() + "\n\ndef twice(a):\n    return add(a, a)\n")
+    model = ScriptedModel(["```python\ndel add\n```"] * 3)
+    ctx, _ = make_ctx(calc, model, request="Remove the `add` function")
+    with pytest.raises(AgentError, match="twice still uses add, which the answer deletes"):
+        await CoderAgent().execute(ctx)
+
+
+async def test_a_removal_that_names_what_goes_keeps_what_it_does_not_name(calc):
+    model = ScriptedModel(["```python\ndel add\ndel subtract\n```"] * 3)
+    ctx, _ = make_ctx(calc, model, request="Remove the `subtract` function")
+    with pytest.raises(AgentError, match="asks to remove subtract, not add: keep add"):
+        await CoderAgent().execute(ctx)
+    # An identifier names what goes; a plain word ("add") that the request uses otherwise
+    # does not.
+    model = ScriptedModel(["```python\ndel add\ndel subtract\n```"] * 3)
+    request = "Remove the `subtract` function: callers add a negative number instead"
+    ctx, _ = make_ctx(calc, model, request=request)
+    with pytest.raises(AgentError, match="asks to remove subtract, not add"):
+        await CoderAgent().execute(ctx)
+
+
+async def test_deleting_an_import_that_is_still_used_or_not_what_was_named_is_refused(calc):
+    path = calc / "calculator/arithmetic.py"
+    path.write_text(
+        "import math\n\n\n" + path.read_text() + "\n\ndef root(a):\n    return math.sqrt(a)\n"
+    )
+    model = ScriptedModel(["```python\ndel math\n```"] * 3)
+    ctx, _ = make_ctx(calc, model, request="Remove the `add` function")
+    with pytest.raises(AgentError, match="asks to remove add: write `del add`"):
+        await CoderAgent().execute(ctx)
+    model = ScriptedModel(["```python\ndel math\n```"] * 3)
+    ctx, _ = make_ctx(calc, model, request="Remove the unused imports")
+    with pytest.raises(AgentError, match="root still uses math: keep its import"):
+        await CoderAgent().execute(ctx)
+
+
 async def test_write_tests_requires_a_test_function(calc):
     helper = "```python\ndef helper():\n    return 1\n```"
     model = ScriptedModel([helper] * 3)
@@ -796,3 +834,24 @@ async def test_an_answer_that_only_rewrites_outlined_code_gets_that_code_shown_i
     assert "return x + 7  #" in again[-1].content  # helper_7 in full now
     assert "rewrote helper_7, which you saw only by its signature" in again[-1].content
     assert "return x + 70" in path.read_text() and change.generations == 2
+
+
+async def test_a_deletion_whose_users_were_outlined_gets_them_shown_in_full(calc):
+    # more-itertools: asked to remove zip_equal, the model deleted it, but sort_together,
+    # shown by signature only, still called it. Asked afresh with the user in full, the
+    # model can change it together with the deletion.
+    path = _too_large_to_show_whole(calc)
+    path.write_text(
+        path.read_text() + '\n\ndef legacy(x):\n    """Old."""\n    return helper_7(x)\n'
+    )
+    first = "```python\ndel helper_7\n```"
+    second = '```python\ndel helper_7\n\ndef legacy(x):\n    """Old."""\n    return x + 7\n```'
+    model = ScriptedModel([first, second])
+    ctx, _ = make_ctx(calc, model, request="Remove the deprecated helper_7 function")
+    change = await CoderAgent().execute(ctx)
+    again = model.calls[1][0]
+    assert len(again) == 2  # a fresh conversation with the user of helper_7 in full
+    assert "return helper_7(x)" in again[-1].content
+    assert "deleted helper_7, but legacy still uses it" in again[-1].content
+    text = path.read_text()
+    assert "def helper_7(" not in text and "return x + 7\n" in text and change.generations == 2

@@ -211,6 +211,17 @@ def test_del_removes_a_constant_or_an_import_alone_among_its_neighbours():
     )
 
 
+def test_names_of_one_import_go_in_one_edit():
+    source = "from json import (\n    dumps,\n    loads,\n    load,\n)\n\nX = 1\n"
+    result = merge_source(source, "del loads\ndel dumps")
+    assert result.deleted == ("loads", "dumps")
+    assert result.source == "from json import (\n    load,\n)\n\nX = 1\n"  # its layout kept
+    result = merge_source("from json import (dumps,\n    loads)\n", "del loads")
+    assert result.source == "from json import dumps\n"
+    result = merge_source(source, "del loads\ndel dumps\ndel load")
+    assert result.source == "X = 1\n" and result.deleted == ("loads", "dumps", "load")
+
+
 def test_del_of_a_member_by_attribute_or_inside_the_class_and_a_change_together():
     answer = (
         "class Account:\n    del deposit\n\n"

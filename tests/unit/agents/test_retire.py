@@ -11,6 +11,7 @@ from coditect.agents.retire import (
     package_inits,
     retired_tests,
     unexported,
+    users_of,
     without_in_all,
 )
 
@@ -151,3 +152,52 @@ def test_imports_only_the_removed_code_used_are_orphans_and_re_exports_are_not()
 def test_only_definitions_propagate_not_imports():
     source = "from . import Cache\nLIMIT = 3\nx: int = 1\n\n\ndef f():\n    y = 2\n"
     assert defined(source, ["Cache", "LIMIT", "x", "f", "y"]) == ["LIMIT", "x", "f"]
+
+
+PARAMETRIZED = """import pytest
+
+from shop import discount, total
+
+
+@pytest.mark.parametrize(
+    "func, args",
+    [
+        (total, ([1],)),
+        (
+            discount,
+            (1, 0),
+        ),
+    ],
+)
+def test_callable(func, args):
+    assert func(*args) is not None
+
+
+@pytest.mark.parametrize("f", [discount, total])
+def test_inline(f):
+    assert f
+"""
+
+
+def test_only_the_cases_of_a_parametrized_test_that_use_the_name_go():
+    retired = retired_tests(PARAMETRIZED, "tests/test_x.py", "shop.prices", {"discount"})
+    assert retired.trimmed == ("test_callable",) and retired.cases == ((10, 13),)
+    assert retired.tests == ("test_inline",)  # its cases share a line: the test goes whole
+    (follow,) = follow_removal(
+        "shop/prices.py", {"discount"}, {"tests/test_x.py": PARAMETRIZED}, {"tests/test_x.py"}
+    )
+    assert follow.deleted == ("test_callable (cases)", "test_inline", "discount")
+    assert follow.source == (
+        "import pytest\n\nfrom shop import total\n\n\n"
+        '@pytest.mark.parametrize(\n    "func, args",\n    [\n        (total, ([1],)),\n'
+        "    ],\n)\ndef test_callable(func, args):\n    assert func(*args) is not None\n"
+    )
+
+
+def test_the_definitions_that_still_use_a_removed_name_are_found():
+    source = (
+        "def a():\n    return gone()\n\n\nclass C:\n    def m(self):\n        return gone\n\n"
+        "    def n(self):\n        gone = 1\n        return x.gone\n"
+    )
+    assert users_of(source, ["gone", "other"]) == {"gone": ["a", "C.m"]}
+    assert users_of("def (", ["gone"]) == {}
