@@ -140,7 +140,7 @@ def _parse_snippet(code: str, self_module: str) -> _Snippet:
         if isinstance(node, ast.Delete):
             for target in node.targets:
                 name = _deleted_name(target, self_module)
-                if name not in deletes:
+                if name is not None and name not in deletes:
                     deletes.append(name)
         elif name is not None:
             first, last = statement_span(node)
@@ -163,14 +163,12 @@ def _parse_snippet(code: str, self_module: str) -> _Snippet:
     return _Snippet(tuple(defs.items()), tuple(imports), tuple(deletes))
 
 
-def _deleted_name(target: ast.expr, self_module: str) -> str:
+def _deleted_name(target: ast.expr, self_module: str) -> str | None:
     """The name a ``del`` target removes: ``name`` or ``Class.member``.
 
     A name qualified with the file's own module is that name (asked to remove ``dasherize``
-    from the package inflection, the model answered ``del inflection.dasherize``).
-
-    Raises:
-        MergeError: Not a name nor an attribute of a name (``del x[0]`` is code, not an edit).
+    from the package inflection, the model answered ``del inflection.dasherize``). None for
+    a target that is no name (``del x[0]`` is example code, dropped like other statements).
     """
     if isinstance(target, ast.Name):
         return target.id
@@ -180,10 +178,7 @@ def _deleted_name(target: ast.expr, self_module: str) -> str:
             return target.attr
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
         return f"{target.value.id}.{target.attr}"
-    raise MergeError(
-        f"`del {ast.unparse(target)}` is not a definition: to remove one, write `del NAME` or "
-        "`del Class.method`"
-    )
+    return None
 
 
 def _new_file(snippet: _Snippet) -> MergeResult:
@@ -601,14 +596,7 @@ def _delete_members(
     unchanged: list[str],
 ) -> None:
     """Record the removal of the members a ``del`` in the answer's class names."""
-    names = []
-    for target in statement.targets:
-        if not isinstance(target, ast.Name):
-            raise MergeError(
-                f"`del {ast.unparse(target)}` in class {cls.name} is not a member: write "
-                "`del method` in the class, or `del Class.method`"
-            )
-        names.append(f"{cls.name}.{target.id}")
+    names = [f"{cls.name}.{t.id}" for t in statement.targets if isinstance(t, ast.Name)]
     _delete(tuple(names), ast.Module(body=[cls], type_ignores=[]), lines, edits, unchanged)
 
 

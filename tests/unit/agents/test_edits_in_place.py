@@ -244,6 +244,13 @@ def test_a_del_qualified_with_the_files_own_module_removes_the_name():
         assert result.deleted == ("join",) and "def join" not in result.source
 
 
+def test_a_del_of_no_name_is_example_code_and_dropped():
+    result = merge_source(CLASS_FILE, "del items[0]\ndel Account.kind")
+    assert result.deleted == ("Account.kind",)
+    with pytest.raises(MergeError, match="no function or class definition"):
+        merge_source(CLASS_FILE, "del items[0]")
+
+
 def test_deleting_what_is_not_there_changes_nothing():
     for answer in ("del nowhere", "del Account.nowhere", "del Other.deposit"):
         result = merge_source(CLASS_FILE, answer)
@@ -256,7 +263,6 @@ def test_deleting_what_is_not_there_changes_nothing():
     [
         ("del helper\ndef helper():\n    return 1\n", "both deletes and defines helper"),
         ("del Account\nclass Account:\n    def deposit(self, a):\n        pass\n", "both"),
-        ("del items[0]", "is not a definition"),
     ],
 )
 def test_a_del_that_cannot_be_made_is_rejected_saying_why(answer, says):
