@@ -444,7 +444,8 @@ def _import_trimmed(
     comments); any other is written again on one line.
     """
     first, last = statement_span(node)
-    if first < last and all(a.lineno == a.end_lineno for a in aliases):
+    parenthesized = "(" in lines[first - 1]  # not a backslash continuation
+    if first < last and parenthesized and all(a.lineno == a.end_lineno for a in aliases):
         spelled = {a.lineno: _spelled(a) for a in aliases}
         if all(lines[n - 1].strip() in (s, s + ",") for n, s in spelled.items()):
             text = tuple(

@@ -1105,8 +1105,8 @@ def _removal(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> MergeResul
     if problem:
         raise _Rejected(problem)
     using = users_of(merged.source, defined(job.original or "", merged.deleted))
-    for name, users in using.items():
-        # Said plainly: "undefined name" reads to a small model as "define it".
+    if using:  # said plainly: "undefined name" reads to a small model as "define it"
+        name, users = next(iter(using.items()))
         raise _StillUsed(
             f"{', '.join(users[:4])} still use{'s' if len(users) == 1 else ''} {name}, which "
             f"the answer deletes: change {'them' if len(users) > 1 else 'it'} in the same "
@@ -1127,8 +1127,10 @@ def _removal_problem(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> st
 
     A test answer may not delete (the project's tests are the specification); the request must
     ask for a removal; when it names definitions of the file, the answer deletes one of them
-    and no other; and nothing left in the file may use what it deletes (an import included:
-    more-itertools' ``zip_equal`` calls ``_zip_equal``, whose import an answer deleted).
+    and no other; and an import it deletes may not be one that the file still uses
+    (more-itertools' ``zip_equal`` calls ``_zip_equal``, whose import an answer deleted, and
+    the automatic import put it back: the "change" was a rewritten import line). Definitions
+    that still use a deleted definition are :class:`_StillUsed`, raised by :func:`_removal`.
     """
     gone = ", ".join(merged.deleted)
     if job.is_tests:
@@ -1159,8 +1161,9 @@ def _removal_problem(ctx: AgentContext, job: CodeJob, merged: MergeResult) -> st
         )
     if named and not removed:
         return f"the request asks to remove {', '.join(named)}: write `del {named[0]}`"
-    imports = [n for n in top if n not in removed]
-    for name, users in users_of(merged.source, imports).items():
+    still = users_of(merged.source, [n for n in top if n not in removed])  # imports
+    if still:
+        name, users = next(iter(still.items()))
         verb = "uses" if len(users) == 1 else "use"
         return f"{', '.join(users[:4])} still {verb} {name}: keep its import"
     return ""
@@ -1552,14 +1555,15 @@ def _widened(
 ) -> tuple[CodeJob, list[Message], int] | None:
     """The job and a fresh conversation showing in full what a rejected answer rewrote blind.
 
-    An answer that rewrites a definition it saw only by signature (or that deletes a definition
-    that others still use: those others) is a guess at code it never
+    An answer that rewrites a definition it saw only by signature is a guess at code it never
     saw, but also the model's choice of where the change goes, as a ranked outline is offered
     for (tabulate: for "nan" no longer counted as a number, the excerpt showed two alignment
     helpers in full and the model rewrote ``_isnumber``, outlined, where the bug was). Once per
     definition, when those definitions then fit in the prompt, they are put first in the focus
     and the model is asked afresh (with the answer limit they need); else None, and the
-    rejection goes back as it is.
+    rejection goes back as it is. The same for the definitions that still use one an answer
+    deletes (more-itertools' ``sort_together`` uses ``zip_equal``): they are shown in full to be
+    changed with the deletion.
     """
     blind = exc.__cause__.names if isinstance(exc.__cause__, _BlindRewrite) else ()
     if isinstance(exc, _StillUsed):  # what still uses a deleted definition, to be changed

@@ -10,7 +10,8 @@ engineer removing an API removes them in the same change:
   no longer import;
 - the project's tests of it, which can no longer pass: a test function (or a test method) that
   references the removed name is retired, a test class whose tests all depend on it goes whole,
-  and the import of the name goes when nothing else in the file uses it. A module-level fixture
+  the cases of a parametrized test that alone use it go (the test stays), and the import of
+  the name goes when nothing else in the file uses it. A module-level fixture
   or helper that uses it is never touched (nor is the import it needs): its tests fail, and the
   report says so.
 

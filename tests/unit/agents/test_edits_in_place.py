@@ -218,6 +218,8 @@ def test_names_of_one_import_go_in_one_edit():
     assert result.source == "from json import (\n    load,\n)\n\nX = 1\n"  # its layout kept
     result = merge_source("from json import (dumps,\n    loads)\n", "del loads")
     assert result.source == "from json import dumps\n"
+    result = merge_source("from json import dumps, \\\n    loads\nX = 1\n", "del loads")
+    assert result.source == "from json import dumps\nX = 1\n"
     result = merge_source(source, "del loads\ndel dumps\ndel load")
     assert result.source == "X = 1\n" and result.deleted == ("loads", "dumps", "load")
 
