@@ -99,7 +99,7 @@ class Engine:
     async def start(self, model: ModelFactory, **settings: Any) -> None:
         raise NotImplementedError
 
-    async def submit(self, repo: Path) -> str:
+    async def submit(self, repo: Path, request: str = REQUEST) -> str:
         raise NotImplementedError
 
     async def finish(self, mission_id: str) -> Mission:
@@ -126,8 +126,8 @@ class Engine:
     async def close(self) -> None:
         raise NotImplementedError
 
-    async def run(self, repo: Path) -> Mission:
-        return await self.finish(await self.submit(repo))
+    async def run(self, repo: Path, request: str = REQUEST) -> Mission:
+        return await self.finish(await self.submit(repo, request))
 
 
 @dataclass
@@ -144,9 +144,9 @@ class InProcess(Engine):
             model=model(),
         )
 
-    async def submit(self, repo: Path) -> str:
+    async def submit(self, repo: Path, request: str = REQUEST) -> str:
         mid = "m-" + uuid.uuid4().hex[:12]
-        self.tasks[mid] = asyncio.ensure_future(self.rt.runner.run(REQUEST, repo, mission_id=mid))
+        self.tasks[mid] = asyncio.ensure_future(self.rt.runner.run(request, repo, mission_id=mid))
         return mid
 
     async def finish(self, mission_id: str) -> Mission:
@@ -212,8 +212,8 @@ class Distributed(Engine):
         self.ledger = open_ledger(cfg.database_url)
         self.closers.append(self.ledger.close)
 
-    async def submit(self, repo: Path) -> str:
-        resp = await self.client.submit(REQUEST, str(repo))
+    async def submit(self, repo: Path, request: str = REQUEST) -> str:
+        resp = await self.client.submit(request, str(repo))
         return resp.mission_id
 
     async def finish(self, mission_id: str) -> Mission:
@@ -312,6 +312,27 @@ async def test_success(engine: Engine, calculator_repo: Path) -> None:
     ]
     assert r.tokens.input == sum(e.input_tokens for e in m.ledger) > 0
     assert r.tokens.output == sum(e.output_tokens for e in m.ledger) > 0
+
+
+async def test_a_removal_takes_its_export_and_its_tests_with_it(
+    engine: Engine, calculator_repo: Path, git: Callable[..., str]
+) -> None:
+    await engine.start(scripted(code="```python\ndel subtract\n```"))
+    m = await engine.run(calculator_repo, "Remove the `subtract` function: it is no longer used")
+    r = m.report
+    assert r.status is MissionOutcome.SUCCESS, r.reason
+    assert set(r.changed_files) == {
+        "calculator/arithmetic.py",
+        "calculator/__init__.py",
+        "tests/test_arithmetic.py",
+    }
+    assert [c[2] for c in m.calls()] == ["code"]  # planned from the index; no test is written
+    assert (
+        "removed from tests/test_arithmetic.py with the code they tested: test_subtract, subtract"
+        in " ".join(r.evidence)
+    )
+    for path in r.changed_files:
+        assert "subtract" not in git(calculator_repo, "show", f"{r.branch}:{path}")
 
 
 async def test_failing_tests_get_a_repair_round(engine: Engine, calculator_repo: Path) -> None:
