@@ -53,13 +53,28 @@ class ServerOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
-    """Options shared by servers and channels."""
+#: Every peer pings an idle connection this often (keepalive).
+KEEPALIVE_MS = 30_000
+
+
+def channel_options(
+    max_message_bytes: int, *, keepalive_ms: int = KEEPALIVE_MS
+) -> list[tuple[str, Any]]:
+    """Options shared by servers and channels.
+
+    A server accepts the keepalive pings of an idle connection as often as the peers send
+    them: gRPC's server default expects at most one every 5 minutes and closes the
+    connection (GOAWAY "too_many_pings") at the third early one, which cuts a stream that
+    waits longer than that (a distributed test that hung in a loaded run logged it). The key
+    is ``grpc.http2.min_ping_interval_without_data_ms`` (GRPC_ARG_HTTP2_MIN_RECV_PING_...; a
+    "min_recv_..." spelling is not read by gRPC).
+    """
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", keepalive_ms // 3),
     ]
 
 
