@@ -392,13 +392,11 @@ class FollowUp:
         path: The file.
         source: Its new content.
         deleted: What went: ``del`` targets (tests, imports) and ``__all__`` entries.
-        kept: Non-test definitions that still use a removed name.
     """
 
     path: str
     source: str
     deleted: tuple[str, ...]
-    kept: tuple[str, ...] = ()
 
 
 def follow_removal(
@@ -417,7 +415,6 @@ def follow_removal(
     out: list[FollowUp] = []
     for other in sorted(sources):
         source = sources[other]
-        kept: tuple[str, ...] = ()
         trimmed: tuple[str, ...] = ()
         base = source
         if other in tests:
@@ -428,7 +425,7 @@ def follow_removal(
                 kept_lines = source.splitlines(keepends=True)
                 base = "".join(line for i, line in enumerate(kept_lines, 1) if i not in cut)
                 retired = retired_tests(base, other, module, names)
-            targets, kept = retired.targets, retired.kept
+            targets = retired.targets
         elif PurePosixPath(other).name == "__init__.py" and other != path:
             targets = unexported(source, other, module, names)
         else:
@@ -443,7 +440,7 @@ def follow_removal(
             new, entries = without_in_all(new, targets)
             targets = (*targets, *(e for e in entries if e not in targets))
         if new != source:
-            out.append(FollowUp(other, new, (*trimmed, *targets), kept))
+            out.append(FollowUp(other, new, (*trimmed, *targets)))
     return out
 
 
