@@ -21,6 +21,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coditect.aio import cancel_and_wait
 from coditect.domain.events import Event
 
 __all__ = [
@@ -245,5 +246,4 @@ async def beating(lease: Lease, period_s: float) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.wait([task])
+        await cancel_and_wait(task)  # a client library may lose the first cancel()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coditect.aio import raise_if_cancelling
 from coditect.bus.base import (
     DeadLetter,
     Lease,
@@ -353,7 +354,7 @@ class JetStreamWorkQueue:
         try:
             msgs = await sub.fetch(batch, timeout=timeout_s)
         except NatsTimeout:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             return []
         except asyncio.CancelledError:
             # close() cancels a fetch in flight; only a cancellation of our own task propagates.
@@ -366,7 +367,7 @@ class JetStreamWorkQueue:
                 return []
             raise BusError(f"fetch of {capability} tasks failed: {exc!r}") from exc
         # Messages fetched while our task was being cancelled stay unacked: redelivered later.
-        _raise_if_cancelling()
+        raise_if_cancelling()
         leases = []
         for msg in msgs:
             lease = await self._admit(msg)
@@ -534,16 +535,3 @@ class JetStreamWorkQueue:
             return
         self._closed = True
         await self._nc.close()
-
-
-def _raise_if_cancelling() -> None:
-    """Re-raise a cancellation that nats-py's fetch swallowed.
-
-    On Python 3.11 ``asyncio.wait_for`` (inside nats-py's fetch) returns the result, or raises
-    its timeout, when the cancellation arrives as the inner wait completes: the caller's
-    ``cancel()`` is lost and a worker loop would poll on forever. The task still counts the
-    request (``Task.cancelling()``), so it is honoured here.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

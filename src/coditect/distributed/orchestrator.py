@@ -25,6 +25,7 @@ from pathlib import Path
 
 import structlog
 
+from coditect.aio import cancel_and_wait
 from coditect.bus.base import EventBus
 from coditect.distributed.messages import MissionCheckpoint, branch_for
 from coditect.distributed.port import DistributedPort, TaskQueuePort
@@ -312,10 +313,7 @@ class OrchestratorService:
 
     async def aclose(self) -> None:
         """Stop driving missions; they stay RUNNING in the store and the next start resumes them."""
-        for task in [*self._background, self._resuming]:
-            if task is not None:
-                task.cancel()
-                await asyncio.wait([task])
+        await cancel_and_wait(*(t for t in [*self._background, self._resuming] if t is not None))
         for m in list(self._missions.values()):
             if m.driver is not None and not m.driver.done():
                 m.run.detached = True

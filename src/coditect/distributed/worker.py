@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from coditect.aio import cancel_and_wait, raise_if_cancelling
 from coditect.bus.base import EventBus, Lease, WorkQueue
 from coditect.distributed.baselines import MissionBaselines
 from coditect.distributed.messages import TaskBody, WorkerOutcome
@@ -319,12 +320,11 @@ class Worker:
             await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # this worker itself is being stopped
             task.cancel()
-            watch.cancel()
-            await asyncio.wait({task, watch})
+            await cancel_and_wait(watch)
+            await asyncio.wait({task})
             raise
         if task.done():
-            watch.cancel()
-            await asyncio.wait({watch})
+            await cancel_and_wait(watch)
             task.result()
             return None
         task.cancel()
@@ -337,6 +337,7 @@ class Worker:
             reason = await self._cancel_reason(mission_id)
             if reason is not None:
                 return reason
+            raise_if_cancelling()  # the Redis client may have lost a cancel() during the read
 
     async def _drop(self, lease: Lease, reason: str) -> None:
         """The mission was cancelled: remove the task from the queue without reporting it."""

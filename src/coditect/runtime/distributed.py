@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from coditect.aio import cancel_and_wait
 from coditect.api.clients import ClientOptions, TaskQueueClient
 from coditect.api.server import GrpcServer, ServerOptions, start_server
 from coditect.api.services import (
@@ -145,8 +146,7 @@ def _background(work: Coroutine[Any, Any, None], name: str) -> Callable[[], Awai
     task = asyncio.get_running_loop().create_task(work, name=name)
 
     async def stop() -> None:
-        task.cancel()
-        await asyncio.wait([task])
+        await cancel_and_wait(task)
 
     return stop
 

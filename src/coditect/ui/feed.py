@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from coditect.aio import cancel_and_wait
 from coditect.bus.base import EventBus
 from coditect.domain.events import Event, MissionState
 from coditect.ui.source import MissionSource
@@ -83,9 +84,9 @@ class EventFeed:
                     await asyncio.wait_for(wake.wait(), self.poll_s)
         finally:
             if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                await cancel_and_wait(listener)
+                if not listener.cancelled():
+                    listener.result()
 
     @staticmethod
     async def _listen(

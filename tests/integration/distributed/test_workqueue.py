@@ -217,12 +217,12 @@ async def test_dead_letters_keep_the_trace_context_of_the_message(
 async def test_a_cancellation_swallowed_inside_fetch_is_raised_again() -> None:
     # Python 3.11's asyncio.wait_for (used by nats-py's fetch) can lose a cancel() that races
     # with the fetch completing; the worker loop must still stop.
-    from coditect.bus.workqueue import _raise_if_cancelling
+    from coditect.aio import raise_if_cancelling
 
     async def fetch_that_swallows() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(10)
-        _raise_if_cancelling()
+        raise_if_cancelling()
 
     victim = asyncio.create_task(fetch_that_swallows())
     await asyncio.sleep(0)
