@@ -398,11 +398,8 @@ def _words_evidence(index: RepoIndex, query: dict[str, float], acc: _Scores) -> 
     # A matching class says "somewhere in here": its methods inherit part of its score (code
     # is changed in methods, and a method's own words are few).
     for key, sc in list(acc.scores.items()):
-        cls = acc.symbols[key]
-        entry = index.get(cls.path) if cls.kind is SymbolKind.CLASS else None
-        for member in _distinct(entry.symbols) if entry is not None else ():
-            if member.parent == cls.qualname and member.kind is SymbolKind.METHOD:
-                acc.add(member, _MEMBER_SHARE * sc)
+        for member in _members(index, acc.symbols[key]):
+            acc.add(member, _MEMBER_SHARE * sc)
     _test_evidence(index, test_hits, acc)
 
 
@@ -486,6 +483,67 @@ def _mention_evidence(
             if men.code_like:
                 mentioned.append(d)
     return mentioned, named, missing
+
+
+_PHRASE_WORDS = (2, 4)
+
+
+def _phrase_evidence(index: RepoIndex, request: str, written: set[str], acc: _Scores) -> None:
+    """Definitions whose name of several words the request writes out as words.
+
+    "Discarding a value from a sorted set" names ``SortedSet``, "the progress bar" names
+    ``ProgressBar``, "the sliding window function" ``sliding_window``: the whole name, word
+    for word and in order, is as much a mention as a one-word name written plainly (a plain
+    mention's score, shared by the definitions of that name). Each word alone matched many
+    definitions ("sorted" every sorted container); the run of them matches one name.
+    """
+    words = split_words(request)
+    lo, hi = _PHRASE_WORDS
+    runs = {tuple(words[i : i + n]) for n in range(lo, hi + 1) for i in range(len(words) - n + 1)}
+    if not runs:
+        return
+    for name in index.names():
+        if "." in name or name in written:
+            continue
+        parts = _split(name)
+        if not lo <= len(parts) <= hi or parts not in runs:
+            continue
+        defs = _distinct(index.definitions(name))
+        for d in defs:
+            score = _PLAIN_MENTION_SCORE / len(defs)
+            if _is_exception(d):
+                # "... is a lexer error" tells what goes wrong, not where: the code that
+                # raises it is the place.
+                raisers = _distinct(index.referrers(d.name))
+                for r in raisers:
+                    acc.add(r, score / len(raisers), f"raises {name}")
+                continue
+            acc.add(d, score, f"named {name} in words")
+            for member in _members(index, d):
+                acc.add(member, _MEMBER_SHARE * score)
+
+
+_EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning")
+
+
+def _is_exception(sym: Symbol) -> bool:
+    """A class named, or derived from a class named, as Python names exceptions."""
+    if sym.kind is not SymbolKind.CLASS:
+        return False
+    bases = sym.signature.partition("(")[2]
+    return sym.name.endswith(_EXCEPTION_SUFFIXES) or any(
+        b.strip().rpartition(".")[2].endswith(_EXCEPTION_SUFFIXES) for b in bases.split(",")
+    )
+
+
+def _members(index: RepoIndex, cls: Symbol) -> list[Symbol]:
+    """The methods of class ``cls`` (none for a function)."""
+    entry = index.get(cls.path) if cls.kind is SymbolKind.CLASS else None
+    return [
+        m
+        for m in (_distinct(entry.symbols) if entry is not None else ())
+        if m.parent == cls.qualname and m.kind is SymbolKind.METHOD
+    ]
 
 
 # Python's data model: a builtin calls the special method of its argument's class (``str(x)``
@@ -645,6 +703,7 @@ def localize(index: RepoIndex, request: str, *, limit: int = 30) -> Localization
     acc = _Scores()
     _words_evidence(index, query, acc)
     mentioned, named, missing = _mention_evidence(index, request, paths, acc)
+    _phrase_evidence(index, request, {m.name for m in mentions(request)}, acc)
     _literal_evidence(index, request, acc)
     _graph_evidence(index, acc)
     _demote_unimported(index, acc)

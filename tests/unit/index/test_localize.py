@@ -361,7 +361,7 @@ def test_a_request_opening_with_a_gerund_counts_its_first_word_in_full():
         )
 
     # The subject is the action: "dropping" weighs as "dropped" does inside the sentence.
-    assert score("Dropping a row by its key") == score("A row dropped by its key")
+    assert score("Dropping the last row by its key") == score("The last row dropped by its key")
     # An imperative's verb says what to do, not where: it counts half.
     assert score("Drop a row by its key") < score("Dropping a row by its key")
     # The stemmer's condition: a vowel before -ing ("Bring", "String" are no gerunds).
@@ -414,3 +414,45 @@ def test_a_camel_case_name_after_an_acronym_is_code_and_acronym_plurals_are_word
         "and": False,
         "APIs": False,
     }
+
+
+def _index(sources: dict[str, str]) -> RepoIndex:
+    index = RepoIndex()
+    for path, source in sources.items():
+        index.put(index_module(path, source))
+    return index
+
+
+def test_a_name_of_several_words_written_as_words_is_a_mention():
+    index = _index(
+        {
+            "pkg/lists.py": "class OrderedList:\n"
+            "    def add(self, value):\n        pass\n"
+            "    def remove(self, value):\n        pass\n"
+            "    def extend(self, values):\n        pass\n",
+            "pkg/bags.py": "class OrderedBag:\n    def remove(self, value):\n        pass\n",
+        }
+    )
+    loc = localize(index, "Removing a value that is not in an ordered bag raises KeyError")
+    order = [r.symbol.qualname for r in loc.symbols]
+    assert loc.files[0].path == "pkg/bags.py"
+    assert order.index("OrderedBag.remove") < order.index("OrderedList.remove")
+    assert any("named OrderedBag in words" in r for s in loc.symbols for r in s.reasons)
+    # One word of the name is no such mention.
+    alone = localize(index, "Removing a bag raises KeyError")
+    assert not any("in words" in r for s in alone.symbols for r in s.reasons)
+
+
+def test_an_error_named_in_words_points_at_the_code_that_raises_it():
+    index = _index(
+        {
+            "pkg/errors.py": "class TokenError(ValueError):\n    pass\n",
+            "pkg/scanner.py": "from pkg.errors import TokenError\n\n\n"
+            "def read_number(text):\n    raise TokenError(text)\n\n\n"
+            "def read_name(text):\n    return text\n",
+        }
+    )
+    loc = localize(index, "A leading plus sign in +1 is a token error; it should be a number")
+    assert loc.files[0].path == "pkg/scanner.py"
+    assert loc.symbols[0].symbol.qualname == "read_number"
+    assert any("raises TokenError" in r for r in loc.symbols[0].reasons)
