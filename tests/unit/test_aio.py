@@ -1,4 +1,4 @@
-"""cancel_and_wait ends a task even when the first cancel() is lost (pure asyncio)."""
+"""A cancel() that a library lost still ends the task (pure asyncio)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ work queue's own parts: process(), the lease iterator, a dead connection, malfor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import nats
 import pytest
@@ -212,20 +211,3 @@ async def test_dead_letters_keep_the_trace_context_of_the_message(
     for letter in letters.values():
         assert letter.headers == trace  # no Nats-* or Coditect-* headers among them
     assert letters["given-up"].reason == "bad task"
-
-
-async def test_a_cancellation_swallowed_inside_fetch_is_raised_again() -> None:
-    # Python 3.11's asyncio.wait_for (used by nats-py's fetch) can lose a cancel() that races
-    # with the fetch completing; the worker loop must still stop.
-    from coditect.aio import raise_if_cancelling
-
-    async def fetch_that_swallows() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(10)
-        raise_if_cancelling()
-
-    victim = asyncio.create_task(fetch_that_swallows())
-    await asyncio.sleep(0)
-    victim.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await victim
