@@ -11,27 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 from _distributed_helpers import unique
 
+from coditect.distributed.taskqueue import CANCEL
 from coditect.distributed.worker import Worker, WorkerSettings
 from coditect.orchestrator.step import TaskStep
 from coditect.state.memory import MemoryLocks
 from coditect.state.redis_world import RedisMissionValueStore
 
 
-async def test_the_cancel_watch_ends_with_its_task_every_time(redis_client, tmp_path) -> None:
+def _worker(values: RedisMissionValueStore, tmp_path: Path, poll_s: float) -> Worker:
+    """A worker with the real mission values; nothing else of it is used (no task is leased)."""
     locks = MemoryLocks()
-    worker = Worker(
+    return Worker(
         settings=WorkerSettings(
-            capabilities=("code",), cache_dir=tmp_path, worker_id="w1", cancel_poll_s=0.0005
+            capabilities=("code",), cache_dir=tmp_path, worker_id="w1", cancel_poll_s=poll_s
         ),
-        workqueue=None,  # type: ignore[arg-type]  # not used: no task is leased here
+        workqueue=None,  # type: ignore[arg-type]
         sink=None,  # type: ignore[arg-type]
-        values=RedisMissionValueStore(redis_client, prefix=unique("p")),
+        values=values,
         step=TaskStep(model=None, sandbox=None, allocator=None),  # type: ignore[arg-type]
         locks=lambda name: locks.lock(name),
     )
+
+
+async def test_the_cancel_watch_ends_with_its_task_every_time(redis_client, tmp_path) -> None:
+    worker = _worker(RedisMissionValueStore(redis_client, prefix=unique("p")), tmp_path, 0.0005)
     rng = random.Random(7)
     done = 0
 
@@ -48,19 +55,7 @@ async def test_the_cancel_watch_ends_with_its_task_every_time(redis_client, tmp_
 
 async def test_a_cancelled_mission_stops_its_task(redis_client, tmp_path) -> None:
     values = RedisMissionValueStore(redis_client, prefix=unique("p"))
-    locks = MemoryLocks()
-    worker = Worker(
-        settings=WorkerSettings(
-            capabilities=("code",), cache_dir=tmp_path, worker_id="w1", cancel_poll_s=0.01
-        ),
-        workqueue=None,  # type: ignore[arg-type]
-        sink=None,  # type: ignore[arg-type]
-        values=values,
-        step=TaskStep(model=None, sandbox=None, allocator=None),  # type: ignore[arg-type]
-        locks=lambda name: locks.lock(name),
-    )
-    from coditect.distributed.taskqueue import CANCEL
-
+    worker = _worker(values, tmp_path, 0.01)
     await values.put_value(CANCEL, "m2", "cancelled by the user")
     async with asyncio.timeout(10):
         reason = await worker._unless_cancelled("m2", asyncio.sleep(30))
